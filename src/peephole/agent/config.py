@@ -1,0 +1,148 @@
+"""Agent settings: keyword arguments to ``peephole.start()``, else ``PEEPHOLE_*`` variables.
+
+Every field of :class:`AgentConfig` can be set from the environment as
+``PEEPHOLE_<FIELD NAME IN UPPER CASE>`` (``PEEPHOLE_SERVICE=shop``,
+``PEEPHOLE_TAGS=team=payments,region=eu``, ``PEEPHOLE_CAPTURE_EXCEPTIONS=false``);
+``PEEPHOLE_ENV`` is accepted for ``environment``. ``docs/agent-settings.md`` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Mapping, Optional
+
+from peephole.protocol import Limits
+
+ENV_PREFIX = "PEEPHOLE_"
+ENV_ALIASES = {"PEEPHOLE_ENV": "environment"}
+
+
+class ConfigError(ValueError):
+    """A setting with a value the agent cannot use."""
+
+
+@dataclass
+class AgentConfig:
+    """Everything an agent can be told at start. Per-probe settings override the defaults."""
+
+    # Who this process is.
+    service: str = ""  # default: the program's name
+    version: Optional[str] = None
+    environment: Optional[str] = None
+    tags: Dict[str, str] = field(default_factory=dict)
+    instance_id: str = ""  # default: a new random id (and a new one in each forked child)
+
+    # Where events go. Without a server the agent works in-process only (see Agent's sink).
+    server: Optional[str] = None  # "http://127.0.0.1:7777" or "ws://..."; https/wss for TLS
+    key: Optional[str] = None  # agent key given by the server's admin
+    wait: float = 0.0  # seconds start() waits for the first connection (0: never waits)
+    ca_file: Optional[str] = None  # CA bundle to verify a server with a private certificate
+
+    # Defaults and ceilings for probes.
+    tracepoint_hit_limit: int = 10
+    max_hit_limit: int = 1000
+    probe_expiry: float = 3600.0  # seconds, both kinds
+    max_expiry: float = 7 * 24 * 3600.0
+    snapshot_rate: float = 5.0  # per probe per second
+    snapshot_process_rate: float = 50.0
+    log_rate: float = 200.0  # per probe per second
+    log_process_rate: float = 1000.0
+    cpu_budget: float = 0.01  # fraction of one core spent in probes over a sliding second
+    limits: Limits = field(default_factory=Limits)
+
+    # Exceptions.
+    capture_exceptions: bool = True
+    exception_frames: int = 8  # application frames with locals
+    exception_interval: float = 600.0  # seconds between snapshots with locals per fingerprint
+    exception_rate: float = 5.0  # exception snapshots per second per process
+    otel_span_events: bool = True  # add a span event with the snapshot id to the current span
+
+    # Redaction (the server's policy adds to these at run time).
+    redact_names: List[str] = field(default_factory=list)
+    allow_names: List[str] = field(default_factory=list)
+    redact_patterns: List[str] = field(default_factory=list)
+
+    # Memory.
+    buffer_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not self.service:
+            self.service = _program_name()
+        if not self.instance_id:
+            self.instance_id = new_instance_id()
+        if isinstance(self.limits, dict):
+            self.limits = Limits.from_dict(self.limits)
+
+    @classmethod
+    def load(
+        cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any
+    ) -> AgentConfig:
+        """Build a config from keyword arguments, then the environment, then defaults."""
+        environ = os.environ if environ is None else environ
+        known = {f.name: f for f in fields(cls)}
+        values: Dict[str, Any] = {}
+        for name, raw in environ.items():
+            if not name.startswith(ENV_PREFIX):
+                continue
+            attr = ENV_ALIASES.get(name, name[len(ENV_PREFIX) :].lower())
+            if attr in known and attr != "limits":
+                values[attr] = _parse(attr, known[attr].default, raw)
+        for name, value in overrides.items():
+            if name not in known:
+                raise ConfigError(f"unknown agent setting {name!r}")
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+
+def new_instance_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def _program_name() -> str:
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+    name = os.path.basename(argv0)
+    if name in ("__main__.py", "-c", "-m", ""):
+        name = os.path.basename(os.getcwd()) or "python"
+    return name[:-3] if name.endswith(".py") else name
+
+
+def _parse(name: str, default: Any, raw: str) -> Any:
+    """Parse an environment variable by the type of the field's default."""
+    raw = raw.strip()
+    try:
+        if isinstance(default, bool):
+            lowered = raw.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid value") from None
+    if name == "tags":
+        return parse_tags(raw.split(","))
+    if name in ("redact_names", "allow_names", "redact_patterns"):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw or None
+
+
+def parse_tags(items: List[str]) -> Dict[str, str]:
+    """Parse ``["k=v", ...]`` (from a flag or a comma-separated variable)."""
+    tags: Dict[str, str] = {}
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"tag {item!r} must look like key=value")
+        tags[key.strip()] = value.strip()
+    return tags

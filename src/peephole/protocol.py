@@ -1,0 +1,256 @@
+"""The wire contract between agents, the server and clients.
+
+Both ends import this module, so it must stay importable on every Python the agent
+supports (3.9+) and depend on nothing but the standard library.
+
+Messages are JSON objects with a ``"type"`` field, sent as WebSocket text frames.
+
+Agent -> server:
+    ``hello``      first message: ``instance`` (an :class:`InstanceInfo` dict) and ``key``.
+    ``heartbeat``  ``{"type": "heartbeat", "time": <epoch>}``, every ``HEARTBEAT_SECONDS``.
+    ``events``     ``{"type": "events", "seq": <int>, "events": [<event>, ...], "dropped": <int>}``;
+                   the server answers ``ack`` with the same ``seq`` once they are stored.
+    ``status``     ``{"type": "status", "probes": [<ProbeStatus dict>, ...]}``.
+    ``source``     answer to ``get_source``: ``request_id``, ``path``, ``text`` or ``error``,
+                   ``lines`` (the line numbers that can take a probe).
+    ``files``      answer to ``list_files``: ``request_id``, ``files`` (paths of loaded modules).
+
+Server -> agent:
+    ``welcome``    ``{"type": "welcome", "instance_id": ..., "config": <AgentPolicy dict>}``.
+    ``probes``     the full list of probes for this instance: ``{"type": "probes", "probes": [...]}``;
+                   the agent installs new ones, updates changed ones and removes the others.
+    ``policy``     ``{"type": "policy", "config": <AgentPolicy dict>}`` (redaction, exceptions).
+    ``ack``        ``{"type": "ack", "seq": <int>}``.
+    ``get_source`` ``{"type": "get_source", "request_id": ..., "path": ...}``.
+    ``list_files`` ``{"type": "list_files", "request_id": ...}``.
+    ``error``      ``{"type": "error", "reason": ...}`` sent before the server closes.
+
+Events (in ``events`` messages, in the REST API and in the live stream) are dicts with
+``type`` in ``EVENT_TYPES`` and the fields documented on :func:`new_event`.
+
+Captured values use one JSON shape everywhere (snapshots, watches, exception frames)::
+
+    {"t": "int", "v": 3}                                 scalar (None, bool, int, float, str)
+    {"t": "str", "v": "abc...", "len": 1000000, "cut": "length"}     truncated string
+    {"t": "list", "len": 5, "items": [<value>, ...]}     list, tuple, set, frozenset, deque
+    {"t": "dict", "len": 2, "entries": [[<key value>, <value>], ...]}
+    {"t": "shop.Cart", "fields": {"id": <value>, ...}}   any other object (__dict__/__slots__)
+    {"t": "bytes", "v": "<hex or escaped text>", "len": 10}
+
+Cuts: ``"cut"`` is one of ``CUTS`` and says why a value is incomplete; a container with
+``"omitted": N`` lost N items to the item limit; ``{"t": ..., "cut": "depth"}`` was not walked;
+``{"t": ..., "ref": <path>}`` is a value already shown at ``path`` (shared or cyclic);
+``{"t": ..., "cut": "redacted"}`` had a secret name or value.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, List, Optional
+
+PROTOCOL_VERSION = 1
+AGENT_PATH = "/agent/v1/ws"
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+HEARTBEAT_SECONDS = 10.0
+INSTANCE_STALE_SECONDS = 60.0
+
+TRACEPOINT = "tracepoint"
+LOGPOINT = "logpoint"
+PROBE_KINDS = (TRACEPOINT, LOGPOINT)
+
+SNAPSHOT = "snapshot"
+LOG = "log"
+EXCEPTION = "exception"
+EVENT_TYPES = (SNAPSHOT, LOG, EXCEPTION)
+
+# Probe states, as reported per instance.
+PENDING = "pending"  # the module is not loaded yet; installed at import
+ACTIVE = "active"
+ERROR = "error"  # see ProbeStatus.message
+THROTTLED = "throttled"  # a rate or the CPU budget is exceeded; hits are skipped for now
+EXPIRED = "expired"
+DONE = "done"  # hit limit reached
+DISABLED = "disabled"
+PROBE_STATES = (PENDING, ACTIVE, ERROR, THROTTLED, EXPIRED, DONE, DISABLED)
+
+CUTS = ("depth", "items", "length", "budget", "redacted", "unsupported")
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow this contract."""
+
+
+@dataclass
+class Limits:
+    """Capture limits. The defaults are the design brief's; each probe may override them."""
+
+    max_depth: int = 3
+    max_items: int = 100
+    max_string: int = 256
+    max_fields: int = 30
+    max_bytes: int = 64 * 1024
+    max_frames: int = 20
+    frames_with_locals: int = 3
+
+    @classmethod
+    def from_dict(cls, data: Optional[Dict[str, Any]]) -> Limits:
+        return _from_dict(cls, data or {})
+
+
+@dataclass
+class ProbeSpec:
+    """What a person asked for, as the server sends it to agents."""
+
+    id: str
+    kind: str
+    file: str
+    line: int
+    condition: Optional[str] = None
+    watches: List[str] = field(default_factory=list)
+    template: Optional[str] = None  # logpoints: "total={total:.2f} items={len(items)}"
+    level: str = "info"  # logpoints
+    logger: Optional[str] = None  # logpoints: also write the line to this `logging` logger
+    hit_limit: Optional[int] = None  # None: unlimited (logpoints); tracepoints default 10
+    expires_at: Optional[float] = None  # epoch seconds
+    rate: Optional[float] = None  # hits per second for this probe; None: the kind's default
+    enabled: bool = True
+    version: int = 1  # bumped on every edit
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.limits, dict):
+            self.limits = Limits.from_dict(self.limits)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> ProbeSpec:
+        spec = _from_dict(cls, data)
+        if spec.kind not in PROBE_KINDS:
+            raise ProtocolError(f"probe kind must be one of {PROBE_KINDS}, not {spec.kind!r}")
+        if spec.kind == LOGPOINT and not spec.template:
+            raise ProtocolError("a logpoint needs a template")
+        if not isinstance(spec.line, int) or spec.line < 1:
+            raise ProtocolError(f"line must be a positive integer, not {spec.line!r}")
+        return spec
+
+
+@dataclass
+class ProbeStatus:
+    """How one probe is doing in one process."""
+
+    probe_id: str
+    state: str
+    message: Optional[str] = None  # why, for error/throttled/pending
+    version: int = 1
+    path: Optional[str] = None  # the deployed file the probe resolved to
+    hits: int = 0  # times the line ran (condition true or not)
+    captures: int = 0  # events produced
+    drops: int = 0  # hits skipped by rate limits, CPU budget or a full buffer
+    condition_errors: int = 0
+    time_ns: int = 0  # time spent in the probe on application threads
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> ProbeStatus:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class InstanceInfo:
+    """Who an agent is; sent in ``hello``."""
+
+    instance_id: str
+    service: str
+    version: Optional[str] = None
+    environment: Optional[str] = None
+    tags: Dict[str, str] = field(default_factory=dict)
+    host: str = ""
+    pid: int = 0
+    runtime: str = ""  # "CPython 3.12.1"
+    agent_version: str = ""
+    started_at: float = 0.0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> InstanceInfo:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class AgentPolicy:
+    """Settings the server can change on running agents without a restart."""
+
+    redact_names: List[str] = field(default_factory=list)  # added to the built-in list
+    allow_names: List[str] = field(default_factory=list)  # removed from it
+    redact_patterns: List[str] = field(default_factory=list)  # regexes over string values
+    capture_exceptions: bool = True
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Optional[Dict[str, Any]]) -> AgentPolicy:
+        return _from_dict(cls, data or {})
+
+
+def new_event(event_type: str, **payload: Any) -> Dict[str, Any]:
+    """Start an event dict with the fields every event has.
+
+    Common fields: ``id`` (uuid hex), ``type``, ``time`` (epoch seconds), and, filled by the
+    agent, ``instance_id``, ``service``, ``trace_id``/``span_id`` (hex, or absent).
+    Snapshot: ``probe_id``, ``probe_version``, ``file``, ``line``, ``thread``,
+    ``frames`` (``[{"file", "line", "function", "module", "locals"?: {name: value}}]``,
+    innermost first), ``watches`` (``[{"expr", "value"}|{"expr", "error"}]``), ``size``,
+    ``cut`` (``"budget"`` when pruned).
+    Log: ``probe_id``, ``file``, ``line``, ``level``, ``message``, ``errors``.
+    Exception: ``fingerprint``, ``exc_type``, ``message``, ``frames`` (each with ``app``),
+    ``chain``, ``origin`` (``thread``, ``asyncio``, ``wsgi``, ``logging``...), ``count``.
+    """
+    if event_type not in EVENT_TYPES:
+        raise ProtocolError(f"unknown event type {event_type!r}")
+    event: Dict[str, Any] = {"id": uuid.uuid4().hex, "type": event_type, "time": time.time()}
+    event.update(payload)
+    return event
+
+
+def encode(message: Dict[str, Any]) -> str:
+    """Serialize a message; values the JSON encoder cannot take become their type name."""
+    return json.dumps(message, separators=(",", ":"), default=_fallback)
+
+
+def decode(text: str | bytes) -> Dict[str, Any]:
+    """Parse one message, checking its size and that it is an object with a ``type``."""
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {len(text)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ProtocolError("a message must be a JSON object with a string 'type'")
+    return message
+
+
+def _fallback(value: object) -> str:
+    return f"<{type(value).__name__}>"
+
+
+def _from_dict(cls: Any, data: Dict[str, Any]) -> Any:
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{cls.__name__} must be an object")
+    known = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in known})
+    except TypeError as exc:
+        raise ProtocolError(f"{cls.__name__}: {exc}") from None
