@@ -1,0 +1,46 @@
+"""OpenTelemetry trace context, read only when the application already uses OpenTelemetry.
+
+The agent never imports ``opentelemetry`` itself: if the application has not imported it,
+there is no span to link to and these functions cost a dict lookup.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict, Optional, Tuple
+
+
+def trace_ids() -> Optional[Tuple[str, str]]:
+    """The current recording span's ``(trace_id, span_id)`` as hex, or None."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
+    try:
+        span = trace.get_current_span()
+        context = span.get_span_context()
+        if not context.is_valid or not span.is_recording():
+            return None
+        return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+    except Exception:
+        return None
+
+
+def log_extra(ids: Optional[Tuple[str, str]]) -> Optional[Dict[str, Any]]:
+    """``extra=`` for a ``logging`` record, with the attribute names OpenTelemetry's logging
+    instrumentation uses, so log pipelines correlate logpoint lines with their trace."""
+    if ids is None:
+        return None
+    return {"otelTraceID": ids[0], "otelSpanID": ids[1], "otelTraceSampled": True}
+
+
+def add_span_event(name: str, attributes: Dict[str, Any]) -> None:
+    """Add an event to the current recording span, if there is one."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return
+    try:
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(name, attributes=attributes)
+    except Exception:
+        return
