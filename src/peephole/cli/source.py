@@ -1,0 +1,53 @@
+"""``peephole source SERVICE [PATH]``: the code as deployed, read by a live agent.
+
+Line numbers marked with a dot can take a probe, so FILE:LINE for ``tracepoint add`` can be
+picked without access to the repository.
+"""
+
+from __future__ import annotations
+
+import click
+
+from peephole.cli.common import State, json_option, pass_state, print_json
+
+MARK = "•"
+
+
+@click.command()
+@click.argument("service")
+@click.argument("path", required=False)
+@click.option("--around", type=click.IntRange(min=1), metavar="LINE",
+              help="Only the lines near LINE (10 either side).")
+@json_option
+@pass_state
+def source(state: State, service: str, path: str | None, around: int | None,
+           as_json: bool) -> None:
+    """Show a file of SERVICE as deployed, or list its files.
+
+    Without PATH, lists the source files the service has loaded. With PATH (a path suffix,
+    e.g. shop/cart.py), prints the file with line numbers; lines marked with a dot can take
+    a probe.
+    """
+    client = state.client()
+    if path is None:
+        files = client.files(service)
+        if as_json:
+            print_json(files)
+        else:
+            for name in files:
+                click.echo(name)
+        return
+    found = client.source(service, path)
+    if as_json:
+        print_json(found.to_dict())
+        return
+    probe_lines = set(found.lines)
+    lines = found.text.splitlines()
+    first, last = 1, len(lines)
+    if around is not None:
+        first, last = max(1, around - 10), min(len(lines), around + 10)
+    width = len(str(last))
+    click.echo(f"# {found.path} ({MARK} can take a probe)")
+    for number in range(first, last + 1):
+        mark = MARK if number in probe_lines else " "
+        click.echo(f"{mark} {number:>{width}}  {lines[number - 1]}".rstrip())

@@ -1,0 +1,308 @@
+"""The REST API as data: one function per endpoint builds a :class:`Call` saying what to send
+and how to read the answer. :class:`~peephole.client.Client` and
+:class:`~peephole.client.AsyncClient` only carry calls over HTTP, so the two share every
+request and every parser.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from peephole.client.errors import InvalidRequest, PeepholeError, ServerUnreachable, error_for
+from peephole.client.models import (
+    AgentKey,
+    AuditEntry,
+    Event,
+    ExceptionGroup,
+    Health,
+    Instance,
+    NewProbe,
+    Page,
+    Probe,
+    Service,
+    Source,
+    Token,
+    User,
+)
+
+T = TypeVar("T")
+PREFIX = "/api/v1"
+STREAM_PATH = f"{PREFIX}/stream"
+PROBE_CHANGES = frozenset(
+    {"condition", "watches", "template", "level", "logger", "hit_limit", "expire_seconds",
+     "rate", "enabled", "limits"}
+)
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request and the function that turns its JSON answer into a result."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    params: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+    resource: str | None = None  # what a 404 means is missing: "probe", "event"...
+
+    def query(self) -> dict[str, Any]:
+        """The query parameters that are set (``None`` means "not given")."""
+        return {k: _query_value(v) for k, v in self.params.items() if v is not None}
+
+    def finish(self, response: httpx.Response) -> T:
+        """Check the status and parse the body, raising the matching error."""
+        body = _json(response)
+        if response.status_code >= 400:
+            raise error_for(response.status_code, body, str(response.request.url), self.resource)
+        return self.parse(body)
+
+
+def unreachable(url: str, exc: BaseException) -> ServerUnreachable:
+    """Name why a transport failed, from the root cause, without the traceback's noise."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for error in chain:
+        if isinstance(error, ConnectionRefusedError):
+            return ServerUnreachable(url, "connection refused")
+        if isinstance(error, socket.gaierror):
+            return ServerUnreachable(url, "unknown host")
+        if isinstance(error, ssl.SSLError):
+            return ServerUnreachable(url, f"TLS error: {error.reason or error}")
+        if isinstance(error, (httpx.TimeoutException, TimeoutError)):
+            return ServerUnreachable(url, "timed out")
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ServerUnreachable(url, "connection refused" if "refused" in text.lower() else text)
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+def health() -> Call[Health]:
+    return Call("GET", f"{PREFIX}/health", Health.from_dict)
+
+
+def me() -> Call[User]:
+    return Call("GET", f"{PREFIX}/me", User.from_dict)
+
+
+def services() -> Call[list[Service]]:
+    return Call("GET", f"{PREFIX}/services", _list_of(Service.from_dict))
+
+
+def instances(service: str | None = None, include_gone: bool = False) -> Call[list[Instance]]:
+    params = {"service": service, "include_gone": include_gone or None}
+    return Call("GET", f"{PREFIX}/instances", _list_of(Instance.from_dict), params)
+
+
+def create_probe(probe: NewProbe) -> Call[Probe]:
+    return Call("POST", f"{PREFIX}/probes", Probe.from_dict, body=probe.to_request())
+
+
+def probes(service: str | None = None, state: str | None = None) -> Call[list[Probe]]:
+    params = {"service": service, "state": state}
+    return Call("GET", f"{PREFIX}/probes", _list_of(Probe.from_dict), params)
+
+
+def probe(probe_id: str) -> Call[Probe]:
+    return Call("GET", f"{PREFIX}/probes/{_segment(probe_id)}", Probe.from_dict, resource="probe")
+
+
+def update_probe(probe_id: str, changes: dict[str, Any]) -> Call[Probe]:
+    unknown = sorted(set(changes) - PROBE_CHANGES)
+    if unknown:
+        raise InvalidRequest(f"cannot be changed (allowed: {', '.join(sorted(PROBE_CHANGES))})",
+                             unknown[0])
+    path = f"{PREFIX}/probes/{_segment(probe_id)}"
+    return Call("PATCH", path, Probe.from_dict, body=dict(changes), resource="probe")
+
+
+def enable_probe(probe_id: str) -> Call[Probe]:
+    path = f"{PREFIX}/probes/{_segment(probe_id)}/enable"
+    return Call("POST", path, Probe.from_dict, resource="probe")
+
+
+def disable_probe(probe_id: str) -> Call[Probe]:
+    path = f"{PREFIX}/probes/{_segment(probe_id)}/disable"
+    return Call("POST", path, Probe.from_dict, resource="probe")
+
+
+def delete_probe(probe_id: str) -> Call[None]:
+    return Call("DELETE", f"{PREFIX}/probes/{_segment(probe_id)}", _nothing, resource="probe")
+
+
+def events(
+    type: str | None = None,
+    probe_id: str | None = None,
+    service: str | None = None,
+    instance_id: str | None = None,
+    fingerprint: str | None = None,
+    since: float | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[Page[Event]]:
+    params = {"type": type, "probe_id": probe_id, "service": service,
+              "instance_id": instance_id, "fingerprint": fingerprint, "since": since,
+              "limit": limit, "cursor": cursor}
+    return Call("GET", f"{PREFIX}/events", _event_page, params)
+
+
+def event(event_id: str) -> Call[Event]:
+    return Call("GET", f"{PREFIX}/events/{_segment(event_id)}", Event.from_dict, resource="event")
+
+
+def exceptions(service: str | None = None) -> Call[list[ExceptionGroup]]:
+    params = {"service": service}
+    return Call("GET", f"{PREFIX}/exceptions", _list_of(ExceptionGroup.from_dict), params)
+
+
+def exception(fingerprint: str) -> Call[ExceptionGroup]:
+    path = f"{PREFIX}/exceptions/{_segment(fingerprint)}"
+    return Call("GET", path, ExceptionGroup.from_dict, resource="exception")
+
+
+def source(service: str, path: str) -> Call[Source]:
+    url = f"{PREFIX}/services/{_segment(service)}/source"
+    return Call("GET", url, Source.from_dict, {"path": path}, resource="service")
+
+
+def files(service: str) -> Call[list[str]]:
+    url = f"{PREFIX}/services/{_segment(service)}/files"
+    return Call("GET", url, _files, resource="service")
+
+
+def policy(service: str) -> Call[dict[str, Any]]:
+    url = f"{PREFIX}/services/{_segment(service)}/policy"
+    return Call("GET", url, _object, resource="service")
+
+
+def set_policy(service: str, policy: dict[str, Any]) -> Call[dict[str, Any]]:
+    url = f"{PREFIX}/services/{_segment(service)}/policy"
+    return Call("PUT", url, _object, body=dict(policy), resource="service")
+
+
+def audit(limit: int | None = None, probe_id: str | None = None) -> Call[list[AuditEntry]]:
+    params = {"limit": limit, "probe_id": probe_id}
+    return Call("GET", f"{PREFIX}/audit", _list_of(AuditEntry.from_dict), params)
+
+
+def create_token(name: str, role: str) -> Call[Token]:
+    return Call("POST", f"{PREFIX}/tokens", Token.from_dict, body={"name": name, "role": role})
+
+
+def tokens() -> Call[list[Token]]:
+    return Call("GET", f"{PREFIX}/tokens", _list_of(Token.from_dict))
+
+
+def create_agent_key(name: str) -> Call[AgentKey]:
+    return Call("POST", f"{PREFIX}/agent-keys", AgentKey.from_dict, body={"name": name})
+
+
+# --- the live stream ------------------------------------------------------------------------
+
+
+def stream_url(
+    base_url: str,
+    token: str | None,
+    service: str | None = None,
+    probe_id: str | None = None,
+    type: str | None = None,
+) -> str:
+    """The WebSocket URL of the live stream (``http`` becomes ``ws``, ``https`` ``wss``)."""
+    parts = urlsplit(base_url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    params = {"token": token, "service": service, "probe_id": probe_id, "type": type}
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    path = parts.path.rstrip("/") + STREAM_PATH
+    return urlunsplit((scheme, parts.netloc, path, query, ""))
+
+
+def stream_message(text: str | bytes) -> Event | Probe | None:
+    """Parse one stream message: an event, a probe update, or ``None`` for anything else."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise PeepholeError("the live stream sent a message that is not JSON") from None
+    if not isinstance(message, dict):
+        return None
+    if message.get("type") == "event" and isinstance(message.get("event"), dict):
+        return Event.from_dict(message["event"])
+    if message.get("type") == "probe" and isinstance(message.get("probe"), dict):
+        return Probe.from_dict(message["probe"])
+    return None
+
+
+def stream_refused(status: int, body: bytes, url: str) -> PeepholeError:
+    """The error for a stream handshake the server answered with an HTTP error."""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        data = None
+    return error_for(status, data, url)
+
+
+# --- parsing helpers ------------------------------------------------------------------------
+
+
+def _json(response: httpx.Response) -> Any:
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        if response.status_code >= 400:
+            return {"detail": response.text.strip().splitlines()[0] if response.text else ""}
+        raise PeepholeError(
+            f"the server at {response.request.url} did not answer JSON; is it a peephole server?"
+        ) from None
+
+
+def _list_of(parse: Callable[[dict[str, Any]], T]) -> Callable[[Any], list[T]]:
+    def parse_list(body: Any) -> list[T]:
+        if not isinstance(body, list):
+            raise PeepholeError(f"expected a JSON list from the server, got {type(body).__name__}")
+        return [parse(item) for item in body]
+
+    return parse_list
+
+
+def _event_page(body: Any) -> Page[Event]:
+    if not isinstance(body, dict):
+        raise PeepholeError("expected an object with 'events' from the server")
+    items = [Event.from_dict(e) for e in body.get("events") or ()]
+    return Page(items, body.get("next_cursor"), raw=body)
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise PeepholeError(f"expected a JSON object from the server, got {type(body).__name__}")
+    return body
+
+
+def _files(body: Any) -> list[str]:
+    return [str(f) for f in _object(body).get("files") or ()]
+
+
+def _nothing(body: Any) -> None:
+    return None
+
+
+def _segment(value: str) -> str:
+    """Quote an id for use as one path segment, so ``a/b`` cannot reach another route."""
+    return quote(value, safe="")
+
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value

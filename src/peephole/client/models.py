@@ -1,0 +1,271 @@
+"""Typed results of the REST API.
+
+Each model is built from the server's JSON by ``from_dict``, ignoring fields it does not know
+(so a newer server does not break an older client), and keeps that JSON in ``raw`` for
+``--json`` output and for fields not modelled here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+M = TypeVar("M", bound="Model")
+
+
+@dataclass
+class Model:
+    """Base of the models: construction from a dict, and the dict it came from."""
+
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, kw_only=True)
+
+    @classmethod
+    def from_dict(cls: type[M], data: dict[str, Any]) -> M:
+        known = {f.name for f in dataclasses.fields(cls)} - {"raw"}
+        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The server's JSON for this object (what ``--json`` prints)."""
+        return self.raw or {k: v for k, v in dataclasses.asdict(self).items() if k != "raw"}
+
+
+@dataclass
+class Health(Model):
+    status: str = ""
+    version: str = ""
+
+
+@dataclass
+class User(Model):
+    name: str = ""
+    role: str = ""
+
+
+@dataclass
+class Service(Model):
+    name: str
+    instances: int = 0  # connected now
+    versions: list[str] = field(default_factory=list)
+    environments: list[str] = field(default_factory=list)
+    last_seen: float | None = None
+
+
+@dataclass
+class Instance(Model):
+    instance_id: str
+    service: str = ""
+    version: str | None = None
+    environment: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    host: str = ""
+    pid: int = 0
+    runtime: str = ""
+    agent_version: str = ""
+    started_at: float | None = None
+    last_seen: float | None = None
+    connected: bool = False
+
+
+@dataclass
+class Target(Model):
+    """Which instances a probe is for; empty fields match everything."""
+
+    service: str | None = None
+    version: str | None = None
+    environment: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    instances: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = [f"service {self.service}" if self.service else ""]
+        parts.append(f"version {self.version}" if self.version else "")
+        parts.append(f"env {self.environment}" if self.environment else "")
+        parts.extend(f"{k}={v}" for k, v in sorted(self.tags.items()))
+        if self.instances:
+            parts.append("instances " + ",".join(self.instances))
+        return ", ".join(p for p in parts if p) or "all services"
+
+    def to_request(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "version": self.version,
+            "environment": self.environment,
+            "tags": dict(self.tags),
+            "instances": list(self.instances),
+        }
+
+
+@dataclass
+class ProbeInstanceStatus(Model):
+    instance_id: str
+    state: str
+    message: str | None = None
+    hits: int = 0
+    captures: int = 0
+    drops: int = 0
+    condition_errors: int = 0
+    time_ns: int = 0
+    path: str | None = None
+    version: int = 0
+    updated_at: float | None = None
+
+
+@dataclass
+class Probe(Model):
+    id: str
+    kind: str
+    file: str
+    line: int
+    condition: str | None = None
+    watches: list[str] = field(default_factory=list)
+    template: str | None = None
+    level: str = "info"
+    logger: str | None = None
+    hit_limit: int | None = None
+    expires_at: float | None = None
+    rate: float | None = None
+    enabled: bool = True
+    version: int = 1
+    limits: dict[str, Any] | None = None
+    target: Target = field(default_factory=Target)
+    created_at: float | None = None
+    created_by: str | None = None
+    updated_at: float | None = None
+    state: str = ""
+    hits: int = 0
+    statuses: list[ProbeInstanceStatus] = field(default_factory=list)
+    summary: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Probe:
+        probe = super().from_dict(data)
+        probe.target = Target.from_dict(data.get("target") or {})
+        probe.statuses = [ProbeInstanceStatus.from_dict(s) for s in data.get("statuses") or ()]
+        return probe
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def errors(self) -> list[ProbeInstanceStatus]:
+        """The instances where the agent could not install this probe, and why."""
+        return [s for s in self.statuses if s.state == "error"]
+
+
+@dataclass
+class NewProbe:
+    """What ``create_probe`` sends; ``None`` fields take the server's defaults."""
+
+    kind: str
+    file: str
+    line: int
+    template: str | None = None  # logpoints
+    condition: str | None = None
+    watches: list[str] = field(default_factory=list)
+    level: str = "info"
+    logger: str | None = None
+    hit_limit: int | None = None
+    expire_seconds: float | None = None
+    rate: float | None = None
+    enabled: bool = True
+    limits: dict[str, Any] | None = None
+    target: Target = field(default_factory=Target)
+
+    def to_request(self) -> dict[str, Any]:
+        body = dataclasses.asdict(self)
+        body["target"] = self.target.to_request()
+        return body
+
+
+@dataclass
+class Event(Model):
+    """A snapshot, log line or exception; the payload varies by type, see ``raw``."""
+
+    id: str
+    type: str
+    time: float = 0.0
+    service: str | None = None
+    instance_id: str | None = None
+    probe_id: str | None = None
+    file: str | None = None
+    line: int | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    trace_link: str | None = None
+
+    @property
+    def frames(self) -> list[dict[str, Any]]:
+        return list(self.raw.get("frames") or ())
+
+    @property
+    def watches(self) -> list[dict[str, Any]]:
+        return list(self.raw.get("watches") or ())
+
+    @property
+    def message(self) -> str:
+        return str(self.raw.get("message") or "")
+
+
+@dataclass
+class ExceptionGroup(Model):
+    """Exception events grouped by fingerprint (named after the REST resource)."""
+
+    fingerprint: str
+    exc_type: str = ""
+    message: str = ""
+    count: int = 0
+    first_seen: float | None = None
+    last_seen: float | None = None
+    services: list[str] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    last_event_id: str | None = None
+    events: list[Event] = field(default_factory=list)  # filled by ``get_exception`` only
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExceptionGroup:
+        group = super().from_dict(data)
+        group.events = [Event.from_dict(e) for e in data.get("events") or ()]
+        return group
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a cursor-paginated listing; pass ``next_cursor`` back for the next."""
+
+    items: list[T]
+    next_cursor: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.raw
+
+
+@dataclass
+class Source(Model):
+    path: str
+    text: str = ""
+    lines: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Token(Model):
+    name: str
+    role: str = ""
+    token: str | None = None  # only when just created
+
+
+@dataclass
+class AgentKey(Model):
+    name: str
+    key: str | None = None
+
+
+@dataclass
+class AuditEntry(Model):
+    time: float
+    actor: str = ""
+    action: str = ""
+    probe_id: str | None = None
+    details: Any = None
