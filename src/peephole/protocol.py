@@ -8,7 +8,8 @@ Messages are JSON objects with a ``"type"`` field, sent as WebSocket text frames
 Agent -> server:
     ``hello``      first message: ``instance`` (an :class:`InstanceInfo` dict) and ``key``.
     ``heartbeat``  ``{"type": "heartbeat", "time": <epoch>}``, every ``HEARTBEAT_SECONDS``.
-    ``events``     ``{"type": "events", "seq": <int>, "events": [<event>, ...], "dropped": <int>}``;
+    ``events``     ``{"type": "events", "seq": <int>, "events": [<event>, ...], "dropped": <int>}``
+                   (``dropped``: events lost to the full buffer since the last acknowledged batch);
                    the server answers ``ack`` with the same ``seq`` once they are stored.
     ``status``     ``{"type": "status", "probes": [<ProbeStatus dict>, ...]}``.
     ``source``     answer to ``get_source``: ``request_id``, ``path``, ``text`` or ``error``,

@@ -94,7 +94,7 @@ class AgentConfig:
             if name not in known:
                 raise ConfigError(f"unknown agent setting {name!r}")
             if value is not None:
-                values[name] = value
+                values[name] = _check(name, known[name].default, value)
         return cls(**values)
 
 
@@ -108,6 +108,22 @@ def _program_name() -> str:
     if name in ("__main__.py", "-c", "-m", ""):
         name = os.path.basename(os.getcwd()) or "python"
     return name[:-3] if name.endswith(".py") else name
+
+
+def _check(name: str, default: Any, value: Any) -> Any:
+    """Refuse a keyword argument of the wrong type with a clear error, not a crash later."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, str) or default is None:
+        ok = value is None or isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        value = value if value is None or isinstance(value, str) else str(value)
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"agent setting {name}={value!r} must be a {type(default).__name__}")
+    return value
 
 
 def _parse(name: str, default: Any, raw: str) -> Any:

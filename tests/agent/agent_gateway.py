@@ -1,0 +1,124 @@
+"""A small agent gateway for the agent's tests: a real WebSocket server on a loopback port that
+speaks the server side of :mod:`peephole.protocol` (the real server needs Python 3.10+ and
+packages the agent's tests do not have)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import Server, ServerConnection, serve
+
+from peephole import protocol
+
+
+class Session:
+    """One agent connection as the gateway saw it."""
+
+    def __init__(self, ws: ServerConnection, hello: Dict[str, Any]) -> None:
+        self.ws = ws
+        self.hello = hello
+        self.instance: Dict[str, Any] = hello.get("instance") or {}
+        self.messages: List[Dict[str, Any]] = []
+        self.closed = threading.Event()
+
+    def send(self, message: Dict[str, Any]) -> None:
+        self.ws.send(protocol.encode(message))
+
+    def of_type(self, kind: str) -> List[Dict[str, Any]]:
+        return [m for m in list(self.messages) if m["type"] == kind]
+
+
+class Gateway:
+    """Accepts agents with ``key``, welcomes them with ``policy``, pushes ``probes`` and acks
+    events (unless ``ack`` is False). Everything received is kept for assertions."""
+
+    def __init__(
+        self,
+        key: str = "test-key",
+        probes: Optional[List[Dict[str, Any]]] = None,
+        policy: Optional[Dict[str, Any]] = None,
+        ack: bool = True,
+        port: int = 0,
+    ) -> None:
+        self.key = key
+        self.probes = list(probes or [])
+        self.policy = dict(policy or {})
+        self.ack = ack
+        self.sessions: List[Session] = []
+        self.rejected: List[Dict[str, Any]] = []
+        self.events: List[Dict[str, Any]] = []
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._server: Server = serve(
+            self._handle, "127.0.0.1", port, compression=None, max_size=protocol.MAX_MESSAGE_BYTES
+        )
+        self.port: int = self._server.socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop listening and drop every connection (as a server that goes away does)."""
+        self._server.shutdown()
+        self._thread.join(5)
+        for session in list(self.sessions):
+            session.ws.close(1001, "going away")
+
+    def push_probes(self, probes: List[Dict[str, Any]]) -> None:
+        self.probes = list(probes)
+        for session in self.live():
+            session.send({"type": "probes", "probes": self.probes})
+
+    def live(self) -> List[Session]:
+        return [s for s in list(self.sessions) if not s.closed.is_set()]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+
+    def _handle(self, ws: ServerConnection) -> None:
+        try:
+            hello = protocol.decode(ws.recv(timeout=10))
+        except (ConnectionClosed, TimeoutError, protocol.ProtocolError):
+            return
+        if hello["type"] != "hello" or hello.get("key") != self.key:
+            with self._lock:
+                self.rejected.append(hello)
+            ws.send(protocol.encode({"type": "error", "reason": "unknown agent key"}))
+            ws.close(1008, "unknown agent key")
+            return
+        session = Session(ws, hello)
+        with self._lock:
+            self.sessions.append(session)
+        try:
+            session.send(
+                {"type": "welcome", "instance_id": session.instance.get("instance_id"),
+                 "config": self.policy}
+            )
+            session.send({"type": "probes", "probes": self.probes})
+            for text in ws:
+                message = protocol.decode(text)
+                session.messages.append(message)
+                if message["type"] == "events" and self.ack:
+                    with self._lock:
+                        self.events.extend(message["events"])
+                        self.dropped += message.get("dropped", 0)
+                    session.send({"type": "ack", "seq": message["seq"]})
+        except ConnectionClosed:
+            pass
+        finally:
+            session.closed.set()
