@@ -1,0 +1,860 @@
+"""Capture: turn live values into the protocol's value format without running their code.
+
+The hard rule is that capturing never runs the application's code: no ``repr``, ``str``,
+``len``, iteration, hashing, comparison, ``__getattr__`` or property of a foreign type. So
+builtin scalars and containers are recognised by their *exact* type and read with the
+builtin's own C methods, and every other object is read through the C descriptors that
+store its state (the instance ``__dict__`` and ``__slots__`` members), found by walking the
+type's MRO with the ``type`` descriptors themselves (a metaclass cannot intercept them).
+
+Containers are copied (a slice, or an ``islice`` over the builtin iterator, in one C call)
+before they are walked, so another thread mutating them cannot break the walk, and only as
+many items as will be shown are copied: a list of a million items costs a slice of 100.
+
+Every value that is incomplete says why (see ``CUTS`` in the protocol). Containers and objects
+already shown are referenced by their JSON Pointer (RFC 6901) inside the result, so shared
+and cyclic structures are safe: ``{"t": "dict", "ref": "/frames/0/locals/a"}``. The result
+has a byte budget; when the estimate is over it, values are replaced by
+``{"t": ..., "cut": "budget"}`` from the deepest level up, the last ones of a level first.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import sys
+import types
+from itertools import islice
+from json.encoder import encode_basestring_ascii
+from typing import (
+    Any,
+    Callable,
+    Collection,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
+
+from peephole.agent.redaction import Redactor
+from peephole.protocol import Limits
+
+__all__ = ["Capturer", "safe_type_name", "stack_of"]
+
+# The ``type`` descriptors that read a class's own C struct: a metaclass can neither
+# override nor intercept them when called directly.
+_type_mro: Callable[[type], Tuple[type, ...]] = type.__dict__["__mro__"].__get__
+_type_dict: Callable[[type], Any] = type.__dict__["__dict__"].__get__
+_type_module: Callable[[type], Any] = type.__dict__["__module__"].__get__
+_type_qualname: Callable[[type], Any] = type.__dict__["__qualname__"].__get__
+_C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
+_exception_args = BaseException.__dict__["args"].__get__
+_module_dict: Callable[[Any], Any] = vars(types.ModuleType)["__dict__"].__get__
+
+_NoneType = type(None)
+
+
+def _frame_locals_type() -> type:
+    return type(sys._getframe().f_locals)  # a function's: FrameLocalsProxy on 3.13+
+
+
+_FRAME_LOCALS_PROXY = _frame_locals_type()
+_BIG_INT = 1 << 256  # ints this large are shown by size: str() of a huge int is slow or fails
+_TYPE_CACHE_SIZE = 2048
+_STRING_CACHE_SIZE = 1024  # per Capturer (one per probe): a bounded few hundred KB
+_STRING_CACHE_MAX_LEN = 64
+
+# Exact dict-like and sequence-like builtins, read with the base type's own C methods.
+_DICT_ITEMS: Dict[int, Callable[[Any], Iterable[Tuple[Any, Any]]]] = {
+    id(dict): dict.items,
+    id(collections.defaultdict): dict.items,
+    id(collections.Counter): dict.items,
+    id(collections.OrderedDict): collections.OrderedDict.items,
+}
+_DICT_LEN: Callable[[Any], int] = dict.__len__
+_SEQUENCES = frozenset({id(list), id(tuple)})
+_ITERABLES: Dict[int, Callable[[Any], int]] = {
+    id(set): set.__len__,
+    id(frozenset): frozenset.__len__,
+    id(collections.deque): collections.deque.__len__,
+}
+_ITER: Dict[int, Callable[[Any], Any]] = {
+    id(set): set.__iter__,
+    id(frozenset): frozenset.__iter__,
+    id(collections.deque): collections.deque.__iter__,
+}
+_COPY: Dict[int, Callable[[Any], Any]] = {
+    id(set): set.copy,
+    id(frozenset): frozenset.copy,
+    id(collections.deque): collections.deque.copy,
+}
+_BASE_VALUE: Dict[int, Callable[[Any], Any]] = {
+    id(str): str.__str__,  # exact copies, made by the builtin's C code
+    id(int): int.__int__,
+    id(float): float.__float__,
+}
+_SCALARS = frozenset(
+    {id(str), id(int), id(bool), id(float), id(_NoneType), id(bytes), id(bytearray)}
+)
+
+
+def _c_format(type_id: int) -> Optional[Callable[[Any], str]]:
+    """Text for a few stdlib value types, made by the stdlib's own method: the type is
+    matched exactly, so no subclass of the application's can put its code there."""
+    for module_name, class_name, method in (
+        ("datetime", "datetime", "isoformat"),
+        ("datetime", "date", "isoformat"),
+        ("datetime", "time", "isoformat"),
+        ("datetime", "timedelta", "__str__"),
+        ("datetime", "timezone", "__str__"),
+        ("decimal", "Decimal", "__str__"),
+        ("uuid", "UUID", "__str__"),
+        ("builtins", "complex", "__repr__"),
+        ("builtins", "range", "__repr__"),
+        ("pathlib", "PosixPath", "__str__"),
+        ("pathlib", "WindowsPath", "__str__"),
+        ("pathlib", "PurePosixPath", "__str__"),
+        ("ipaddress", "IPv4Address", "__str__"),
+        ("ipaddress", "IPv6Address", "__str__"),
+    ):
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if cls is not None and id(cls) == type_id:
+            return getattr(cls, method)  # type: ignore[no-any-return]
+    return None
+
+
+class TypeInfo:
+    """What capture needs to know about one class, computed once per class."""
+
+    __slots__ = (
+        "args",
+        "base",
+        "cls",
+        "dict_getter",
+        "enum",
+        "format",
+        "kind",
+        "members",
+        "name",
+        "stub_size",
+    )
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.name = _compute_type_name(cls)
+        self.stub_size = len(self.name) + 24
+        self.dict_getter: Optional[Callable[[Any], Any]] = None
+        self.members: List[Tuple[str, Callable[[Any], Any]]] = []
+        self.args = False
+        self.base: Optional[Callable[[Any], Any]] = None  # the str/int/... inside a subclass
+        self.enum = False
+        self.format = _c_format(id(cls))
+        self.kind = "object"
+        if cls is types.FunctionType or cls is types.BuiltinFunctionType:
+            self.kind = "function"
+            return
+        if cls is types.MethodType:
+            self.kind = "method"
+            return
+        if cls is types.ModuleType:
+            self.kind = "module"
+            return
+        seen = set()
+        mro = _type_mro(cls) or (cls,)
+        enum_module = sys.modules.get("enum")
+        enum_base = getattr(enum_module, "Enum", None) if enum_module is not None else None
+        for klass in mro:
+            if klass is BaseException:
+                self.args = True
+            if enum_base is not None and klass is enum_base:
+                self.enum = True
+            if klass is type:
+                self.kind = "type"
+            if self.base is None and id(klass) in _BASE_VALUE:
+                self.base = _BASE_VALUE[id(klass)]
+            namespace = _type_dict(klass)
+            for attr, descriptor in dict.items(namespace) if type(namespace) is dict else (
+                namespace.items()
+            ):
+                if type(attr) is not str or attr in seen:
+                    continue
+                seen.add(attr)
+                if attr == "__dict__":
+                    if type(descriptor) in _C_DESCRIPTORS:
+                        self.dict_getter = descriptor.__get__
+                elif (
+                    type(descriptor) is types.MemberDescriptorType
+                    and not (attr.startswith("__") and attr.endswith("__"))
+                ):
+                    self.members.append((attr, descriptor.__get__))
+
+
+def _compute_type_name(cls: type) -> str:
+    try:
+        qualname = _type_qualname(cls)
+        module = _type_module(cls)
+    except Exception:
+        return "?"
+    if type(qualname) is not str:
+        qualname = "?"
+    if type(module) is not str or module == "builtins":
+        return qualname
+    return f"{module}.{qualname}"
+
+
+_types: Dict[int, TypeInfo] = {}
+
+
+def type_info(cls: type) -> TypeInfo:
+    """The cached :class:`TypeInfo` of ``cls`` (keyed by id: hashing a class may run a
+    metaclass's ``__hash__``)."""
+    info = _types.get(id(cls))
+    if info is not None and info.cls is cls:
+        return info
+    info = TypeInfo(cls)
+    if len(_types) >= _TYPE_CACHE_SIZE:
+        _types.clear()
+    _types[id(cls)] = info
+    return info
+
+
+def safe_type_name(value: object) -> str:
+    """``module.QualName`` of ``type(value)``, without running any of its code."""
+    return type_info(type(value)).name
+
+
+def _json_size(text: str) -> int:
+    """Bytes ``text`` takes in JSON (exact for the common printable ASCII case)."""
+    if text.isascii() and text.isprintable():
+        return len(text) + 2
+    return len(encode_basestring_ascii(text))
+
+
+def _pointer(location: Any) -> str:
+    """JSON Pointer of a location: nested ``(parent, segment)`` pairs."""
+    segments: List[str] = []
+    while location is not None:
+        location, segment = location
+        segments.append(str(segment).replace("~", "~0").replace("/", "~1"))
+    return "/" + "/".join(reversed(segments)) if segments else ""
+
+
+class _Walk:
+    """The state of one capture: sizes, values already shown, containers by level."""
+
+    __slots__ = (
+        "capturer",
+        "entries",
+        "max_depth",
+        "max_fields",
+        "max_items",
+        "max_string",
+        "parent",
+        "redactor",
+        "seen",
+        "size",
+        "strings",
+    )
+
+    def __init__(self, capturer: Capturer) -> None:
+        limits = capturer.limits
+        self.capturer = capturer
+        self.redactor = capturer.redactor
+        self.max_depth = limits.max_depth
+        self.max_items = limits.max_items
+        self.max_string = limits.max_string
+        self.max_fields = limits.max_fields
+        self.strings = capturer.strings
+        self.size = 0
+        # id -> (value, location): keeps the value alive so its id cannot be reused mid-walk.
+        self.seen: Dict[int, Tuple[Any, Any]] = {}
+        # Expanded containers in pre-order: [depth, node, size of subtree, parent index].
+        self.entries: List[List[Any]] = []
+        self.parent = -1  # index in entries of the container being expanded
+
+    # --- scalars --------------------------------------------------------------------------
+
+    def string(self, value: str) -> Dict[str, Any]:
+        """A string node; short strings' redaction and size are remembered by the Capturer."""
+        limit = self.max_string
+        length = len(value)
+        # Look a little past the cut so a secret straddling it is still recognised.
+        shown = value if length <= limit else value[: limit + 64]
+        node: Dict[str, Any] = {"t": "str", "v": shown}
+        masked = self.redactor.redact_text(shown)
+        if masked is not None:
+            node["v"] = shown = masked if len(masked) <= limit else masked[:limit]
+            node["cut"] = "redacted"
+        elif length > limit:
+            node["v"] = shown = shown[:limit]
+            node["cut"] = "length"
+        if length > limit:
+            node["len"] = length
+        size = _json_size(shown) + 30
+        self.size += size
+        if length <= _STRING_CACHE_MAX_LEN:
+            strings = self.strings
+            if len(strings) >= _STRING_CACHE_SIZE:
+                strings.clear()
+            strings[value] = (shown, node.get("cut"), size)
+        return node
+
+    def binary(self, value: Any, name: str) -> Dict[str, Any]:
+        length = len(value)
+        head = bytes(value[: self.max_string])  # a copy, taken in one C call
+        text = repr(head)[2:-1]  # printable ASCII as is, the rest escaped (\x00)
+        masked = self.redactor.redact_text(text)
+        node: Dict[str, Any] = {"t": name, "v": text if masked is None else masked, "len": length}
+        if masked is not None:
+            node["cut"] = "redacted"
+        elif length > self.max_string:
+            node["cut"] = "length"
+        self.size += _json_size(node["v"]) + 40
+        return node
+
+    # --- any value ------------------------------------------------------------------------
+
+    def walk(self, value: Any, depth: int, parent: Any, segment: Any) -> Dict[str, Any]:
+        """The value node of ``value`` at ``depth`` (0 for a local, a field is one deeper)."""
+        cls = type(value)
+        if cls is str:
+            known = self.strings.get(value)
+            if known is None:
+                return self.string(value)
+            self.size += known[2]
+            if known[1] is None:
+                return {"t": "str", "v": known[0]}
+            return {"t": "str", "v": known[0], "cut": known[1]}
+        if cls is int:
+            self.size += 36
+            if -_BIG_INT < value < _BIG_INT:
+                return {"t": "int", "v": value}
+            return {"t": "int", "bits": value.bit_length(), "cut": "length"}
+        if cls is bool:
+            self.size += 24
+            return {"t": "bool", "v": value}
+        if cls is _NoneType:
+            self.size += 26
+            return {"t": "NoneType", "v": None}
+        if cls is float:
+            self.size += 40
+            if math.isfinite(value):
+                return {"t": "float", "v": value}
+            return {"t": "float", "v": repr(value)}  # "nan", "inf": not JSON numbers
+        if cls is bytes:
+            return self.binary(value, "bytes")
+        if cls is bytearray:
+            return self.binary(value, "bytearray")
+        return self.container(value, cls, depth, parent, segment)
+
+    def container(
+        self, value: Any, cls: type, depth: int, parent: Any, segment: Any
+    ) -> Dict[str, Any]:
+        cls_id = id(cls)
+        info = type_info(cls)
+        name = info.name
+        if info.format is not None or info.kind != "object" or info.enum:
+            return self.described(value, info)
+        value_id = id(value)
+        previous = self.seen.get(value_id)
+        if previous is not None and previous[0] is value:
+            self.size += info.stub_size + 20
+            return {"t": name, "ref": _pointer(previous[1])}
+        if depth >= self.max_depth:
+            self.size += info.stub_size
+            node: Dict[str, Any] = {"t": name, "cut": "depth"}
+            length = self.length(value, cls_id)
+            if length is not None:
+                node["len"] = length
+            return node
+        location = None if parent is None and segment is None else (parent, segment)
+        self.seen[value_id] = (value, location)
+        entries = self.entries
+        entry: List[Any] = [depth, None, 0, self.parent]
+        self.parent = len(entries)
+        entries.append(entry)
+        start = self.size
+        if cls_id in _SEQUENCES:
+            node = self.sequence(value, name, depth, location)
+        elif cls_id in _DICT_ITEMS:
+            node = self.mapping(value, cls_id, name, depth, location)
+        elif cls_id in _ITERABLES:
+            node = self.iterable(value, cls_id, name, depth, location)
+        else:
+            node = self.instance(value, info, depth, location)
+        self.size += info.stub_size
+        entry[1] = node
+        entry[2] = self.size - start
+        self.parent = entry[3]
+        return node
+
+    def length(self, value: Any, cls_id: int) -> Optional[int]:
+        if cls_id in _SEQUENCES:
+            return len(value)
+        if cls_id in _DICT_ITEMS:
+            return _DICT_LEN(value)
+        counter = _ITERABLES.get(cls_id)
+        return counter(value) if counter is not None else None
+
+    def sequence(self, value: Any, name: str, depth: int, location: Any) -> Dict[str, Any]:
+        length = len(value)
+        shown = value[: self.max_items]  # a copy of only what is shown, in one C call
+        node: Dict[str, Any] = {"t": name, "len": length, "items": self.items(shown, depth,
+                                                                            location)}
+        if length > len(shown):
+            node["omitted"] = length - len(shown)
+            node["cut"] = "items"
+        return node
+
+    def items(self, shown: Any, depth: int, location: Any) -> List[Dict[str, Any]]:
+        items_location = (location, "items")
+        walk = self.walk
+        strings = self.strings
+        child = depth + 1
+        items: List[Dict[str, Any]] = []
+        size = 0
+        for i, item in enumerate(shown):
+            # The common scalar values inline: a call per item is most of the cost.
+            cls = type(item)
+            if cls is int and -_BIG_INT < item < _BIG_INT:
+                size += 36
+                items.append({"t": "int", "v": item})
+                continue
+            if cls is str:
+                known = strings.get(item)
+                if known is not None:
+                    size += known[2]
+                    items.append({"t": "str", "v": known[0]} if known[1] is None
+                                 else {"t": "str", "v": known[0], "cut": known[1]})
+                    continue
+            items.append(walk(item, child, items_location, i))
+        self.size += size
+        return items
+
+    def iterable(self, value: Any, cls_id: int, name: str, depth: int, location: Any
+                 ) -> Dict[str, Any]:
+        length = _ITERABLES[cls_id](value)
+        try:
+            shown = list(islice(_ITER[cls_id](value), self.max_items))
+        except RuntimeError:  # changed size while being read: read a copy instead
+            shown = list(islice(_ITER[cls_id](_COPY[cls_id](value)), self.max_items))
+        node: Dict[str, Any] = {"t": name, "len": length, "items": self.items(shown, depth,
+                                                                            location)}
+        if length > len(shown):
+            node["omitted"] = length - len(shown)
+            node["cut"] = "items"
+        return node
+
+    def mapping(self, value: Any, cls_id: int, name: str, depth: int, location: Any
+                ) -> Dict[str, Any]:
+        length = _DICT_LEN(value)
+        pairs = _read_items(value, _DICT_ITEMS[cls_id], self.max_items)
+        entries_location = (location, "entries")
+        child = depth + 1
+        walk = self.walk
+        strings = self.strings
+        keys = self.capturer.keys
+        entries = []
+        size = 0
+        for i, (key, item) in enumerate(pairs):
+            if type(key) is str:
+                known_key = keys.get(key)
+                if known_key is None:
+                    known_key = self.capturer.key_info(key)
+                key_text, key_cut, key_size, key_secret = known_key
+                size += key_size
+                key_node = (
+                    {"t": "str", "v": key_text}
+                    if key_cut is None
+                    else {"t": "str", "v": key_text, "cut": key_cut}
+                )
+                if key_secret:
+                    size += 40
+                    entries.append([key_node, {"t": type_info(type(item)).name, "cut": "redacted"}])
+                    continue
+            else:
+                key_node = self.key(key, child)
+            # The common scalar values inline: a call per item is most of the cost.
+            cls = type(item)
+            if cls is int and -_BIG_INT < item < _BIG_INT:
+                size += 36
+                entries.append([key_node, {"t": "int", "v": item}])
+                continue
+            if cls is str:
+                known = strings.get(item)
+                if known is not None:
+                    size += known[2]
+                    entries.append([key_node, {"t": "str", "v": known[0]} if known[1] is None
+                                    else {"t": "str", "v": known[0], "cut": known[1]}])
+                    continue
+            entries.append([key_node, walk(item, child, (entries_location, i), 1)])
+        self.size += size
+        node: Dict[str, Any] = {"t": name, "len": length, "entries": entries}
+        if length > len(pairs):
+            node["omitted"] = length - len(pairs)
+            node["cut"] = "items"
+        return node
+
+    def key(self, key: Any, depth: int) -> Dict[str, Any]:
+        """Scalar keys as values; a tuple of scalars too; anything else by its type."""
+        cls = type(key)
+        if id(cls) in _SCALARS:
+            return self.walk(key, depth, None, None)
+        info = type_info(cls)
+        if info.format is not None or info.kind != "object" or info.enum:
+            return self.described(key, info)
+        if cls is tuple and len(key) <= self.max_items:
+            self.size += 30
+            return {"t": "tuple", "len": len(key), "items": [self.key(k, depth) for k in key]}
+        self.size += 40
+        return {"t": type_info(cls).name, "cut": "unsupported"}
+
+    def instance(self, value: Any, info: TypeInfo, depth: int, location: Any) -> Dict[str, Any]:
+        """Any other object: its ``__dict__`` and ``__slots__`` values, read by descriptor."""
+        fields: Dict[str, Any] = {}
+        node: Dict[str, Any] = {"t": info.name, "fields": fields}
+        limit = self.max_fields
+        total = 0
+        pairs: List[Tuple[str, Any]] = []
+        if info.args:
+            try:
+                pairs.append(("args", _exception_args(value)))
+            except Exception:
+                pass
+        if info.dict_getter is not None:
+            try:
+                namespace = info.dict_getter(value)
+            except Exception:
+                namespace = None
+            if type(namespace) is dict:
+                total += _DICT_LEN(namespace)
+                pairs.extend(_read_items(namespace, dict.items, limit + 8))
+        for member, getter in info.members:
+            total += 1
+            if len(pairs) < limit + 8:
+                try:
+                    pairs.append((member, getter(value)))
+                except Exception:  # an unset slot
+                    total -= 1
+        if info.base is not None:
+            try:
+                node["v"] = self.walk(info.base(value), depth + 1, None, None)["v"]
+            except Exception:
+                pass
+        shown, skipped = self.named(pairs, fields, limit, depth + 1, (location, "fields"))
+        total -= skipped
+        if total > shown:
+            node["omitted"] = total - shown
+            node["cut"] = "items"
+        if info.dict_getter is None and not info.members and not info.args:
+            node["cut"] = "unsupported"  # a C object without readable state
+        return node
+
+    def named(
+        self, pairs: List[Tuple[Any, Any]], out: Dict[str, Any], limit: int, depth: int,
+        location: Any,
+    ) -> Tuple[int, int]:
+        """Fill ``out`` with up to ``limit`` named values (fields or locals), redacting secret
+        names and skipping dunders; return how many were shown and how many skipped."""
+        names = self.capturer.names
+        strings = self.strings
+        walk = self.walk
+        shown = skipped = size = 0
+        for name, item in pairs:
+            if type(name) is not str:
+                skipped += 1
+                continue
+            known = names.get(name)
+            if known is None:
+                known = self.capturer.name_info(name)
+            if known < 0:
+                skipped += 1  # a dunder
+                continue
+            if shown >= limit:
+                break
+            shown += 1
+            if known == 0:
+                size += len(name) + 44
+                out[name] = {"t": type_info(type(item)).name, "cut": "redacted"}
+                continue
+            size += known
+            # The common scalar values inline: a call per value is most of the cost.
+            cls = type(item)
+            if cls is int and -_BIG_INT < item < _BIG_INT:
+                size += 36
+                out[name] = {"t": "int", "v": item}
+            elif cls is str and item in strings:
+                cached = strings[item]
+                size += cached[2]
+                out[name] = ({"t": "str", "v": cached[0]} if cached[1] is None
+                             else {"t": "str", "v": cached[0], "cut": cached[1]})
+            else:
+                out[name] = walk(item, depth, location, name)
+        self.size += size
+        return shown, skipped
+
+    def described(self, value: Any, info: TypeInfo) -> Dict[str, Any]:
+        """Functions, methods, modules, classes, enum members and a few stdlib value types
+        are shown by a short text rather than their fields."""
+        text = _describe(value, info)
+        if text is None:
+            self.size += info.stub_size
+            return {"t": info.name, "cut": "unsupported"}
+        if len(text) > self.max_string:
+            text = text[: self.max_string]
+        self.size += _json_size(text) + info.stub_size
+        return {"t": info.name, "v": text}
+
+
+def _describe(value: Any, info: TypeInfo) -> Optional[str]:
+    text: Any
+    try:
+        if info.format is not None:
+            text = info.format(value)
+        elif info.kind == "function":
+            text = value.__qualname__  # a C getset of the exact function type
+        elif info.kind == "method":
+            function = value.__func__  # a C member of the exact method type
+            kind = type(function)
+            plain = kind is types.FunctionType or kind is types.BuiltinFunctionType
+            text = function.__qualname__ if plain else None
+        elif info.kind == "module":
+            text = dict.get(_module_dict(value), "__name__")
+        elif info.kind == "type":
+            text = type_info(value).name
+        elif info.enum:
+            namespace = info.dict_getter(value) if info.dict_getter is not None else None
+            member = dict.get(namespace, "_name_") if type(namespace) is dict else None
+            text = f"{_type_qualname(info.cls)}.{member}" if type(member) is str else None
+        else:
+            text = None
+    except Exception:
+        return None
+    return text if type(text) is str else None
+
+
+def _read_items(
+    mapping: Any, items: Callable[[Any], Iterable[Tuple[Any, Any]]], count: int
+) -> List[Tuple[Any, Any]]:
+    """Up to ``count`` pairs, read in one C call (a copy first if another thread interferes)."""
+    try:
+        return list(islice(items(mapping), count))
+    except RuntimeError:
+        return list(islice(items(dict(items(mapping))), count))
+
+
+class Capturer:
+    """Captures values and stacks under one set of limits and one redaction policy.
+
+    Holds no per-capture state, so one Capturer serves every thread at once.
+    """
+
+    def __init__(self, limits: Limits, redactor: Redactor) -> None:
+        self.limits = limits
+        self.redactor = redactor
+        # Short strings seen before: (text shown, cut or None, JSON size). A plain dict whose
+        # single operations are atomic, shared by the threads capturing with this Capturer.
+        self.strings: Dict[str, Tuple[str, Optional[str], int]] = {}
+        # Names and str dict keys seen before: (text shown, cut, JSON size, secret name?).
+        self.keys: Dict[str, Tuple[str, Optional[str], int, bool]] = {}
+        # Names of locals and fields seen before: -1 a dunder (skipped), 0 secret, else the
+        # bytes the name takes in JSON.
+        self.names: Dict[str, int] = {}
+
+    def name_info(self, name: str) -> int:
+        if name.startswith("__") and name.endswith("__"):
+            info = -1
+        elif self.redactor.is_secret_name(name):
+            info = 0
+        else:
+            info = len(name) + 4
+        if len(self.names) >= _STRING_CACHE_SIZE:
+            self.names.clear()
+        self.names[name] = info
+        return info
+
+    def key_info(self, key: str) -> Tuple[str, Optional[str], int, bool]:
+        """How a str dict key is shown, its JSON size, and whether it is a secret name."""
+        node = _Walk(self).string(key)
+        info = (node["v"], node.get("cut"), _json_size(node["v"]) + 30,
+                self.redactor.is_secret_name(key))
+        if len(key) <= _STRING_CACHE_MAX_LEN:
+            if len(self.keys) >= _STRING_CACHE_SIZE:
+                self.keys.clear()
+            self.keys[key] = info
+        return info
+
+    def value(self, value: object) -> Dict[str, Any]:
+        """One value in the protocol's value format, within the byte budget."""
+        walk = _Walk(self)
+        node = walk.walk(value, 0, None, None)
+        if walk.size > self.limits.max_bytes:
+            _prune(walk, self.limits.max_bytes)
+        return node
+
+    def frames(
+        self,
+        frames: Sequence[Tuple[types.FrameType, int]],
+        locals_at: Collection[int],
+        watches: Sequence[Tuple[str, object]] = (),
+    ) -> Dict[str, Any]:
+        """A stack (innermost first) with the locals of the frames at ``locals_at`` and the
+        values of watch expressions (a value, or the exception its evaluation raised)."""
+        walk = _Walk(self)
+        result: Dict[str, Any] = {}
+        failed: Any = ()
+        if watches:
+            from peephole.agent.expressions import EvaluationError
+
+            failed = EvaluationError
+        watch_nodes: List[Dict[str, Any]] = []
+        root = (None, "watches")
+        for index, (source, watched) in enumerate(watches):
+            walk.size += len(source) + 20
+            if type(watched) is failed:
+                watch_nodes.append({"expr": source, "error": _error_text(watched)})  # type: ignore[arg-type]
+            else:
+                watch_nodes.append(
+                    {"expr": source, "value": walk.walk(watched, 0, ((root, index), "value"),
+                                                        None)}
+                )
+        frame_nodes: List[Dict[str, Any]] = []
+        frames_root = (None, "frames")
+        codes = _codes
+        max_locals = self.limits.max_items
+        for index, (frame, line) in enumerate(frames):
+            code = frame.f_code
+            known = codes.get(id(code))
+            if known is None or known[0] is not code:
+                known = _code_info(code)
+                if len(codes) >= _TYPE_CACHE_SIZE:
+                    codes.clear()
+                codes[id(code)] = known
+            globals_ = frame.f_globals
+            module = dict.get(globals_, "__name__") if type(globals_) is dict else None
+            node: Dict[str, Any] = {
+                "file": known[1],
+                "line": line,
+                "function": known[2],
+                "module": module if type(module) is str else None,
+            }
+            walk.size += known[3]
+            if index in locals_at:
+                node["locals"] = self._locals(walk, frame, (frames_root, index), max_locals, node)
+            frame_nodes.append(node)
+        result["frames"] = frame_nodes
+        result["watches"] = watch_nodes
+        if walk.size > self.limits.max_bytes:
+            _prune(walk, self.limits.max_bytes)
+            result["cut"] = "budget"
+            if walk.size > self.limits.max_bytes:
+                _drop_locals(walk, frame_nodes, self.limits.max_bytes)
+        result["size"] = walk.size
+        return result
+
+    def _locals(
+        self,
+        walk: _Walk,
+        frame: types.FrameType,
+        location: Any,
+        max_locals: int,
+        frame_node: Dict[str, Any],
+    ) -> Dict[str, Any]:
+        f_locals = frame.f_locals
+        if type(f_locals) is dict:
+            pairs = _read_items(f_locals, dict.items, max_locals + 16)
+            total = _DICT_LEN(f_locals)
+        elif type(f_locals) is _FRAME_LOCALS_PROXY:  # 3.13: a C mapping over the frame
+            pairs = list(islice(f_locals.items(), max_locals + 16))
+            total = len(f_locals)
+        else:  # exec() with a mapping of the application's own: reading it would run it
+            frame_node["locals_cut"] = "unsupported"
+            return {}
+        out: Dict[str, Any] = {}
+        _, skipped = walk.named(pairs, out, max_locals, 0, (location, "locals"))
+        total -= skipped
+        if total > len(out):
+            frame_node["locals_omitted"] = total - len(out)
+        return out
+
+
+_codes: Dict[int, Tuple[types.CodeType, str, str, int]] = {}
+
+
+def _code_info(code: types.CodeType) -> Tuple[types.CodeType, str, str, int]:
+    """(code, file, function, JSON size of a frame's fixed fields), kept per code object."""
+    function = getattr(code, "co_qualname", code.co_name)
+    return code, code.co_filename, function, _json_size(code.co_filename) + len(function) + 90
+
+
+def _error_text(exc: BaseException) -> str:
+    """The message of an evaluation error, without calling ``str`` on foreign objects."""
+    name = type_info(type(exc)).name
+    try:
+        args = _exception_args(exc)
+    except Exception:
+        return name
+    if type(args) is tuple and len(args) == 1 and type(args[0]) is str:
+        return args[0] if name.startswith("peephole.") else f"{name}: {args[0]}"
+    return name
+
+
+def _prune(walk: _Walk, budget: int) -> None:
+    """Replace containers by budget stubs, deepest level first and the last ones of a level
+    first, until the estimated size fits ``budget``."""
+    entries = walk.entries
+    if not entries:
+        return
+    current = [entry[2] for entry in entries]
+    deepest = max(entry[0] for entry in entries)
+    for level in range(deepest, -1, -1):
+        for index in range(len(entries) - 1, -1, -1):
+            if walk.size <= budget:
+                return
+            entry = entries[index]
+            if entry[0] != level:
+                continue
+            node = entry[1]
+            if node is None or node.get("cut") == "budget":
+                continue
+            name = node.get("t")
+            stub = len(name) + 26 if type(name) is str else 30
+            saved = current[index] - stub
+            if saved <= 0:
+                continue
+            node.clear()
+            node["t"] = name
+            node["cut"] = "budget"
+            walk.size -= saved
+            current[index] = stub
+            parent = entry[3]
+            while parent >= 0:
+                current[parent] -= saved
+                parent = entries[parent][3]
+
+
+def _drop_locals(walk: _Walk, frames: List[Dict[str, Any]], budget: int) -> None:
+    """Last resort when even stubs do not fit: drop locals, outermost frame first."""
+    for node in reversed(frames):
+        if walk.size <= budget:
+            return
+        local_values = node.get("locals")
+        if not local_values:
+            continue
+        walk.size -= sum(len(name) + 30 for name in local_values)
+        node["locals"] = {}
+        node["locals_omitted"] = node.get("locals_omitted", 0) + len(local_values)
+
+
+def stack_of(
+    frame: Optional[types.FrameType], max_frames: int
+) -> List[Tuple[types.FrameType, int]]:
+    """``frame`` and its callers, innermost first, with the line each is at."""
+    stack: List[Tuple[types.FrameType, int]] = []
+    while frame is not None and len(stack) < max_frames:
+        stack.append((frame, frame.f_lineno or 0))
+        frame = frame.f_back
+    return stack

@@ -1,0 +1,1325 @@
+"""The safe expression language of conditions, watch expressions and logpoint templates.
+
+An expression is Python syntax, parsed with :mod:`ast` and checked against a small subset
+(docs/expressions.md lists it). The checked tree is turned into Python source in which every
+operation that could reach the application's code goes through a small helper that refuses
+it (a property, ``__getattr__``, an operator or ``len`` of a foreign type), and that source is
+compiled once, when the probe is installed. Evaluating a false condition is therefore a
+handful of dict lookups and type checks, not a tree walk.
+
+Two errors: :class:`ExpressionError` when an expression is refused at compile time (its text
+is meant for the person who wrote it) and :class:`EvaluationError` when it fails on a hit.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import collections
+import itertools
+import types
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+from peephole.agent.capture import (
+    _describe,
+    _module_dict,
+    _type_dict,
+    _type_module,
+    _type_mro,
+    _type_qualname,
+    safe_type_name,
+    type_info,
+)
+from peephole.agent.redaction import MASK, Redactor
+
+__all__ = [
+    "EvaluationError",
+    "Expression",
+    "ExpressionError",
+    "Template",
+    "compile_expression",
+    "compile_template",
+]
+
+MAX_SOURCE = 2000  # characters in one expression
+MAX_NODES = 300  # syntax tree nodes in one expression
+MAX_ITEMS = 10_000  # items min/max/sum/any/all/in/== may look at
+MAX_RESULT = 100_000  # items or characters an operator may produce
+MAX_INT_BITS = 100_000
+MAX_PLACEHOLDER = 1000  # characters one template placeholder may render to
+
+CALLS = ("len", "isinstance", "str", "repr", "int", "float", "bool", "abs", "round", "min",
+         "max", "sum", "any", "all", "type")  # fmt: skip
+
+
+class ExpressionError(ValueError):
+    """The expression is refused; the message says why, for the person who wrote it."""
+
+
+class EvaluationError(Exception):
+    """The expression failed on this hit (a missing name, a refused attribute, ...)."""
+
+
+_MISSING = object()
+_NoneType = type(None)
+_SCALAR_TYPES = (_NoneType, bool, int, float, complex, str, bytes)
+_SCALAR_IDS = frozenset(id(t) for t in _SCALAR_TYPES)
+_NUMBER_IDS = frozenset({id(int), id(float), id(bool)})
+_INT_IDS = frozenset({id(int), id(bool)})
+_ORDERED_IDS = frozenset({id(int), id(float), id(bool), id(str), id(bytes)})
+_SEQUENCE_IDS = frozenset({id(list), id(tuple), id(str), id(bytes), id(bytearray)})
+_DICT_IDS = frozenset(
+    id(t) for t in (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
+)
+_SIZED: Dict[int, Callable[[Any], int]] = {
+    id(str): str.__len__,
+    id(bytes): bytes.__len__,
+    id(bytearray): bytearray.__len__,
+    id(list): list.__len__,
+    id(tuple): tuple.__len__,
+    id(set): set.__len__,
+    id(frozenset): frozenset.__len__,
+    id(collections.deque): collections.deque.__len__,
+    **{type_id: dict.__len__ for type_id in _DICT_IDS},
+}
+# Classes whose comparison, hashing and truth methods are C code that only looks at the
+# object itself: a dunder inherited unchanged from one of these is safe to run.
+_C_OWNERS = frozenset(id(t) for t in (object, int, float, complex, str, bytes, bool, type))
+_BUILTIN_VALUES: Dict[str, object] = {
+    name: value
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and (issubclass(value, BaseException) or value in (
+        int, float, bool, str, bytes, bytearray, complex, list, tuple, dict, set, frozenset,
+        type, object, range,
+    ))
+}
+
+
+def _fail(message: str) -> EvaluationError:
+    return EvaluationError(message)
+
+
+def _ids(*classes: type) -> frozenset:
+    """Ids of classes: membership tests on them never hash or compare a foreign class (a
+    metaclass may define ``__hash__`` or ``__eq__``)."""
+    return frozenset(id(cls) for cls in classes)
+
+
+def _subclass(cls: type, base: type) -> bool:
+    return any(klass is base for klass in _type_mro(cls))
+
+
+_SEQUENCE_BUILD_IDS = _ids(str, bytes, list, tuple)
+_SET_IDS = _ids(set, frozenset)
+_FORMATTABLE_IDS = _ids(int, float, bool, str, _NoneType)
+_INT_PARSE_IDS = _ids(int, bool, float, str, bytes)
+_FLOAT_PARSE_IDS = _ids(int, bool, float, str)
+_CLASS_CALLABLE_IDS = _ids(staticmethod, classmethod, types.FunctionType, property)
+
+
+# --- safe reads ----------------------------------------------------------------------------
+
+
+def _owner(cls: type, name: str) -> Tuple[Optional[type], Any]:
+    """The class in ``cls``'s MRO that defines ``name``, and what it defines."""
+    for klass in _type_mro(cls):
+        namespace = _type_dict(klass)
+        found = namespace.get(name, _MISSING)
+        if found is not _MISSING:
+            return klass, found
+    return None, _MISSING
+
+
+def _runs_code(cls: type, dunder: str) -> bool:
+    """True if ``dunder`` of ``cls`` is not the C method of a builtin scalar type or object."""
+    owner, _ = _owner(cls, dunder)
+    return owner is not None and id(owner) not in _C_OWNERS
+
+
+class _AttributePlan:
+    """How to read one attribute name on one class, decided once."""
+
+    __slots__ = ("cls", "data", "kind")
+
+    def __init__(self, cls: type, kind: str, data: Any = None) -> None:
+        self.cls = cls
+        self.kind = kind
+        self.data = data
+
+
+_plans: Dict[int, Tuple[type, Dict[str, _AttributePlan]]] = {}
+
+
+def _descriptor_kind(value: Any) -> str:
+    """'plain' (no __get__), 'data' (__get__ with __set__ or __delete__) or 'non-data'."""
+    cls = type(value)
+    if _owner(cls, "__get__")[0] is None:
+        return "plain"
+    if _owner(cls, "__set__")[0] is not None or _owner(cls, "__delete__")[0] is not None:
+        return "data"
+    return "non-data"
+
+
+def _plan_for(cls: type, name: str) -> _AttributePlan:
+    info = type_info(cls)
+    if info.enum and name in ("name", "value"):
+        return _AttributePlan(cls, "enum", "_" + name + "_")
+    if info.kind == "module":
+        return _AttributePlan(cls, "module")
+    if info.kind == "type":
+        return _AttributePlan(cls, "class")
+    _, descriptor = _owner(cls, name)
+    what = "missing" if descriptor is _MISSING else _descriptor_kind(descriptor)
+    getattr_hook = _owner(cls, "__getattr__")[0] is not None
+    getter = info.dict_getter
+    if type(descriptor) is types.MemberDescriptorType:
+        return _AttributePlan(cls, "slot", descriptor.__get__)
+    if type(descriptor) is types.GetSetDescriptorType:
+        return _AttributePlan(cls, "getset", descriptor.__get__)
+    if what == "data":
+        kind = "property" if _subclass(type(descriptor), property) else "descriptor"
+        return _AttributePlan(cls, kind, (getter, safe_type_name(descriptor)))
+    if what == "plain":
+        return _AttributePlan(cls, "class-value", (getter, descriptor))
+    if what == "non-data":
+        return _AttributePlan(cls, "method", (getter, safe_type_name(descriptor)))
+    return _AttributePlan(cls, "instance", (getter, getattr_hook))
+
+
+def _plan(cls: type, name: str) -> _AttributePlan:
+    cached = _plans.get(id(cls))
+    if cached is None or cached[0] is not cls:
+        if len(_plans) >= 1024:
+            _plans.clear()
+        cached = (cls, {})
+        _plans[id(cls)] = cached
+    plan = cached[1].get(name)
+    if plan is None:
+        plan = cached[1][name] = _plan_for(cls, name)
+    return plan
+
+
+def _instance_value(obj: Any, getter: Optional[Callable[[Any], Any]], name: str) -> Any:
+    if getter is None:
+        return _MISSING
+    namespace = getter(obj)
+    if type(namespace) is not dict:
+        return _MISSING
+    return namespace.get(name, _MISSING)
+
+
+def _attr(obj: Any, name: str, text: str) -> Any:
+    """``obj.name``, read from stored state only; anything computed is refused. ``text`` is
+    the attribute as written, for messages."""
+    cls = type(obj)
+    plan = _plan(cls, name)
+    kind = plan.kind
+    if kind == "instance":
+        getter, has_getattr = plan.data
+        value = _instance_value(obj, getter, name)
+        if value is not _MISSING:
+            return value
+        if has_getattr:
+            raise _fail(
+                f"{text}: {safe_type_name(obj)} has no stored attribute {name!r} and its "
+                "__getattr__ is not run; peephole does not run application code"
+            )
+        raise _fail(f"{text}: {safe_type_name(obj)} has no attribute {name!r}")
+    if kind == "slot" or kind == "getset":
+        try:
+            return plan.data(obj, cls)
+        except AttributeError:
+            raise _fail(f"{text} is not set") from None
+    if kind == "module":
+        return _module_attr(obj, name)
+    if kind == "enum":
+        value = _instance_value(obj, type_info(cls).dict_getter, plan.data)
+        if value is _MISSING:
+            raise _fail(f"{text}: the enum member has no {plan.data}")
+        return value
+    if kind == "class":
+        return _class_attr(obj, name)
+    getter, detail = plan.data
+    value = _instance_value(obj, getter, name)
+    if value is not _MISSING and kind != "property":
+        return value  # stored in the instance (a loaded ORM column, a computed cache, ...)
+    if kind == "class-value":
+        return detail
+    if kind == "property":
+        raise _fail(f"{text} is a property; peephole does not run application code")
+    if kind == "method" and detail in ("function", "method_descriptor", "classmethod"):
+        raise _fail(f"{text} is a method; peephole does not call application code")
+    raise _fail(f"{text} is computed by a {detail}; peephole does not run application code")
+
+
+def _attribute_site(name: str, text: str) -> Callable[[Any], Any]:
+    """A reader for one ``x.name`` of an expression that remembers the last class it read
+    ``name`` from: the common case (a plain attribute of the same class of object as last
+    time) then costs a type check, the C read of the instance ``__dict__`` and one lookup."""
+    last: Tuple[Any, Any] = (None, None)  # (class, its __dict__ getter), swapped whole
+
+    def read(obj: Any) -> Any:
+        nonlocal last
+        cls, getter = last
+        if type(obj) is cls:
+            namespace = getter(obj)
+            if type(namespace) is dict:
+                value = namespace.get(name, _MISSING)
+                if value is not _MISSING:
+                    return value
+        value = _attr(obj, name, text)
+        plan = _plan(type(obj), name)
+        if plan.kind == "instance" and plan.data[0] is not None:
+            last = (type(obj), plan.data[0])
+        return value
+
+    return read
+
+
+def _module_attr(module: Any, name: str) -> Any:
+    value = dict.get(_module_dict(module), name, _MISSING)
+    if value is _MISSING:
+        raise _fail(f"module has no attribute {name!r} (a module __getattr__ is not run)")
+    return value
+
+
+def _class_attr(cls: Any, name: str) -> Any:
+    owner, value = _owner(cls, name)
+    if owner is None:
+        members = _owner(cls, "_member_map_")[1]
+        if type(members) is dict and name in members:
+            return members[name]
+        raise _fail(f"class {safe_type_name(cls)} has no attribute {name!r}")
+    if id(type(value)) in _CLASS_CALLABLE_IDS:
+        raise _fail(f"{type_info(cls).name}.{name} is a {safe_type_name(value)}; peephole "
+                    "does not call application code")
+    if _descriptor_kind(value) != "plain":
+        raise _fail(f"{type_info(cls).name}.{name} is computed by a descriptor; peephole "
+                    "does not run application code")
+    return value
+
+
+def _global(globals_: Any, name: str) -> Any:
+    if type(globals_) is dict:
+        value = globals_.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+    value = _BUILTIN_VALUES.get(name, _MISSING)
+    if value is _MISSING:
+        raise _fail(f"name {name!r} is not defined")
+    return value
+
+
+def _hashable(value: Any, budget: List[int]) -> bool:
+    """True if hashing and comparing ``value`` runs no application code."""
+    type_id = id(type(value))
+    if type_id in _SCALAR_IDS:
+        return True
+    if type(value) is tuple or type(value) is frozenset:
+        budget[0] -= len(value)
+        return budget[0] >= 0 and all(_hashable(item, budget) for item in value)
+    return False
+
+
+def _item(obj: Any, key: Any, redactor: Redactor) -> Any:
+    """``obj[key]`` for builtin containers only."""
+    type_id = id(type(obj))
+    if type_id in _SEQUENCE_IDS:
+        if id(type(key)) in _INT_IDS:
+            return obj[key]
+        if type(key) is slice:
+            if not all(id(type(part)) in _INT_IDS or part is None
+                       for part in (key.start, key.stop, key.step)):
+                raise _fail("slice bounds must be integers")
+            if len(range(*key.indices(len(obj)))) > MAX_RESULT:
+                raise _fail(f"a slice of more than {MAX_RESULT} items")
+            return obj[key]
+        raise _fail(f"{safe_type_name(obj)} indices must be integers, not {safe_type_name(key)}")
+    if type_id in _DICT_IDS:
+        if not _hashable(key, [MAX_ITEMS]):
+            raise _fail(f"a dict key of type {safe_type_name(key)} would run its __hash__")
+        if type(key) is str and redactor.is_secret_name(key):
+            raise _fail(f"expression reads {key!r}, which is redacted")
+        value = dict.get(obj, key, _MISSING)
+        if value is _MISSING:
+            raise _fail(f"key {_short(key, redactor)} is not in the {safe_type_name(obj)}")
+        return value
+    if type(obj) is collections.deque and id(type(key)) in _INT_IDS:
+        return collections.deque.__getitem__(obj, key)
+    raise _fail(f"{safe_type_name(obj)}[...] would run its __getitem__; peephole does not run "
+                "application code")
+
+
+def _slice(start: Any, stop: Any, step: Any) -> slice:
+    return slice(start, stop, step)
+
+
+# --- operators -----------------------------------------------------------------------------
+
+
+def _comparable(value: Any, dunder: str, budget: List[int]) -> bool:
+    """True if comparing ``value`` with ``dunder`` runs no application code."""
+    type_id = id(type(value))
+    if type_id in _SCALAR_IDS:
+        return True
+    cls = type(value)
+    if cls is list or cls is tuple or cls is set or cls is frozenset:
+        budget[0] -= len(value)
+        return budget[0] >= 0 and all(_comparable(item, dunder, budget) for item in value)
+    if type_id in _DICT_IDS:
+        budget[0] -= 2 * dict.__len__(value)
+        return budget[0] >= 0 and all(
+            _comparable(k, "__eq__", budget) and _comparable(v, "__eq__", budget)
+            for k, v in list(dict.items(value))
+        )
+    return not _runs_code(cls, dunder) and not (
+        dunder == "__eq__" and _runs_code(cls, "__ne__")
+    )
+
+
+_COMPARE_DUNDERS = {"==": "__eq__", "!=": "__eq__", "<": "__lt__", "<=": "__le__",
+                    ">": "__gt__", ">=": "__ge__"}  # fmt: skip
+_REFLECTED = {"__lt__": "__gt__", "__gt__": "__lt__", "__le__": "__ge__", "__ge__": "__le__",
+              "__eq__": "__eq__"}  # fmt: skip
+
+
+def _compare(op: str, left: Any, right: Any) -> bool:
+    if op in ("in", "not in"):
+        found = _contains(right, left)
+        return found if op == "in" else not found
+    dunder = _COMPARE_DUNDERS[op]
+    budget = [MAX_ITEMS]
+    if not (_comparable(left, dunder, budget) and _comparable(right, _REFLECTED[dunder], budget)):
+        raise _fail(f"comparing {safe_type_name(left)} with {safe_type_name(right)} using {op} "
+                    "would run application code (or look at too many items)")
+    if op == "==":
+        return bool(left == right)
+    if op == "!=":
+        return bool(left != right)
+    if op == "<":
+        return bool(left < right)
+    if op == "<=":
+        return bool(left <= right)
+    if op == ">":
+        return bool(left > right)
+    return bool(left >= right)
+
+
+def _contains(container: Any, needle: Any) -> bool:
+    cls = type(container)
+    budget = [MAX_ITEMS]
+    if cls is str or cls is bytes:
+        if type(needle) is not cls:
+            raise _fail(f"'in <{cls.__name__}>' needs a {cls.__name__} on the left")
+        return needle in container
+    if id(cls) in _DICT_IDS or cls is set or cls is frozenset:
+        if not _hashable(needle, budget):
+            raise _fail(f"looking up a {safe_type_name(needle)} would run its __hash__")
+        return (dict.__contains__(container, needle) if id(cls) in _DICT_IDS
+                else needle in container)
+    if cls is list or cls is tuple or cls is collections.deque:
+        if len(container) > MAX_ITEMS:
+            raise _fail(f"'in' looks at {MAX_ITEMS} items at most; this has {len(container)}")
+        if not _comparable(needle, "__eq__", budget) or not _comparable(
+            list(container) if cls is collections.deque else container, "__eq__", budget
+        ):
+            raise _fail(f"'in' over this {cls.__name__} would compare application objects "
+                        "(or too many items)")
+        return needle in container
+    raise _fail(f"'in' on {safe_type_name(container)} would run its __contains__")
+
+
+def _number(value: Any) -> bool:
+    return id(type(value)) in _NUMBER_IDS or type(value) is complex
+
+
+def _size(value: Any) -> int:
+    sized = _SIZED.get(id(type(value)))
+    return sized(value) if sized is not None else 0
+
+
+def _arith(op: str, left: Any, right: Any) -> Any:
+    """A binary operator on builtin values, with caps on the size of what it may build."""
+    if _number(left) and _number(right):
+        if (
+            op == "**"
+            and id(type(right)) in _INT_IDS
+            and id(type(left)) in _INT_IDS
+            and right > 0
+            and abs(left) > 1
+            and int(left).bit_length() * right > MAX_INT_BITS
+        ):
+            raise _fail(f"the result of ** would exceed {MAX_INT_BITS} bits")
+        if op in ("<<", ">>", "&", "|", "^"):
+            if id(type(left)) not in _INT_IDS or id(type(right)) not in _INT_IDS:
+                raise _fail(f"{op} needs integers")
+            if op == "<<" and right > MAX_INT_BITS:
+                raise _fail(f"the result of << would exceed {MAX_INT_BITS} bits")
+        return _BINARY[op](left, right)
+    lt, rt = type(left), type(right)
+    if op == "+" and lt is rt and id(lt) in _SEQUENCE_BUILD_IDS:
+        if _size(left) + _size(right) > MAX_RESULT:
+            raise _fail(f"the result of + would exceed {MAX_RESULT} items")
+        return left + right
+    if op == "*" and (
+        (id(lt) in _SEQUENCE_BUILD_IDS and id(rt) in _INT_IDS)
+        or (id(rt) in _SEQUENCE_BUILD_IDS and id(lt) in _INT_IDS)
+    ):
+        count, seq = (right, left) if id(rt) in _INT_IDS else (left, right)
+        if count > 0 and _size(seq) * count > MAX_RESULT:
+            raise _fail(f"the result of * would exceed {MAX_RESULT} items")
+        return left * right
+    if op in ("&", "|", "^", "-") and id(lt) in _SET_IDS and id(rt) in _SET_IDS:
+        budget = [MAX_ITEMS]
+        if len(left) + len(right) <= MAX_ITEMS and all(
+            _hashable(item, budget) for item in itertools.chain(left, right)
+        ):
+            return _BINARY[op](left, right)
+    raise _fail(f"{safe_type_name(left)} {op} {safe_type_name(right)} is not supported "
+                "(operators work on numbers, strings, bytes, lists, tuples and sets of scalars)")
+
+
+_BINARY: Dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "//": lambda a, b: a // b,
+    "%": lambda a, b: a % b,
+    "**": lambda a, b: a**b,
+    "<<": lambda a, b: a << b,
+    ">>": lambda a, b: a >> b,
+    "&": lambda a, b: a & b,
+    "|": lambda a, b: a | b,
+    "^": lambda a, b: a ^ b,
+}
+
+
+def _unary(op: str, value: Any) -> Any:
+    if op == "~":
+        if id(type(value)) in _INT_IDS:
+            return ~value
+        raise _fail(f"~ needs an integer, not {safe_type_name(value)}")
+    if not _number(value):
+        raise _fail(f"unary {op} needs a number, not {safe_type_name(value)}")
+    return -value if op == "-" else +value
+
+
+def _truth(value: Any) -> bool:
+    """``bool(value)`` when that runs no application code."""
+    cls = type(value)
+    if id(cls) in _SCALAR_IDS or id(cls) in _SIZED:
+        return bool(value)
+    if _runs_code(cls, "__bool__") or _runs_code(cls, "__len__"):
+        raise _fail(f"the truth value of {safe_type_name(value)} would run its __bool__ or "
+                    "__len__; compare it instead (x is not None)")
+    return bool(value)  # only object's, int's, str's... methods: C code
+
+
+# --- builtins ------------------------------------------------------------------------------
+
+
+def _bounded(value: Any, what: str) -> List[Any]:
+    """The items of a builtin container, if there are at most MAX_ITEMS."""
+    cls = type(value)
+    size = _SIZED.get(id(cls))
+    if size is None:
+        raise _fail(f"{what}() needs a builtin container, not {safe_type_name(value)}")
+    count = size(value)
+    if count > MAX_ITEMS:
+        raise _fail(f"{what}() looks at {MAX_ITEMS} items at most; this has {count}")
+    if id(cls) in _DICT_IDS:
+        return list(dict.keys(value))
+    return list(value)
+
+
+def _len(value: Any) -> int:
+    size = _SIZED.get(id(type(value)))
+    if size is None:
+        raise _fail(f"len() of {safe_type_name(value)} would run its __len__; peephole does not "
+                    "run application code")
+    return size(value)
+
+
+def _isinstance(value: Any, classes: Any) -> bool:
+    wanted = classes if type(classes) is tuple else (classes,)
+    for cls in wanted:
+        if not type_info(type(cls)).kind == "type":
+            raise _fail(f"isinstance() needs a class or a tuple of classes, not "
+                        f"{safe_type_name(cls)}")
+    mro = _type_mro(type(value))
+    return any(klass is cls for klass in mro for cls in wanted)
+
+
+def _scalar(value: Any, what: str) -> Any:
+    if id(type(value)) not in _SCALAR_IDS:
+        raise _fail(f"{what}() of {safe_type_name(value)} would run its code; it works on "
+                    "numbers, strings, bytes, booleans and None")
+    return value
+
+
+def _str(value: Any) -> str:
+    return str(_scalar(value, "str"))
+
+
+def _repr(value: Any) -> str:
+    return repr(_scalar(value, "repr"))
+
+
+def _int(value: Any, base: Any = _MISSING) -> int:
+    if id(type(value)) not in _INT_PARSE_IDS:
+        raise _fail(f"int() of {safe_type_name(value)} is not supported")
+    if base is _MISSING:
+        return int(value)
+    if not (type(value) is str or type(value) is bytes) or id(type(base)) not in _INT_IDS:
+        raise _fail("int(x, base) needs a string and an integer base")
+    return int(value, base)
+
+
+def _float(value: Any) -> float:
+    if id(type(value)) not in _FLOAT_PARSE_IDS:
+        raise _fail(f"float() of {safe_type_name(value)} is not supported")
+    return float(value)
+
+
+def _abs(value: Any) -> Any:
+    if not _number(value):
+        raise _fail(f"abs() of {safe_type_name(value)} is not supported")
+    return abs(value)
+
+
+def _round(value: Any, digits: Any = None) -> Any:
+    if id(type(value)) not in _NUMBER_IDS or not (digits is None or id(type(digits)) in _INT_IDS):
+        raise _fail("round() needs a number and an optional integer")
+    return round(value, digits)
+
+
+def _ordered_items(args: Tuple[Any, ...], what: str) -> List[Any]:
+    items = _bounded(args[0], what) if len(args) == 1 else list(args)
+    if not items:
+        raise _fail(f"{what}() of an empty sequence")
+    budget = [MAX_ITEMS]
+    if not all(_comparable(item, "__lt__", budget) and _comparable(item, "__gt__", budget)
+               for item in items):
+        raise _fail(f"{what}() would compare application objects")
+    return items
+
+
+def _min(*args: Any) -> Any:
+    return min(_ordered_items(args, "min"))
+
+
+def _max(*args: Any) -> Any:
+    return max(_ordered_items(args, "max"))
+
+
+def _sum(values: Any, start: Any = 0) -> Any:
+    items = _bounded(values, "sum")
+    if not all(_number(item) for item in items) or not _number(start):
+        raise _fail("sum() adds numbers only")
+    return sum(items, start)
+
+
+def _any(values: Any) -> bool:
+    return any(_truth(item) for item in _bounded(values, "any"))
+
+
+def _all(values: Any) -> bool:
+    return all(_truth(item) for item in _bounded(values, "all"))
+
+
+def _type(value: Any) -> type:
+    return type(value)
+
+
+def _type_name(value: Any, attribute: str) -> str:
+    """``type(x).__name__`` (or ``__qualname__``, ``__module__``), read safely."""
+    cls = type(value)
+    text = _type_module(cls) if attribute == "__module__" else _type_qualname(cls)
+    if type(text) is not str:
+        return "?"
+    return text.rpartition(".")[2] if attribute == "__name__" else text
+
+
+_HELPERS: Dict[str, Any] = {
+    "_attr": _attr,
+    "_global": _global,
+    "_item": _item,
+    "_slice": _slice,
+    "_compare": _compare,
+    "_arith": _arith,
+    "_unary": _unary,
+    "_truth": _truth,
+    "_type_name": _type_name,
+    "_S": _SCALAR_IDS,
+    "_N": _NUMBER_IDS,
+    "_O": _ORDERED_IDS,
+    "_id": id,
+    "_tp": type,
+    "_int": int,
+    "_float": float,
+    "_str": str,
+    "_fmt": None,  # set below
+    "_set": None,
+    "_dict": None,
+    "__builtins__": {},
+}
+_CALL_HELPERS: Dict[str, Tuple[Callable[..., Any], int, int]] = {
+    # name: (helper, fewest arguments, most arguments)
+    "len": (_len, 1, 1),
+    "isinstance": (_isinstance, 2, 2),
+    "str": (_str, 1, 1),
+    "repr": (_repr, 1, 1),
+    "int": (_int, 1, 2),
+    "float": (_float, 1, 1),
+    "bool": (_truth, 1, 1),
+    "abs": (_abs, 1, 1),
+    "round": (_round, 1, 2),
+    "min": (_min, 1, 20),
+    "max": (_max, 1, 20),
+    "sum": (_sum, 1, 2),
+    "any": (_any, 1, 1),
+    "all": (_all, 1, 1),
+    "type": (_type, 1, 1),
+}
+
+
+def _make_set(*items: Any) -> set:
+    budget = [MAX_ITEMS]
+    for item in items:
+        if not _hashable(item, budget):
+            raise _fail(f"a set of {safe_type_name(item)} would run its __hash__")
+    return set(items)
+
+
+def _make_dict(*pairs: Any) -> dict:
+    budget = [MAX_ITEMS]
+    result = {}
+    for key, value in zip(pairs[::2], pairs[1::2]):
+        if not _hashable(key, budget):
+            raise _fail(f"a dict key of type {safe_type_name(key)} would run its __hash__")
+        result[key] = value
+    return result
+
+
+# --- rendering for templates and f-strings -------------------------------------------------
+
+
+_SHORT_BRACKETS = {
+    id(list): ("[", "]"),
+    id(tuple): ("(", ")"),
+    id(set): ("{", "}"),
+    id(frozenset): ("{", "}"),
+    id(collections.deque): ("[", "]"),
+}
+
+
+def _short(value: Any, redactor: Optional[Redactor], depth: int = 2, width: int = 200) -> str:
+    """A compact text of ``value`` that runs none of its code: scalars as Python writes
+    them, builtin containers with their first items, other objects as ``<module.Type>``."""
+    cls = type(value)
+    if cls is str:
+        text = repr(value if len(value) <= width else value[:width] + "...")
+        return text
+    if id(cls) in _SCALAR_IDS:
+        if cls is int and not (-(10**50) < value < 10**50):
+            return f"<int of {value.bit_length()} bits>"
+        return repr(value)
+    info = type_info(cls)
+    if info.format is not None or info.kind != "object" or info.enum:
+        described = _describe(value, info)
+        return described if described is not None else f"<{info.name}>"
+    if depth <= 0:
+        return f"<{info.name}>" if id(cls) not in _SIZED else f"<{info.name} of {_size(value)}>"
+    parts: List[str] = []
+    used = 0
+    if id(cls) in _DICT_IDS:
+        count = dict.__len__(value)
+        for key, item in list(itertools.islice(dict.items(value), 10)):
+            if type(key) is str and redactor is not None and redactor.is_secret_name(key):
+                text = f"{_short(key, None, 1, 40)}: {MASK}"
+            else:
+                text = f"{_short(key, None, 1, 40)}: {_short(item, redactor, depth - 1, 60)}"
+            parts.append(text)
+            used += len(text)
+            if used > width:
+                break
+        opening, closing = "{", "}"
+    elif id(cls) in _SHORT_BRACKETS:
+        count = len(value)
+        shown = value[:10] if cls is list or cls is tuple else list(itertools.islice(value, 10))
+        for item in shown:
+            text = _short(item, redactor, depth - 1, 60)
+            parts.append(text)
+            used += len(text)
+            if used > width:
+                break
+        opening, closing = _SHORT_BRACKETS[id(cls)]
+    else:
+        return f"<{info.name}>"
+    if count > len(parts):
+        parts.append(f"... {count - len(parts)} more")
+    return opening + ", ".join(parts) + closing
+
+
+def _render(value: Any, conversion: Optional[str], spec: str, redactor: Redactor) -> str:
+    """One template placeholder's text (format spec on scalars only), masked if secret."""
+    if spec:
+        if id(type(value)) not in _FORMATTABLE_IDS:
+            raise _fail(f"format spec ':{spec}' needs a number or a string, not "
+                        f"{safe_type_name(value)}")
+        if conversion == "r":
+            value = repr(value)
+        try:
+            text = format(value, spec)
+        except (ValueError, TypeError) as exc:
+            raise _fail(f"format spec ':{spec}' does not apply: {exc}") from None
+    elif conversion != "r" and type(value) is str:
+        text = value
+    elif (type(value) is int and -_CARD_SIZED < value < _CARD_SIZED) or type(value) is bool:
+        return repr(value)  # too short to be a card number: nothing to mask
+    else:
+        text = _short(value, redactor)
+    if len(text) > MAX_PLACEHOLDER:
+        text = text[:MAX_PLACEHOLDER] + "..."
+    masked = redactor.redact_text(text)
+    return text if masked is None else masked
+
+
+_CARD_SIZED = 10**12
+
+
+# --- the compiler --------------------------------------------------------------------------
+
+_COMPARE_OPS = {
+    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+    ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in",
+}  # fmt: skip
+_BIN_OPS = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+    ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitOr: "|",
+    ast.BitXor: "^",
+}  # fmt: skip
+# Operators whose inline fast path is safe when both operands are exact int/float/bool.
+_FAST_NUMERIC = {"+", "-", "*", "/", "//", "%"}
+_REFUSED = {
+    ast.Lambda: "lambdas are not allowed",
+    ast.ListComp: "comprehensions are not allowed",
+    ast.SetComp: "comprehensions are not allowed",
+    ast.DictComp: "comprehensions are not allowed",
+    ast.GeneratorExp: "generator expressions are not allowed",
+    ast.Await: "await is not allowed",
+    ast.Yield: "yield is not allowed",
+    ast.YieldFrom: "yield is not allowed",
+    ast.NamedExpr: "assignments (:=) are not allowed",
+    ast.Starred: "* unpacking is not allowed",
+}
+
+
+def _snippet(node: ast.AST) -> str:
+    try:
+        text = ast.unparse(node)  # type: ignore[attr-defined,unused-ignore]
+    except Exception:
+        text = type(node).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_BOOL_CALLS = ("isinstance", "bool", "any", "all")
+
+
+def _is_bool(node: ast.AST) -> bool:
+    """True for expressions that always give a bool (so `and`/`or` on them are safe)."""
+    if isinstance(node, ast.Compare):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return True
+    if isinstance(node, ast.Constant) and type(node.value) is bool:
+        return True
+    if isinstance(node, ast.BoolOp):
+        return all(_is_bool(value) for value in node.values)
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in _BOOL_CALLS)
+
+
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
+class _Compiler:
+    """Checks a parsed expression and writes the equivalent safe Python source."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.temps = 0
+        self.constants: Dict[str, Any] = {}
+
+    def temp(self) -> str:
+        self.temps += 1
+        return f"_t{self.temps}"
+
+    def constant(self, value: Any) -> str:
+        name = f"_k{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def secret(self, name: str) -> None:
+        if self.redactor.is_secret_name(name):
+            raise ExpressionError(f"expression reads {name!r}, which is redacted")
+
+    def expr(self, node: ast.AST) -> str:
+        method = getattr(self, f"do_{type(node).__name__}", None)
+        if method is None:
+            reason = _REFUSED.get(type(node))
+            if reason is None:
+                reason = f"{type(node).__name__} is not supported in expressions"
+            raise ExpressionError(f"{reason}: {_snippet(node)}")
+        return method(node)  # type: ignore[no-any-return]
+
+    def do_Constant(self, node: ast.Constant) -> str:
+        value = node.value
+        if type(value) in (int, bool, str, bytes, _NoneType):
+            return repr(value)
+        if type(value) in (float, complex):
+            return self.constant(value)
+        raise ExpressionError(f"constant {_snippet(node)} is not supported")
+
+    def do_Name(self, node: ast.Name) -> str:
+        name = node.id
+        if _is_dunder(name):
+            raise ExpressionError(f"dunder names are not allowed: {name}")
+        self.secret(name)
+        return f"(L[{name!r}] if {name!r} in L else _global(G, {name!r}))"
+
+    def do_Attribute(self, node: ast.Attribute) -> str:
+        name = node.attr
+        target = node.value
+        if _is_dunder(name):
+            if (
+                name in ("__name__", "__qualname__", "__module__")
+                and isinstance(target, ast.Call)
+                and isinstance(target.func, ast.Name)
+                and target.func.id == "type"
+                and len(target.args) == 1
+                and not target.keywords
+            ):
+                return f"_type_name({self.expr(target.args[0])}, {name!r})"
+            raise ExpressionError(
+                f"dunder attributes are not allowed: {_snippet(node)} "
+                "(type(x).__name__ is the one exception)"
+            )
+        self.secret(name)
+        site = self.constant(_attribute_site(name, _snippet(node)))
+        return f"{site}({self.expr(target)})"
+
+    def do_Subscript(self, node: ast.Subscript) -> str:
+        key = node.slice
+        if isinstance(key, ast.Constant) and type(key.value) is str:
+            self.secret(key.value)
+        if isinstance(key, ast.Slice):
+            parts = [self.expr(part) if part is not None else "None"
+                     for part in (key.lower, key.upper, key.step)]
+            key_source = f"_slice({', '.join(parts)})"
+        else:
+            key_source = self.expr(key)
+        return f"_item({self.expr(node.value)}, {key_source}, R)"
+
+    def do_Compare(self, node: ast.Compare) -> str:
+        left = self.expr(node.left)
+        terms = []
+        for op, comparator in zip(node.ops, node.comparators):
+            symbol = _COMPARE_OPS[type(op)]
+            right_temp = self.temp()
+            right = f"({right_temp} := {self.expr(comparator)})"
+            if symbol in ("is", "is not"):
+                terms.append(f"({left} {symbol} {right})")
+            elif symbol in ("in", "not in"):
+                terms.append(f"_compare({symbol!r}, {left}, {right})")
+            elif isinstance(comparator, ast.Constant) and type(comparator.value) in (
+                int, float, str
+            ):
+                # The right side is a number or a string: the left one being exactly a number
+                # (or a string) is the fast, safe case; anything else is checked by _compare.
+                left_temp, kind = self.temp(), self.temp()
+                right = repr(comparator.value) if type(comparator.value) is not float else (
+                    self.constant(comparator.value))
+                if type(comparator.value) is str:
+                    fast = f"_tp({left_temp} := {left}) is _str"
+                else:
+                    fast = (f"(({kind} := _tp({left_temp} := {left})) is _int "
+                            f"or {kind} is _float)")
+                terms.append(f"({left_temp} {symbol} {right} if {fast} "
+                             f"else _compare({symbol!r}, {left_temp}, {right}))")
+                right_temp = right
+            else:
+                left_temp = self.temp()
+                terms.append(
+                    f"({left_temp} {symbol} {right_temp} "
+                    f"if (_id(_tp({left_temp} := {left})) in _O) "
+                    f"& (_id(_tp({right})) in _O) "
+                    f"else _compare({symbol!r}, {left_temp}, {right_temp}))"
+                )
+            left = right_temp
+        if len(terms) == 1:
+            return terms[0]
+        return "(" + " and ".join(terms) + ")"
+
+    def do_BoolOp(self, node: ast.BoolOp) -> str:
+        # a and b -> b if truth(a) else a; a or b -> a if truth(a) else b (truth checked safely)
+        values = [self.expr(value) for value in node.values]
+        if all(_is_bool(value) for value in node.values[:-1]):
+            # Operands that are booleans: Python's own and/or cannot run application code.
+            joiner = " and " if isinstance(node.op, ast.And) else " or "
+            return "(" + joiner.join(values) + ")"
+        result = values[-1]
+        for value in reversed(values[:-1]):
+            temp = self.temp()
+            test = (f"(({temp} := {value}) is True or ({temp} is not False "
+                    f"and _truth({temp})))")
+            if isinstance(node.op, ast.And):
+                result = f"({result} if {test} else {temp})"
+            else:
+                result = f"({temp} if {test} else {result})"
+        return result
+
+    def do_UnaryOp(self, node: ast.UnaryOp) -> str:
+        operand = self.expr(node.operand)
+        if isinstance(node.op, ast.Not):
+            temp = self.temp()
+            return (f"(({temp} := {operand}) is False "
+                    f"or ({temp} is not True and not _truth({temp})))")
+        symbol = {ast.USub: "-", ast.UAdd: "+", ast.Invert: "~"}[type(node.op)]
+        return f"_unary({symbol!r}, {operand})"
+
+    def do_BinOp(self, node: ast.BinOp) -> str:
+        symbol = _BIN_OPS.get(type(node.op))
+        if symbol is None:
+            raise ExpressionError(f"operator {type(node.op).__name__} is not supported: "
+                                  f"{_snippet(node)}")
+        left, right = self.expr(node.left), self.expr(node.right)
+        if symbol in _FAST_NUMERIC:
+            a, b = self.temp(), self.temp()
+            return (f"({a} {symbol} {b} if (_id(_tp({a} := {left})) in _N) "
+                    f"& (_id(_tp({b} := {right})) in _N) else _arith({symbol!r}, {a}, {b}))")
+        return f"_arith({symbol!r}, {left}, {right})"
+
+    def do_IfExp(self, node: ast.IfExp) -> str:
+        temp = self.temp()
+        test = (f"(({temp} := {self.expr(node.test)}) is True "
+                f"or ({temp} is not False and _truth({temp})))")
+        return f"({self.expr(node.body)} if {test} else {self.expr(node.orelse)})"
+
+    def do_Call(self, node: ast.Call) -> str:
+        func = node.func
+        if not isinstance(func, ast.Name) or func.id not in _CALL_HELPERS:
+            raise ExpressionError(
+                f"{_snippet(node)} calls {_snippet(func)}: peephole does not call application "
+                f"code; the functions available are {', '.join(CALLS)}"
+            )
+        if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise ExpressionError(f"{func.id}() takes positional arguments only: {_snippet(node)}")
+        _, fewest, most = _CALL_HELPERS[func.id]
+        if not fewest <= len(node.args) <= most:
+            raise ExpressionError(f"{func.id}() takes {fewest}"
+                                  f"{'' if fewest == most else f' to {most}'} argument"
+                                  f"{'' if most == 1 else 's'}: {_snippet(node)}")
+        args = ", ".join(self.expr(arg) for arg in node.args)
+        return f"_call_{func.id}({args})"
+
+    def do_Tuple(self, node: ast.Tuple) -> str:
+        items = [self.expr(item) for item in node.elts]
+        return "(" + "".join(f"{item}, " for item in items) + ")"
+
+    def do_List(self, node: ast.List) -> str:
+        return "[" + ", ".join(self.expr(item) for item in node.elts) + "]"
+
+    def do_Set(self, node: ast.Set) -> str:
+        return "_set(" + ", ".join(self.expr(item) for item in node.elts) + ")"
+
+    def do_Dict(self, node: ast.Dict) -> str:
+        parts = []
+        for key, value in zip(node.keys, node.values):
+            if key is None:
+                raise ExpressionError(f"** unpacking is not allowed: {_snippet(node)}")
+            parts += [self.expr(key), self.expr(value)]
+        return "_dict(" + ", ".join(parts) + ")"
+
+    def do_JoinedStr(self, node: ast.JoinedStr) -> str:
+        pieces = []
+        for part in node.values:
+            if isinstance(part, ast.Constant) and type(part.value) is str:
+                pieces.append(repr(part.value))
+            elif isinstance(part, ast.FormattedValue):
+                spec = ""
+                if part.format_spec is not None:
+                    spec_node = part.format_spec
+                    if not (isinstance(spec_node, ast.JoinedStr) and all(
+                        isinstance(v, ast.Constant) for v in spec_node.values
+                    )):
+                        raise ExpressionError(f"nested fields in a format spec are not "
+                                              f"supported: {_snippet(node)}")
+                    spec = "".join(str(v.value) for v in spec_node.values  # type: ignore[attr-defined]
+                                   )
+                conversion = {-1: None, 115: "s", 114: "r", 97: "a"}.get(part.conversion)
+                pieces.append(f"_fmt({self.expr(part.value)}, {conversion!r}, {spec!r}, R)")
+            else:
+                raise ExpressionError(f"unsupported f-string part: {_snippet(node)}")
+        return "''.join((" + "".join(f"{p}, " for p in pieces) + "))"
+
+
+def _parse(source: str) -> ast.expr:
+    if type(source) is not str:
+        raise ExpressionError("an expression must be a string")
+    if not source.strip():
+        raise ExpressionError("the expression is empty")
+    if len(source) > MAX_SOURCE:
+        raise ExpressionError(f"the expression is longer than {MAX_SOURCE} characters")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(_syntax_reason(source, exc)) from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ExpressionError(f"the expression cannot be parsed: {type(exc).__name__}") from None
+    for count, _ in enumerate(ast.walk(tree)):
+        if count >= MAX_NODES:
+            raise ExpressionError(f"the expression is too complex (over {MAX_NODES} parts)")
+    return tree.body
+
+
+def _syntax_reason(source: str, exc: SyntaxError) -> str:
+    """A clearer reason for statements written where an expression belongs."""
+    try:
+        statements = ast.parse(source.strip(), mode="exec").body
+    except Exception:
+        statements = []
+    for statement in statements:
+        if isinstance(statement, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            return "assignments are not allowed"
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            return "imports are not allowed"
+        if isinstance(statement, (ast.Delete, ast.Raise, ast.Global, ast.Nonlocal)):
+            return f"{type(statement).__name__.lower()} statements are not allowed"
+    return f"syntax error: {exc.msg} (column {exc.offset})"
+
+
+_CALL_NAMES = {f"_call_{name}": helper for name, (helper, _, _) in _CALL_HELPERS.items()}
+
+
+class Expression:
+    """A checked, compiled expression; :meth:`evaluate` raises only EvaluationError."""
+
+    __slots__ = ("_function", "python", "source")
+
+    def __init__(self, source: str, redactor: Redactor) -> None:
+        self.source = source
+        body = _parse(source)
+        compiler = _Compiler(redactor)
+        try:
+            python = compiler.expr(body)
+        except RecursionError:
+            raise ExpressionError("the expression is nested too deeply") from None
+        self.python = python  # the generated source, for debugging peephole itself
+        namespace: Dict[str, Any] = dict(_HELPERS)
+        namespace.update(_CALL_NAMES)
+        namespace.update(compiler.constants)
+        namespace["R"] = redactor
+        namespace["_fmt"] = _render
+        namespace["_set"] = _make_set
+        namespace["_dict"] = _make_dict
+        code = f"def _evaluate(L, G):\n    return {python}\n"
+        try:
+            exec(compile(code, f"<peephole expression {source[:40]!r}>", "exec"), namespace)
+        except (SyntaxError, RecursionError, MemoryError, ValueError) as exc:
+            raise ExpressionError(f"the expression cannot be compiled: {exc}") from None
+        self._function: Callable[[Any, Any], Any] = namespace["_evaluate"]
+
+    def evaluate(self, f_locals: Mapping[str, object], f_globals: Mapping[str, object]) -> object:
+        try:
+            return self._function(f_locals, f_globals)
+        except EvaluationError:
+            raise
+        except Exception as exc:
+            raise EvaluationError(_describe_error(exc)) from None
+
+    def __repr__(self) -> str:
+        return f"Expression({self.source!r})"
+
+
+def _describe_error(exc: BaseException) -> str:
+    """``TypeError: ...`` for errors of builtin operations (their messages are plain text)."""
+    name = type(exc).__name__ if type(exc).__module__ == "builtins" else safe_type_name(exc)
+    args = exc.args if type(exc.args) is tuple else ()
+    if len(args) == 1 and type(args[0]) is str:
+        return f"{name}: {args[0]}"
+    if type(exc) is KeyError and len(args) == 1 and id(type(args[0])) in _SCALAR_IDS:
+        return f"KeyError: {args[0]!r}"
+    return name
+
+
+def compile_expression(source: str, redactor: Redactor) -> Expression:
+    """Check and compile ``source``; raise :class:`ExpressionError` with a clear reason."""
+    _plans.clear()  # a probe saved again sees classes as they are now
+    try:
+        return Expression(source, redactor)
+    except ExpressionError:
+        raise
+    except RecursionError:
+        raise ExpressionError("the expression is nested too deeply") from None
+    except Exception as exc:  # a bug in the checker must not become an unexplained crash
+        raise ExpressionError(f"the expression cannot be compiled: {type(exc).__name__}: {exc}"
+                              ) from None
+
+
+# --- templates -----------------------------------------------------------------------------
+
+
+class _Field:
+    __slots__ = ("conversion", "expression", "spec", "text")
+
+    def __init__(self, text: str, expression: Expression, conversion: Optional[str], spec: str):
+        self.text = text
+        self.expression = expression
+        self.conversion = conversion
+        self.spec = spec
+
+
+class Template:
+    """A logpoint template: text with ``{expression[!r|!s][:spec]}`` placeholders."""
+
+    __slots__ = ("parts", "redactor", "source")
+
+    def __init__(self, source: str, redactor: Redactor) -> None:
+        self.source = source
+        self.redactor = redactor
+        self.parts: List[Union[str, _Field]] = _parse_template(source, redactor)
+
+    def render(
+        self, f_locals: Mapping[str, object], f_globals: Mapping[str, object]
+    ) -> Tuple[str, List[str]]:
+        """The rendered line and the reasons of the placeholders that failed."""
+        out: List[str] = []
+        errors: List[str] = []
+        redactor = self.redactor
+        for part in self.parts:
+            if type(part) is str:
+                out.append(part)
+                continue
+            assert type(part) is _Field
+            try:
+                value = part.expression._function(f_locals, f_globals)
+                out.append(_render(value, part.conversion, part.spec, redactor))
+            except EvaluationError as exc:
+                reason = exc.args[0] if exc.args and type(exc.args[0]) is str else "failed"
+                out.append(f"{{!error: {reason}}}")
+                errors.append(f"{{{part.text}}}: {reason}")
+            except Exception as exc:  # a builtin operation failed (ZeroDivisionError, ...)
+                reason = _describe_error(exc)
+                out.append(f"{{!error: {reason}}}")
+                errors.append(f"{{{part.text}}}: {reason}")
+        return "".join(out), errors
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r})"
+
+
+def _parse_template(source: str, redactor: Redactor) -> List[Union[str, _Field]]:
+    if type(source) is not str:
+        raise ExpressionError("a template must be a string")
+    parts: List[Union[str, _Field]] = []
+    literal: List[str] = []
+    index, size = 0, len(source)
+    while index < size:
+        char = source[index]
+        if char == "}":
+            if source.startswith("}}", index):
+                literal.append("}")
+                index += 2
+                continue
+            raise ExpressionError(f"single '}}' at column {index + 1}; write '}}}}' for a brace")
+        if char != "{":
+            literal.append(char)
+            index += 1
+            continue
+        if source.startswith("{{", index):
+            literal.append("{")
+            index += 2
+            continue
+        end, conversion_at, spec_at = _field_end(source, index + 1)
+        text = source[index + 1 : end]
+        expr_end = conversion_at if conversion_at >= 0 else spec_at if spec_at >= 0 else end
+        expression_source = source[index + 1 : expr_end]
+        conversion: Optional[str] = None
+        if conversion_at >= 0:
+            conversion = source[conversion_at + 1 : spec_at if spec_at >= 0 else end].strip()
+            if conversion not in ("r", "s"):
+                raise ExpressionError(f"placeholder {{{text}}}: conversion must be !r or !s")
+        spec = source[spec_at + 1 : end] if spec_at >= 0 else ""
+        if "{" in spec or "}" in spec:
+            raise ExpressionError(f"placeholder {{{text}}}: nested fields in a format spec are "
+                                  "not supported")
+        try:
+            expression = compile_expression(expression_source, redactor)
+        except ExpressionError as exc:
+            raise ExpressionError(f"placeholder {{{text}}}: {exc}") from None
+        if literal:
+            parts.append("".join(literal))
+            literal = []
+        parts.append(_Field(text, expression, conversion, spec))
+        index = end + 1
+    if literal:
+        parts.append("".join(literal))
+    return parts
+
+
+def _field_end(source: str, start: int) -> Tuple[int, int, int]:
+    """Where a placeholder ends, and where its ``!conversion`` and ``:spec`` start (or -1),
+    skipping brackets and string literals inside the expression."""
+    depth = 0
+    quote = ""
+    conversion_at = spec_at = -1
+    index = start
+    while index < len(source):
+        char = source[index]
+        if spec_at >= 0:
+            if char == "}":
+                return index, conversion_at, spec_at
+            index += 1
+            continue
+        if quote:
+            if char == "\\":
+                index += 2
+                continue
+            if source.startswith(quote, index):
+                index += len(quote)
+                quote = ""
+                continue
+        elif char in "'\"":
+            quote = char * 3 if source.startswith(char * 3, index) else char
+            index += len(quote)
+            continue
+        elif char in "([{":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "}":
+            if depth == 0:
+                return index, conversion_at, spec_at
+            depth -= 1
+        elif depth == 0 and char == "!" and not source.startswith("!=", index):
+            conversion_at = index
+        elif depth == 0 and char == ":":
+            spec_at = index
+        index += 1
+    raise ExpressionError(f"placeholder starting at column {start} is not closed with '}}'")
+
+
+def compile_template(source: str, redactor: Redactor) -> Template:
+    """Parse and compile a logpoint template; raise :class:`ExpressionError` if refused."""
+    try:
+        return Template(source, redactor)
+    except ExpressionError:
+        raise
+    except RecursionError:
+        raise ExpressionError("the template is nested too deeply") from None
+    except Exception as exc:
+        raise ExpressionError(f"the template cannot be compiled: {type(exc).__name__}: {exc}"
+                              ) from None
