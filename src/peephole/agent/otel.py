@@ -1,13 +1,16 @@
 """OpenTelemetry trace context, read only when the application already uses OpenTelemetry.
 
 The agent never imports ``opentelemetry`` itself: if the application has not imported it,
-there is no span to link to and these functions cost a dict lookup.
+there is no span to link to and these functions cost a dict lookup. docs/exceptions.md
+describes what is linked and how.
 """
 
 from __future__ import annotations
 
 import sys
 from typing import Any, Dict, Optional, Tuple
+
+SNAPSHOT_SPAN_EVENT = "peephole.snapshot"
 
 
 def trace_ids() -> Optional[Tuple[str, str]]:
@@ -44,3 +47,16 @@ def add_span_event(name: str, attributes: Dict[str, Any]) -> None:
             span.add_event(name, attributes=attributes)
     except Exception:
         return
+
+
+def add_snapshot_event(event: Dict[str, Any]) -> None:
+    """Add ``peephole.snapshot`` with the id of ``event`` (a snapshot or an exception
+    snapshot) to the current recording span, so the trace points to the snapshot."""
+    if "opentelemetry.trace" not in sys.modules:
+        return
+    attributes = {"peephole.event_id": event.get("id"), "peephole.event_type": event.get("type")}
+    for key in ("probe_id", "fingerprint"):
+        value = event.get(key)
+        if isinstance(value, str):
+            attributes[f"peephole.{key}"] = value
+    add_span_event(SNAPSHOT_SPAN_EVENT, attributes)
