@@ -1,0 +1,413 @@
+"""The in-process agent: probes in, events and statuses out.
+
+:class:`Agent` works without a server: give it a ``sink`` and it hands batches of events to
+it on a background thread. The transport connects the same object to the server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from peephole import protocol
+from peephole.agent import otel
+from peephole.agent.buffer import EventBuffer, Sink
+from peephole.agent.capture import Capturer
+from peephole.agent.config import AgentConfig
+from peephole.agent.instrument import Backend, Unavailable, new_backend
+from peephole.agent.locate import (
+    ImportWatcher,
+    LocateError,
+    NotLoaded,
+    application_files,
+    get_source,
+    locate,
+    matches,
+    normalize,
+    resolve_file,
+)
+from peephole.agent.probe import Probe, Shared
+from peephole.agent.probe import after_fork as probe_after_fork
+from peephole.agent.redaction import Redactor
+from peephole.protocol import (
+    ACTIVE,
+    DISABLED,
+    DONE,
+    ERROR,
+    EXPIRED,
+    PENDING,
+    THROTTLED,
+    AgentPolicy,
+    ProbeSpec,
+    ProbeStatus,
+)
+
+StatusCallback = Callable[[List[ProbeStatus]], None]
+HOUSEKEEPING_SECONDS = 1.0
+EVENT_OVERHEAD_BYTES = 512  # ids, times, names: what an event costs besides its payload
+
+
+class Agent:
+    """Places probes in this process and delivers what they capture to ``sink``.
+
+    ``sink`` receives lists of event dicts on the agent's delivery thread; returning
+    ``False`` (or raising) means "not delivered": the events stay buffered and are retried
+    with backoff. ``on_status``, if set, is called off the application threads with the
+    statuses that changed: at once for state changes, at most once a second for counters.
+    """
+
+    def __init__(self, config: Optional[AgentConfig] = None, sink: Optional[Sink] = None) -> None:
+        self.config = config if config is not None else AgentConfig()
+        self.on_status: Optional[StatusCallback] = None
+        self._policy: Optional[AgentPolicy] = None
+        self.redactor = Redactor.from_policy(self.config, None)
+        self.capturer = Capturer(self.config.limits, self.redactor)
+        self._buffer = EventBuffer(self.config.buffer_bytes, sink, on_drop=self._dropped_event)
+        self._init_runtime()
+        self._backend: Optional[Backend] = None
+        self._watcher = ImportWatcher(self._is_pending_file, self._module_loaded)
+        self._probes: Dict[str, Probe] = {}
+
+    def _init_runtime(self) -> None:
+        """Locks, threads and shared counters: everything a forked child must make anew."""
+        self._lock = threading.RLock()
+        self._shared = Shared(self.config, self._emit, self._poke)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._reported: Dict[str, Tuple[Any, ...]] = {}
+        self._last_counters = 0.0
+        self._started = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the delivery and housekeeping threads (idempotent)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            self._stopping.clear()
+            if self._buffer.sink is not None:
+                self._buffer.start()
+            self._thread = threading.Thread(
+                target=self._housekeeping, name="peephole-status", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Remove every probe (restoring all code), deliver what is buffered, stop threads."""
+        with self._lock:
+            for probe in list(self._probes.values()):
+                self._uninstall(probe)
+            self._probes.clear()
+            self._watcher.uninstall()
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
+            self._started = False
+            self._stopping.set()
+            self._wake.set()
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+        self._buffer.stop()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every buffered event was accepted by the sink."""
+        return self._buffer.flush(timeout)
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: the parent's threads are gone and its locks may be held."""
+        self._buffer.reset_after_fork()
+        probes = self._probes
+        was_started = self._started
+        self._init_runtime()
+        probe_after_fork()
+        for probe in probes.values():
+            probe.after_fork(self._shared)
+        if was_started:
+            self.start()
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped because the buffer was full."""
+        return self._buffer.dropped
+
+    @property
+    def sink(self) -> Optional[Sink]:
+        return self._buffer.sink
+
+    @sink.setter
+    def sink(self, sink: Optional[Sink]) -> None:
+        self._buffer.sink = sink
+        if sink is not None and self._started:
+            self._buffer.start()
+
+    @property
+    def backend(self) -> Optional[Backend]:
+        """The instrumentation technique in use, once a probe needed one."""
+        return self._backend
+
+    # --- probes ---------------------------------------------------------------------------
+
+    def set_probe(self, spec: ProbeSpec) -> ProbeStatus:
+        """Install ``spec``, or update the probe with its id (a new version replaces it)."""
+        with self._lock:
+            existing = self._probes.get(spec.id)
+            if existing is not None:
+                if existing.spec == spec and existing.state != ERROR:
+                    return existing.status()
+                self._uninstall(existing)
+            probe = Probe(spec, self._shared)
+            self._probes[spec.id] = probe
+            self._install(probe)
+            status = probe.status()
+        self._poke()
+        return status
+
+    def remove_probe(self, probe_id: str) -> bool:
+        with self._lock:
+            probe = self._probes.pop(probe_id, None)
+            if probe is None:
+                return False
+            self._uninstall(probe)
+            self._reported.pop(probe_id, None)
+            self._update_watcher()
+        return True
+
+    def sync_probes(self, specs: List[ProbeSpec]) -> None:
+        """Make the installed probes exactly ``specs``."""
+        with self._lock:
+            wanted = {spec.id for spec in specs}
+            for probe_id in list(self._probes):
+                if probe_id not in wanted:
+                    self.remove_probe(probe_id)
+            for spec in specs:
+                self.set_probe(spec)
+
+    def statuses(self) -> List[ProbeStatus]:
+        with self._lock:
+            return [probe.status() for probe in self._probes.values()]
+
+    def status(self, probe_id: str) -> Optional[ProbeStatus]:
+        probe = self._probes.get(probe_id)
+        return probe.status() if probe is not None else None
+
+    def set_policy(self, policy: AgentPolicy) -> None:
+        """Apply the server's redaction settings to every probe, without a restart."""
+        with self._lock:
+            self._policy = policy
+            self.redactor = Redactor.from_policy(self.config, policy)
+            self.capturer = Capturer(self.config.limits, self.redactor)
+            for probe in list(self._probes.values()):
+                if probe.state in (ERROR, DONE, EXPIRED, DISABLED):
+                    continue
+                reason = probe.prepare(self.redactor)
+                if reason is not None:
+                    self._uninstall(probe)
+                    probe.set_state(ERROR, reason)
+        self._poke()
+
+    def _install(self, probe: Probe) -> None:
+        spec = probe.spec
+        if not spec.enabled:
+            probe.set_state(DISABLED)
+            return
+        reason = probe.prepare(self.redactor)
+        if reason is not None:
+            probe.set_state(ERROR, reason)
+            return
+        if probe.expires_at <= time.time():
+            probe.set_state(EXPIRED, "the probe expired before it was installed")
+            return
+        self._arm(probe)
+
+    def _arm(self, probe: Probe) -> None:
+        """Locate and arm ``probe``; on failure it ends pending or in error, never half-armed."""
+        spec = probe.spec
+        try:
+            backend = self._ensure_backend()
+            resolution = locate(spec.file, spec.line, backend.instructions, backend.unwrap)
+        except NotLoaded as exc:
+            probe.set_state(PENDING, str(exc))
+            self._update_watcher()
+            return
+        except (LocateError, Unavailable) as exc:
+            probe.set_state(ERROR, str(exc))
+            return
+        except Exception as exc:
+            probe.set_state(ERROR, f"cannot locate {spec.file}:{spec.line}: {exc!r}")
+            return
+        armed = []
+        try:
+            for target in resolution.targets:
+                backend.arm(target, resolution.index, probe.hit)
+                armed.append(target)
+        except Exception as exc:
+            for target in armed:
+                try:
+                    backend.disarm(target, probe.hit)
+                except Exception:
+                    pass
+            probe.set_state(ERROR, f"cannot instrument {resolution.path}: {exc!r}")
+            return
+        probe.targets = armed
+        probe.path = resolution.path
+        probe.set_state(ACTIVE)
+        self._update_watcher()
+
+    def _uninstall(self, probe: Probe) -> None:
+        probe.live = False
+        backend = self._backend
+        for target in probe.targets:
+            if backend is None:
+                break
+            try:
+                backend.disarm(target, probe.hit)
+            except Exception:
+                pass
+        probe.targets = []
+
+    def _ensure_backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = new_backend()
+        return self._backend
+
+    # --- pending probes and imports ---------------------------------------------------------
+
+    def _pending(self) -> List[Probe]:
+        return [p for p in self._probes.values() if p.state == PENDING]
+
+    def _update_watcher(self) -> None:
+        if self._pending():
+            self._watcher.install()
+        else:
+            self._watcher.uninstall()
+
+    def _is_pending_file(self, filename: str) -> bool:
+        for probe in list(self._probes.values()):
+            if probe.state == PENDING and matches(normalize(probe.spec.file), filename):
+                return True
+        return False
+
+    def _module_loaded(self, filename: str) -> None:
+        """Right after a module a pending probe names was executed (importing thread)."""
+        with self._lock:
+            for probe in self._pending():
+                if matches(normalize(probe.spec.file), filename):
+                    self._arm(probe)
+            self._update_watcher()
+        self._poke()
+
+    def _retry_pending(self) -> None:
+        """Catch modules loaded in ways the import hook does not see (runpy, exec)."""
+        for probe in self._pending():
+            try:
+                resolve_file(probe.spec.file)
+            except LocateError:
+                continue
+            self._arm(probe)
+
+    # --- events ---------------------------------------------------------------------------
+
+    def emit(self, event: Dict[str, Any]) -> None:
+        """Queue an event from any thread: fills instance, service and trace ids. Never blocks."""
+        try:
+            self._emit(event, otel.trace_ids())
+        except Exception:
+            pass
+
+    def _emit(self, event: Dict[str, Any], ids: Optional[Tuple[str, str]]) -> None:
+        event["instance_id"] = self.config.instance_id
+        event["service"] = self.config.service
+        if ids is not None:
+            event["trace_id"], event["span_id"] = ids
+        self._buffer.put(event, _estimate_size(event))
+
+    def _dropped_event(self, event: Dict[str, Any]) -> None:
+        probe = self._probes.get(event.get("probe_id") or "")
+        if probe is not None:
+            probe.drops += 1
+
+    # --- source ---------------------------------------------------------------------------
+
+    def get_source(self, path: str) -> Dict[str, Any]:
+        """``{"path", "text", "lines"}`` of a loaded file, or ``{"path", "error"}``."""
+        try:
+            return get_source(path)
+        except Exception as exc:
+            return {"path": path, "error": f"cannot read {path}: {exc!r}"}
+
+    def list_files(self) -> List[str]:
+        try:
+            return application_files()
+        except Exception:
+            return []
+
+    # --- housekeeping ---------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        self._wake.set()
+
+    def _housekeeping(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(HOUSEKEEPING_SECONDS)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._tick()
+            except Exception:
+                pass
+
+    def _tick(self) -> None:
+        now = time.time()
+        with self._lock:
+            for probe in list(self._probes.values()):
+                if probe.state in (ACTIVE, THROTTLED, PENDING) and probe.expires_at <= now:
+                    self._uninstall(probe)
+                    probe.set_state(EXPIRED, "the probe's time is up")
+                elif probe.state == DONE and probe.targets:
+                    self._uninstall(probe)
+                elif probe.state == THROTTLED and time.monotonic() - probe.throttled_at > 1.0:
+                    probe.set_state(ACTIVE)
+            self._retry_pending()
+            self._update_watcher()
+            statuses = [probe.status() for probe in self._probes.values()]
+        self._report(statuses)
+
+    def _report(self, statuses: List[ProbeStatus]) -> None:
+        callback = self.on_status
+        counters_due = time.monotonic() - self._last_counters >= HOUSEKEEPING_SECONDS
+        changed = []
+        for status in statuses:
+            key = (status.state, status.message, status.version, status.path)
+            counters = (status.hits, status.captures, status.drops, status.condition_errors)
+            previous = self._reported.get(status.probe_id)
+            if (
+                previous is not None
+                and previous[0] == key
+                and (not counters_due or previous[1] == counters)
+            ):
+                continue
+            self._reported[status.probe_id] = (key, counters)
+            changed.append(status)
+        if counters_due:
+            self._last_counters = time.monotonic()
+        if changed and callback is not None:
+            try:
+                callback(changed)
+            except Exception:
+                pass
+
+
+def _estimate_size(event: Dict[str, Any]) -> int:
+    size = event.get("size")
+    if isinstance(size, int):
+        return size + EVENT_OVERHEAD_BYTES
+    message = event.get("message")
+    if isinstance(message, str) and "frames" not in event:
+        return len(message) + EVENT_OVERHEAD_BYTES
+    return len(protocol.encode(event))

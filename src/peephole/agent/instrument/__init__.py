@@ -1,0 +1,94 @@
+"""Arming lines of running code: the technique depends on the interpreter.
+
+3.12+ uses ``sys.monitoring`` (:mod:`.monitoring`), 3.9-3.11 rewrites code objects with the
+``bytecode`` library (:mod:`.inject`). Both call a :class:`Site` when an armed statement
+starts; the site calls the probes armed there.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Callable, List, Sequence, Tuple
+
+from peephole.agent.locate import CodeIndex, Ins, Target
+
+Hook = Callable[[types.FrameType], None]
+
+
+class Site:
+    """The probes armed on one statement start in one code object."""
+
+    __slots__ = ("hooks",)
+
+    def __init__(self) -> None:
+        self.hooks: Tuple[Hook, ...] = ()
+
+    def fire(self, frame: types.FrameType) -> None:
+        for hook in self.hooks:
+            try:
+                hook(frame)
+            except Exception:
+                pass
+
+    def call(self) -> None:
+        """What injected code calls: no arguments, the caller's frame is the one hit."""
+        hooks = self.hooks
+        if hooks:
+            try:
+                frame = sys._getframe(1)
+            except Exception:
+                return
+            for hook in hooks:
+                try:
+                    hook(frame)
+                except Exception:
+                    pass
+
+    def add(self, hook: Hook) -> None:
+        self.hooks = (*self.hooks, hook)
+
+    def discard(self, hook: Hook) -> None:
+        self.hooks = tuple(h for h in self.hooks if h != hook)
+
+
+class Backend:
+    """What the agent needs from an instrumentation technique."""
+
+    name = "none"
+
+    def instructions(self, code: types.CodeType) -> Sequence[Ins]:
+        raise NotImplementedError
+
+    def unwrap(self, code: types.CodeType) -> types.CodeType:
+        """The original of a code object this backend may have replaced."""
+        return code
+
+    def arm(self, target: Target, index: CodeIndex, hook: Hook) -> None:
+        raise NotImplementedError
+
+    def disarm(self, target: Target, hook: Hook) -> None:
+        raise NotImplementedError
+
+    def armed_codes(self) -> List[types.CodeType]:
+        """Code objects that currently carry at least one armed site."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Disarm everything and release what the technique holds."""
+        raise NotImplementedError
+
+
+class Unavailable(RuntimeError):
+    """This interpreter cannot be instrumented (reason in ``str()``)."""
+
+
+def new_backend() -> Backend:
+    """The technique for this interpreter."""
+    if sys.version_info >= (3, 12):
+        from peephole.agent.instrument.monitoring import MonitoringBackend
+
+        return MonitoringBackend()
+    from peephole.agent.instrument.inject import InjectBackend
+
+    return InjectBackend()

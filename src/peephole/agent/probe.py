@@ -1,0 +1,342 @@
+"""One probe at run time: what happens on the application thread when its statement starts.
+
+Everything that can be decided in advance (expressions compiled, limits resolved, buckets
+made) is decided at install, so a hit whose condition is false costs a few attribute reads,
+the condition and two clock readings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+import types
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from peephole import protocol
+from peephole.agent import otel
+from peephole.agent.capture import Capturer, stack_of
+from peephole.agent.config import AgentConfig
+from peephole.agent.expressions import (
+    Expression,
+    ExpressionError,
+    Template,
+    compile_expression,
+    compile_template,
+)
+from peephole.agent.locate import Target
+from peephole.agent.ratelimit import CpuBudget, TokenBucket
+from peephole.agent.redaction import Redactor
+from peephole.protocol import (
+    ACTIVE,
+    DONE,
+    LOGPOINT,
+    PENDING,
+    THROTTLED,
+    Limits,
+    ProbeSpec,
+    ProbeStatus,
+)
+
+Emit = Callable[[Dict[str, Any], Optional[Tuple[str, str]]], None]
+LIVE_STATES = (ACTIVE, THROTTLED)
+THROTTLE_QUIET_SECONDS = 1.0
+_perf_ns = time.perf_counter_ns
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+SAMPLE = 16  # a false condition is timed once in this many hits
+# Threads inside a probe's capture: code it reaches (a logging handler with a probe of its
+# own, say) does not re-enter the agent. A set of idents is cheaper than a threading.local.
+_BUSY: Set[int] = set()
+_get_ident = threading.get_ident
+
+
+class Shared:
+    """What all probes of one agent share: process-wide buckets, the CPU budget, the sink."""
+
+    def __init__(self, config: AgentConfig, emit: Emit, changed: Callable[[], None]) -> None:
+        self.config = config
+        self.emit = emit
+        self.changed = changed
+        self.budget = CpuBudget(config.cpu_budget)
+        self.snapshot_bucket = TokenBucket(config.snapshot_process_rate)
+        self.log_bucket = TokenBucket(config.log_process_rate)
+
+
+class Probe:
+    """A probe's spec, compiled parts, targets, state and counters."""
+
+    def __init__(self, spec: ProbeSpec, shared: Shared) -> None:
+        self.spec = spec
+        self.shared = shared
+        config = shared.config
+        self.is_log = spec.kind == LOGPOINT
+        self.state = PENDING
+        self.message: Optional[str] = None
+        self.path: Optional[str] = None
+        self.targets: List[Target] = []
+        self.hits = 0
+        self.captures = 0
+        self.drops = 0
+        self.condition_errors = 0
+        self.time_ns = 0
+        self.throttled_at = 0.0
+        self.live = False  # True while state is active or throttled: read on every hit
+        self._lock = threading.Lock()
+        self.hit_limit = _hit_limit(spec, config)
+        self.expires_at = _expires_at(spec, config)
+        rate = (
+            spec.rate if spec.rate else (config.log_rate if self.is_log else config.snapshot_rate)
+        )
+        self.bucket = TokenBucket(rate)
+        self.process_bucket = shared.log_bucket if self.is_log else shared.snapshot_bucket
+        self.budget = shared.budget
+        self.limits = spec.limits if spec.limits != Limits() else config.limits
+        self.condition: Optional[Expression] = None
+        self.watches: List[Expression] = []
+        self.template: Optional[Template] = None
+        self.capturer: Optional[Capturer] = None
+        self.logger: Optional[logging.Logger] = None
+        self.levelno = _LEVELS.get((spec.level or "").lower(), logging.INFO)
+
+    def after_fork(self, shared: Shared) -> None:
+        """In a forked child: the new process's shared state, a fresh lock, zero counters."""
+        self.shared = shared
+        self.budget = shared.budget
+        self.process_bucket = shared.log_bucket if self.is_log else shared.snapshot_bucket
+        self._lock = threading.Lock()
+        self.hits = self.captures = self.drops = self.condition_errors = self.time_ns = 0
+
+    # --- setup (agent threads) ------------------------------------------------------------
+
+    def prepare(self, redactor: Redactor) -> Optional[str]:
+        """Compile expressions against ``redactor``; return the reason if one is refused."""
+        spec = self.spec
+        try:
+            condition = compile_expression(spec.condition, redactor) if spec.condition else None
+            watches = [compile_expression(w, redactor) for w in spec.watches if w.strip()]
+            template = compile_template(spec.template, redactor) if spec.template else None
+        except ExpressionError as exc:
+            return f"expression refused: {exc}"
+        except Exception as exc:
+            return f"expression refused: {type(exc).__name__}: {exc}"
+        if self.is_log and template is None:
+            return "a logpoint needs a template"
+        self.condition, self.watches, self.template = condition, watches, template
+        self.capturer = Capturer(self.limits, redactor)
+        self.logger = logging.getLogger(spec.logger) if self.is_log and spec.logger else None
+        return None
+
+    def set_state(self, state: str, message: Optional[str] = None) -> None:
+        self.state = state
+        self.message = message
+        self.live = state in LIVE_STATES
+
+    def status(self) -> ProbeStatus:
+        return ProbeStatus(
+            probe_id=self.spec.id,
+            state=self.state,
+            message=self.message,
+            version=self.spec.version,
+            path=self.path,
+            hits=self.hits,
+            captures=self.captures,
+            drops=self.drops,
+            condition_errors=self.condition_errors,
+            time_ns=self.time_ns,
+        )
+
+    # --- hits (application threads) -------------------------------------------------------
+
+    def hit(self, frame: types.FrameType) -> None:
+        """The armed statement is about to run in ``frame``. Never raises.
+
+        Reading the clock costs more than a simple condition on some machines, so a hit
+        whose condition is false is timed one time in ``SAMPLE`` and counted that many
+        times over; a hit that goes on to capture is always timed. Every line here runs on
+        each hit: keep it short.
+        """
+        if not self.live:
+            return
+        self.hits += 1
+        try:
+            if self.budget.over:
+                self._drop("the CPU budget of all probes is used up")
+                return
+            condition = self.condition
+            if condition is not None:
+                if self.hits % SAMPLE:
+                    if not condition.evaluate(frame.f_locals, frame.f_globals):
+                        return
+                elif not self._timed_condition(condition, frame):
+                    return
+        except Exception as exc:
+            self._condition_failed(exc)
+            return
+        self._fire(frame)
+
+    def _timed_condition(self, condition: Expression, frame: types.FrameType) -> bool:
+        start = _perf_ns()
+        try:
+            return bool(condition.evaluate(frame.f_locals, frame.f_globals))
+        finally:
+            end = _perf_ns()
+            spent = (end - start) * SAMPLE
+            self.time_ns += spent
+            self.budget.add(spent, end)
+
+    def _fire(self, frame: types.FrameType) -> None:
+        """Capture or log, timed, with this thread marked busy against re-entry."""
+        me = _get_ident()
+        busy = _BUSY
+        if me in busy:
+            return
+        busy.add(me)
+        start = _perf_ns()
+        try:
+            if not self._admit():
+                return
+            f_locals = frame.f_locals
+            if self.is_log:
+                self._log(frame, f_locals, frame.f_globals)
+            else:
+                self._snapshot(frame, f_locals, frame.f_globals)
+        except Exception:
+            pass
+        finally:
+            end = _perf_ns()
+            self.time_ns += end - start
+            self.budget.add(end - start, end)
+            busy.discard(me)
+
+    def _admit(self) -> bool:
+        """Rates and the hit limit, under the probe's lock so the limit is exact."""
+        with self._lock:
+            if not self.live:
+                return False
+            if not self.bucket.take():
+                self._drop(f"over the probe's rate of {self.bucket.rate:g}/s")
+                return False
+            if not self.process_bucket.take():
+                self._drop(f"over the process-wide rate of {self.process_bucket.rate:g}/s")
+                return False
+            self.captures += 1
+            if self.hit_limit is not None and self.captures >= self.hit_limit:
+                self.set_state(DONE, f"hit limit of {self.hit_limit} reached")
+                self.shared.changed()
+            elif self.state == THROTTLED and time.monotonic() - self.throttled_at > 1.0:
+                self.set_state(ACTIVE)
+                self.shared.changed()
+            return True
+
+    def _drop(self, why: str) -> None:
+        self.drops += 1
+        self.throttled_at = time.monotonic()
+        if self.state != THROTTLED:
+            self.set_state(THROTTLED, why)
+            self.shared.changed()
+
+    def _condition_failed(self, exc: BaseException) -> None:
+        self.condition_errors += 1
+        if self.condition_errors == 1:
+            self.message = f"the condition failed (counted as false): {exc}"
+            self.shared.changed()
+
+    def _snapshot(self, frame: types.FrameType, f_locals: Any, f_globals: Dict[str, Any]) -> None:
+        limits = self.limits
+        watches: List[Tuple[str, object]] = []
+        for watch in self.watches:
+            try:
+                watches.append((watch.source, watch.evaluate(f_locals, f_globals)))
+            except Exception as exc:
+                watches.append((watch.source, exc))
+        capturer = self.capturer
+        assert capturer is not None
+        captured = capturer.frames(
+            stack_of(frame, limits.max_frames), range(limits.frames_with_locals), watches
+        )
+        event = new_event(
+            protocol.SNAPSHOT,
+            probe_id=self.spec.id,
+            probe_version=self.spec.version,
+            file=self.path,
+            line=self.spec.line,
+            thread=threading.current_thread().name,
+            **captured,
+        )
+        self.shared.emit(event, otel.trace_ids())
+
+    def _log(self, frame: types.FrameType, f_locals: Any, f_globals: Dict[str, Any]) -> None:
+        template = self.template
+        assert template is not None
+        message, errors = template.render(f_locals, f_globals)
+        ids = otel.trace_ids()
+        event = new_event(
+            protocol.LOG,
+            probe_id=self.spec.id,
+            probe_version=self.spec.version,
+            file=self.path,
+            line=self.spec.line,
+            level=self.spec.level,
+            message=message,
+            errors=errors,
+            thread=threading.current_thread().name,
+        )
+        self.shared.emit(event, ids)
+        logger = self.logger
+        if logger is not None:
+            try:
+                logger.log(self.levelno, message, extra=otel.log_extra(ids))
+            except Exception:
+                pass
+
+
+def after_fork() -> None:
+    """In a forked child: only the forking thread survives, and it is not in a probe; event
+    ids get a new prefix so they never repeat the parent's."""
+    global _id_prefix, _id_counter
+    _BUSY.clear()
+    _id_prefix = os.urandom(8).hex()
+    _id_counter = itertools.count()
+
+
+_id_prefix = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
+def new_event(event_type: str, **payload: Any) -> Dict[str, Any]:
+    """:func:`peephole.protocol.new_event` without ``uuid4()``, which costs a system call per
+    event: a random per-process prefix and a counter make the same 32 hex digits."""
+    event: Dict[str, Any] = {
+        "id": f"{_id_prefix}{next(_id_counter):016x}",
+        "type": event_type,
+        "time": time.time(),
+    }
+    event.update(payload)
+    return event
+
+
+def _hit_limit(spec: ProbeSpec, config: AgentConfig) -> Optional[int]:
+    limit = spec.hit_limit
+    if limit is None and spec.kind != LOGPOINT:
+        limit = config.tracepoint_hit_limit
+    if limit is None:
+        return None
+    return max(1, min(int(limit), config.max_hit_limit))
+
+
+def _expires_at(spec: ProbeSpec, config: AgentConfig) -> float:
+    now = time.time()
+    latest = now + config.max_expiry
+    if spec.expires_at is None:
+        return min(now + config.probe_expiry, latest)
+    return min(float(spec.expires_at), latest)
