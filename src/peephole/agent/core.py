@@ -195,6 +195,11 @@ class Agent:
         probe = self._probes.get(probe_id)
         return probe.status() if probe is not None else None
 
+    @property
+    def policy(self) -> Optional[AgentPolicy]:
+        """The server's latest policy (None until the server sends one)."""
+        return self._policy
+
     def set_policy(self, policy: AgentPolicy) -> None:
         """Apply the server's redaction settings to every probe, without a restart."""
         with self._lock:

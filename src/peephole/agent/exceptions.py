@@ -136,9 +136,8 @@ class ExceptionCapture:
             _busy.active = False
 
     def _switched_on(self) -> bool:
-        """The agent's setting and the server's current policy (read live, on every call).
-        ``Agent`` keeps the policy in ``_policy`` until it exposes it as ``policy``."""
-        policy = getattr(self.agent, "policy", None) or getattr(self.agent, "_policy", None)
+        """The agent's setting and the server's current policy (read live, on every call)."""
+        policy = self.agent.policy
         return bool(self.agent.config.capture_exceptions) and (
             policy is None or bool(getattr(policy, "capture_exceptions", True))
         )

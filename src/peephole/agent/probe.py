@@ -273,7 +273,10 @@ class Probe:
             thread=threading.current_thread().name,
             **captured,
         )
-        self.shared.emit(event, otel.trace_ids())
+        ids = otel.trace_ids()
+        self.shared.emit(event, ids)
+        if ids is not None and self.shared.config.otel_span_events:
+            otel.add_snapshot_event(event)
 
     def _log(self, frame: types.FrameType, f_locals: Any, f_globals: Dict[str, Any]) -> None:
         template = self.template
