@@ -1,0 +1,1 @@
+"""The peephole server: the broker between agents and people (REST, WebSockets, storage)."""

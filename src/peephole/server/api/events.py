@@ -1,0 +1,72 @@
+"""Events (snapshots, log lines, exceptions) and exception groups."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from fastapi import APIRouter, Depends, Query
+
+from peephole.server import auth
+from peephole.server.api.deps import get_broker, invalid
+from peephole.server.broker import Broker
+from peephole.server.store import events as event_store
+from peephole.server.store.credentials import Principal
+
+router = APIRouter(tags=["events"])
+
+EventType = Literal["snapshot", "log", "exception"]
+
+
+@router.get("/events")
+async def list_events(
+    type: Optional[EventType] = None,
+    probe_id: Optional[str] = None,
+    service: Optional[str] = None,
+    instance_id: Optional[str] = None,
+    fingerprint: Optional[str] = None,
+    since: Optional[float] = None,
+    limit: int = Query(50, ge=1, le=1000),
+    cursor: Optional[str] = None,
+    broker: Broker = Depends(get_broker),
+    _: Principal = Depends(auth.viewer),
+) -> dict[str, Any]:
+    position = None
+    if cursor:
+        try:
+            position = event_store.parse_cursor(cursor)
+        except ValueError:
+            invalid("query", "cursor", "cursor must be a next_cursor from a previous page", cursor)
+    where = event_store.EventFilter(type, probe_id, service, instance_id, fingerprint, since)
+    events, next_cursor = await broker.db.read(
+        lambda s: event_store.query(s, where, limit, position)
+    )
+    return {"events": [broker.event_view(e) for e in events], "next_cursor": next_cursor}
+
+
+@router.get("/events/{event_id}")
+async def get_event(
+    event_id: str, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
+) -> dict[str, Any]:
+    return broker.event_view(await broker.db.read(lambda s: event_store.get(s, event_id)))
+
+
+@router.get("/exceptions")
+async def list_exceptions(
+    service: Optional[str] = None,
+    limit: int = Query(200, ge=1, le=5000),
+    broker: Broker = Depends(get_broker),
+    _: Principal = Depends(auth.viewer),
+) -> list[dict[str, Any]]:
+    return await broker.db.read(lambda s: event_store.exception_groups(s, service, limit))
+
+
+@router.get("/exceptions/{fingerprint}")
+async def get_exception_group(
+    fingerprint: str,
+    events: int = Query(20, ge=1, le=200),
+    broker: Broker = Depends(get_broker),
+    _: Principal = Depends(auth.viewer),
+) -> dict[str, Any]:
+    group = await broker.db.read(lambda s: event_store.exception_group(s, fingerprint, events))
+    group["events"] = [broker.event_view(e) for e in group["events"]]
+    return group

@@ -1,0 +1,253 @@
+"""The server's moving parts in one place: settings, database, hub, metrics, and the few
+operations that touch all of them (an agent message is stored, then pushed on)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from sqlalchemy.orm import Session
+
+from peephole import protocol
+from peephole.server.batcher import Batcher
+from peephole.server.cluster import Cluster
+from peephole.server.db import Database
+from peephole.server.hub import AgentConnection, Hub, ProbeLists
+from peephole.server.metrics import Metrics
+from peephole.server.settings import ServerSettings
+from peephole.server.store import events as event_store
+from peephole.server.store import instances as instance_store
+from peephole.server.store import policies
+from peephole.server.store import probes as probe_store
+from peephole.server.store.credentials import Principal
+
+log = logging.getLogger("peephole.server")
+
+STATUS_FLUSH_SECONDS = 0.01
+TOUCH_SECONDS = protocol.HEARTBEAT_SECONDS / 2  # how often connected instances' last_seen is saved
+
+
+class Broker:
+    """What a server process holds: the database, the connected agents and subscribers
+    (``hub``), counters, and the other processes sharing its PostgreSQL (``cluster``)."""
+
+    def __init__(self, settings: ServerSettings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.hub = Hub()
+        self.metrics = Metrics()
+        self.started_at = time.time()
+        self._last_touch = 0.0
+        self.token_cache: dict[str, tuple[Principal, float]] = {}  # see auth.authenticate
+        self.cluster: Optional[Cluster] = None  # several processes on one PostgreSQL
+        self._events = Batcher(db, _store_events)
+        self._statuses = Batcher(db, _store_statuses)
+        self._dirty_probes: set[str] = set()
+        self._flush: Optional[asyncio.Task[None]] = None
+
+    # --- views ---------------------------------------------------------------------------
+
+    def event_view(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An event as people see it: with a trace link when the server has a template."""
+        template = self.settings.trace_link_template
+        trace_id = event.get("trace_id")
+        if template and isinstance(trace_id, str) and trace_id:
+            span_id = event.get("span_id")
+            event["trace_link"] = template.replace("{trace_id}", trace_id).replace(
+                "{span_id}", span_id if isinstance(span_id, str) else ""
+            )
+        return event
+
+    # --- probes --------------------------------------------------------------------------
+
+    async def probes_changed(
+        self, probe_ids: Iterable[str] = (), announce: bool = True
+    ) -> list[dict[str, Any]]:
+        """Push probe lists to every agent whose list changed; tell the live stream and the
+        other server processes. Returns the views of ``probe_ids`` (those that still exist).
+        """
+        ids = list(probe_ids)
+        generation = self.hub.next_generation()
+        now = time.time()
+
+        def load(session: Session) -> tuple[list[Any], list[dict[str, Any]]]:
+            live = probe_store.live(session, now)
+            changed = [p for p in (session.get(probe_store.Probe, i) for i in ids) if p]
+            return live, probe_store.to_dicts(session, changed, now)
+
+        live, views = await self.db.read(load)
+        self.metrics.probe_pushes_total += 1
+        await self.hub.push_probes(generation, live)
+        self.hub.publish_probes(views)
+        if announce and self.cluster is not None:
+            self.cluster.announce("probes", ids=ids)
+        return views
+
+    async def send_probes(self, connection: AgentConnection) -> None:
+        generation = self.hub.next_generation()
+        now = time.time()
+        live = await self.db.read(lambda s: probe_store.live(s, now))
+        await connection.send_probes(generation, ProbeLists(live))
+
+    def status_changed(self, probe_ids: list[str]) -> None:
+        """Tell the live stream, at most every ``STATUS_FLUSH_SECONDS``: when a probe reaches
+        500 agents, 500 status messages arrive at once and one view of it is enough."""
+        if not probe_ids or not self.hub.subscribers:
+            return
+        self._dirty_probes.update(probe_ids)
+        if self._flush is None or self._flush.done():
+            self._flush = asyncio.create_task(self._flush_status())
+
+    async def _flush_status(self) -> None:
+        while self._dirty_probes:  # statuses that arrive while publishing go in the next round
+            await asyncio.sleep(STATUS_FLUSH_SECONDS)
+            probe_ids, self._dirty_probes = list(self._dirty_probes), set()
+            try:
+                await self.publish_probe_views(probe_ids)
+            except Exception:
+                log.exception("publishing probe status failed")
+
+    async def publish_probe_views(self, probe_ids: list[str]) -> None:
+        now = time.time()
+
+        def load(session: Session) -> list[dict[str, Any]]:
+            changed = [p for p in (session.get(probe_store.Probe, i) for i in probe_ids) if p]
+            return probe_store.to_dicts(session, changed, now)
+
+        self.hub.publish_probes(await self.db.read(load))
+
+    async def publish_stored_events(self, event_ids: list[str]) -> None:
+        """Send events another server process stored to this one's live stream."""
+        if self.hub.subscribers:
+            events = await self.db.read(lambda s: event_store.by_ids(s, event_ids))
+            self.hub.publish_events(self.event_view(e) for e in events)
+
+    async def policy_changed(self, service: str, announce: bool = True) -> protocol.AgentPolicy:
+        """Push the stored policy of ``service`` to its agents (here and in other processes)."""
+        policy = await self.db.read(lambda s: policies.get(s, service))
+        await self.hub.push_policy(service, policy)
+        if announce and self.cluster is not None:
+            self.cluster.announce("policy", service=service)
+        return policy
+
+    # --- agents --------------------------------------------------------------------------
+
+    async def register(self, connection: AgentConnection) -> protocol.AgentPolicy:
+        now = time.time()
+        connection.last_message = now
+
+        def work(session: Session) -> protocol.AgentPolicy:
+            instance_store.register(session, connection.info, now)
+            return policies.get(session, connection.info.service)
+
+        policy = await self.db.write(work)
+        self.hub.add_agent(connection)
+        self.metrics.agent_connections_total += 1
+        return policy
+
+    async def unregister(self, connection: AgentConnection) -> None:
+        if self.hub.remove_agent(connection):
+            now = time.time()
+            await self.db.write(lambda s: instance_store.disconnect(s, connection.instance_id, now))
+
+    async def ingest(
+        self,
+        connection: AgentConnection,
+        events: list[dict[str, Any]],
+        dropped: int,
+        texts: Optional[list[str]] = None,
+    ) -> None:
+        """Store a batch in one transaction (the caller acks after this returns)."""
+        info = connection.info
+        origin = event_store.Origin(info.service, info.instance_id, info.version)
+        stored = await self._events.submit(_EventBatch(origin, events, texts, dropped))
+        self.metrics.events_received_total += len(events)
+        self.metrics.events_stored_total += len(stored.events)
+        self.metrics.events_dropped_by_agents_total += dropped
+        if self.hub.subscribers:
+            self.hub.publish_events(self.event_view(e) for e in stored.events)
+        if stored.events and self.cluster is not None:
+            self.cluster.announce("events", ids=[e["id"] for e in stored.events])
+        if stored.done_probes:
+            await self.probes_changed(stored.done_probes)
+
+    async def statuses(
+        self, connection: AgentConnection, statuses: list[protocol.ProbeStatus]
+    ) -> None:
+        changed = await self._statuses.submit((connection.instance_id, statuses))
+        self.status_changed(changed)
+        if changed and self.cluster is not None:
+            self.cluster.announce("status", ids=changed)
+
+    # --- periodic work -------------------------------------------------------------------
+
+    async def housekeeping(self) -> None:
+        """Expire probes whose time is up; keep connected instances' last-seen fresh."""
+        while True:
+            await asyncio.sleep(self.settings.housekeeping_interval)
+            try:
+                await self._housekeeping_pass()
+            except Exception:
+                log.exception("housekeeping failed; retrying")
+
+    async def _housekeeping_pass(self) -> None:
+        now = time.time()
+        fresh: list[str] = []
+        if now - self._last_touch >= TOUCH_SECONDS:
+            self._last_touch = now
+            fresh = [
+                c.instance_id
+                for c in self.hub.agents.values()
+                if now - c.last_message < protocol.INSTANCE_STALE_SECONDS
+            ]
+
+        def work(session: Session) -> list[str]:
+            instance_store.touch(session, fresh, now)
+            return probe_store.expire_due(session, now)
+
+        expired = await self.db.write(work)
+        if expired:
+            await self.probes_changed(expired)
+
+    async def retention(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:
+                log.exception("retention pass failed; retrying")
+            await asyncio.sleep(self.settings.retention_interval)
+
+    async def prune(self) -> int:
+        older_than = time.time() - self.settings.retention_days * 86400
+        keep = self.settings.retention_events
+        deleted = await self.db.write(lambda s: event_store.prune(s, older_than, keep))
+        self.metrics.events_pruned_total += deleted
+        return deleted
+
+
+@dataclass
+class _EventBatch:
+    origin: event_store.Origin
+    events: list[dict[str, Any]]
+    texts: Optional[list[str]]
+    dropped: int
+
+
+def _store_events(session: Session, items: list[_EventBatch]) -> list[event_store.Stored]:
+    stored = []
+    for batch in items:
+        if batch.dropped:
+            instance_store.add_dropped(session, batch.origin.instance_id, batch.dropped)
+        stored.append(
+            event_store.insert(session, batch.origin, batch.events, time.time(), batch.texts)
+        )
+    return stored
+
+
+def _store_statuses(
+    session: Session, items: list[tuple[str, list[protocol.ProbeStatus]]]
+) -> list[list[str]]:
+    return probe_store.record_statuses(session, items, time.time())

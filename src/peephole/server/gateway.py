@@ -1,0 +1,203 @@
+"""The agents' WebSocket (``protocol.AGENT_PATH``): hello, then events, status and answers.
+
+A message that breaks the protocol closes that one connection with a reason (1008, or 1009
+when too big); every other connection is untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from peephole import protocol
+from peephole.server import wire
+from peephole.server.broker import Broker
+from peephole.server.hub import AgentConnection
+from peephole.server.store import credentials
+
+log = logging.getLogger("peephole.server")
+
+HELLO_TIMEOUT = 10.0
+POLICY_VIOLATION = 1008
+MESSAGE_TOO_BIG = 1009
+MAX_EVENTS_PER_MESSAGE = 10_000
+
+
+class Rejected(Exception):
+    """Close the connection with ``code`` and ``reason``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+async def agent_endpoint(websocket: WebSocket) -> None:
+    broker: Broker = websocket.app.state.broker
+    await websocket.accept()
+    connection = None
+    try:
+        connection = await _hello(broker, websocket)
+        await _serve(broker, connection)
+    except Rejected as exc:
+        broker.metrics.agent_messages_rejected_total += 1
+        await _close(websocket, exc.code, exc.reason)
+    except WebSocketDisconnect:
+        pass
+    except Exception:
+        log.exception("agent connection failed")
+        await _close(websocket, 1011, "internal error")
+    finally:
+        if connection is not None:
+            connection.closed()
+            await broker.unregister(connection)
+
+
+async def _hello(broker: Broker, websocket: WebSocket) -> AgentConnection:
+    try:
+        message = await asyncio.wait_for(_receive(websocket), HELLO_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise Rejected(POLICY_VIOLATION, f"no hello within {HELLO_TIMEOUT:g} s") from None
+    if message["type"] != "hello":
+        raise Rejected(POLICY_VIOLATION, f"expected hello, got {message['type']!r}")
+    key = message.get("key")
+    if not isinstance(key, str) or not key:
+        raise Rejected(POLICY_VIOLATION, "hello has no agent key")
+    if await broker.db.read(lambda s: credentials.agent_key_name(s, key)) is None:
+        raise Rejected(POLICY_VIOLATION, "unknown agent key")
+    try:
+        info = protocol.InstanceInfo.from_dict(message.get("instance"))  # type: ignore[arg-type]
+    except protocol.ProtocolError as exc:
+        raise Rejected(POLICY_VIOLATION, f"bad instance: {exc}") from None
+    _check_instance(info)
+    connection = AgentConnection(websocket, info)
+    policy = await broker.register(connection)
+    await connection.send(
+        {
+            "type": "welcome",
+            "instance_id": info.instance_id,
+            "config": policy.to_dict(),
+            "protocol": protocol.PROTOCOL_VERSION,
+        }
+    )
+    await broker.send_probes(connection)
+    return connection
+
+
+# Longest accepted text per InstanceInfo field (the database columns' sizes).
+INSTANCE_TEXT = {"instance_id": 64, "service": 200, "version": 200, "environment": 200,
+                 "host": 255, "runtime": 100, "agent_version": 50}
+OPTIONAL_TEXT = ("version", "environment")
+
+
+def _check_instance(info: protocol.InstanceInfo) -> None:
+    for name, size in INSTANCE_TEXT.items():
+        value = getattr(info, name)
+        if value is None and name in OPTIONAL_TEXT:
+            continue
+        if not isinstance(value, str) or len(value) > size:
+            raise Rejected(POLICY_VIOLATION, f"bad instance: {name} must be text of <= {size}")
+    if not info.instance_id or not info.service:
+        raise Rejected(POLICY_VIOLATION, "bad instance: instance_id and service are required")
+    tags = info.tags
+    if not isinstance(tags, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise Rejected(POLICY_VIOLATION, "bad instance: tags must map strings to strings")
+    if not isinstance(info.pid, int) or not isinstance(info.started_at, (int, float)):
+        raise Rejected(POLICY_VIOLATION, "bad instance: pid and started_at must be numbers")
+
+
+async def _serve(broker: Broker, connection: AgentConnection) -> None:
+    while True:
+        message = await _receive(connection.websocket)
+        connection.last_message = time.time()
+        broker.metrics.agent_messages_total += 1
+        kind = message["type"]
+        if kind == "events":
+            seq, events, dropped = _events(message)
+            await broker.ingest(connection, events, dropped, message.raw_events)
+            await connection.send({"type": "ack", "seq": seq})
+        elif kind == "status":
+            await broker.statuses(connection, _statuses(message))
+        elif kind in ("source", "files"):
+            connection.answer(message)
+        elif kind == "heartbeat":
+            pass
+        else:  # a newer agent's message: ignored, not an error
+            log.debug("ignoring agent message of type %r", kind)
+
+
+async def _receive(websocket: WebSocket) -> wire.Message:
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    data = message.get("text")
+    if data is None:
+        data = message.get("bytes") or b""
+    if len(data) > protocol.MAX_MESSAGE_BYTES:
+        raise Rejected(
+            MESSAGE_TOO_BIG, f"message of {len(data)} bytes exceeds {protocol.MAX_MESSAGE_BYTES}"
+        )
+    try:
+        return wire.decode(data)
+    except protocol.ProtocolError as exc:
+        raise Rejected(POLICY_VIOLATION, str(exc)) from None
+
+
+def _events(message: dict[str, Any]) -> tuple[int, list[dict[str, Any]], int]:
+    seq = message.get("seq")
+    events = message.get("events")
+    dropped = message.get("dropped", 0) or 0
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise Rejected(POLICY_VIOLATION, "events: seq must be an integer")
+    if not isinstance(events, list) or len(events) > MAX_EVENTS_PER_MESSAGE:
+        raise Rejected(POLICY_VIOLATION, "events: events must be a list (at most 10000)")
+    if not isinstance(dropped, int) or dropped < 0:
+        raise Rejected(POLICY_VIOLATION, "events: dropped must be a non-negative integer")
+    for event in events:
+        if not isinstance(event, dict):
+            raise Rejected(POLICY_VIOLATION, "events: each event must be an object")
+        event_id = event.get("id")
+        if not isinstance(event_id, str) or not 0 < len(event_id) <= 64:
+            raise Rejected(POLICY_VIOLATION, "events: each event needs a string id")
+        if event.get("type") not in protocol.EVENT_TYPES:
+            raise Rejected(POLICY_VIOLATION, f"events: unknown event type {event.get('type')!r}")
+    return seq, events, dropped
+
+
+def _statuses(message: dict[str, Any]) -> list[protocol.ProbeStatus]:
+    items = message.get("probes")
+    if not isinstance(items, list):
+        raise Rejected(POLICY_VIOLATION, "status: probes must be a list")
+    statuses = []
+    for item in items:
+        try:
+            status = protocol.ProbeStatus.from_dict(item)
+        except protocol.ProtocolError as exc:
+            raise Rejected(POLICY_VIOLATION, f"status: {exc}") from None
+        if not isinstance(status.probe_id, str) or status.state not in protocol.PROBE_STATES:
+            raise Rejected(POLICY_VIOLATION, "status: each needs a probe_id and a known state")
+        numbers = (status.version, status.hits, status.captures, status.drops,
+                   status.condition_errors, status.time_ns)
+        if not all(isinstance(n, int) for n in numbers):
+            raise Rejected(POLICY_VIOLATION, "status: counters must be integers")
+        if not all(isinstance(t, (str, type(None))) for t in (status.message, status.path)):
+            raise Rejected(POLICY_VIOLATION, "status: message and path must be strings")
+        statuses.append(status)
+    return statuses
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state != WebSocketState.CONNECTED:
+        return
+    reason = reason.encode()[:120].decode(errors="ignore")
+    try:
+        await websocket.send_text(protocol.encode({"type": "error", "reason": reason}))
+        await websocket.close(code, reason)
+    except Exception:  # the peer is already gone
+        pass

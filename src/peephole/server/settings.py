@@ -1,0 +1,94 @@
+"""Server settings: keyword arguments (the ``peephole server`` flags), else ``PEEPHOLE_SERVER_*``.
+
+Every field of :class:`ServerSettings` can come from the environment as
+``PEEPHOLE_SERVER_<FIELD IN UPPER CASE>`` (``PEEPHOLE_SERVER_PORT=8000``,
+``PEEPHOLE_SERVER_DATABASE=postgresql://...``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+ENV_PREFIX = "PEEPHOLE_SERVER_"
+
+
+class SettingsError(ValueError):
+    """A server setting with a value that cannot be used."""
+
+
+def default_data_dir() -> str:
+    home_share = os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or home_share
+    return os.path.join(base, "peephole")
+
+
+@dataclass
+class ServerSettings:
+    """Everything the server is told at start."""
+
+    host: str = "127.0.0.1"
+    port: int = 7777
+    data_dir: str = ""  # default: ~/.local/share/peephole
+    database: str = ""  # default: sqlite:///<data_dir>/peephole.db
+    cert: Optional[str] = None  # TLS certificate (PEM); with ``key`` the server speaks HTTPS/WSS
+    key: Optional[str] = None
+    trace_link_template: Optional[str] = None  # "https://jaeger/trace/{trace_id}"
+    retention_days: float = 7.0
+    retention_events: int = 100_000  # per service
+    admin_token: Optional[str] = None  # seed this admin token (demo, tests)
+    agent_key: Optional[str] = None  # seed this agent key (demo, tests)
+    source_timeout: float = 5.0  # seconds to wait for an agent to answer get_source
+    retention_interval: float = 60.0  # seconds between retention passes
+    housekeeping_interval: float = 1.0  # seconds between expiry checks and last-seen updates
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not self.data_dir:
+            self.data_dir = default_data_dir()
+        self.data_dir = os.path.expanduser(self.data_dir)
+        if not self.database:
+            self.database = f"sqlite:///{Path(self.data_dir) / 'peephole.db'}"
+        if bool(self.cert) != bool(self.key):
+            raise SettingsError("TLS needs both --cert and --key")
+        if self.retention_days <= 0 or self.retention_events <= 0:
+            raise SettingsError("retention days and events must be positive")
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.cert and self.key)
+
+    @classmethod
+    def load(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> ServerSettings:
+        """Build settings from keyword arguments, then the environment, then defaults."""
+        environ = os.environ if environ is None else environ
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for name, raw in environ.items():
+            if not name.startswith(ENV_PREFIX):
+                continue
+            attr = name[len(ENV_PREFIX) :].lower()
+            if attr in known:
+                values[attr] = _parse(attr, known[attr].default, raw)
+        for name, value in overrides.items():
+            if name not in known:
+                raise SettingsError(f"unknown server setting {name!r}")
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+
+def _parse(name: str, default: Any, raw: str) -> Any:
+    raw = raw.strip()
+    try:
+        if isinstance(default, bool):
+            return raw.lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid value") from None
+    return raw or None

@@ -1,0 +1,138 @@
+"""Instances (agent processes) and the services they make up."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from peephole.protocol import INSTANCE_STALE_SECONDS, InstanceInfo
+from peephole.server.models import Instance
+
+
+def register(session: Session, info: InstanceInfo, now: float) -> None:
+    """Insert or refresh the instance from its ``hello``; it is connected from now on."""
+    row = session.get(Instance, info.instance_id)
+    if row is None:
+        row = Instance(instance_id=info.instance_id, registered_at=now, dropped=0)
+        session.add(row)
+    row.service = info.service
+    row.version = info.version
+    row.environment = info.environment
+    row.tags = dict(info.tags or {})
+    row.host = info.host or ""
+    row.pid = int(info.pid or 0)
+    row.runtime = info.runtime or ""
+    row.agent_version = info.agent_version or ""
+    row.started_at = float(info.started_at or 0.0)
+    row.last_seen = now
+    row.connected = True
+
+
+def disconnect(session: Session, instance_id: str, now: float) -> None:
+    session.execute(
+        update(Instance)
+        .where(Instance.instance_id == instance_id)
+        .values(connected=False, last_seen=now)
+    )
+
+
+def disconnect_all(session: Session) -> None:
+    """Forget connections a previous run of a single-process server held."""
+    session.execute(update(Instance).where(Instance.connected).values(connected=False))
+
+
+def touch(session: Session, instance_ids: Iterable[str], now: float) -> None:
+    ids = list(instance_ids)
+    if ids:
+        session.execute(
+            update(Instance).where(Instance.instance_id.in_(ids)).values(last_seen=now)
+        )
+
+
+def add_dropped(session: Session, instance_id: str, dropped: int) -> None:
+    session.execute(
+        update(Instance)
+        .where(Instance.instance_id == instance_id)
+        .values(dropped=Instance.dropped + dropped)
+    )
+
+
+def is_live(row: Instance, now: float) -> bool:
+    return bool(row.connected) and now - row.last_seen < INSTANCE_STALE_SECONDS
+
+
+def live(session: Session, now: float, service: Optional[str] = None) -> list[Instance]:
+    query = select(Instance).where(
+        Instance.connected, Instance.last_seen > now - INSTANCE_STALE_SECONDS
+    )
+    if service:
+        query = query.where(Instance.service == service)
+    return list(session.scalars(query))
+
+
+def listing(
+    session: Session, now: float, service: Optional[str], include_gone: bool
+) -> list[dict[str, Any]]:
+    if include_gone:
+        query = select(Instance)
+        if service:
+            query = query.where(Instance.service == service)
+        rows = list(session.scalars(query))
+    else:
+        rows = live(session, now, service)
+    rows.sort(key=lambda r: (r.service, -r.last_seen))
+    return [to_dict(r, now) for r in rows]
+
+
+def to_dict(row: Instance, now: float) -> dict[str, Any]:
+    return {
+        "instance_id": row.instance_id,
+        "service": row.service,
+        "version": row.version,
+        "environment": row.environment,
+        "tags": row.tags or {},
+        "host": row.host,
+        "pid": row.pid,
+        "runtime": row.runtime,
+        "agent_version": row.agent_version,
+        "started_at": row.started_at,
+        "last_seen": row.last_seen,
+        "connected": is_live(row, now),
+        "dropped": row.dropped,
+    }
+
+
+def as_target_view(row: Instance) -> dict[str, Any]:
+    """The fields targeting looks at."""
+    return {
+        "instance_id": row.instance_id,
+        "service": row.service,
+        "version": row.version,
+        "environment": row.environment,
+        "tags": row.tags or {},
+    }
+
+
+def services(session: Session, now: float) -> list[dict[str, Any]]:
+    """Every service that ever registered, with its live instance count."""
+    summary: dict[str, dict[str, Any]] = {}
+    for row in session.scalars(select(Instance)):
+        entry = summary.setdefault(
+            row.service,
+            {"name": row.service, "instances": 0, "versions": set(), "environments": set(),
+             "last_seen": 0.0},
+        )
+        entry["last_seen"] = max(entry["last_seen"], row.last_seen)
+        if is_live(row, now):
+            entry["instances"] += 1
+            if row.version:
+                entry["versions"].add(row.version)
+            if row.environment:
+                entry["environments"].add(row.environment)
+    return [
+        {**entry, "versions": sorted(entry["versions"]),
+         "environments": sorted(entry["environments"])}
+        for _, entry in sorted(summary.items())
+    ]

@@ -1,0 +1,329 @@
+"""Probes, their per-instance status, and the state and summary a person sees."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any, Optional
+
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import insert as sql_insert
+from sqlalchemy.orm import Session
+
+from peephole import protocol
+from peephole.server.models import Probe, ProbeStatus
+from peephole.server.store import NotFound
+from peephole.server.store import instances as instance_store
+from peephole.server.targeting import matches, normalize_target
+
+DONE = "done"
+EXPIRED = "expired"
+EDITABLE = (
+    "condition", "watches", "template", "level", "logger", "hit_limit", "rate", "enabled",
+    "limits",
+)
+
+
+def create(session: Session, fields: dict[str, Any], actor: str, now: float) -> Probe:
+    """Store a new probe from validated API fields (``expire_seconds`` becomes ``expires_at``)."""
+    target = normalize_target(fields.get("target"))
+    probe = Probe(
+        id=uuid.uuid4().hex[:16],
+        kind=fields["kind"],
+        file=fields["file"],
+        line=fields["line"],
+        condition=fields.get("condition"),
+        watches=list(fields.get("watches") or []),
+        template=fields.get("template"),
+        level=fields.get("level") or "info",
+        logger=fields.get("logger"),
+        hit_limit=fields.get("hit_limit"),
+        expires_at=now + fields["expire_seconds"],
+        rate=fields.get("rate"),
+        enabled=fields.get("enabled", True),
+        version=1,
+        limits=fields.get("limits"),
+        target=target,
+        target_service=target["service"],
+        captures=0,
+        finished=None,
+        created_at=now,
+        created_by=actor,
+        updated_at=now,
+    )
+    session.add(probe)
+    session.flush()
+    return probe
+
+
+def get(session: Session, probe_id: str) -> Probe:
+    probe = session.get(Probe, probe_id)
+    if probe is None:
+        raise NotFound(f"probe {probe_id!r} not found")
+    return probe
+
+
+def update_fields(probe: Probe, changes: dict[str, Any], now: float) -> dict[str, Any]:
+    """Apply an edit; bump the version; reopen a finished probe the edit makes live again.
+
+    Returns the changes as recorded in the audit log.
+    """
+    applied: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "expire_seconds":
+            probe.expires_at = now + value
+            applied[name] = value
+        elif name in EDITABLE:
+            setattr(probe, name, value)
+            applied[name] = value
+    if probe.finished == DONE and (probe.hit_limit is None or probe.captures < probe.hit_limit):
+        probe.finished = None
+    if probe.finished == EXPIRED and probe.expires_at is not None and probe.expires_at > now:
+        probe.finished = None
+    probe.version += 1
+    probe.updated_at = now
+    return applied
+
+
+def remove(session: Session, probe: Probe) -> None:
+    session.execute(delete(ProbeStatus).where(ProbeStatus.probe_id == probe.id))
+    session.delete(probe)
+
+
+def listing(session: Session, service: Optional[str] = None) -> list[Probe]:
+    query = select(Probe).order_by(Probe.created_at.desc())
+    if service:
+        query = query.where(Probe.target_service == service)
+    return list(session.scalars(query))
+
+
+def is_live(probe: Probe, now: float) -> bool:
+    """Whether agents should have this probe installed."""
+    return (
+        probe.enabled
+        and probe.finished is None
+        and (probe.expires_at is None or probe.expires_at > now)
+    )
+
+
+def live(session: Session, now: float) -> list[Probe]:
+    return [p for p in session.scalars(select(Probe).where(Probe.enabled)) if is_live(p, now)]
+
+
+def spec(probe: Probe) -> dict[str, Any]:
+    """The :class:`peephole.protocol.ProbeSpec` dict agents receive."""
+    return protocol.ProbeSpec(
+        id=probe.id,
+        kind=probe.kind,
+        file=probe.file,
+        line=probe.line,
+        condition=probe.condition,
+        watches=list(probe.watches or []),
+        template=probe.template,
+        level=probe.level,
+        logger=probe.logger,
+        hit_limit=probe.hit_limit,
+        expires_at=probe.expires_at,
+        rate=probe.rate,
+        enabled=probe.enabled,
+        version=probe.version,
+        limits=protocol.Limits.from_dict(probe.limits),
+    ).to_dict()
+
+
+def expire_due(session: Session, now: float) -> list[str]:
+    """Mark probes whose time is up as expired; return their ids."""
+    ids = list(
+        session.scalars(
+            select(Probe.id).where(
+                Probe.finished.is_(None), Probe.expires_at.is_not(None), Probe.expires_at <= now
+            )
+        )
+    )
+    if ids:
+        session.execute(
+            update(Probe).where(Probe.id.in_(ids)).values(finished=EXPIRED, updated_at=now)
+        )
+    return ids
+
+
+def add_captures(session: Session, counts: dict[str, int], now: float) -> list[str]:
+    """Count captures (events) per probe across all instances; return probes now done."""
+    if not counts:
+        return []
+    connection = session.connection()  # Core, not the ORM: this runs for every batch
+    for probe_id, count in counts.items():
+        connection.execute(
+            update(Probe).where(Probe.id == probe_id).values(captures=Probe.captures + count)
+        )
+    done = list(
+        connection.scalars(
+            select(Probe.id).where(
+                Probe.id.in_(list(counts)),
+                Probe.finished.is_(None),
+                Probe.hit_limit.is_not(None),
+                Probe.captures >= Probe.hit_limit,
+            )
+        )
+    )
+    if done:
+        connection.execute(
+            update(Probe).where(Probe.id.in_(done)).values(finished=DONE, updated_at=now)
+        )
+    return done
+
+
+def record_statuses(
+    session: Session, reports: list[tuple[str, list[protocol.ProbeStatus]]], now: float
+) -> list[list[str]]:
+    """Store what agents reported, as ``(instance_id, statuses)`` pairs; return, per report,
+    the ids of the probes it concerned that exist. Three statements whatever the number of
+    reports: when a probe reaches 500 agents, 500 reports arrive at once."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":  # a lost status is sent again: no fsync wait
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    wanted = {s.probe_id for _, statuses in reports for s in statuses}
+    known = set(connection.scalars(select(Probe.id).where(Probe.id.in_(wanted))))
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for instance_id, statuses in reports:
+        for status in statuses:
+            if status.probe_id in known:
+                rows[(status.probe_id, instance_id)] = {
+                    "probe_id": status.probe_id,
+                    "instance_id": instance_id,
+                    "state": status.state,
+                    "message": status.message,
+                    "version": status.version,
+                    "path": status.path,
+                    "hits": status.hits,
+                    "captures": status.captures,
+                    "drops": status.drops,
+                    "condition_errors": status.condition_errors,
+                    "time_ns": status.time_ns,
+                    "updated_at": now,
+                }
+    if rows:
+        connection.execute(
+            delete(ProbeStatus).where(
+                tuple_(ProbeStatus.probe_id, ProbeStatus.instance_id).in_(list(rows))
+            )
+        )
+        connection.execute(sql_insert(ProbeStatus), list(rows.values()))
+    return [
+        sorted({s.probe_id for s in statuses if s.probe_id in known})
+        for _, statuses in reports
+    ]
+
+
+# --- what a person sees --------------------------------------------------------------------
+
+
+def to_dicts(session: Session, probes: list[Probe], now: float) -> list[dict[str, Any]]:
+    """Probe dicts with statuses, overall state and summary (one query per kind of row)."""
+    if not probes:
+        return []
+    live_instances = [instance_store.as_target_view(r) for r in instance_store.live(session, now)]
+    statuses: dict[str, list[ProbeStatus]] = {}
+    rows = session.scalars(
+        select(ProbeStatus).where(ProbeStatus.probe_id.in_([p.id for p in probes]))
+    )
+    for row in rows:
+        statuses.setdefault(row.probe_id, []).append(row)
+    return [to_dict(p, statuses.get(p.id, []), live_instances, now) for p in probes]
+
+
+def to_dict(
+    probe: Probe, statuses: list[ProbeStatus], live_instances: list[dict[str, Any]], now: float
+) -> dict[str, Any]:
+    targets = [i["instance_id"] for i in live_instances if matches(probe.target, i)]
+    state = overall_state(probe, statuses, targets, now)
+    return {
+        "id": probe.id,
+        "kind": probe.kind,
+        "file": probe.file,
+        "line": probe.line,
+        "condition": probe.condition,
+        "watches": list(probe.watches or []),
+        "template": probe.template,
+        "level": probe.level,
+        "logger": probe.logger,
+        "hit_limit": probe.hit_limit,
+        "expires_at": probe.expires_at,
+        "rate": probe.rate,
+        "enabled": probe.enabled,
+        "version": probe.version,
+        "limits": protocol.Limits.from_dict(probe.limits).__dict__,
+        "target": normalize_target(probe.target),
+        "created_at": probe.created_at,
+        "created_by": probe.created_by,
+        "updated_at": probe.updated_at,
+        "state": state,
+        "hits": probe.captures,
+        "statuses": [status_dict(s) for s in sorted(statuses, key=lambda s: s.instance_id)],
+        "summary": summary(probe, state, statuses, targets),
+    }
+
+
+def status_dict(row: ProbeStatus) -> dict[str, Any]:
+    return {
+        "instance_id": row.instance_id,
+        "state": row.state,
+        "message": row.message,
+        "hits": row.hits,
+        "captures": row.captures,
+        "drops": row.drops,
+        "condition_errors": row.condition_errors,
+        "time_ns": row.time_ns,
+        "path": row.path,
+        "version": row.version,
+        "updated_at": row.updated_at,
+    }
+
+
+def overall_state(
+    probe: Probe, statuses: list[ProbeStatus], targets: list[str], now: float
+) -> str:
+    if probe.finished == DONE:
+        return protocol.DONE
+    if probe.finished == EXPIRED or (probe.expires_at is not None and probe.expires_at <= now):
+        return protocol.EXPIRED
+    if not probe.enabled:
+        return protocol.DISABLED
+    live = set(targets)
+    if any(s.state == protocol.ACTIVE and s.instance_id in live for s in statuses):
+        return protocol.ACTIVE
+    return protocol.PENDING
+
+
+def summary(
+    probe: Probe, state: str, statuses: list[ProbeStatus], targets: list[str]
+) -> str:
+    """One line: "active on 3 of 4 instances; 1 error: no code at line 88"."""
+    if state == protocol.DONE:
+        return f"done: hit limit of {probe.hit_limit} reached ({probe.captures} captures)"
+    if state == protocol.EXPIRED:
+        return "expired"
+    if state == protocol.DISABLED:
+        return "disabled"
+    if not targets:
+        return "waiting for a matching instance"
+    by_instance = {s.instance_id: s for s in statuses}
+    states: Counter[str] = Counter()
+    errors: list[str] = []
+    for instance_id in targets:
+        status = by_instance.get(instance_id)
+        current = status.state if status else protocol.PENDING
+        states[current] += 1
+        if current == protocol.ERROR and status is not None:
+            errors.append(status.message or "unknown error")
+    total = len(targets)
+    noun = "instance" if total == 1 else "instances"
+    parts = [f"active on {states[protocol.ACTIVE]} of {total} {noun}"]
+    if errors:
+        first = Counter(errors).most_common(1)[0][0]
+        parts.append(f"{len(errors)} error{'s' if len(errors) > 1 else ''}: {first}")
+    for other in (protocol.PENDING, protocol.THROTTLED, protocol.DONE, protocol.EXPIRED):
+        if states[other]:
+            parts.append(f"{states[other]} {other}")
+    return "; ".join(parts)
+

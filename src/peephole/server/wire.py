@@ -1,0 +1,99 @@
+"""Decoding agent messages, keeping each event's JSON text as it arrived.
+
+Events are stored as the agent's JSON text. Parsing a batch and serializing every event
+again would double the JSON work of ingest (most of its cost), so :func:`decode` walks the
+top-level object itself with the C scanner of :mod:`json` and records the text span of each
+element of ``"events"`` while parsing it: one pass, same results as ``json.loads``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Union
+
+from peephole import protocol
+
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_space = re.compile(r"[ \t\n\r]*")
+
+
+class Message(dict):  # type: ignore[type-arg]
+    """A decoded message; for ``events`` messages, ``raw_events`` holds each event's text."""
+
+    raw_events: list[str]
+
+
+def decode(data: Union[str, bytes]) -> Message:
+    """Like :func:`peephole.protocol.decode` (size, JSON, object with a ``type``)."""
+    if len(data) > protocol.MAX_MESSAGE_BYTES:
+        raise protocol.ProtocolError(
+            f"message of {len(data)} bytes exceeds {protocol.MAX_MESSAGE_BYTES}"
+        )
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise protocol.ProtocolError(f"not UTF-8: {exc}") from None
+    try:
+        message = _parse(data)
+    except StopIteration as exc:
+        raise protocol.ProtocolError(f"not JSON: no value at {exc.value}") from None
+    except (ValueError, IndexError) as exc:
+        raise protocol.ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(message.get("type"), str):
+        raise protocol.ProtocolError("a message must be a JSON object with a string 'type'")
+    return message
+
+
+def _parse(text: str) -> Message:
+    message = Message()
+    message.raw_events = []
+    at = _space.match(text, 0).end()  # type: ignore[union-attr]
+    if text[at : at + 1] != "{":
+        _scan(text, at)  # not JSON at all raises here; other JSON is answered below
+        return Message()
+    at = _space.match(text, at + 1).end()  # type: ignore[union-attr]
+    if text[at] == "}":
+        at += 1
+    else:  # a loop over "key": value pairs
+        while True:
+            if text[at] != '"':
+                raise ValueError(f"expected a key at {at}")
+            key, at = _scan(text, at)
+            at = _space.match(text, at).end()  # type: ignore[union-attr]
+            if text[at] != ":":
+                raise ValueError(f"expected ':' at {at}")
+            at = _space.match(text, at + 1).end()  # type: ignore[union-attr]
+            if key == "events" and text[at] == "[":
+                message[key], message.raw_events, at = _array_with_spans(text, at)
+            else:
+                message[key], at = _scan(text, at)
+            at = _space.match(text, at).end()  # type: ignore[union-attr]
+            if text[at] == "}":
+                at += 1
+                break
+            if text[at] != ",":
+                raise ValueError(f"expected ',' or '}}' at {at}")
+            at = _space.match(text, at + 1).end()  # type: ignore[union-attr]
+    if _space.match(text, at).end() != len(text):  # type: ignore[union-attr]
+        raise ValueError(f"extra data at {at}")
+    return message
+
+
+def _array_with_spans(text: str, at: int) -> tuple[list[Any], list[str], int]:
+    items: list[Any] = []
+    spans: list[str] = []
+    at = _space.match(text, at + 1).end()  # type: ignore[union-attr]
+    if text[at] == "]":
+        return items, spans, at + 1
+    while True:
+        item, end = _scan(text, at)
+        items.append(item)
+        spans.append(text[at:end])
+        at = _space.match(text, end).end()  # type: ignore[union-attr]
+        if text[at] == "]":
+            return items, spans, at + 1
+        if text[at] != ",":
+            raise ValueError(f"expected ',' or ']' at {at}")
+        at = _space.match(text, at + 1).end()  # type: ignore[union-attr]

@@ -1,0 +1,442 @@
+"""The agent gateway over real WebSockets: registration, probe push, events, status, limits,
+bad input, source requests, policy, the live stream, and a server restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from peephole import protocol
+
+from .conftest import (
+    AGENT_KEY,
+    FakeAgent,
+    LiveServer,
+    client_for,
+    exception,
+    snapshot,
+    subscribed,
+    tracepoint,
+)
+
+pytestmark = pytest.mark.server
+
+
+def ids(probes: list[dict[str, Any]]) -> list[str]:
+    return [p["id"] for p in probes]
+
+
+async def test_registration_shows_instance_and_service(
+    api: httpx.Client, agents: Any
+) -> None:
+    agent = await agents("shop", version="1.2", environment="prod", tags={"zone": "eu"})
+    assert agent.welcome["instance_id"] == agent.instance_id
+    assert agent.welcome["config"] == protocol.AgentPolicy().to_dict()
+    [instance] = api.get("/instances").json()
+    assert instance["instance_id"] == agent.instance_id
+    assert (instance["service"], instance["version"], instance["tags"]) == ("shop", "1.2",
+                                                                            {"zone": "eu"})
+    assert instance["connected"] is True and instance["runtime"] == "CPython 3.11"
+    [service] = api.get("/services").json()
+    assert service == {"name": "shop", "instances": 1, "versions": ["1.2"],
+                       "environments": ["prod"], "last_seen": service["last_seen"]}
+
+
+async def test_disconnected_instance_is_gone_unless_asked(
+    api: httpx.Client, agents: Any
+) -> None:
+    agent = await agents("shop")
+    await agent.close()
+    deadline = time.monotonic() + 5
+    while api.get("/instances").json() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert api.get("/instances").json() == []
+    [gone] = api.get("/instances", params={"include_gone": "true"}).json()
+    assert gone["connected"] is False
+    assert api.get("/services").json()[0]["instances"] == 0
+
+
+async def test_bad_agent_key_is_refused(server: LiveServer) -> None:
+    agent = FakeAgent(server)
+    async with connect(server.ws_url + protocol.AGENT_PATH) as ws:
+        await ws.send(protocol.encode({"type": "hello", "key": "wrong",
+                                       "instance": agent.info.to_dict()}))
+        error = protocol.decode(await ws.recv())
+        assert error == {"type": "error", "reason": "unknown agent key"}
+        await ws.wait_closed()
+        assert (ws.close_code, ws.close_reason) == (1008, "unknown agent key")
+
+
+async def test_probe_reaches_matching_instances_only(api: httpx.Client, agents: Any) -> None:
+    eu = await agents("shop", version="2", environment="prod", tags={"zone": "eu"})
+    us = await agents("shop", version="2", environment="prod", tags={"zone": "us"})
+    old = await agents("shop", version="1", environment="prod", tags={"zone": "eu"})
+    other = await agents("billing")
+    probe = api.post("/probes", json=tracepoint(
+        target={"service": "shop", "version": "2", "tags": {"zone": "eu"}})).json()
+    await eu.wait_probes(lambda p: ids(p) == [probe["id"]])
+    pinned = api.post("/probes", json=tracepoint(target={"instances": [us.instance_id]})).json()
+    await us.wait_probes(lambda p: ids(p) == [pinned["id"]])
+    await asyncio.sleep(0.2)
+    assert ids(eu.probes) == [probe["id"]]
+    assert old.probes == [] and other.probes == []
+    spec = protocol.ProbeSpec.from_dict(eu.probes[0])
+    assert (spec.file, spec.line, spec.hit_limit, spec.version) == ("shop/cart.py", 42, 10, 1)
+
+
+async def test_probe_waits_for_a_late_instance(api: httpx.Client, agents: Any) -> None:
+    probe = api.post("/probes", json=tracepoint("later")).json()
+    assert probe["summary"] == "waiting for a matching instance"
+    agent = await agents("later")
+    assert ids(agent.probes) == [probe["id"]]  # in the first probes message
+
+
+async def test_edit_bumps_version_and_pushes(api: httpx.Client, agents: Any) -> None:
+    agent = await agents("shop")
+    probe = api.post("/probes", json=tracepoint()).json()
+    await agent.wait_probes(lambda p: ids(p) == [probe["id"]])
+    api.patch(f"/probes/{probe['id']}", json={"condition": "total > 100", "watches": ["total"]})
+    [spec] = await agent.wait_probes(lambda p: p and p[0]["version"] == 2)
+    assert (spec["condition"], spec["watches"]) == ("total > 100", ["total"])
+
+
+async def test_disable_enable_delete_reach_the_agent(api: httpx.Client, agents: Any) -> None:
+    agent = await agents("shop")
+    probe = api.post("/probes", json=tracepoint()).json()
+    await agent.wait_probes(lambda p: len(p) == 1)
+    api.post(f"/probes/{probe['id']}/disable")
+    await agent.wait_probes(lambda p: p == [])
+    api.post(f"/probes/{probe['id']}/enable")
+    await agent.wait_probes(lambda p: ids(p) == [probe["id"]])
+    api.delete(f"/probes/{probe['id']}")
+    await agent.wait_probes(lambda p: p == [])
+
+
+async def test_status_makes_the_summary(api: httpx.Client, agents: Any) -> None:
+    one, two, three = [await agents("shop") for _ in range(3)]
+    probe = api.post("/probes", json=tracepoint()).json()
+    await one.send_status({"probe_id": probe["id"], "state": "active", "hits": 4, "captures": 2})
+    await two.send_status({"probe_id": probe["id"], "state": "error",
+                           "message": "no code at line 42; nearest: 41, 44"})
+    await three.send_status({"probe_id": "unknown-probe", "state": "active"})
+    deadline = time.monotonic() + 5
+    while True:
+        view = api.get(f"/probes/{probe['id']}").json()
+        if len(view["statuses"]) == 2 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    assert view["state"] == "active"
+    assert view["summary"] == (
+        "active on 1 of 3 instances; 1 error: no code at line 42; nearest: 41, 44; 1 pending"
+    )
+    active = next(s for s in view["statuses"] if s["instance_id"] == one.instance_id)
+    assert (active["hits"], active["captures"]) == (4, 2)
+
+
+async def test_hit_limit_counts_across_agents(api: httpx.Client, agents: Any) -> None:
+    first, second = await agents("shop"), await agents("shop")
+    probe = api.post("/probes", json=tracepoint(hit_limit=5)).json()
+    await first.wait_probes(lambda p: len(p) == 1)
+    await second.wait_probes(lambda p: len(p) == 1)
+    await first.send_events([snapshot(probe["id"]) for _ in range(3)])
+    assert api.get(f"/probes/{probe['id']}").json()["hits"] == 3
+    await second.send_events([snapshot(probe["id"]) for _ in range(2)])
+    await first.wait_probes(lambda p: p == [])
+    await second.wait_probes(lambda p: p == [])
+    view = api.get(f"/probes/{probe['id']}").json()
+    assert (view["state"], view["hits"]) == ("done", 5)
+    assert view["summary"] == "done: hit limit of 5 reached (5 captures)"
+    late = await agents("shop")
+    assert late.probes == []
+
+
+async def test_expired_probe_is_removed(api: httpx.Client, agents: Any) -> None:
+    agent = await agents("shop")
+    probe = api.post("/probes", json=tracepoint(expire_seconds=1.5)).json()
+    await agent.wait_probes(lambda p: len(p) == 1)
+    await agent.wait_probes(lambda p: p == [], timeout=5)
+    assert api.get(f"/probes/{probe['id']}").json()["state"] == "expired"
+    revived = api.patch(f"/probes/{probe['id']}", json={"expire_seconds": 60}).json()
+    assert revived["state"] == "pending"
+    await agent.wait_probes(lambda p: len(p) == 1)
+
+
+async def test_events_are_acked_stored_and_paged(api: httpx.Client, agents: Any) -> None:
+    agent = await agents("shop")
+    other = await agents("billing")
+    sent = [snapshot("p1", time=1000.0 + i) for i in range(7)]
+    await agent.send_events(sent, dropped=3)
+    await other.send_events([snapshot("p2", time=2000.0)])
+    page = api.get("/events", params={"service": "shop", "limit": 3}).json()
+    assert [e["id"] for e in page["events"]] == [e["id"] for e in reversed(sent[-3:])]
+    rest = api.get("/events", params={"service": "shop", "limit": 10,
+                                      "cursor": page["next_cursor"]}).json()
+    assert len(rest["events"]) == 4 and rest["next_cursor"] is None
+    first = rest["events"][-1]
+    assert (first["service"], first["instance_id"]) == ("shop", agent.instance_id)
+    assert api.get(f"/events/{first['id']}").json() == first
+    assert len(api.get("/events", params={"probe_id": "p2"}).json()["events"]) == 1
+    assert len(api.get("/events", params={"since": 1003.5}).json()["events"]) == 4
+    assert api.get("/events", params={"type": "bogus"}).status_code == 422
+    [instance] = api.get("/instances", params={"service": "shop"}).json()
+    assert instance["dropped"] == 3
+
+
+async def test_agent_cannot_claim_another_identity(api: httpx.Client, agents: Any) -> None:
+    agent = await agents("shop")
+    await agent.send_events([snapshot("p", service="billing", instance_id="someone-else")])
+    [event] = api.get("/events").json()["events"]
+    assert (event["service"], event["instance_id"]) == ("shop", agent.instance_id)
+
+
+async def test_exception_groups_through_the_api(api: httpx.Client, agents: Any) -> None:
+    v1 = await agents("shop", version="1.0")
+    v2 = await agents("checkout", version="2.0")
+    await v1.send_events([exception(count=1), exception(count=4)])
+    await v2.send_events([exception(trace_id="ab" * 16)])
+    await v2.send_events([exception("TypeError", "fp-other")])
+    groups = api.get("/exceptions").json()
+    assert [g["fingerprint"] for g in groups] == ["fp-other", "fp1"]
+    group = groups[1]
+    assert (group["count"], group["exc_type"]) == (6, "KeyError")
+    assert sorted(group["services"]) == ["checkout", "shop"]
+    assert sorted(group["versions"]) == ["1.0", "2.0"]
+    assert group["first_seen"] <= group["last_seen"]
+    detail = api.get("/exceptions/fp1").json()
+    assert len(detail["events"]) == 3 and detail["events"][0]["id"] == group["last_event_id"]
+    assert [g["fingerprint"] for g in api.get("/exceptions", params={"service": "shop"})
+            .json()] == ["fp1"]
+
+
+async def test_trace_link_from_template(server_factory: Any, tmp_path: Path) -> None:
+    server = server_factory(trace_link_template="https://jaeger/trace/{trace_id}?span={span_id}")
+    agent = await FakeAgent(server).connect()
+    try:
+        await agent.send_events([snapshot("p", trace_id="a" * 32, span_id="b" * 16),
+                                 snapshot("p", time=1.0)])
+        with client_for(server) as api:
+            linked, plain = api.get("/events").json()["events"]
+        assert linked["trace_link"] == f"https://jaeger/trace/{'a' * 32}?span={'b' * 16}"
+        assert "trace_link" not in plain
+    finally:
+        await agent.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "reason"),
+    [
+        ("not json", 1008, "not JSON"),
+        ('{"no": "type"}', 1008, "a message must be a JSON object with a string 'type'"),
+        ('{"type": "events", "seq": 1, "events": [{"id": 5}]}', 1008,
+         "events: each event needs a string id"),
+        ('{"type": "status", "probes": [{"probe_id": "x", "state": "dancing"}]}', 1008,
+         "status: each needs a probe_id and a known state"),
+        ("x" * (protocol.MAX_MESSAGE_BYTES + 1), 1009, "exceeds"),
+    ],
+)
+async def test_bad_message_closes_only_that_connection(
+    api: httpx.Client, agents: Any, payload: str, code: int, reason: str
+) -> None:
+    good = await agents("shop")
+    bad = await agents("shop")
+    assert bad.ws is not None
+    await bad.ws.send(payload)
+    error = await bad.next_message("error")
+    assert reason in error["reason"]
+    await asyncio.wait_for(bad._reader, 5)  # type: ignore[arg-type]
+    assert bad.closed is not None and bad.closed[0] == code and reason in bad.closed[1]
+    await good.send_events([snapshot("p")])
+    probe = api.post("/probes", json=tracepoint()).json()
+    await good.wait_probes(lambda p: ids(p) == [probe["id"]])
+
+
+async def test_oversized_frame_beyond_uvicorn_limit_is_1009(server: LiveServer,
+                                                            agents: Any) -> None:
+    good = await agents("shop")
+    bad = await agents("shop")
+    assert bad.ws is not None
+    with contextlib.suppress(ConnectionClosed):  # the server may close while it is sent
+        await bad.ws.send("x" * (20 * 1024 * 1024))
+    await asyncio.wait_for(bad._reader, 10)  # type: ignore[arg-type]
+    assert bad.closed is not None and bad.closed[0] == 1009
+    await good.send_events([snapshot("p")])
+
+
+async def test_source_is_asked_from_a_live_agent(api: httpx.Client, agents: Any) -> None:
+    assert api.get("/services/shop/source", params={"path": "a.py"}).status_code == 404
+    agent = await agents("shop")
+    assert agent.ws is not None
+
+    async def answer() -> None:
+        request = await agent.next_message("get_source")
+        await agent.ws.send(protocol.encode({  # type: ignore[union-attr]
+            "type": "source", "request_id": request["request_id"], "path": "/srv/shop/cart.py",
+            "text": "x = 1\n", "lines": [1]}))
+
+    task = asyncio.create_task(answer())
+    response = await asyncio.to_thread(api.get, "/services/shop/source",
+                                       params={"path": "shop/cart.py"})
+    await task
+    assert response.json() == {"path": "/srv/shop/cart.py", "text": "x = 1\n", "lines": [1]}
+    silent = await asyncio.to_thread(api.get, "/services/shop/source", params={"path": "a.py"})
+    assert silent.status_code == 504
+
+
+async def test_policy_is_stored_and_pushed(api: httpx.Client, agents: Any) -> None:
+    agent = await agents("shop")
+    other = await agents("billing")
+    policy = {"redact_names": ["pin"], "capture_exceptions": False}
+    stored = api.put("/services/shop/policy", json=policy).json()
+    assert stored["redact_names"] == ["pin"] and stored["capture_exceptions"] is False
+    pushed = await agent.next_message("policy")
+    assert pushed["config"] == stored
+    assert other.inbox.empty()
+    later = await agents("shop")
+    assert later.welcome["config"] == stored
+    assert api.get("/services/shop/policy").json() == stored
+    bad = api.put("/services/shop/policy", json={"redact_patterns": ["("]})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "redact_patterns"
+
+
+async def test_stream_delivers_events_and_probe_changes(
+    server: LiveServer, api: httpx.Client, agents: Any
+) -> None:
+    agent = await agents("shop")
+    url = f"{server.ws_url}/api/v1/stream?token=test-admin-token&service=shop"
+    async with connect(url) as stream:
+        await subscribed(server)
+        probe = await asyncio.to_thread(api.post, "/probes", json=tracepoint())
+        message = json.loads(await asyncio.wait_for(stream.recv(), 5))
+        assert message["type"] == "probe" and message["probe"]["id"] == probe.json()["id"]
+        await agent.send_events([snapshot(probe.json()["id"])])
+        message = json.loads(await asyncio.wait_for(stream.recv(), 5))
+        assert message["type"] == "event" and message["event"]["service"] == "shop"
+        await agent.send_status({"probe_id": probe.json()["id"], "state": "active"})
+        message = json.loads(await asyncio.wait_for(stream.recv(), 5))
+        assert message["type"] == "probe"
+        assert message["probe"]["summary"] == "active on 1 of 1 instance"
+
+
+async def test_stream_refuses_a_bad_token(server: LiveServer) -> None:
+    async with connect(f"{server.ws_url}/api/v1/stream?token=nope") as stream:
+        assert json.loads(await stream.recv()) == {"type": "error", "reason": "invalid token"}
+        await stream.wait_closed()
+        assert stream.close_code == 1008
+
+
+async def test_restart_keeps_probes_and_acked_events(
+    server_factory: Any, database_url: str
+) -> None:
+    first = server_factory(database_url)
+    with client_for(first) as api:
+        probe = api.post("/probes", json=tracepoint()).json()
+    agent = await FakeAgent(first).connect()
+    await agent.send_events([snapshot(probe["id"]) for _ in range(3)])
+    first.stop()
+    await asyncio.wait_for(agent._reader, 10)  # type: ignore[arg-type]
+
+    second = server_factory(database_url, port=first.settings.port)
+    again = await FakeAgent(second, instance_id=agent.instance_id).connect(AGENT_KEY)
+    try:
+        assert ids(again.probes) == [probe["id"]]
+        with client_for(second) as api:
+            assert len(api.get("/events").json()["events"]) == 3
+            assert api.get(f"/probes/{probe['id']}").json()["hits"] == 3
+    finally:
+        await again.close()
+
+
+async def test_retention_runs_periodically(server_factory: Any) -> None:
+    server = server_factory(retention_events=2, retention_interval=0.2)
+    agent = await FakeAgent(server).connect()
+    try:
+        sent = [snapshot("p", time=time.time() + i) for i in range(5)]
+        await agent.send_events(sent)
+        with client_for(server) as api:
+            deadline = time.monotonic() + 5
+            while len(api.get("/events").json()["events"]) > 2:
+                assert time.monotonic() < deadline, "retention never ran"
+                await asyncio.sleep(0.05)
+            kept = api.get("/events").json()["events"]
+        assert [e["id"] for e in kept] == [sent[4]["id"], sent[3]["id"]]
+    finally:
+        await agent.close()
+
+
+async def test_first_message_must_be_hello(server: LiveServer) -> None:
+    async with connect(server.ws_url + protocol.AGENT_PATH) as ws:
+        await ws.send(protocol.encode({"type": "events", "seq": 1, "events": []}))
+        assert protocol.decode(await ws.recv())["reason"] == "expected hello, got 'events'"
+        await ws.wait_closed()
+        assert ws.close_code == 1008
+
+
+async def test_an_agent_that_goes_silent_is_gone(
+    api: httpx.Client, agents: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peephole.server.store import instances
+
+    quiet = await agents("shop")
+    talking = await agents("shop")
+    monkeypatch.setattr(instances, "INSTANCE_STALE_SECONDS", 1.0)
+    monkeypatch.setattr(protocol, "INSTANCE_STALE_SECONDS", 1.0)
+    monkeypatch.setattr("peephole.server.broker.TOUCH_SECONDS", 0.1)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert talking.ws is not None
+        await talking.ws.send(protocol.encode({"type": "heartbeat", "time": time.time()}))
+        await asyncio.sleep(0.2)
+    live = [i["instance_id"] for i in api.get("/instances").json()]
+    assert live == [talking.instance_id]
+    every = api.get("/instances", params={"include_gone": "true"}).json()
+    assert {i["instance_id"]: i["connected"] for i in every} == {
+        talking.instance_id: True, quiet.instance_id: False}
+
+
+@pytest.mark.parametrize(
+    ("instance", "reason"),
+    [
+        (None, "bad instance: InstanceInfo must be an object"),
+        ({"instance_id": "a", "service": "s", "pid": "12"},
+         "bad instance: pid and started_at must be numbers"),
+        ({"instance_id": "a", "service": "s", "tags": {"k": 1}},
+         "bad instance: tags must map strings to strings"),
+        ({"instance_id": "", "service": "s"},
+         "bad instance: instance_id and service are required"),
+        ({"instance_id": "a" * 65, "service": "s"},
+         "bad instance: instance_id must be text of <= 64"),
+    ],
+)
+async def test_bad_hello_is_refused_with_a_reason(
+    server: LiveServer, instance: Any, reason: str
+) -> None:
+    async with connect(server.ws_url + protocol.AGENT_PATH) as ws:
+        await ws.send(protocol.encode({"type": "hello", "key": AGENT_KEY, "instance": instance}))
+        assert protocol.decode(await ws.recv()) == {"type": "error", "reason": reason}
+        await ws.wait_closed()
+        assert (ws.close_code, ws.close_reason) == (1008, reason)
+
+
+async def test_source_request_fails_fast_when_the_agent_leaves(
+    api: httpx.Client, agents: Any
+) -> None:
+    agent = await agents("shop")
+
+    async def leave() -> None:
+        await agent.next_message("get_source")
+        await agent.close()
+
+    task = asyncio.create_task(leave())
+    response = await asyncio.to_thread(api.get, "/services/shop/source", params={"path": "a.py"})
+    await task
+    assert response.status_code == 502  # not 504: it did not wait for the timeout
+    assert response.json() == {"detail": "no answer from the agent: the agent disconnected"}
