@@ -52,14 +52,18 @@ def main() -> int:
 
 
 def find_python(version: str) -> str | None:
-    """Find an interpreter for ``version`` on PATH or under pyenv."""
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
+    """Find an interpreter for ``version`` under pyenv, else on PATH.
+
+    pyenv's shims are skipped: a shim for a version that is not selected only prints an error.
+    """
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     for candidate in sorted((pyenv_root / "versions").glob(f"{version}.*"), reverse=True):
         exe = candidate / "bin" / f"python{version}"
         if exe.exists():
+            return str(exe)
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        exe = Path(directory) / f"python{version}"
+        if "shims" not in exe.parts and exe.exists():
             return str(exe)
     return None
 

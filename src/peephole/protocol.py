@@ -18,7 +18,8 @@ Agent -> server:
 
 Server -> agent:
     ``welcome``    ``{"type": "welcome", "instance_id": ..., "config": <AgentPolicy dict>}``.
-    ``probes``     the full list of probes for this instance: ``{"type": "probes", "probes": [...]}``;
+    ``probes``     the full list of probes for this instance:
+                   ``{"type": "probes", "probes": [...]}``;
                    the agent installs new ones, updates changed ones and removes the others.
     ``policy``     ``{"type": "policy", "config": <AgentPolicy dict>}`` (redaction, exceptions).
     ``ack``        ``{"type": "ack", "seq": <int>}``.

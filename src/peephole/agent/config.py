@@ -117,7 +117,7 @@ def _check(name: str, default: Any, value: Any) -> Any:
     elif isinstance(default, (int, float)):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     elif isinstance(default, str) or default is None:
-        ok = value is None or isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        ok = value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
         value = value if value is None or isinstance(value, str) else str(value)
     else:
         ok = True
