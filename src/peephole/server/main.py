@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 from typing import Any, Optional
 
@@ -36,6 +37,10 @@ def uvicorn_config(settings: ServerSettings, app: Any) -> uvicorn.Config:
 def run_server(settings: ServerSettings) -> None:
     """Migrate, print first-start credentials once, and serve until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Event batches are short-lived but many containers: with the default thresholds they
+    # reach the oldest generation and trigger full collections of the whole heap (28% of
+    # ingest time, measured with py-spy; docs/benchmarks.md "Server").
+    gc.set_threshold(20_000, 50, 100)
     app = create_app(settings)
     announce_credentials(app)
     scheme = "https" if settings.tls else "http"
