@@ -136,7 +136,7 @@ def run_tests(fast: bool, extra: list[str]) -> int:
 
     failures = 0
     steps: list[tuple[str, list[str]]] = [
-        ("ruff", [str(python), "-m", "ruff", "check", "src", "tests", "benchmarks", "dev.py"]),
+        ("ruff", [str(python), "-m", "ruff", "check", "src", "tests", "benchmarks", "tools", "dev.py"]),
         ("mypy", [str(python), "-m", "mypy"]),
     ]
     for version, interpreter in pythons.items():
