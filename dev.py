@@ -27,6 +27,7 @@ MAIN_VENV = ROOT / ".venv"
 AGENT_VENVS = ROOT / ".venvs"
 AGENT_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 REPORTS = ROOT / ".venvs" / "reports"
+LINTED = ("src", "tests", "benchmarks", "tools", "dev.py")
 
 
 def main() -> int:
@@ -136,7 +137,7 @@ def run_tests(fast: bool, extra: list[str]) -> int:
 
     failures = 0
     steps: list[tuple[str, list[str]]] = [
-        ("ruff", [str(python), "-m", "ruff", "check", "src", "tests", "benchmarks", "tools", "dev.py"]),
+        ("ruff", [str(python), "-m", "ruff", "check", *LINTED]),
         ("mypy", [str(python), "-m", "mypy"]),
     ]
     for version, interpreter in pythons.items():
