@@ -142,6 +142,49 @@ def test_dict_like_builtins() -> None:
     assert factory_calls == [] and dict(counts) == {"a": 1}
 
 
+def test_ordered_dict_with_foreign_keys_runs_no_key_code() -> None:
+    calls: List[str] = []
+
+    class Key:
+        def __hash__(self) -> int:
+            calls.append("hash")
+            return 1
+
+        def __eq__(self, other: object) -> bool:
+            calls.append("eq")
+            return self is other
+
+    ordered = collections.OrderedDict([(Key(), 1), (Key(), 2), ("z", 3)])
+    ordered.move_to_end("z", last=False)  # not seen: reading that order would hash the keys
+    calls.clear()
+    node = capturer().value(ordered)
+    assert calls == []
+    assert [entry[1]["v"] for entry in node["entries"]] == [1, 2, 3]
+
+
+def test_repeated_scalars_keep_their_nodes_and_sizes() -> None:
+    cap = capturer()
+    values = {"count": 7, "name": "ada", "big": 1 << 300, "flag": True}
+    first, second = cap.value(values), cap.value(values)
+    assert first == second
+    assert [entry[1] for entry in first["entries"]] == [
+        {"t": "int", "v": 7},
+        {"t": "str", "v": "ada"},
+        {"t": "int", "bits": 301, "cut": "length"},
+        {"t": "bool", "v": True},
+    ]
+    assert cap.value(1) == {"t": "int", "v": 1} and cap.value(True) == {"t": "bool", "v": True}
+    shallow = capturer(max_depth=0)  # shows the Capturer among the locals by its type only
+
+    def probed() -> List[Dict[str, Any]]:
+        count, name, flag = 7, "ada", None  # noqa: F841 - read through the frame
+        frame = sys._getframe()
+        return [shallow.frames(stack_of(frame, 1), [0]), shallow.frames(stack_of(frame, 1), [0])]
+
+    once, twice = probed()
+    assert once == twice and once["size"] == twice["size"]
+
+
 def test_depth_limit() -> None:
     node = capturer(max_depth=2).value({"a": {"b": {"c": 1}}})
     inner = node["entries"][0][1]

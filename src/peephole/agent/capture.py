@@ -54,6 +54,7 @@ _exception_args = BaseException.__dict__["args"].__get__
 _module_dict: Callable[[Any], Any] = vars(types.ModuleType)["__dict__"].__get__
 
 _NoneType = type(None)
+_DICT_LEN: Callable[[Any], int] = dict.__len__
 
 
 def _frame_locals_type() -> type:
@@ -62,18 +63,37 @@ def _frame_locals_type() -> type:
 
 _FRAME_LOCALS_PROXY = _frame_locals_type()
 _BIG_INT = 1 << 256  # ints this large are shown by size: str() of a huge int is slow or fails
+_MINUS_BIG_INT = -_BIG_INT
 _TYPE_CACHE_SIZE = 2048
 _STRING_CACHE_SIZE = 1024  # per Capturer (one per probe): a bounded few hundred KB
 _STRING_CACHE_MAX_LEN = 64
+
+# Keys whose hash and equality are the builtin's own: safe to look up.
+_PLAIN_KEYS = frozenset({id(str), id(int), id(float), id(bool), id(_NoneType), id(bytes)})
+_ORDER_CHECK_LIMIT = 1000  # keys checked before an OrderedDict's own order is read
+
+
+def _ordered_items(mapping: Any) -> Iterable[Tuple[Any, Any]]:
+    """An OrderedDict's pairs in its own order when reading that order runs no code: its C
+    iterator hashes every key (and may compare it) to find its link. With another key type,
+    or too many keys to check, the pairs come in insertion order (``move_to_end`` unseen)."""
+    if _DICT_LEN(mapping) <= _ORDER_CHECK_LIMIT:
+        plain = _PLAIN_KEYS
+        for key in dict.keys(mapping):
+            if id(type(key)) not in plain:
+                break
+        else:
+            return collections.OrderedDict.items(mapping)
+    return dict.items(mapping)
+
 
 # Exact dict-like and sequence-like builtins, read with the base type's own C methods.
 _DICT_ITEMS: Dict[int, Callable[[Any], Iterable[Tuple[Any, Any]]]] = {
     id(dict): dict.items,
     id(collections.defaultdict): dict.items,
     id(collections.Counter): dict.items,
-    id(collections.OrderedDict): collections.OrderedDict.items,
+    id(collections.OrderedDict): _ordered_items,
 }
-_DICT_LEN: Callable[[Any], int] = dict.__len__
 _SEQUENCES = frozenset({id(list), id(tuple)})
 _ITERABLES: Dict[int, Callable[[Any], int]] = {
     id(set): set.__len__,
@@ -98,6 +118,10 @@ _BASE_VALUE: Dict[int, Callable[[Any], Any]] = {
 _SCALARS = frozenset(
     {id(str), id(int), id(bool), id(float), id(_NoneType), id(bytes), id(bytearray)}
 )
+
+
+# Shapes of values (``TypeInfo.shape``).
+_DESCRIBED, _SEQUENCE, _MAPPING, _ITERABLE, _INSTANCE = range(5)
 
 
 def _c_format(type_id: int) -> Optional[Callable[[Any], str]]:
@@ -139,6 +163,7 @@ class TypeInfo:
         "kind",
         "members",
         "name",
+        "shape",
         "stub_size",
     )
 
@@ -155,13 +180,15 @@ class TypeInfo:
         self.kind = "object"
         if cls is types.FunctionType or cls is types.BuiltinFunctionType:
             self.kind = "function"
-            return
-        if cls is types.MethodType:
+        elif cls is types.MethodType:
             self.kind = "method"
-            return
-        if cls is types.ModuleType:
+        elif cls is types.ModuleType:
             self.kind = "module"
-            return
+        else:
+            self._read_mro(cls)
+        self.shape = self._shape()
+
+    def _read_mro(self, cls: type) -> None:
         seen = set()
         mro = _type_mro(cls) or (cls,)
         enum_module = sys.modules.get("enum")
@@ -190,6 +217,19 @@ class TypeInfo:
                     and not (attr.startswith("__") and attr.endswith("__"))
                 ):
                     self.members.append((attr, descriptor.__get__))
+
+    def _shape(self) -> int:
+        """How values of the class are walked, decided once so a walk dispatches on an int."""
+        if self.format is not None or self.kind != "object" or self.enum:
+            return _DESCRIBED
+        cls_id = id(self.cls)
+        if cls_id in _SEQUENCES:
+            return _SEQUENCE
+        if cls_id in _DICT_ITEMS:
+            return _MAPPING
+        if cls_id in _ITERABLES:
+            return _ITERABLE
+        return _INSTANCE
 
 
 def _compute_type_name(cls: type) -> str:
@@ -254,9 +294,9 @@ class _Walk:
         "max_string",
         "parent",
         "redactor",
+        "scalars",
         "seen",
         "size",
-        "strings",
     )
 
     def __init__(self, capturer: Capturer) -> None:
@@ -267,7 +307,7 @@ class _Walk:
         self.max_items = limits.max_items
         self.max_string = limits.max_string
         self.max_fields = limits.max_fields
-        self.strings = capturer.strings
+        self.scalars = capturer.scalars
         self.size = 0
         # id -> (value, location): keeps the value alive so its id cannot be reused mid-walk.
         self.seen: Dict[int, Tuple[Any, Any]] = {}
@@ -278,7 +318,7 @@ class _Walk:
     # --- scalars --------------------------------------------------------------------------
 
     def string(self, value: str) -> Dict[str, Any]:
-        """A string node; short strings' redaction and size are remembered by the Capturer."""
+        """A string node; short strings' nodes and sizes are remembered by the Capturer."""
         limit = self.max_string
         length = len(value)
         # Look a little past the cut so a secret straddling it is still recognised.
@@ -296,10 +336,15 @@ class _Walk:
         size = _json_size(shown) + 30
         self.size += size
         if length <= _STRING_CACHE_MAX_LEN:
-            strings = self.strings
-            if len(strings) >= _STRING_CACHE_SIZE:
-                strings.clear()
-            strings[value] = (shown, node.get("cut"), size)
+            self.remember(node, value, size)
+        return node
+
+    def remember(self, node: Dict[str, Any], value: Any, size: int) -> Dict[str, Any]:
+        """Keep the node of a short str or an int for the next captures of the same value."""
+        scalars = self.scalars
+        if len(scalars) >= _STRING_CACHE_SIZE:
+            scalars.clear()
+        scalars[value] = (node, size)
         return node
 
     def binary(self, value: Any, name: str) -> Dict[str, Any]:
@@ -321,17 +366,18 @@ class _Walk:
         """The value node of ``value`` at ``depth`` (0 for a local, a field is one deeper)."""
         cls = type(value)
         if cls is str:
-            known = self.strings.get(value)
+            known = self.scalars.get(value)
             if known is None:
                 return self.string(value)
-            self.size += known[2]
-            if known[1] is None:
-                return {"t": "str", "v": known[0]}
-            return {"t": "str", "v": known[0], "cut": known[1]}
+            self.size += known[1]
+            return known[0]
         if cls is int:
             self.size += 36
-            if -_BIG_INT < value < _BIG_INT:
-                return {"t": "int", "v": value}
+            known = self.scalars.get(value)
+            if known is not None:
+                return known[0]
+            if _MINUS_BIG_INT < value < _BIG_INT:
+                return self.remember({"t": "int", "v": value}, value, 36)
             return {"t": "int", "bits": value.bit_length(), "cut": "length"}
         if cls is bool:
             self.size += 24
@@ -353,23 +399,19 @@ class _Walk:
     def container(
         self, value: Any, cls: type, depth: int, parent: Any, segment: Any
     ) -> Dict[str, Any]:
-        cls_id = id(cls)
-        info = type_info(cls)
-        name = info.name
-        if info.format is not None or info.kind != "object" or info.enum:
+        info = _types.get(id(cls))
+        if info is None or info.cls is not cls:
+            info = type_info(cls)
+        shape = info.shape
+        if shape == _DESCRIBED:
             return self.described(value, info)
         value_id = id(value)
         previous = self.seen.get(value_id)
         if previous is not None and previous[0] is value:
             self.size += info.stub_size + 20
-            return {"t": name, "ref": _pointer(previous[1])}
+            return {"t": info.name, "ref": _pointer(previous[1])}
         if depth >= self.max_depth:
-            self.size += info.stub_size
-            node: Dict[str, Any] = {"t": name, "cut": "depth"}
-            length = self.length(value, cls_id)
-            if length is not None:
-                node["len"] = length
-            return node
+            return self.too_deep(value, info)
         location = None if parent is None and segment is None else (parent, segment)
         self.seen[value_id] = (value, location)
         entries = self.entries
@@ -377,27 +419,32 @@ class _Walk:
         self.parent = len(entries)
         entries.append(entry)
         start = self.size
-        if cls_id in _SEQUENCES:
-            node = self.sequence(value, name, depth, location)
-        elif cls_id in _DICT_ITEMS:
-            node = self.mapping(value, cls_id, name, depth, location)
-        elif cls_id in _ITERABLES:
-            node = self.iterable(value, cls_id, name, depth, location)
-        else:
+        if shape == _MAPPING:
+            node = self.mapping(value, id(cls), info.name, depth, location)
+        elif shape == _INSTANCE:
             node = self.instance(value, info, depth, location)
+        elif shape == _SEQUENCE:
+            node = self.sequence(value, info.name, depth, location)
+        else:
+            node = self.iterable(value, id(cls), info.name, depth, location)
         self.size += info.stub_size
         entry[1] = node
         entry[2] = self.size - start
         self.parent = entry[3]
         return node
 
-    def length(self, value: Any, cls_id: int) -> Optional[int]:
-        if cls_id in _SEQUENCES:
-            return len(value)
-        if cls_id in _DICT_ITEMS:
-            return _DICT_LEN(value)
-        counter = _ITERABLES.get(cls_id)
-        return counter(value) if counter is not None else None
+    def too_deep(self, value: Any, info: TypeInfo) -> Dict[str, Any]:
+        """A container past the depth limit: its type, and its length when a builtin's."""
+        self.size += info.stub_size
+        node: Dict[str, Any] = {"t": info.name, "cut": "depth"}
+        shape = info.shape
+        if shape == _SEQUENCE:
+            node["len"] = len(value)
+        elif shape == _MAPPING:
+            node["len"] = _DICT_LEN(value)
+        elif shape == _ITERABLE:
+            node["len"] = _ITERABLES[id(info.cls)](value)
+        return node
 
     def sequence(self, value: Any, name: str, depth: int, location: Any) -> Dict[str, Any]:
         length = len(value)
@@ -412,25 +459,21 @@ class _Walk:
     def items(self, shown: Any, depth: int, location: Any) -> List[Dict[str, Any]]:
         items_location = (location, "items")
         walk = self.walk
-        strings = self.strings
+        scalars = self.scalars
         child = depth + 1
         items: List[Dict[str, Any]] = []
+        append = items.append
         size = 0
-        for i, item in enumerate(shown):
+        for item in shown:
             # The common scalar values inline: a call per item is most of the cost.
             cls = type(item)
-            if cls is int and -_BIG_INT < item < _BIG_INT:
-                size += 36
-                items.append({"t": "int", "v": item})
-                continue
-            if cls is str:
-                known = strings.get(item)
+            if cls is str or cls is int:
+                known = scalars.get(item)
                 if known is not None:
-                    size += known[2]
-                    items.append({"t": "str", "v": known[0]} if known[1] is None
-                                 else {"t": "str", "v": known[0], "cut": known[1]})
+                    size += known[1]
+                    append(known[0])
                     continue
-            items.append(walk(item, child, items_location, i))
+            append(walk(item, child, items_location, len(items)))
         self.size += size
         return items
 
@@ -455,42 +498,33 @@ class _Walk:
         entries_location = (location, "entries")
         child = depth + 1
         walk = self.walk
-        strings = self.strings
+        scalars = self.scalars
         keys = self.capturer.keys
-        entries = []
+        entries: List[List[Dict[str, Any]]] = []
+        append = entries.append
         size = 0
-        for i, (key, item) in enumerate(pairs):
+        for key, item in pairs:
             if type(key) is str:
                 known_key = keys.get(key)
                 if known_key is None:
                     known_key = self.capturer.key_info(key)
-                key_text, key_cut, key_size, key_secret = known_key
+                key_node, key_size, key_secret = known_key
                 size += key_size
-                key_node = (
-                    {"t": "str", "v": key_text}
-                    if key_cut is None
-                    else {"t": "str", "v": key_text, "cut": key_cut}
-                )
                 if key_secret:
                     size += 40
-                    entries.append([key_node, {"t": type_info(type(item)).name, "cut": "redacted"}])
+                    append([key_node, {"t": type_info(type(item)).name, "cut": "redacted"}])
                     continue
             else:
                 key_node = self.key(key, child)
             # The common scalar values inline: a call per item is most of the cost.
             cls = type(item)
-            if cls is int and -_BIG_INT < item < _BIG_INT:
-                size += 36
-                entries.append([key_node, {"t": "int", "v": item}])
-                continue
-            if cls is str:
-                known = strings.get(item)
+            if cls is str or cls is int:
+                known = scalars.get(item)
                 if known is not None:
-                    size += known[2]
-                    entries.append([key_node, {"t": "str", "v": known[0]} if known[1] is None
-                                    else {"t": "str", "v": known[0], "cut": known[1]}])
+                    size += known[1]
+                    append([key_node, known[0]])
                     continue
-            entries.append([key_node, walk(item, child, (entries_location, i), 1)])
+            append([key_node, walk(item, child, (entries_location, len(entries)), 1)])
         self.size += size
         node: Dict[str, Any] = {"t": name, "len": length, "entries": entries}
         if length > len(pairs):
@@ -504,13 +538,13 @@ class _Walk:
         if id(cls) in _SCALARS:
             return self.walk(key, depth, None, None)
         info = type_info(cls)
-        if info.format is not None or info.kind != "object" or info.enum:
+        if info.shape == _DESCRIBED:
             return self.described(key, info)
         if cls is tuple and len(key) <= self.max_items:
             self.size += 30
             return {"t": "tuple", "len": len(key), "items": [self.key(k, depth) for k in key]}
         self.size += 40
-        return {"t": type_info(cls).name, "cut": "unsupported"}
+        return {"t": info.name, "cut": "unsupported"}
 
     def instance(self, value: Any, info: TypeInfo, depth: int, location: Any) -> Dict[str, Any]:
         """Any other object: its ``__dict__`` and ``__slots__`` values, read by descriptor."""
@@ -560,7 +594,7 @@ class _Walk:
         """Fill ``out`` with up to ``limit`` named values (fields or locals), redacting secret
         names and skipping dunders; return how many were shown and how many skipped."""
         names = self.capturer.names
-        strings = self.strings
+        scalars = self.scalars
         walk = self.walk
         shown = skipped = size = 0
         for name, item in pairs:
@@ -583,16 +617,13 @@ class _Walk:
             size += known
             # The common scalar values inline: a call per value is most of the cost.
             cls = type(item)
-            if cls is int and -_BIG_INT < item < _BIG_INT:
-                size += 36
-                out[name] = {"t": "int", "v": item}
-            elif cls is str and item in strings:
-                cached = strings[item]
-                size += cached[2]
-                out[name] = ({"t": "str", "v": cached[0]} if cached[1] is None
-                             else {"t": "str", "v": cached[0], "cut": cached[1]})
-            else:
-                out[name] = walk(item, depth, location, name)
+            if cls is str or cls is int:
+                known_scalar = scalars.get(item)
+                if known_scalar is not None:
+                    size += known_scalar[1]
+                    out[name] = known_scalar[0]
+                    continue
+            out[name] = walk(item, depth, location, name)
         self.size += size
         return shown, skipped
 
@@ -639,11 +670,19 @@ def _describe(value: Any, info: TypeInfo) -> Optional[str]:
 def _read_items(
     mapping: Any, items: Callable[[Any], Iterable[Tuple[Any, Any]]], count: int
 ) -> List[Tuple[Any, Any]]:
-    """Up to ``count`` pairs, read in one C call (a copy first if another thread interferes)."""
-    try:
-        return list(islice(items(mapping), count))
-    except RuntimeError:
-        return list(islice(items(dict(items(mapping))), count))
+    """Up to ``count`` pairs, copied in one C call before they are walked (no ``islice``
+    for a mapping that fits: most do, and it costs as much as copying a few pairs)."""
+    for _ in range(3):  # only a free-threaded build can change the mapping while it is read
+        try:
+            if _DICT_LEN(mapping) > count:
+                return list(islice(items(mapping), count))
+            pairs = list(items(mapping))
+        except RuntimeError:
+            continue
+        if len(pairs) > count:  # it grew between the two C calls
+            del pairs[count:]
+        return pairs
+    return []
 
 
 class Capturer:
@@ -655,11 +694,14 @@ class Capturer:
     def __init__(self, limits: Limits, redactor: Redactor) -> None:
         self.limits = limits
         self.redactor = redactor
-        # Short strings seen before: (text shown, cut or None, JSON size). A plain dict whose
-        # single operations are atomic, shared by the threads capturing with this Capturer.
-        self.strings: Dict[str, Tuple[str, Optional[str], int]] = {}
-        # Names and str dict keys seen before: (text shown, cut, JSON size, secret name?).
-        self.keys: Dict[str, Tuple[str, Optional[str], int, bool]] = {}
+        # Short strs and ints seen before (exact types only: a str never equals an int):
+        # (node, JSON size). A plain dict whose single operations are atomic, shared by the
+        # threads capturing with this Capturer. The nodes are shared by every capture that
+        # shows the value: nothing changes a scalar node once made (pruning replaces only
+        # containers), and a capture's result is only serialised.
+        self.scalars: Dict[Any, Tuple[Dict[str, Any], int]] = {}
+        # Str dict keys seen before: (node, JSON size, secret name?).
+        self.keys: Dict[str, Tuple[Dict[str, Any], int, bool]] = {}
         # Names of locals and fields seen before: -1 a dunder (skipped), 0 secret, else the
         # bytes the name takes in JSON.
         self.names: Dict[str, int] = {}
@@ -676,11 +718,11 @@ class Capturer:
         self.names[name] = info
         return info
 
-    def key_info(self, key: str) -> Tuple[str, Optional[str], int, bool]:
+    def key_info(self, key: str) -> Tuple[Dict[str, Any], int, bool]:
         """How a str dict key is shown, its JSON size, and whether it is a secret name."""
-        node = _Walk(self).string(key)
-        info = (node["v"], node.get("cut"), _json_size(node["v"]) + 30,
-                self.redactor.is_secret_name(key))
+        walk = _Walk(self)
+        node = walk.string(key)
+        info = (node, walk.size, self.redactor.is_secret_name(key))
         if len(key) <= _STRING_CACHE_MAX_LEN:
             if len(self.keys) >= _STRING_CACHE_SIZE:
                 self.keys.clear()
@@ -725,26 +767,25 @@ class Capturer:
         frames_root = (None, "frames")
         codes = _codes
         max_locals = self.limits.max_items
+        size = 0
         for index, (frame, line) in enumerate(frames):
             code = frame.f_code
             known = codes.get(id(code))
             if known is None or known[0] is not code:
                 known = _code_info(code)
-                if len(codes) >= _TYPE_CACHE_SIZE:
-                    codes.clear()
-                codes[id(code)] = known
             globals_ = frame.f_globals
-            module = dict.get(globals_, "__name__") if type(globals_) is dict else None
+            module = globals_.get("__name__") if type(globals_) is dict else None
             node: Dict[str, Any] = {
                 "file": known[1],
                 "line": line,
                 "function": known[2],
                 "module": module if type(module) is str else None,
             }
-            walk.size += known[3]
+            size += known[3]
             if index in locals_at:
                 node["locals"] = self._locals(walk, frame, (frames_root, index), max_locals, node)
             frame_nodes.append(node)
+        walk.size += size
         result["frames"] = frame_nodes
         result["watches"] = watch_nodes
         if walk.size > self.limits.max_bytes:
@@ -787,7 +828,11 @@ _codes: Dict[int, Tuple[types.CodeType, str, str, int]] = {}
 def _code_info(code: types.CodeType) -> Tuple[types.CodeType, str, str, int]:
     """(code, file, function, JSON size of a frame's fixed fields), kept per code object."""
     function = getattr(code, "co_qualname", code.co_name)
-    return code, code.co_filename, function, _json_size(code.co_filename) + len(function) + 90
+    info = code, code.co_filename, function, _json_size(code.co_filename) + len(function) + 90
+    if len(_codes) >= _TYPE_CACHE_SIZE:
+        _codes.clear()
+    _codes[id(code)] = info
+    return info
 
 
 def _error_text(exc: BaseException) -> str:
@@ -854,7 +899,10 @@ def stack_of(
 ) -> List[Tuple[types.FrameType, int]]:
     """``frame`` and its callers, innermost first, with the line each is at."""
     stack: List[Tuple[types.FrameType, int]] = []
-    while frame is not None and len(stack) < max_frames:
-        stack.append((frame, frame.f_lineno or 0))
+    append = stack.append
+    for _ in range(max_frames):
+        if frame is None:
+            break
+        append((frame, frame.f_lineno or 0))
         frame = frame.f_back
     return stack
