@@ -169,6 +169,22 @@ def test_exceptions_group_by_fingerprint(db: Database) -> None:
     assert len(detail["events"]) == 2 and detail["events"][0]["id"] == fp1["last_event_id"]
 
 
+def test_a_group_shows_its_newest_snapshot_not_a_later_count(db: Database) -> None:
+    """The agent sends locals once per interval and counts in between (``snapshot: false``,
+    spanning first_time..last_time): the group must keep pointing at the locals."""
+    now = time.time()
+    shown = exception(time=now - 100, snapshot=True)
+    counted = exception(time=now, snapshot=False, count=500, first_time=now - 90,
+                        last_time=now - 5)
+    db.run(lambda s: event_store.insert(s, ORIGIN, [shown], now))
+    db.run(lambda s: event_store.insert(s, ORIGIN, [counted], now))
+    (group,) = db.run(lambda s: event_store.exception_groups(s, None, 10))
+    assert group["last_event_id"] == shown["id"]
+    assert group["count"] == 501
+    assert group["first_seen"] == pytest.approx(now - 100)
+    assert group["last_seen"] == pytest.approx(now - 5)
+
+
 def test_retention_by_age_and_by_count_per_service(db: Database) -> None:
     now = time.time()
     shop = [snapshot("p", time=now - i) for i in range(10)]

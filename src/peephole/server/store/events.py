@@ -127,26 +127,36 @@ def _group_exceptions(session: Session, origin: Origin, events: list[dict[str, A
     }
     for fingerprint, items in by_print.items():
         items.sort(key=lambda e: e["time"])
-        latest = items[-1]
         count = sum(_count(e) for e in items)
+        first = min(_seen(e, "first_time") for e in items)
+        last = max(_seen(e, "last_time") for e in items)
+        # Count-only events (``snapshot: false``) carry no locals: the group points at its
+        # newest snapshot with locals, and at a count-only event only until one arrives.
+        snapshots = [e for e in items if e.get("snapshot") is not False]
         group = groups.get(fingerprint)
         if group is None:
             group = ExceptionGroup(
-                fingerprint=fingerprint, count=0, first_seen=items[0]["time"], services=[],
-                versions=[],
+                fingerprint=fingerprint, count=0, first_seen=first, services=[], versions=[],
             )
             session.add(group)
         group.count += count
-        group.first_seen = min(group.first_seen, items[0]["time"])
-        if group.last_event_id is None or latest["time"] >= (group.last_seen or 0):
-            group.last_seen = latest["time"]
-            group.last_event_id = latest["id"]
-            group.exc_type = str(latest.get("exc_type") or "Exception")[:300]
-            group.message = str(latest.get("message") or "")
+        group.first_seen = min(group.first_seen, first)
+        group.last_seen = max(group.last_seen or 0, last)
+        if snapshots or group.last_event_id is None:
+            shown = snapshots[-1] if snapshots else items[-1]
+            group.last_event_id = shown["id"]
+            group.exc_type = str(shown.get("exc_type") or "Exception")[:300]
+            group.message = str(shown.get("message") or "")
         if origin.service not in group.services:
             group.services = [*group.services, origin.service]
         if origin.version and origin.version not in group.versions:
             group.versions = [*group.versions, origin.version]
+
+
+def _seen(event: dict[str, Any], key: str) -> float:
+    """When the agent saw the exception (a count event spans first_time..last_time)."""
+    value = event.get(key)
+    return float(value) if isinstance(value, (int, float)) else float(event["time"])
 
 
 def _count(event: dict[str, Any]) -> int:
