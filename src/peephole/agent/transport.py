@@ -44,7 +44,7 @@ OPEN_TIMEOUT = 10.0  # seconds to open the connection
 WELCOME_TIMEOUT = 10.0  # seconds from hello to welcome
 ACK_TIMEOUT = 10.0  # seconds from an events message to its ack
 CLOSE_TIMEOUT = 1.0  # seconds to close cleanly at stop
-IMPORT_TIMEOUT = 5.0  # seconds a fork waits for the transport thread's import of websockets
+IMPORT_TIMEOUT = 5.0  # seconds a fork waits for the transport thread's first connection attempt
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
 # Room left in a message for everything around the events list.
@@ -126,7 +126,7 @@ class Transport:
         and connection must not be used."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._imported = threading.Event()  # set once the thread has imported websockets
+        self._imported = threading.Event()  # set after the first connection attempt
         self._connected = threading.Event()  # set while a welcomed connection is open
         self._conn: Optional[ClientConnection] = None
         self._thread: Optional[threading.Thread] = None
@@ -173,7 +173,8 @@ class Transport:
         return self._connected.is_set()
 
     def before_fork(self) -> None:
-        """In the parent, before a fork: let the thread finish importing websockets."""
+        """In the parent, before a fork: let the thread finish its first connection attempt,
+        so no import lock of websockets' lazy imports is held when the child is made."""
         if self._thread is not None and not self._stopping.is_set():
             self._imported.wait(IMPORT_TIMEOUT)
 
@@ -278,7 +279,6 @@ class Transport:
             self._imported.set()
             logger.warning("peephole: cannot import websockets, not connecting: %s", exc)
             return
-        self._imported.set()
         attempt = 0
         while not self._stopping.is_set():
             delay: float
@@ -304,14 +304,19 @@ class Transport:
         from websockets.sync.client import connect
 
         try:
-            conn = connect(
-                self.url,
-                ssl=self._ssl_context(),
-                open_timeout=OPEN_TIMEOUT,
-                close_timeout=CLOSE_TIMEOUT,
-                max_size=protocol.MAX_MESSAGE_BYTES,
-                user_agent_header=f"peephole-agent/{__version__}",
-            )
+            try:
+                conn = connect(
+                    self.url,
+                    ssl=self._ssl_context(),
+                    open_timeout=OPEN_TIMEOUT,
+                    close_timeout=CLOSE_TIMEOUT,
+                    max_size=protocol.MAX_MESSAGE_BYTES,
+                    user_agent_header=f"peephole-agent/{__version__}",
+                )
+            finally:
+                # websockets imports modules lazily while it connects: a fork while this
+                # thread holds one of their import locks would hang the child's connection.
+                self._imported.set()
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status in (401, 403):
