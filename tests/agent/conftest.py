@@ -91,6 +91,8 @@ def logpoint(probe_id: str, file: str, line: int, template: str, **fields: Any) 
 def state_of(agent: Agent, probe_id: str) -> str:
     status = agent.status(probe_id)
     assert status is not None
+    if status.state == "error":
+        return f"error: {status.message}"
     return status.state
 
 
