@@ -93,7 +93,7 @@ def test_tracepoint_snapshot_show(cli: Cli, app: str) -> None:
     as_json = json.loads(cli("snapshots", "show", snapshot_id, "--json").out)
     assert as_json["id"] == snapshot_id and as_json["frames"][0]["function"] == "checkout"
     done = json.loads(cli("probes", "show", probe["id"], "--json").out)
-    assert done["hits"] == 2
+    assert done["captures"] == 2
     cli("probes", "rm", probe["id"])
 
 

@@ -148,12 +148,12 @@ async def test_hit_limit_counts_across_agents(api: httpx.Client, agents: Any) ->
     await first.wait_probes(lambda p: len(p) == 1)
     await second.wait_probes(lambda p: len(p) == 1)
     await first.send_events([snapshot(probe["id"]) for _ in range(3)])
-    assert api.get(f"/probes/{probe['id']}").json()["hits"] == 3
+    assert api.get(f"/probes/{probe['id']}").json()["captures"] == 3
     await second.send_events([snapshot(probe["id"]) for _ in range(2)])
     await first.wait_probes(lambda p: p == [])
     await second.wait_probes(lambda p: p == [])
     view = api.get(f"/probes/{probe['id']}").json()
-    assert (view["state"], view["hits"]) == ("done", 5)
+    assert (view["state"], view["captures"]) == ("done", 5)
     assert view["summary"] == "done: hit limit of 5 reached (5 captures)"
     late = await agents("shop")
     assert late.probes == []
@@ -350,7 +350,7 @@ async def test_restart_keeps_probes_and_acked_events(
         assert ids(again.probes) == [probe["id"]]
         with client_for(second) as api:
             assert len(api.get("/events").json()["events"]) == 3
-            assert api.get(f"/probes/{probe['id']}").json()["hits"] == 3
+            assert api.get(f"/probes/{probe['id']}").json()["captures"] == 3
     finally:
         await again.close()
 

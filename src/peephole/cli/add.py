@@ -50,7 +50,7 @@ def probe_options(func: F) -> F:
         click.option("--watch", "-w", "watches", metavar="EXPR", multiple=True,
                      help="Also evaluate this expression at each hit (repeatable)."),
         click.option("--hits", "hit_limit", type=click.IntRange(min=1), metavar="N",
-                     help="Stop after N hits (tracepoint default 10, at most 1000)."),
+                     help="Stop after N captures (tracepoint default 10, at most 1000)."),
         duration_option("--expire", help="Remove after this long: 90s, 30m, 2h, 1d "
                         "(default 1h, at most 7d)."),
         click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="PER_S",

@@ -6,6 +6,7 @@ The client and Rich are imported on first use, so ``peephole --help`` stays fast
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -63,12 +64,28 @@ def print_json(data: Any) -> None:
 
 
 def console() -> Console:
-    """A console for tables: colour only on a terminal, a fixed width when piped."""
+    """A console for tables: colour only on a terminal; when piped, ``COLUMNS`` wide if set,
+    else a fixed width (so output, and golden tests, are stable)."""
     from rich.console import Console
 
-    tty = sys.stdout.isatty()
-    return Console(file=sys.stdout, width=None if tty else WIDTH, highlight=False, emoji=False,
-                   soft_wrap=False)
+    class Uncropped(Console):
+        """Prints lines longer than the width instead of cropping them (a table widens
+        rather than cut an id: see ``render._Table``)."""
+
+        def print(self, *objects: Any, **options: Any) -> None:
+            options.setdefault("crop", False)
+            super().print(*objects, **options)
+
+    return Uncropped(file=sys.stdout, width=output_width(), highlight=False, emoji=False,
+                     soft_wrap=False)
+
+
+def output_width() -> int | None:
+    """``None`` lets Rich measure a terminal (it honours ``COLUMNS`` too)."""
+    if sys.stdout.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else WIDTH
 
 
 def parse_location(value: str) -> tuple[str, int]:

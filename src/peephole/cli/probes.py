@@ -36,7 +36,7 @@ def probes() -> None:
 @pass_state
 def list_probes(state: State, service: str | None, probe_state: str | None,
                 as_json: bool) -> None:
-    """List probes with their overall state and hits."""
+    """List probes with their overall state and captures."""
     items = state.client().probes(service, probe_state)
     if as_json:
         print_json([p.to_dict() for p in items])
@@ -71,7 +71,7 @@ def show(state: State, probe_id: str, as_json: bool) -> None:
 @click.option("--level", type=click.Choice(LOG_LEVELS), help="New logpoint level.")
 @click.option("--logger", metavar="NAME", help='New logger name ("" removes it).')
 @click.option("--hits", "hit_limit", type=click.IntRange(min=1), metavar="N",
-              help="New hit limit.")
+              help="New hit limit (captures before the probe is done).")
 @duration_option("--expire", help="Expire this long from now: 90s, 30m, 2h, 1d.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="PER_S",
               help="New rate limit (hits per second).")

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -35,16 +36,27 @@ def format_time(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
 
 
-WRAP = frozenset({"details", "target", "versions", "environments", "services", "path", "message",
-                  "where", "location", "module", "service", "version", "env", "process",
-                  "runtime"})
-ONE_LINE = frozenset({"status", "what", "exception"})  # cut with an ellipsis, first to shrink
+WRAP = frozenset({"details", "target", "versions", "environments", "services", "message",
+                  "module", "service", "version", "env", "process", "runtime"})
+ONE_LINE = frozenset({"status", "what"})  # cut with an ellipsis, first to shrink
+
+
+class _Table(Table):
+    """A table that grows past the console's width rather than cut a word: an id, a path or
+    an exception type cut in two is worse than a long line (free text still wraps first)."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.width is None:
+            needed = Measurement.get(console, options.update_width(10_000), self).minimum
+            if needed > options.max_width:
+                self.width = needed
+        yield from super().__rich_console__(console, options)
 
 
 def _table(*columns: str) -> Table:
     """A borderless table. Ids, times and places never wrap (they are copied into other
     commands); free text gives up its room first and is cut with an ellipsis."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table = _Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold", no_wrap=column not in WRAP | ONE_LINE,
                          min_width=10 if column in ONE_LINE else None)
@@ -95,10 +107,10 @@ def instances(items: list[Instance]) -> RenderableType:
 def probes(items: list[Probe]) -> RenderableType:
     if not items:
         return _empty("probes")
-    table = _table("id", "kind", "location", "target", "state", "hits", "status")
+    table = _table("id", "kind", "location", "target", "state", "captures", "status")
     for p in items:
         _row(table, p.id, p.kind, p.location, p.target.describe(), _state(p.state),
-                      _hits(p), _one_line(p.summary))
+             _captures(p), _one_line(p.summary))
     return table
 
 
@@ -128,14 +140,14 @@ def event_line(event: Event) -> Text:
 
 
 def exceptions(items: list[ExceptionGroup]) -> RenderableType:
+    """Exception groups: the type is never cut (it is what a person searches for), the
+    message gives up its room first."""
     if not items:
         return _empty("exceptions")
-    table = _table("fingerprint", "exception", "count", "services", "first seen", "last seen")
+    table = _table("fingerprint", "exception", "count", "last seen", "services", "what")
     for g in items:
-        _row(table, g.fingerprint, _one_line(_exception_title(g.exc_type, g.message)),
-             str(g.count),
-                      ", ".join(g.services) or "-", format_time(g.first_seen),
-                      format_time(g.last_seen))
+        _row(table, g.fingerprint, g.exc_type or "?", str(g.count), format_time(g.last_seen),
+             ", ".join(g.services) or "-", _one_line(g.message or "-"))
     return table
 
 
@@ -166,7 +178,7 @@ def probe(p: Probe) -> RenderableType:
         _row(facts, "level", p.level + (f" (logger {p.logger})" if p.logger else ""))
     _row(facts, "condition", p.condition or "-")
     _row(facts, "watches", "\n".join(p.watches) or "-")
-    _row(facts, "hits", _hits(p))
+    _row(facts, "captures", _captures(p))
     _row(facts, "rate", f"{p.rate:g}/s" if p.rate else "default")
     _row(facts, "expires", format_time(p.expires_at) if p.expires_at else "never")
     _row(facts, "created", f"{format_time(p.created_at)} by {p.created_by or '-'}")
@@ -210,9 +222,9 @@ def snapshot(event: Event, frame: int | None = None, depth: int | None = None) -
         parts += [Text(""), Text("Stack", style="bold"), _stack(frames, chosen)]
     watches = event.watches
     if watches:
-        parts += [Text(""), _watches(watches, depth)]
+        parts += [Text(""), _watches(watches, depth, event.raw)]
     if frames and 0 <= chosen < len(frames):
-        parts += [Text(""), _locals(frames[chosen], chosen, depth)]
+        parts += [Text(""), _locals(frames[chosen], chosen, depth, event.raw)]
     return Group(*parts)
 
 
@@ -286,18 +298,18 @@ def _stack(frames: list[dict[str, Any]], chosen: int) -> Table:
     return table
 
 
-def _watches(watches: list[dict[str, Any]], depth: int | None) -> Tree:
+def _watches(watches: list[dict[str, Any]], depth: int | None, root: dict[str, Any]) -> Tree:
     tree = Tree(Text("Watches", style="bold"), guide_style=DIM)
     for watch in watches:
         expr = str(watch.get("expr", "?"))
         if "error" in watch:
             tree.add(Text(f"{expr} ") + _mark(f"error: {watch['error']}", ERROR))
         else:
-            _add_value(tree, expr, watch.get("value"), depth)
+            _add_value(tree, expr, watch.get("value"), depth, root)
     return tree
 
 
-def _locals(frame: dict[str, Any], index: int, depth: int | None) -> Tree:
+def _locals(frame: dict[str, Any], index: int, depth: int | None, root: dict[str, Any]) -> Tree:
     where = f"{frame.get('function', '?')} ({frame.get('file', '?')}:{frame.get('line', '?')})"
     tree = Tree(Text(f"Locals of frame {index}: {where}", style="bold"), guide_style=DIM)
     variables = frame.get("locals")
@@ -308,19 +320,21 @@ def _locals(frame: dict[str, Any], index: int, depth: int | None) -> Tree:
         tree.add(Text("no local variables", style=DIM))
     else:
         for name, value in variables.items():
-            _add_value(tree, name, value, depth)
+            _add_value(tree, name, value, depth, root)
     return tree
 
 
 # --- the value format (see peephole.protocol) ------------------------------------------------
 
 
-def _add_value(parent: Tree, name: str, value: Any, depth: int | None) -> None:
-    """Add ``name`` and its value to ``parent``; ``depth`` levels of children are expanded."""
+def _add_value(parent: Tree, name: str, value: Any, depth: int | None,
+               root: dict[str, Any]) -> None:
+    """Add ``name`` and its value to ``parent``; ``depth`` levels of children are expanded.
+    ``root`` is the whole event, where references to values shown elsewhere point."""
     if not isinstance(value, dict):
         parent.add(Text(f"{name} = {value!r}"))
         return
-    label, children, more = _describe(name, value)
+    label, children, more = _describe(name, value, root)
     if not children and not more:
         parent.add(label)
         return
@@ -330,18 +344,19 @@ def _add_value(parent: Tree, name: str, value: Any, depth: int | None) -> None:
     node = parent.add(label)
     below = None if depth is None else depth - 1
     for child_name, child in children:
-        _add_value(node, child_name, child, below)
+        _add_value(node, child_name, child, below, root)
     if more:
         node.add(Text(more, CUT))
 
 
-def _describe(name: str, value: dict[str, Any]) -> tuple[Text, list[tuple[str, Any]], str]:
+def _describe(name: str, value: dict[str, Any],
+              root: dict[str, Any]) -> tuple[Text, list[tuple[str, Any]], str]:
     """The label of a value, its children, and the "… N more" line for omitted ones."""
     kind = str(value.get("t", "?"))
     cut = value.get("cut")
     label = Text(name)
     if "ref" in value:
-        return label + Text(f": {kind} ") + _mark(f"same as {_ref(value['ref'])}"), [], ""
+        return label + Text(f": {kind} ") + _mark(f"same as {_ref(value['ref'], root)}"), [], ""
     if cut in ("depth", "redacted", "budget", "unsupported"):
         return label + Text(f": {kind} ") + _mark(cut), [], ""
     omitted = int(value.get("omitted") or 0)
@@ -389,10 +404,50 @@ def _key(key: Any) -> str:
     return repr(key)
 
 
-def _ref(ref: Any) -> str:
+def _ref(ref: Any, root: dict[str, Any]) -> str:
+    """Where a shared or cyclic value was shown first, as a person reads it:
+    ``/frames/0/locals/lines/items/2`` (a JSON Pointer into the event) becomes
+    ``frames[0].locals.lines[2]``, a dict entry shows its key, a watch its expression."""
     if isinstance(ref, (list, tuple)):
         return ".".join(str(part) for part in ref)
-    return str(ref)
+    if not isinstance(ref, str) or not ref.startswith("/"):
+        return str(ref)
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in ref[1:].split("/")]
+    parts = [p for p in parts if p not in ("", "None")]  # no segment: the value itself
+    text, node, index = "", root, 0
+    while index < len(parts):
+        step, arg = parts[index], parts[index + 1] if index + 1 < len(parts) else None
+        text, node, used = _ref_step(text, node, step, arg)
+        index += used
+    return text or "the event"
+
+
+def _ref_step(text: str, node: Any, step: str, arg: str | None) -> tuple[str, Any, int]:
+    """One step of :func:`_ref`: the text so far, the node reached (``None`` when the
+    pointer leaves the data) and how many segments the step used."""
+    if step in ("frames", "watches") and arg is not None and arg.isdigit():
+        return f"{text}{step}[{arg}]", _child(_child(node, step), int(arg)), 2
+    if step == "value" and isinstance(node, dict) and "expr" in node:
+        return f"{text} ({node['expr']})", node.get("value"), 1
+    if step == "locals" and arg is not None:
+        return f"{text}.locals.{arg}", _child(_child(node, "locals"), arg), 2
+    if step == "items" and arg is not None and arg.isdigit():
+        return f"{text}[{arg}]", _child(_child(node, "items"), int(arg)), 2
+    if step == "entries" and arg is not None and arg.isdigit():
+        entry = _child(_child(node, "entries"), int(arg))
+        ok = isinstance(entry, (list, tuple)) and len(entry) == 2
+        key = _key(entry[0]) if ok else f"#{arg}"
+        return f"{text}[{key}]", entry[1] if ok else None, 3
+    if step == "fields" and arg is not None:
+        return f"{text}.{arg}", _child(_child(node, "fields"), arg), 2
+    return f"{text}.{step}" if text else step, None, 1
+
+
+def _child(node: Any, key: Any) -> Any:
+    try:
+        return node[key]
+    except (KeyError, IndexError, TypeError):
+        return None
 
 
 def _mark(text: str, style: str = CUT) -> Text:
@@ -416,8 +471,10 @@ def _state(state: str) -> Text:
     return Text(state or "-", style)
 
 
-def _hits(p: Probe) -> str:
-    return f"{p.hits}/{p.hit_limit}" if p.hit_limit else str(p.hits)
+def _captures(p: Probe) -> str:
+    """Events produced out of the hit limit (a hit is one run of the line, captured or not:
+    the per-instance table counts both)."""
+    return f"{p.captures}/{p.hit_limit}" if p.hit_limit else str(p.captures)
 
 
 def _duration_ns(ns: int) -> str:

@@ -22,6 +22,7 @@ from peephole.client.errors import (
     AuthError,
     InvalidRequest,
     NotFound,
+    NotPeephole,
     PeepholeError,
     ServerUnreachable,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "InvalidRequest",
     "NewProbe",
     "NotFound",
+    "NotPeephole",
     "Page",
     "PeepholeError",
     "Probe",

@@ -16,7 +16,13 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from peephole.client.errors import InvalidRequest, PeepholeError, ServerUnreachable, error_for
+from peephole.client.errors import (
+    InvalidRequest,
+    NotPeephole,
+    PeepholeError,
+    ServerUnreachable,
+    error_for,
+)
 from peephole.client.models import (
     AgentKey,
     AuditEntry,
@@ -60,6 +66,8 @@ class Call(Generic[T]):
     def finish(self, response: httpx.Response) -> T:
         """Check the status and parse the body, raising the matching error."""
         body = _json(response)
+        if response.status_code >= 400 and not _answers_like_peephole(response, body):
+            raise NotPeephole(str(response.request.url), response.status_code)
         if response.status_code >= 400:
             raise error_for(response.status_code, body, str(response.request.url), self.resource)
         return self.parse(body)
@@ -262,9 +270,17 @@ def _json(response: httpx.Response) -> Any:
     except ValueError:
         if response.status_code >= 400:
             return {"detail": response.text.strip().splitlines()[0] if response.text else ""}
-        raise PeepholeError(
-            f"the server at {response.request.url} did not answer JSON; is it a peephole server?"
-        ) from None
+        raise NotPeephole(str(response.request.url), response.status_code) from None
+
+
+def _answers_like_peephole(response: httpx.Response, body: Any) -> bool:
+    """Whether an error came from a peephole server: JSON with a ``detail``, and not the
+    framework's answer for a route that does not exist (a wrong URL or path prefix)."""
+    if "json" not in response.headers.get("content-type", ""):
+        return False
+    if not isinstance(body, dict) or "detail" not in body:
+        return False
+    return body["detail"] not in ("Not Found", "Method Not Allowed")
 
 
 def _list_of(parse: Callable[[dict[str, Any]], T]) -> Callable[[Any], list[T]]:

@@ -38,6 +38,16 @@ class AuthError(PeepholeError):
         self.reason = reason
 
 
+class NotPeephole(PeepholeError):
+    """The address answers HTTP, but not the way a peephole server does (another service,
+    or a path prefix that is not the server's root)."""
+
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(f"the address {url} does not answer like a peephole server "
+                         f"(HTTP {status})", status)
+        self.url = url
+
+
 class NotFound(PeepholeError):
     """404: an unknown probe, event, service or exception group (named in ``resource``)."""
 

@@ -134,7 +134,7 @@ class Probe(Model):
     created_by: str | None = None
     updated_at: float | None = None
     state: str = ""
-    hits: int = 0
+    captures: int = 0  # events produced, against ``hit_limit``; statuses count line hits too
     statuses: list[ProbeInstanceStatus] = field(default_factory=list)
     summary: str = ""
 

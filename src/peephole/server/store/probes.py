@@ -258,7 +258,7 @@ def to_dict(
         "created_by": probe.created_by,
         "updated_at": probe.updated_at,
         "state": state,
-        "hits": probe.captures,
+        "captures": probe.captures,  # events, against hit_limit (statuses count line hits)
         "statuses": [status_dict(s) for s in sorted(statuses, key=lambda s: s.instance_id)],
         "summary": summary(probe, state, statuses, targets),
     }
