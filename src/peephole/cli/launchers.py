@@ -39,7 +39,8 @@ def server(host: str | None, port: int | None, data_dir: str | None, database: s
     Every flag can also be set as PEEPHOLE_SERVER_<FLAG>, e.g. PEEPHOLE_SERVER_PORT=8000.
     The first start with an empty database prints an admin token and an agent key once.
     """
-    from peephole.server.main import serve
+    from peephole.cli.common import Failure
+    from peephole.server.main import BindError, serve
     from peephole.server.settings import SettingsError
 
     try:
@@ -48,6 +49,10 @@ def server(host: str | None, port: int | None, data_dir: str | None, database: s
               retention_events=retention_events, admin_token=admin_token, agent_key=agent_key)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+    except BindError as exc:
+        raise Failure(str(exc)) from None
+    except KeyboardInterrupt:
+        pass  # uvicorn shut down cleanly, then re-raised the Ctrl-C: that is success
 
 
 @click.command(context_settings={"ignore_unknown_options": True,

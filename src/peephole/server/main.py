@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import logging
+import socket
 from typing import Any, Optional
 
 import uvicorn
@@ -13,6 +15,7 @@ import uvicorn
 from peephole import protocol
 from peephole.server.app import announce_credentials, create_app
 from peephole.server.settings import ServerSettings
+from peephole.server.wsprotocol import GatewayWebSocketProtocol
 
 WS_MAX_SIZE = 4 * protocol.MAX_MESSAGE_BYTES  # bigger frames are cut by uvicorn (1009)
 
@@ -24,6 +27,7 @@ def uvicorn_config(settings: ServerSettings, app: Any) -> uvicorn.Config:
         port=settings.port,
         ssl_certfile=settings.cert,
         ssl_keyfile=settings.key,
+        ws=GatewayWebSocketProtocol,
         ws_max_size=WS_MAX_SIZE,
         # Compression costs CPU on both ends, and an agent's CPU is its host application's.
         ws_per_message_deflate=False,
@@ -41,11 +45,37 @@ def run_server(settings: ServerSettings) -> None:
     # reach the oldest generation and trigger full collections of the whole heap (28% of
     # ingest time, measured with py-spy; docs/benchmarks.md "Server").
     gc.set_threshold(20_000, 50, 100)
-    app = create_app(settings)
+    listener = bind(settings.host, settings.port)  # first: a busy port must not cost the
+    app = create_app(settings)  # credentials this first start creates and prints only once
     announce_credentials(app)
     scheme = "https" if settings.tls else "http"
     print(f"peephole: serving on {scheme}://{settings.host}:{settings.port}", flush=True)
-    uvicorn.Server(uvicorn_config(settings, app)).run()
+    with listener:
+        uvicorn.Server(uvicorn_config(settings, app)).run(sockets=[listener])
+
+
+class BindError(Exception):
+    """The server cannot listen where it was asked to; nothing was created."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (as uvicorn makes it), or a :class:`BindError`
+    saying what to do."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc}"
+        raise BindError(
+            f"listening on {host}:{port} {reason} (another server?); choose another with "
+            "--port. Nothing was created. If an earlier start printed an admin token you no "
+            "longer have, start with --admin-token TOKEN to add one you choose"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def serve(
@@ -92,7 +122,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--retention-events", type=int)
     parser.add_argument("--admin-token")
     parser.add_argument("--agent-key")
-    serve(**vars(parser.parse_args(argv)))
+    try:
+        serve(**vars(parser.parse_args(argv)))
+    except BindError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":
