@@ -3,7 +3,8 @@ port, a fresh PostgreSQL schema, fake agents speaking the wire protocol over rea
 WebSockets, and the Markdown table every script prints.
 
 The fake agents live in the benchmark's own asyncio loop (many connections in one process)
-and behave as :mod:`peephole.agent.transport` does on the wire: ``hello`` with the agent key,
+and behave as :mod:`peephole.agent.delivery.transport` does on the wire: ``hello`` with the
+agent key,
 a ``status`` message reporting each new probe (or new probe version) ``active`` as soon as a
 ``probes`` list brings it, heartbeats, and ``events`` batches with a ``seq`` that wait for
 their ``ack``. They never execute probes: the benchmarks measure the server, not the agent.

@@ -20,9 +20,9 @@ import timeit
 import types
 from typing import Any, Callable, List, Tuple
 
-from peephole.agent.capture import Capturer, stack_of
-from peephole.agent.expressions import compile_expression, compile_template
-from peephole.agent.redaction import Redactor
+from peephole.agent.safe.capture import Capturer, stack_of
+from peephole.agent.safe.expressions import compile_expression, compile_template
+from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import Limits
 
 

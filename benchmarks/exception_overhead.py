@@ -28,7 +28,7 @@ import flask
 
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
-from peephole.agent.exceptions import ExceptionCapture
+from peephole.agent.exception_capture import ExceptionCapture
 from peephole.protocol import AgentPolicy
 
 ROUNDS = 25

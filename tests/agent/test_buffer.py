@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 from conftest import Collector, wait_for
 
-from peephole.agent.buffer import MAX_BATCH_EVENTS, EventBuffer
+from peephole.agent.delivery.buffer import MAX_BATCH_EVENTS, EventBuffer
 
 
 def _event(n: int) -> Dict[str, Any]:

@@ -13,9 +13,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-from peephole.agent.capture import Capturer, safe_type_name, stack_of
-from peephole.agent.expressions import EvaluationError
-from peephole.agent.redaction import MASK, Redactor
+from peephole.agent.safe.capture import Capturer, safe_type_name, stack_of
+from peephole.agent.safe.expressions import EvaluationError
+from peephole.agent.safe.redaction import MASK, Redactor
 from peephole.protocol import CUTS, Limits
 
 

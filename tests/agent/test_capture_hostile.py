@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peephole.agent.capture import Capturer, stack_of
-from peephole.agent.redaction import Redactor
+from peephole.agent.safe.capture import Capturer, stack_of
+from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import Limits
 
 RAN: List[str] = []  # every hostile method appends here; the tests assert it stays empty

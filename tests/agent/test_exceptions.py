@@ -19,11 +19,12 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from peephole import protocol
-from peephole.agent import exceptions, integrations
-from peephole.agent.capture import Capturer
+from peephole.agent import integrations
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
-from peephole.agent.exceptions import ExceptionCapture
+from peephole.agent.exception_capture import ExceptionCapture
+from peephole.agent.exception_capture import snapshots as exceptions
+from peephole.agent.safe.capture import Capturer
 
 logger = logging.getLogger("tests.agent.exceptions")
 
@@ -131,7 +132,7 @@ def test_uncaught_exception_in_the_main_thread_goes_through_sys_excepthook() -> 
         import atexit, json
         from peephole.agent.config import AgentConfig
         from peephole.agent.core import Agent
-        from peephole.agent.exceptions import ExceptionCapture
+        from peephole.agent.exception_capture import ExceptionCapture
 
         def sink(batch):
             for event in batch:
@@ -325,7 +326,7 @@ def test_counts_are_sent_by_the_background_thread(monkeypatch: pytest.MonkeyPatc
 
 
 class Clock:
-    """Stands in for the ``time`` module of peephole.agent.exceptions: time moves on demand."""
+    """Stands in for the ``time`` module of exception capture: time moves on demand."""
 
     def __init__(self) -> None:
         self.now = 1_000.0

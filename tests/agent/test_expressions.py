@@ -12,14 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peephole.agent.expressions import (
+from peephole.agent.safe.expressions import (
     EvaluationError,
     Expression,
     ExpressionError,
     compile_expression,
     compile_template,
 )
-from peephole.agent.redaction import MASK, Redactor
+from peephole.agent.safe.redaction import MASK, Redactor
 
 RAN: List[str] = []
 

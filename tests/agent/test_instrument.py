@@ -16,8 +16,8 @@ import pytest
 from conftest import MONITORING, shop_line, wait_for
 from targets import shop
 
-from peephole.agent.instrument import Backend, new_backend
-from peephole.agent.locate import Resolution, locate
+from peephole.agent.placement.instrument import Backend, new_backend
+from peephole.agent.placement.locate import Resolution, locate
 
 Hit = Tuple[str, int]
 
@@ -168,7 +168,7 @@ def test_removal_restores_the_original_exactly(backend: Backend) -> None:
     assert [f.__code__ is o for f, o in zip(functions, originals)] == [True] * 5
     assert backend.armed_codes() == []
     if MONITORING:
-        from peephole.agent.instrument.monitoring import MonitoringBackend
+        from peephole.agent.placement.instrument.monitoring import MonitoringBackend
 
         assert isinstance(backend, MonitoringBackend)
         for code in _codes_of(*functions):
@@ -209,7 +209,7 @@ def test_a_line_disabled_earlier_fires_once_armed(backend: Backend) -> None:
 
 @pytest.mark.skipif(not MONITORING, reason="sys.monitoring is 3.12+")
 def test_coexists_with_a_tool_that_holds_our_preferred_id() -> None:
-    from peephole.agent.instrument.monitoring import TOOL_PREFERENCE, MonitoringBackend
+    from peephole.agent.placement.instrument.monitoring import TOOL_PREFERENCE, MonitoringBackend
 
     monitoring: Any = sys.monitoring  # type: ignore[attr-defined]
     taken = TOOL_PREFERENCE[0]

@@ -19,8 +19,8 @@ from agent_gateway import Gateway
 import peephole
 import peephole.agent.bootstrap
 from peephole import protocol
-from peephole.agent import exceptions
 from peephole.agent.config import ConfigError
+from peephole.agent.exception_capture import snapshots as exceptions
 from peephole.agent.launch import ManagedAgent, start_agent
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,8 +12,8 @@ from typing import Iterator, List
 import pytest
 from conftest import TARGETS, shop_line
 
-from peephole.agent.instrument import new_backend
-from peephole.agent.locate import (
+from peephole.agent.placement.instrument import new_backend
+from peephole.agent.placement.locate import (
     LocateError,
     NotLoaded,
     SourceMap,

@@ -23,7 +23,7 @@ from conftest import (
 from targets import shop
 
 from peephole.agent.core import Agent
-from peephole.agent.locate import ImportWatcher
+from peephole.agent.placement.locate import ImportWatcher
 from peephole.protocol import ACTIVE, DISABLED, DONE, ERROR, EXPIRED, PENDING, ProbeStatus
 
 LATE_SOURCE = "def late(x):\n    doubled = x * 2\n    return doubled\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from peephole.agent.config import AgentConfig
-from peephole.agent.redaction import DEFAULT_SECRET_NAMES, MASK, Redactor, normalise
+from peephole.agent.safe.redaction import DEFAULT_SECRET_NAMES, MASK, Redactor, normalise
 from peephole.protocol import AgentPolicy
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from peephole import __version__, protocol
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
-from peephole.agent.transport import Transport, agent_url, backoff_delay, runtime_name
+from peephole.agent.delivery.transport import Transport, agent_url, backoff_delay, runtime_name
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,7 +11,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
-from peephole.agent.exceptions import ExceptionCapture
+from peephole.agent.exception_capture import ExceptionCapture
 
 
 class Harness:

@@ -27,7 +27,7 @@ APP = textwrap.dedent(
     """
     import logging, sys, time
     import peephole
-    from peephole.agent import exceptions
+    from peephole.agent.exception_capture import snapshots as exceptions
 
     agent = peephole.start(service=sys.argv[1], server=sys.argv[2], key=sys.argv[3], wait=15)
     logging.getLogger("shop").addHandler(logging.NullHandler())  # no tracebacks on stderr

@@ -12,11 +12,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from peephole import protocol
 from peephole.agent import otel
-from peephole.agent.buffer import EventBuffer, Sink
-from peephole.agent.capture import Capturer
 from peephole.agent.config import AgentConfig
-from peephole.agent.instrument import Backend, Unavailable, new_backend
-from peephole.agent.locate import (
+from peephole.agent.delivery.buffer import EventBuffer, Sink
+from peephole.agent.placement.instrument import Backend, Unavailable, new_backend
+from peephole.agent.placement.locate import (
     ImportWatcher,
     LocateError,
     NotLoaded,
@@ -29,7 +28,8 @@ from peephole.agent.locate import (
 )
 from peephole.agent.probe import Probe, Shared
 from peephole.agent.probe import after_fork as probe_after_fork
-from peephole.agent.redaction import Redactor
+from peephole.agent.safe.capture import Capturer
+from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import (
     ACTIVE,
     DISABLED,

@@ -18,8 +18,8 @@ from typing import Any, List, Optional
 
 from peephole.agent.config import AgentConfig, new_instance_id
 from peephole.agent.core import Agent
-from peephole.agent.exceptions import ExceptionCapture
-from peephole.agent.transport import Transport, logger
+from peephole.agent.delivery.transport import Transport, logger
+from peephole.agent.exception_capture import ExceptionCapture
 
 
 class ManagedAgent(Agent):

@@ -17,18 +17,18 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from peephole import protocol
 from peephole.agent import otel
-from peephole.agent.capture import Capturer, stack_of
 from peephole.agent.config import AgentConfig
-from peephole.agent.expressions import (
+from peephole.agent.placement.locate import Target
+from peephole.agent.ratelimit import CpuBudget, TokenBucket
+from peephole.agent.safe.capture import Capturer, stack_of
+from peephole.agent.safe.expressions import (
     Expression,
     ExpressionError,
     Template,
     compile_expression,
     compile_template,
 )
-from peephole.agent.locate import Target
-from peephole.agent.ratelimit import CpuBudget, TokenBucket
-from peephole.agent.redaction import Redactor
+from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import (
     ACTIVE,
     DONE,

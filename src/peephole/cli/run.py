@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from peephole.agent.config import AgentConfig, ConfigError, parse_tags
-from peephole.agent.transport import agent_url
+from peephole.agent.delivery.transport import agent_url
 
 BOOTSTRAP_DIR = str(Path(__file__).resolve().parent.parent / "agent" / "bootstrap")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from peephole.agent.exceptions import capture_active
+from peephole.agent.exception_capture import capture_active
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from peephole.agent.exceptions import capture_active
+from peephole.agent.exception_capture import capture_active
 
 _UID = "peephole.exceptions"
 

@@ -12,7 +12,7 @@ import functools
 import sys
 from typing import Any, Callable, Optional
 
-from peephole.agent.exceptions import capture_active
+from peephole.agent.exception_capture import capture_active
 
 _original: Optional[Callable[..., Any]] = None
 

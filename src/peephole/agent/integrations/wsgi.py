@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from peephole.agent.exceptions import capture_active
+from peephole.agent.exception_capture import capture_active
 
 WSGIApp = Callable[[Any, Any], Iterable[bytes]]
 

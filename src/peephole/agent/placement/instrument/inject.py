@@ -18,8 +18,8 @@ import types
 import weakref
 from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
 
-from peephole.agent.instrument import Backend, Hook, Site, Unavailable
-from peephole.agent.locate import CodeIndex, Ins, Target
+from peephole.agent.placement.instrument import Backend, Hook, Site, Unavailable
+from peephole.agent.placement.locate import CodeIndex, Ins, Target
 
 try:
     from bytecode import Bytecode, Instr, Label

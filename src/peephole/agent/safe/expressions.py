@@ -20,17 +20,17 @@ import itertools
 import types
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-from peephole.agent.capture import (
-    _describe,
-    _module_dict,
-    _type_dict,
-    _type_module,
-    _type_mro,
-    _type_qualname,
+from peephole.agent.safe.access import (
+    describe,
+    module_dict,
     safe_type_name,
+    type_dict,
     type_info,
+    type_module,
+    type_mro,
+    type_qualname,
 )
-from peephole.agent.redaction import MASK, Redactor
+from peephole.agent.safe.redaction import MASK, Redactor
 
 __all__ = [
     "EvaluationError",
@@ -61,8 +61,8 @@ class EvaluationError(Exception):
 
 
 _MISSING = object()
-_NoneType = type(None)
-_SCALAR_TYPES = (_NoneType, bool, int, float, complex, str, bytes)
+NoneType = type(None)
+_SCALAR_TYPES = (NoneType, bool, int, float, complex, str, bytes)
 _SCALAR_IDS = frozenset(id(t) for t in _SCALAR_TYPES)
 _NUMBER_IDS = frozenset({id(int), id(float), id(bool)})
 _INT_IDS = frozenset({id(int), id(bool)})
@@ -106,12 +106,12 @@ def _ids(*classes: type) -> frozenset:
 
 
 def _subclass(cls: type, base: type) -> bool:
-    return any(klass is base for klass in _type_mro(cls))
+    return any(klass is base for klass in type_mro(cls))
 
 
 _SEQUENCE_BUILD_IDS = _ids(str, bytes, list, tuple)
 _SET_IDS = _ids(set, frozenset)
-_FORMATTABLE_IDS = _ids(int, float, bool, str, _NoneType)
+_FORMATTABLE_IDS = _ids(int, float, bool, str, NoneType)
 _INT_PARSE_IDS = _ids(int, bool, float, str, bytes)
 _FLOAT_PARSE_IDS = _ids(int, bool, float, str)
 _CLASS_CALLABLE_IDS = _ids(staticmethod, classmethod, types.FunctionType, property)
@@ -122,8 +122,8 @@ _CLASS_CALLABLE_IDS = _ids(staticmethod, classmethod, types.FunctionType, proper
 
 def _owner(cls: type, name: str) -> Tuple[Optional[type], Any]:
     """The class in ``cls``'s MRO that defines ``name``, and what it defines."""
-    for klass in _type_mro(cls):
-        namespace = _type_dict(klass)
+    for klass in type_mro(cls):
+        namespace = type_dict(klass)
         found = namespace.get(name, _MISSING)
         if found is not _MISSING:
             return klass, found
@@ -277,7 +277,7 @@ def _attribute_site(name: str, text: str) -> Callable[[Any], Any]:
 
 
 def _module_attr(module: Any, name: str) -> Any:
-    value = dict.get(_module_dict(module), name, _MISSING)
+    value = dict.get(module_dict(module), name, _MISSING)
     if value is _MISSING:
         raise _fail(f"module has no attribute {name!r} (a module __getattr__ is not run)")
     return value
@@ -547,7 +547,7 @@ def _isinstance(value: Any, classes: Any) -> bool:
         if not type_info(type(cls)).kind == "type":
             raise _fail(f"isinstance() needs a class or a tuple of classes, not "
                         f"{safe_type_name(cls)}")
-    mro = _type_mro(type(value))
+    mro = type_mro(type(value))
     return any(klass is cls for klass in mro for cls in wanted)
 
 
@@ -594,7 +594,7 @@ def _round(value: Any, digits: Any = None) -> Any:
     return round(value, digits)
 
 
-def _ordered_items(args: Tuple[Any, ...], what: str) -> List[Any]:
+def ordered_items(args: Tuple[Any, ...], what: str) -> List[Any]:
     items = _bounded(args[0], what) if len(args) == 1 else list(args)
     if not items:
         raise _fail(f"{what}() of an empty sequence")
@@ -606,11 +606,11 @@ def _ordered_items(args: Tuple[Any, ...], what: str) -> List[Any]:
 
 
 def _min(*args: Any) -> Any:
-    return min(_ordered_items(args, "min"))
+    return min(ordered_items(args, "min"))
 
 
 def _max(*args: Any) -> Any:
-    return max(_ordered_items(args, "max"))
+    return max(ordered_items(args, "max"))
 
 
 def _sum(values: Any, start: Any = 0) -> Any:
@@ -635,7 +635,7 @@ def _type(value: Any) -> type:
 def _type_name(value: Any, attribute: str) -> str:
     """``type(x).__name__`` (or ``__qualname__``, ``__module__``), read safely."""
     cls = type(value)
-    text = _type_module(cls) if attribute == "__module__" else _type_qualname(cls)
+    text = type_module(cls) if attribute == "__module__" else type_qualname(cls)
     if type(text) is not str:
         return "?"
     return text.rpartition(".")[2] if attribute == "__name__" else text
@@ -727,7 +727,7 @@ def _short(value: Any, redactor: Optional[Redactor], depth: int = 2, width: int 
         return repr(value)
     info = type_info(cls)
     if info.format is not None or info.kind != "object" or info.enum:
-        described = _describe(value, info)
+        described = describe(value, info)
         return described if described is not None else f"<{info.name}>"
     if depth <= 0:
         return f"<{info.name}>" if id(cls) not in _SIZED else f"<{info.name} of {_size(value)}>"
@@ -877,7 +877,7 @@ class _Compiler:
 
     def do_Constant(self, node: ast.Constant) -> str:
         value = node.value
-        if type(value) in (int, bool, str, bytes, _NoneType):
+        if type(value) in (int, bool, str, bytes, NoneType):
             return repr(value)
         if type(value) in (float, complex):
             return self.constant(value)

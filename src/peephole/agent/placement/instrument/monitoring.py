@@ -17,8 +17,8 @@ import sys
 import types
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from peephole.agent.instrument import Backend, Hook, Site, Unavailable
-from peephole.agent.locate import CodeIndex, Ins, Target
+from peephole.agent.placement.instrument import Backend, Hook, Site, Unavailable
+from peephole.agent.placement.locate import CodeIndex, Ins, Target
 
 CodeType = types.CodeType
 TOOL_NAME = "peephole"

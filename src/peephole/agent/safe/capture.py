@@ -20,7 +20,6 @@ has a byte budget; when the estimate is over it, values are replaced by
 
 from __future__ import annotations
 
-import collections
 import math
 import sys
 import types
@@ -38,24 +37,30 @@ from typing import (
     Tuple,
 )
 
-from peephole.agent.redaction import Redactor
+from peephole.agent.safe.access import (
+    COPY,
+    DESCRIBED,
+    DICT_ITEMS,
+    DICT_LEN,
+    INSTANCE,
+    ITER,
+    ITERABLE,
+    ITERABLES,
+    MAPPING,
+    SCALARS,
+    SEQUENCE,
+    NoneType,
+    TypeInfo,
+    describe,
+    exception_args,
+    safe_type_name,
+    type_cache,
+    type_info,
+)
+from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import Limits
 
 __all__ = ["Capturer", "safe_type_name", "stack_of"]
-
-# The ``type`` descriptors that read a class's own C struct: a metaclass can neither
-# override nor intercept them when called directly.
-_type_mro: Callable[[type], Tuple[type, ...]] = type.__dict__["__mro__"].__get__
-_type_dict: Callable[[type], Any] = type.__dict__["__dict__"].__get__
-_type_module: Callable[[type], Any] = type.__dict__["__module__"].__get__
-_type_qualname: Callable[[type], Any] = type.__dict__["__qualname__"].__get__
-_C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType)
-_exception_args = BaseException.__dict__["args"].__get__
-_module_dict: Callable[[Any], Any] = vars(types.ModuleType)["__dict__"].__get__
-
-_NoneType = type(None)
-_DICT_LEN: Callable[[Any], int] = dict.__len__
-
 
 def _frame_locals_type() -> type:
     return type(sys._getframe().f_locals)  # a function's: FrameLocalsProxy on 3.13+
@@ -64,207 +69,9 @@ def _frame_locals_type() -> type:
 _FRAME_LOCALS_PROXY = _frame_locals_type()
 _BIG_INT = 1 << 256  # ints this large are shown by size: str() of a huge int is slow or fails
 _MINUS_BIG_INT = -_BIG_INT
-_TYPE_CACHE_SIZE = 2048
 _STRING_CACHE_SIZE = 1024  # per Capturer (one per probe): a bounded few hundred KB
 _STRING_CACHE_MAX_LEN = 64
-
-# Keys whose hash and equality are the builtin's own: safe to look up.
-_PLAIN_KEYS = frozenset({id(str), id(int), id(float), id(bool), id(_NoneType), id(bytes)})
-_ORDER_CHECK_LIMIT = 1000  # keys checked before an OrderedDict's own order is read
-
-
-def _ordered_items(mapping: Any) -> Iterable[Tuple[Any, Any]]:
-    """An OrderedDict's pairs in its own order when reading that order runs no code: its C
-    iterator hashes every key (and may compare it) to find its link. With another key type,
-    or too many keys to check, the pairs come in insertion order (``move_to_end`` unseen)."""
-    if _DICT_LEN(mapping) <= _ORDER_CHECK_LIMIT:
-        plain = _PLAIN_KEYS
-        for key in dict.keys(mapping):
-            if id(type(key)) not in plain:
-                break
-        else:
-            return collections.OrderedDict.items(mapping)
-    return dict.items(mapping)
-
-
-# Exact dict-like and sequence-like builtins, read with the base type's own C methods.
-_DICT_ITEMS: Dict[int, Callable[[Any], Iterable[Tuple[Any, Any]]]] = {
-    id(dict): dict.items,
-    id(collections.defaultdict): dict.items,
-    id(collections.Counter): dict.items,
-    id(collections.OrderedDict): _ordered_items,
-}
-_SEQUENCES = frozenset({id(list), id(tuple)})
-_ITERABLES: Dict[int, Callable[[Any], int]] = {
-    id(set): set.__len__,
-    id(frozenset): frozenset.__len__,
-    id(collections.deque): collections.deque.__len__,
-}
-_ITER: Dict[int, Callable[[Any], Any]] = {
-    id(set): set.__iter__,
-    id(frozenset): frozenset.__iter__,
-    id(collections.deque): collections.deque.__iter__,
-}
-_COPY: Dict[int, Callable[[Any], Any]] = {
-    id(set): set.copy,
-    id(frozenset): frozenset.copy,
-    id(collections.deque): collections.deque.copy,
-}
-_BASE_VALUE: Dict[int, Callable[[Any], Any]] = {
-    id(str): str.__str__,  # exact copies, made by the builtin's C code
-    id(int): int.__int__,
-    id(float): float.__float__,
-}
-_SCALARS = frozenset(
-    {id(str), id(int), id(bool), id(float), id(_NoneType), id(bytes), id(bytearray)}
-)
-
-
-# Shapes of values (``TypeInfo.shape``).
-_DESCRIBED, _SEQUENCE, _MAPPING, _ITERABLE, _INSTANCE = range(5)
-
-
-def _c_format(type_id: int) -> Optional[Callable[[Any], str]]:
-    """Text for a few stdlib value types, made by the stdlib's own method: the type is
-    matched exactly, so no subclass of the application's can put its code there."""
-    for module_name, class_name, method in (
-        ("datetime", "datetime", "isoformat"),
-        ("datetime", "date", "isoformat"),
-        ("datetime", "time", "isoformat"),
-        ("datetime", "timedelta", "__str__"),
-        ("datetime", "timezone", "__str__"),
-        ("decimal", "Decimal", "__str__"),
-        ("uuid", "UUID", "__str__"),
-        ("builtins", "complex", "__repr__"),
-        ("builtins", "range", "__repr__"),
-        ("pathlib", "PosixPath", "__str__"),
-        ("pathlib", "WindowsPath", "__str__"),
-        ("pathlib", "PurePosixPath", "__str__"),
-        ("ipaddress", "IPv4Address", "__str__"),
-        ("ipaddress", "IPv6Address", "__str__"),
-    ):
-        module = sys.modules.get(module_name)
-        cls = getattr(module, class_name, None) if module is not None else None
-        if cls is not None and id(cls) == type_id:
-            return getattr(cls, method)  # type: ignore[no-any-return]
-    return None
-
-
-class TypeInfo:
-    """What capture needs to know about one class, computed once per class."""
-
-    __slots__ = (
-        "args",
-        "base",
-        "cls",
-        "dict_getter",
-        "enum",
-        "format",
-        "kind",
-        "members",
-        "name",
-        "shape",
-        "stub_size",
-    )
-
-    def __init__(self, cls: type) -> None:
-        self.cls = cls
-        self.name = _compute_type_name(cls)
-        self.stub_size = len(self.name) + 24
-        self.dict_getter: Optional[Callable[[Any], Any]] = None
-        self.members: List[Tuple[str, Callable[[Any], Any]]] = []
-        self.args = False
-        self.base: Optional[Callable[[Any], Any]] = None  # the str/int/... inside a subclass
-        self.enum = False
-        self.format = _c_format(id(cls))
-        self.kind = "object"
-        if cls is types.FunctionType or cls is types.BuiltinFunctionType:
-            self.kind = "function"
-        elif cls is types.MethodType:
-            self.kind = "method"
-        elif cls is types.ModuleType:
-            self.kind = "module"
-        else:
-            self._read_mro(cls)
-        self.shape = self._shape()
-
-    def _read_mro(self, cls: type) -> None:
-        seen = set()
-        mro = _type_mro(cls) or (cls,)
-        enum_module = sys.modules.get("enum")
-        enum_base = getattr(enum_module, "Enum", None) if enum_module is not None else None
-        for klass in mro:
-            if klass is BaseException:
-                self.args = True
-            if enum_base is not None and klass is enum_base:
-                self.enum = True
-            if klass is type:
-                self.kind = "type"
-            if self.base is None and id(klass) in _BASE_VALUE:
-                self.base = _BASE_VALUE[id(klass)]
-            namespace = _type_dict(klass)
-            for attr, descriptor in dict.items(namespace) if type(namespace) is dict else (
-                namespace.items()
-            ):
-                if type(attr) is not str or attr in seen:
-                    continue
-                seen.add(attr)
-                if attr == "__dict__":
-                    if type(descriptor) in _C_DESCRIPTORS:
-                        self.dict_getter = descriptor.__get__
-                elif (
-                    type(descriptor) is types.MemberDescriptorType
-                    and not (attr.startswith("__") and attr.endswith("__"))
-                ):
-                    self.members.append((attr, descriptor.__get__))
-
-    def _shape(self) -> int:
-        """How values of the class are walked, decided once so a walk dispatches on an int."""
-        if self.format is not None or self.kind != "object" or self.enum:
-            return _DESCRIBED
-        cls_id = id(self.cls)
-        if cls_id in _SEQUENCES:
-            return _SEQUENCE
-        if cls_id in _DICT_ITEMS:
-            return _MAPPING
-        if cls_id in _ITERABLES:
-            return _ITERABLE
-        return _INSTANCE
-
-
-def _compute_type_name(cls: type) -> str:
-    try:
-        qualname = _type_qualname(cls)
-        module = _type_module(cls)
-    except Exception:
-        return "?"
-    if type(qualname) is not str:
-        qualname = "?"
-    if type(module) is not str or module == "builtins":
-        return qualname
-    return f"{module}.{qualname}"
-
-
-_types: Dict[int, TypeInfo] = {}
-
-
-def type_info(cls: type) -> TypeInfo:
-    """The cached :class:`TypeInfo` of ``cls`` (keyed by id: hashing a class may run a
-    metaclass's ``__hash__``)."""
-    info = _types.get(id(cls))
-    if info is not None and info.cls is cls:
-        return info
-    info = TypeInfo(cls)
-    if len(_types) >= _TYPE_CACHE_SIZE:
-        _types.clear()
-    _types[id(cls)] = info
-    return info
-
-
-def safe_type_name(value: object) -> str:
-    """``module.QualName`` of ``type(value)``, without running any of its code."""
-    return type_info(type(value)).name
-
+_CODE_CACHE_SIZE = 2048
 
 def _json_size(text: str) -> int:
     """Bytes ``text`` takes in JSON (exact for the common printable ASCII case)."""
@@ -382,7 +189,7 @@ class _Walk:
         if cls is bool:
             self.size += 24
             return {"t": "bool", "v": value}
-        if cls is _NoneType:
+        if cls is NoneType:
             self.size += 26
             return {"t": "NoneType", "v": None}
         if cls is float:
@@ -399,11 +206,11 @@ class _Walk:
     def container(
         self, value: Any, cls: type, depth: int, parent: Any, segment: Any
     ) -> Dict[str, Any]:
-        info = _types.get(id(cls))
+        info = type_cache.get(id(cls))
         if info is None or info.cls is not cls:
             info = type_info(cls)
         shape = info.shape
-        if shape == _DESCRIBED:
+        if shape == DESCRIBED:
             return self.described(value, info)
         value_id = id(value)
         previous = self.seen.get(value_id)
@@ -419,11 +226,11 @@ class _Walk:
         self.parent = len(entries)
         entries.append(entry)
         start = self.size
-        if shape == _MAPPING:
+        if shape == MAPPING:
             node = self.mapping(value, id(cls), info.name, depth, location)
-        elif shape == _INSTANCE:
+        elif shape == INSTANCE:
             node = self.instance(value, info, depth, location)
-        elif shape == _SEQUENCE:
+        elif shape == SEQUENCE:
             node = self.sequence(value, info.name, depth, location)
         else:
             node = self.iterable(value, id(cls), info.name, depth, location)
@@ -438,12 +245,12 @@ class _Walk:
         self.size += info.stub_size
         node: Dict[str, Any] = {"t": info.name, "cut": "depth"}
         shape = info.shape
-        if shape == _SEQUENCE:
+        if shape == SEQUENCE:
             node["len"] = len(value)
-        elif shape == _MAPPING:
-            node["len"] = _DICT_LEN(value)
-        elif shape == _ITERABLE:
-            node["len"] = _ITERABLES[id(info.cls)](value)
+        elif shape == MAPPING:
+            node["len"] = DICT_LEN(value)
+        elif shape == ITERABLE:
+            node["len"] = ITERABLES[id(info.cls)](value)
         return node
 
     def sequence(self, value: Any, name: str, depth: int, location: Any) -> Dict[str, Any]:
@@ -479,11 +286,11 @@ class _Walk:
 
     def iterable(self, value: Any, cls_id: int, name: str, depth: int, location: Any
                  ) -> Dict[str, Any]:
-        length = _ITERABLES[cls_id](value)
+        length = ITERABLES[cls_id](value)
         try:
-            shown = list(islice(_ITER[cls_id](value), self.max_items))
+            shown = list(islice(ITER[cls_id](value), self.max_items))
         except RuntimeError:  # changed size while being read: read a copy instead
-            shown = list(islice(_ITER[cls_id](_COPY[cls_id](value)), self.max_items))
+            shown = list(islice(ITER[cls_id](COPY[cls_id](value)), self.max_items))
         node: Dict[str, Any] = {"t": name, "len": length, "items": self.items(shown, depth,
                                                                             location)}
         if length > len(shown):
@@ -493,8 +300,8 @@ class _Walk:
 
     def mapping(self, value: Any, cls_id: int, name: str, depth: int, location: Any
                 ) -> Dict[str, Any]:
-        length = _DICT_LEN(value)
-        pairs = _read_items(value, _DICT_ITEMS[cls_id], self.max_items)
+        length = DICT_LEN(value)
+        pairs = _read_items(value, DICT_ITEMS[cls_id], self.max_items)
         entries_location = (location, "entries")
         child = depth + 1
         walk = self.walk
@@ -535,10 +342,10 @@ class _Walk:
     def key(self, key: Any, depth: int) -> Dict[str, Any]:
         """Scalar keys as values; a tuple of scalars too; anything else by its type."""
         cls = type(key)
-        if id(cls) in _SCALARS:
+        if id(cls) in SCALARS:
             return self.walk(key, depth, None, None)
         info = type_info(cls)
-        if info.shape == _DESCRIBED:
+        if info.shape == DESCRIBED:
             return self.described(key, info)
         if cls is tuple and len(key) <= self.max_items:
             self.size += 30
@@ -555,7 +362,7 @@ class _Walk:
         pairs: List[Tuple[str, Any]] = []
         if info.args:
             try:
-                pairs.append(("args", _exception_args(value)))
+                pairs.append(("args", exception_args(value)))
             except Exception:
                 pass
         if info.dict_getter is not None:
@@ -564,7 +371,7 @@ class _Walk:
             except Exception:
                 namespace = None
             if type(namespace) is dict:
-                total += _DICT_LEN(namespace)
+                total += DICT_LEN(namespace)
                 pairs.extend(_read_items(namespace, dict.items, limit + 8))
         for member, getter in info.members:
             total += 1
@@ -630,7 +437,7 @@ class _Walk:
     def described(self, value: Any, info: TypeInfo) -> Dict[str, Any]:
         """Functions, methods, modules, classes, enum members and a few stdlib value types
         are shown by a short text rather than their fields."""
-        text = _describe(value, info)
+        text = describe(value, info)
         if text is None:
             self.size += info.stub_size
             return {"t": info.name, "cut": "unsupported"}
@@ -640,33 +447,6 @@ class _Walk:
         return {"t": info.name, "v": text}
 
 
-def _describe(value: Any, info: TypeInfo) -> Optional[str]:
-    text: Any
-    try:
-        if info.format is not None:
-            text = info.format(value)
-        elif info.kind == "function":
-            text = value.__qualname__  # a C getset of the exact function type
-        elif info.kind == "method":
-            function = value.__func__  # a C member of the exact method type
-            kind = type(function)
-            plain = kind is types.FunctionType or kind is types.BuiltinFunctionType
-            text = function.__qualname__ if plain else None
-        elif info.kind == "module":
-            text = dict.get(_module_dict(value), "__name__")
-        elif info.kind == "type":
-            text = type_info(value).name
-        elif info.enum:
-            namespace = info.dict_getter(value) if info.dict_getter is not None else None
-            member = dict.get(namespace, "_name_") if type(namespace) is dict else None
-            text = f"{_type_qualname(info.cls)}.{member}" if type(member) is str else None
-        else:
-            text = None
-    except Exception:
-        return None
-    return text if type(text) is str else None
-
-
 def _read_items(
     mapping: Any, items: Callable[[Any], Iterable[Tuple[Any, Any]]], count: int
 ) -> List[Tuple[Any, Any]]:
@@ -674,7 +454,7 @@ def _read_items(
     for a mapping that fits: most do, and it costs as much as copying a few pairs)."""
     for _ in range(3):  # only a free-threaded build can change the mapping while it is read
         try:
-            if _DICT_LEN(mapping) > count:
+            if DICT_LEN(mapping) > count:
                 return list(islice(items(mapping), count))
             pairs = list(items(mapping))
         except RuntimeError:
@@ -749,7 +529,7 @@ class Capturer:
         result: Dict[str, Any] = {}
         failed: Any = ()
         if watches:
-            from peephole.agent.expressions import EvaluationError
+            from peephole.agent.safe.expressions import EvaluationError
 
             failed = EvaluationError
         watch_nodes: List[Dict[str, Any]] = []
@@ -807,7 +587,7 @@ class Capturer:
         f_locals = frame.f_locals
         if type(f_locals) is dict:
             pairs = _read_items(f_locals, dict.items, max_locals + 16)
-            total = _DICT_LEN(f_locals)
+            total = DICT_LEN(f_locals)
         elif type(f_locals) is _FRAME_LOCALS_PROXY:  # 3.13: a C mapping over the frame
             pairs = list(islice(f_locals.items(), max_locals + 16))
             total = len(f_locals)
@@ -829,7 +609,7 @@ def _code_info(code: types.CodeType) -> Tuple[types.CodeType, str, str, int]:
     """(code, file, function, JSON size of a frame's fixed fields), kept per code object."""
     function = getattr(code, "co_qualname", code.co_name)
     info = code, code.co_filename, function, _json_size(code.co_filename) + len(function) + 90
-    if len(_codes) >= _TYPE_CACHE_SIZE:
+    if len(_codes) >= _CODE_CACHE_SIZE:
         _codes.clear()
     _codes[id(code)] = info
     return info
@@ -839,7 +619,7 @@ def _error_text(exc: BaseException) -> str:
     """The message of an evaluation error, without calling ``str`` on foreign objects."""
     name = type_info(type(exc)).name
     try:
-        args = _exception_args(exc)
+        args = exception_args(exc)
     except Exception:
         return name
     if type(args) is tuple and len(args) == 1 and type(args[0]) is str:

@@ -11,7 +11,7 @@ import sys
 import types
 from typing import Callable, List, Sequence, Tuple
 
-from peephole.agent.locate import CodeIndex, Ins, Target
+from peephole.agent.placement.locate import CodeIndex, Ins, Target
 
 Hook = Callable[[types.FrameType], None]
 
@@ -86,9 +86,9 @@ class Unavailable(RuntimeError):
 def new_backend() -> Backend:
     """The technique for this interpreter."""
     if sys.version_info >= (3, 12):
-        from peephole.agent.instrument.monitoring import MonitoringBackend
+        from peephole.agent.placement.instrument.monitoring import MonitoringBackend
 
         return MonitoringBackend()
-    from peephole.agent.instrument.inject import InjectBackend
+    from peephole.agent.placement.instrument.inject import InjectBackend
 
     return InjectBackend()

@@ -17,7 +17,6 @@ docs/exceptions.md explains the choices.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import threading
@@ -27,7 +26,20 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tupl
 
 from peephole import protocol
 from peephole.agent import integrations, otel
-from peephole.agent.capture import type_info
+from peephole.agent.exception_capture import fingerprints
+from peephole.agent.exception_capture.fingerprints import (
+    AGENT,
+    APP,
+    Stack,
+    fingerprint_of,
+    frame_kind,
+    frame_kinds,
+    known_fingerprints,
+    module_name,
+    remember_fingerprint,
+    shape_of,
+    type_name,
+)
 from peephole.agent.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
@@ -52,7 +64,6 @@ _SCALARS = (str, int, float, bool, type(None))
 _NOT_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
 _CO_OPTIMIZED = 0x0001  # inspect.CO_OPTIMIZED
 
-Stack = List[Tuple[FrameType, int, str]]  # (frame, line, kind), innermost first
 
 _active: Optional[ExceptionCapture] = None
 _busy = threading.local()  # re-entry guard: capturing an exception can log or raise
@@ -151,12 +162,12 @@ class ExceptionCapture:
             return None
         chain = _chain(exc, tb)
         stacks: Optional[List[Stack]] = None
-        shape = _shape(chain)
-        fingerprint = _fingerprints.get(shape)
+        shape = shape_of(chain)
+        fingerprint = known_fingerprints.get(shape)
         if fingerprint is None:
             stacks = [_stack(traceback) for _, traceback in chain]
-            fingerprint = _fingerprint(chain, stacks)
-            _remember_fingerprint(shape, fingerprint, chain)
+            fingerprint = fingerprint_of(chain, stacks)
+            remember_fingerprint(shape, fingerprint, chain)
         config = self.agent.config
         now = time.time()
         mono = time.monotonic()
@@ -192,7 +203,7 @@ class ExceptionCapture:
         if group.summary is None:
             max_frames = max(int(config.limits.max_frames), 1)
             group.summary = {
-                "exc_type": _type_name(type(exc)),
+                "exc_type": type_name(type(exc)),
                 "message": self._message(exc),
                 "origin": origin,
                 "frames": [_plain_frame(*entry) for entry in full[0][:max_frames]],
@@ -203,7 +214,7 @@ class ExceptionCapture:
         event = protocol.new_event(
             protocol.EXCEPTION,
             fingerprint=fingerprint,
-            exc_type=_type_name(type(exc)),
+            exc_type=type_name(type(exc)),
             message=self._message(exc),
             origin=origin,
             thread=threading.current_thread().name,
@@ -239,7 +250,7 @@ class ExceptionCapture:
                 # Functions only (and the frame that raised): the locals of a module's
                 # top-level code are its globals, everything it imported and defined.
                 if (
-                    kind == _APP
+                    kind == APP
                     and (index == 0 or frame.f_code.co_flags & _CO_OPTIMIZED)
                     and id(frame) not in captured
                 ):
@@ -253,12 +264,12 @@ class ExceptionCapture:
                 _drop_locals_snapshots(stack, locals_at)
             frames = result.get("frames", [])
             for frame_dict, (_, _, kind) in zip(frames, stack):
-                frame_dict["app"] = kind == _APP
-                if kind != _APP:
+                frame_dict["app"] = kind == APP
+                if kind != APP:
                     frame_dict["library"] = kind
             size += int(result.get("size", 0))
             cut = cut or bool(result.get("cut"))
-            parts.append({"exc_type": _type_name(type(exc)), "message": self._message(exc),
+            parts.append({"exc_type": type_name(type(exc)), "message": self._message(exc),
                           "frames": frames})
         snapshot: Dict[str, Any] = {"frames": parts[0]["frames"], "chain": parts[1:],
                                     "size": size}
@@ -409,12 +420,12 @@ def _stack(tb: Optional[TracebackType]) -> Stack:
     """The traceback's frames and what kind of code each runs, innermost first, without the
     agent's own frames."""
     stack: Stack = []
-    kinds = _kinds
+    kinds = frame_kinds
     while tb is not None:
         frame = tb.tb_frame
         filename = frame.f_code.co_filename
-        kind = kinds.get(filename) or _frame_kind(filename)
-        if kind != _AGENT:
+        kind = kinds.get(filename) or frame_kind(filename)
+        if kind != AGENT:
             line = tb.tb_lineno
             stack.append((frame, line if type(line) is int else frame.f_lineno or 0, kind))
         tb = tb.tb_next
@@ -443,10 +454,6 @@ def _drop_locals_snapshots(stack: Stack, indexes: List[int]) -> None:
             pass
 
 
-def _type_name(cls: type) -> str:
-    return type_info(cls).name
-
-
 def _message(exc: BaseException) -> str:
     """``exc.args`` rendered from builtin scalars only; other arguments show their type.
 
@@ -472,7 +479,7 @@ def _render_arg(arg: object) -> str:
             return repr(arg[:MAX_MESSAGE] if type(arg) is str else arg)  # type: ignore[index]
         except ValueError:  # an int too long for str() (3.11+)
             return "<int>"
-    return f"<{_type_name(type(arg))}>"
+    return f"<{type_name(type(arg))}>"
 
 
 def _plain_frame(frame: FrameType, line: int, kind: str) -> Dict[str, Any]:
@@ -482,125 +489,12 @@ def _plain_frame(frame: FrameType, line: int, kind: str) -> Dict[str, Any]:
         "file": code.co_filename,
         "line": line,
         "function": getattr(code, "co_qualname", code.co_name),  # as the Capturer names it
-        "module": _module_name(frame),
-        "app": kind == _APP,
+        "module": module_name(frame),
+        "app": kind == APP,
     }
-    if kind != _APP:
+    if kind != APP:
         plain["library"] = kind
     return plain
-
-
-def _module_name(frame: FrameType) -> str:
-    name = frame.f_globals.get("__name__") if type(frame.f_globals) is dict else None
-    if type(name) is str:
-        return name
-    return os.path.splitext(os.path.basename(frame.f_code.co_filename))[0]
-
-
-# --- fingerprints --------------------------------------------------------------------------
-
-
-def _shape(chain: List[Tuple[BaseException, Optional[TracebackType]]]) -> Tuple[int, ...]:
-    """What the fingerprint depends on, cheap to read: the exceptions' types and, for each
-    traceback entry, its code object and instruction (ids; the cache keeps them alive)."""
-    shape: List[int] = []
-    for exc, tb in chain:
-        shape.append(id(type(exc)))
-        while tb is not None:
-            shape.append(id(tb.tb_frame.f_code))
-            shape.append(tb.tb_lasti)
-            tb = tb.tb_next
-        shape.append(-1)
-    return tuple(shape)
-
-
-# shape -> fingerprint. The types and code objects of each shape are held in _shape_owners so
-# that their ids cannot be reused by other objects while the shape is cached.
-_fingerprints: Dict[Tuple[int, ...], str] = {}
-_shape_owners: Dict[Tuple[int, ...], Tuple[object, ...]] = {}
-MAX_SHAPES = 1024
-_shapes_lock = threading.Lock()
-
-
-def _remember_fingerprint(
-    shape: Tuple[int, ...],
-    fingerprint: str,
-    chain: List[Tuple[BaseException, Optional[TracebackType]]],
-) -> None:
-    owners: List[object] = []
-    for exc, tb in chain:
-        owners.append(type(exc))
-        while tb is not None:
-            owners.append(tb.tb_frame.f_code)
-            tb = tb.tb_next
-    with _shapes_lock:
-        if len(_fingerprints) >= MAX_SHAPES:
-            _fingerprints.clear()
-            _shape_owners.clear()
-        _shape_owners[shape] = tuple(owners)
-        _fingerprints[shape] = fingerprint
-
-
-def _fingerprint(
-    chain: List[Tuple[BaseException, Optional[TracebackType]]], stacks: List[Stack]
-) -> str:
-    """sha1 of each chained exception's type and the code locations of its application
-    frames: module, function and line *within the function* (so code added above the
-    function does not split a group). Repeated locations (recursion) count once. Without
-    application frames, the library frames' module and function (no lines: they change
-    with library versions)."""
-    parts: List[str] = []
-    for (exc, _), stack in zip(chain, stacks):
-        parts.append(_type_name(type(exc)))
-        has_app = any(kind == _APP for _, _, kind in stack)
-        seen: Set[str] = set()
-        for frame, line, kind in stack:
-            if has_app and kind != _APP:
-                continue
-            code = frame.f_code
-            where = f"{_module_name(frame)}:{code.co_name}"
-            if has_app:
-                where = f"{where}:{line - code.co_firstlineno}"
-            if where not in seen:
-                seen.add(where)
-                parts.append(where)
-    return hashlib.sha1("\n".join(parts).encode("utf-8", "replace")).hexdigest()[:16]
-
-
-# --- which frames belong to the application ------------------------------------------------
-
-_APP = "app"
-_STDLIB = "stdlib"
-_SITE = "site-packages"
-_AGENT = "agent"
-_AGENT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_STDLIB_DIRS = tuple(
-    {os.path.dirname(os.__file__) + os.sep, os.path.dirname(os.path.realpath(os.__file__)) + os.sep}
-)
-_kinds: Dict[str, str] = {}
-
-
-def _frame_kind(filename: str) -> str:
-    """``app``, ``stdlib``, ``site-packages`` or ``agent`` (peephole's own frames)."""
-    kind = _kinds.get(filename)
-    if kind is not None:
-        return kind
-    if filename.startswith("<frozen "):
-        kind = _STDLIB
-    elif filename.startswith(_AGENT_DIR):
-        kind = _AGENT
-    else:
-        parts = filename.replace("\\", "/").split("/")
-        if "site-packages" in parts or "dist-packages" in parts:
-            kind = _SITE
-        elif filename.startswith(_STDLIB_DIRS):
-            kind = _STDLIB
-        else:
-            kind = _APP
-    if len(_kinds) > 4096:
-        _kinds.clear()
-    _kinds[filename] = kind
-    return kind
 
 
 # --- process hooks -------------------------------------------------------------------------
@@ -745,8 +639,7 @@ def _uninstall_hooks() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _shapes_lock
-    _shapes_lock = threading.Lock()  # another thread of the parent may have held it
+    fingerprints.after_fork_in_child()
     capture = _active
     if capture is not None:
         capture._after_fork()
