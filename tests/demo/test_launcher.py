@@ -167,3 +167,26 @@ def test_children_get_sigterm_when_the_launcher_is_killed(tmp_path: Path) -> Non
     while _alive(orphan) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(orphan)
+
+
+def test_a_demo_on_another_port_has_its_own_data(tmp_path: Path) -> None:
+    """Before: a second demo on --port 8000 used the first one's database, so each server
+    showed the other's shop as disconnected."""
+    first = launcher.Demo(tmp_path, 7777, False, None)
+    second = launcher.Demo(tmp_path, 8000, False, None)
+    assert first.data_dir == tmp_path / ".peephole-demo"
+    assert second.data_dir != first.data_dir
+    assert second.data_dir.parent == tmp_path
+
+
+def test_a_second_demo_on_the_same_data_refuses(tmp_path: Path) -> None:
+    held = launcher.lock_data_dir(tmp_path / "demo", "http://127.0.0.1:7777")
+    try:
+        with pytest.raises(launcher.DemoError) as refused:
+            launcher.lock_data_dir(tmp_path / "demo", "http://127.0.0.1:8000")
+        message = str(refused.value)
+        assert "another demo (http://127.0.0.1:7777) is using" in message
+        assert "--data-dir" in message
+    finally:
+        held.close()
+    launcher.lock_data_dir(tmp_path / "demo", "http://127.0.0.1:8000").close()

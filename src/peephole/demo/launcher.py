@@ -1,7 +1,8 @@
 """``python -m peephole.demo.launcher``: a server, the shop under the agent, and traffic.
 
 What ``python3 dev.py demo`` runs. Everything it keeps lives in ``.peephole-demo/`` at the
-root of the repository (or ``--data-dir``): the server's database, the credentials it was
+root of the repository (``.peephole-demo-PORT/`` for another ``--port``, or ``--data-dir``;
+one demo at a time holds it): the server's database, the credentials it was
 seeded with (reused on the next run) and a log file per process. Each child runs in its own
 process group, so stopping the demo (Ctrl-C, SIGTERM or a closed terminal) stops whatever
 the children started too.
@@ -29,6 +30,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 from peephole.demo.shop import checkout
 
 HOST = "127.0.0.1"
+DEFAULT_PORT = 7777
 SERVER_START_SECONDS = 90.0  # the first start creates the database
 SHOP_START_SECONDS = 30.0
 CONNECT_SECONDS = 10.0
@@ -90,6 +92,36 @@ def load_credentials(data_dir: Path) -> Credentials:
         json.dump(asdict(credentials), out, indent=2)
     os.replace(temporary, path)
     return credentials
+
+
+def default_data_dir(root: Path, port: int) -> Path:
+    """``.peephole-demo`` for the default port, ``.peephole-demo-PORT`` for another: two
+    demos never share a database (each server would see the other's shop as gone)."""
+    return root / (".peephole-demo" if port == DEFAULT_PORT else f".peephole-demo-{port}")
+
+
+def lock_data_dir(data_dir: Path, server_url: str) -> IO[str]:
+    """Hold ``data_dir`` for this demo until the returned file is closed (or the process
+    ends), or refuse, naming the demo that holds it."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(data_dir / "demo.lock", "a+")  # noqa: SIM115 - held until the demo ends
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise DemoError(
+            f"another demo ({holder}) is using {data_dir}; stop it with Ctrl-C in its "
+            "terminal, or give this one its own --data-dir"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(server_url)
+    lock.flush()
+    return lock
 
 
 def probe_hint() -> Tuple[str, int, str]:
@@ -190,12 +222,13 @@ class Demo:
         self.port = port
         self.traffic = traffic
         self.shop_port = shop_port or free_port()
-        self.data_dir = data_dir or root / ".peephole-demo"
+        self.data_dir = data_dir or default_data_dir(root, port)
         self.log_dir = self.data_dir / "logs"
         self.server_url = f"http://{HOST}:{port}"
         self.shop_url = f"http://{HOST}:{self.shop_port}"
         self.children: List[Child] = []
         self.stop_requested = False
+        self.lock: Optional[IO[str]] = None
 
     # --- running ---------------------------------------------------------------------
 
@@ -212,11 +245,14 @@ class Demo:
             return 1
         finally:
             self.stop_all()
+            if self.lock is not None:
+                self.lock.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
     def start(self) -> None:
         check_port_free(self.port)
+        self.lock = lock_data_dir(self.data_dir, self.server_url)
         self.credentials = load_credentials(self.data_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         print(f"==> starting the peephole server on {self.server_url}", flush=True)
@@ -423,12 +459,13 @@ def _group_exists(pgid: int) -> bool:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m peephole.demo.launcher", description=__doc__)
-    parser.add_argument("--port", type=int, default=7777, help="the server's port")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the server's port")
     parser.add_argument("--shop-port", type=int, default=None, help="default: a free port")
     parser.add_argument("--no-traffic", action="store_true", help="do not generate traffic")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where the database, credentials and logs go "
-                        "[default: .peephole-demo in the repository]")
+                        "[default: .peephole-demo in the repository; "
+                        ".peephole-demo-PORT for another --port]")
     args = parser.parse_args(argv)
     demo = Demo(find_root(), args.port, not args.no_traffic, args.shop_port, args.data_dir)
     return demo.run()
