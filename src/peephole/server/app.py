@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 import peephole
 from peephole import protocol
+from peephole.server import ui
 from peephole.server.api import admin, events, probes, services
 from peephole.server.broker import Broker
 from peephole.server.cluster import Cluster
@@ -70,6 +71,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app.include_router(router, prefix="/api/v1")
     app.add_api_websocket_route(protocol.AGENT_PATH, agent_endpoint)
     app.add_api_websocket_route("/api/v1/stream", stream_endpoint)
+    ui.mount(app)  # the web UI at /, on the same origin as the API
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:

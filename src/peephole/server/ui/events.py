@@ -1,0 +1,191 @@
+"""Snapshots (stack, frame source, variables, previous/next hit, two hits compared), the
+live log page, and exception groups. Reads go through the REST API's event handlers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional, cast
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from peephole import protocol
+from peephole.server.api import events as event_api
+from peephole.server.api import services as service_api
+from peephole.server.broker import Broker
+from peephole.server.store.credentials import Principal
+from peephole.server.ui import broker_of, page, render
+from peephole.server.ui.session import Viewer, signed_in
+
+router = APIRouter()
+
+CONTEXT_LINES = 8  # source lines shown on each side of a frame's line
+
+
+async def list_events(
+    broker: Broker, principal: Principal, *, type: Optional[str] = None,
+    probe_id: Optional[str] = None, service: Optional[str] = None,
+    since: Optional[float] = None, limit: int = 50, cursor: Optional[str] = None,
+) -> list[dict[str, Any]]:
+    """``GET /api/v1/events`` with keyword arguments (its handler takes them all)."""
+    page_ = await event_api.list_events(
+        type=cast(Optional[event_api.EventType], type), probe_id=probe_id, service=service,
+        instance_id=None, fingerprint=None, since=since, limit=limit, cursor=cursor,
+        broker=broker, _=principal,
+    )
+    events: list[dict[str, Any]] = page_["events"]
+    return events
+
+
+async def neighbours(
+    broker: Broker, principal: Principal, event: dict[str, Any]
+) -> tuple[Optional[str], Optional[str]]:
+    """The ids of the previous and next hit of the same probe."""
+    probe_id = event.get("probe_id")
+    if not probe_id or event["type"] != protocol.SNAPSHOT:
+        return None, None
+    at = float(event["time"])
+    older = await list_events(broker, principal, type=protocol.SNAPSHOT, probe_id=probe_id,
+                          limit=1, cursor=f"{at!r}:0")
+    newer = await list_events(broker, principal, type=protocol.SNAPSHOT, probe_id=probe_id,
+                          since=at, limit=1000)
+    later = [e for e in newer if e["id"] != event["id"] and e["time"] >= at]
+    return (older[0]["id"] if older else None), (later[-1]["id"] if later else None)
+
+
+async def frame_source(
+    broker: Broker, principal: Principal, service: str, frame: dict[str, Any]
+) -> tuple[list[tuple[int, Any]], str]:
+    """Numbered, highlighted lines around the frame's line, or why there are none."""
+    try:
+        source = await service_api.get_source(
+            service, path=str(frame.get("file")), broker=broker, _=principal
+        )
+    except HTTPException as exc:
+        return [], str(exc.detail)
+    lines = render.highlight_lines(source["text"])
+    line = int(frame.get("line") or 1)
+    first = max(1, line - CONTEXT_LINES)
+    return [(n, lines[n - 1]) for n in range(first, min(len(lines), line + CONTEXT_LINES) + 1)], ""
+
+
+def stack(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Frames with ``app`` set (exception frames carry it; others are judged by path)."""
+    return [
+        {**f, "app": f.get("app", not render.is_library(str(f.get("file", ""))))}
+        for f in frames if isinstance(f, dict)
+    ]
+
+
+def watch_values(event: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for watch in event.get("watches") or []:
+        if isinstance(watch, dict):
+            expr = str(watch.get("expr"))
+            values[expr] = watch.get("value") if "value" in watch else {
+                "t": "error", "error": str(watch.get("error"))}
+    return values
+
+
+@router.get("/events/{event_id}")
+async def event_page(
+    request: Request,
+    event_id: str,
+    frame: int = Query(0, ge=0, le=500),
+    viewer: Viewer = Depends(signed_in),
+) -> Response:
+    broker = broker_of(request)
+    event = await event_api.get_event(event_id, broker=broker, _=viewer.principal)
+    frames = stack(event.get("frames") or [])
+    chosen = frames[frame] if frame < len(frames) else None
+    source: list[tuple[int, Any]] = []
+    no_source = "no frames"
+    if chosen is not None:
+        source, no_source = await frame_source(broker, viewer.principal, event["service"],
+                                               chosen)
+    older, newer = await neighbours(broker, viewer.principal, event)
+    return page(
+        request, "event.html", viewer, event=event, frames=frames, frame=frame, chosen=chosen,
+        source=source, no_source=no_source, older=older, newer=newer,
+        values=(chosen or {}).get("locals") or {}, watches=watch_values(event),
+    )
+
+
+@router.get("/compare")
+async def compare_page(
+    request: Request,
+    a: str = Query(max_length=64),
+    b: str = Query(max_length=64),
+    viewer: Viewer = Depends(signed_in),
+) -> Response:
+    broker = broker_of(request)
+    first = await event_api.get_event(a, broker=broker, _=viewer.principal)
+    second = await event_api.get_event(b, broker=broker, _=viewer.principal)
+    if first["time"] > second["time"]:
+        first, second = second, first
+    rows = render.compare(
+        {**render.top_locals(first), **watch_values(first)},
+        {**render.top_locals(second), **watch_values(second)},
+    )
+    return page(request, "compare.html", viewer, a=first, b=second, rows=rows,
+                changed=sum(1 for r in rows if r[3]))
+
+
+@router.get("/logs")
+async def logs_page(
+    request: Request,
+    service: str = Query("", max_length=200),
+    probe_id: str = Query("", max_length=64),
+    level: str = Query("", max_length=20),
+    q: str = Query("", max_length=500),
+    viewer: Viewer = Depends(signed_in),
+) -> Response:
+    broker = broker_of(request)
+    lines = await list_events(broker, viewer.principal, type=protocol.LOG,
+                          service=service or None, probe_id=probe_id or None, limit=500)
+    shown = [
+        e for e in lines
+        if (not level or e.get("level") == level)
+        and (not q or q.lower() in str(e.get("message", "")).lower())
+    ][:200]
+    services = await service_api.list_services(broker=broker, _=viewer.principal)
+    return page(request, "logs.html", viewer, lines=shown, service=service, probe_id=probe_id,
+                level=level, q=q, levels=protocol.LOG_LEVELS,
+                services=[s["name"] for s in services])
+
+
+@router.get("/exceptions")
+async def exceptions_page(
+    request: Request,
+    service: str = Query("", max_length=200),
+    viewer: Viewer = Depends(signed_in),
+) -> Response:
+    broker = broker_of(request)
+    groups = await event_api.list_exceptions(
+        service=service or None, limit=200, broker=broker, _=viewer.principal
+    )
+    services = await service_api.list_services(broker=broker, _=viewer.principal)
+    return page(request, "exceptions.html", viewer, groups=groups, service=service,
+                services=[s["name"] for s in services])
+
+
+@router.get("/exceptions/{fingerprint}")
+async def exception_page(
+    request: Request, fingerprint: str, viewer: Viewer = Depends(signed_in)
+) -> Response:
+    broker = broker_of(request)
+    group = await event_api.get_exception_group(
+        fingerprint, events=200, broker=broker, _=viewer.principal
+    )
+    times: list[float] = []
+    for event in group["events"]:
+        times += [float(event.get("last_time") or event["time"])] * max(
+            1, int(event.get("count") or 1))
+    chart = render.occurrences(times, time.time())
+    newest = None
+    if group.get("last_event_id"):
+        newest = await event_api.get_event(group["last_event_id"], broker=broker,
+                                         _=viewer.principal)
+    frames = stack((newest or {}).get("frames") or [])
+    return page(request, "exception.html", viewer, group=group, chart=chart,
+                peak=max(chart) or 1, newest=newest, frames=frames)
