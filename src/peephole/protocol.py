@@ -6,7 +6,9 @@ supports (3.9+) and depend on nothing but the standard library.
 Messages are JSON objects with a ``"type"`` field, sent as WebSocket text frames.
 
 Agent -> server:
-    ``hello``      first message: ``instance`` (an :class:`InstanceInfo` dict) and ``key``.
+    ``hello``      first message: ``instance`` (an :class:`InstanceInfo` dict), ``key``, and
+                   ``features`` (optional: what this agent understands, see ``FEATURES``);
+                   at most ``MAX_HELLO_BYTES``.
     ``heartbeat``  ``{"type": "heartbeat", "time": <epoch>}``, every ``HEARTBEAT_SECONDS``.
     ``events``     ``{"type": "events", "seq": <int>, "events": [<event>, ...], "dropped": <int>}``
                    (``dropped``: events lost to the full buffer since the last acknowledged batch);
@@ -17,10 +19,19 @@ Agent -> server:
     ``files``      answer to ``list_files``: ``request_id``, ``files`` (paths of loaded modules).
 
 Server -> agent:
-    ``welcome``    ``{"type": "welcome", "instance_id": ..., "config": <AgentPolicy dict>}``.
+    ``welcome``    ``{"type": "welcome", "instance_id": ..., "config": <AgentPolicy dict>,
+                   "last_disconnect": <why the server last closed this instance, or null>}``.
     ``probes``     the full list of probes for this instance:
                    ``{"type": "probes", "probes": [...]}``;
                    the agent installs new ones, updates changed ones and removes the others.
+                   Sent to agents without the ``probe_delta`` feature.
+    ``probes_delta`` what changed, to agents with the ``probe_delta`` feature:
+                   ``{"type": "probes_delta", "set": [<ProbeSpec dict>, ...],
+                   "remove": [<probe id>, ...], "keep": [<probe id>, ...]}``; ``set`` is
+                   installed or updated, ``remove`` uninstalled; when ``keep`` is present
+                   (the first message of a connection) every probe whose id is in neither
+                   ``keep`` nor ``set`` is uninstalled too. A change too big for one message
+                   comes as several, each at most ``MAX_MESSAGE_BYTES``.
     ``policy``     ``{"type": "policy", "config": <AgentPolicy dict>}`` (redaction, exceptions).
     ``ack``        ``{"type": "ack", "seq": <int>}``.
     ``get_source`` ``{"type": "get_source", "request_id": ..., "path": ...}``.
@@ -47,17 +58,24 @@ Cuts: ``"cut"`` is one of ``CUTS`` and says why a value is incomplete; a contain
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 PROTOCOL_VERSION = 1
 AGENT_PATH = "/agent/v1/ws"
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # the largest message either end accepts
+MAX_HELLO_BYTES = 32 * 1024  # the largest first message (checked before the key is known)
+MAX_PROBE_BYTES = 64 * 1024  # the largest probe spec the API can produce, encoded
 HEARTBEAT_SECONDS = 10.0
 INSTANCE_STALE_SECONDS = 60.0
+
+# What an agent may say it understands in ``hello`` (``"features": [...]``).
+PROBE_DELTA = "probe_delta"  # takes ``probes_delta`` instead of whole ``probes`` lists
+FEATURES = (PROBE_DELTA,)
 
 TRACEPOINT = "tracepoint"
 LOGPOINT = "logpoint"
@@ -256,3 +274,104 @@ def _from_dict(cls: Any, data: Dict[str, Any]) -> Any:
         return cls(**{k: v for k, v in data.items() if k in known})
     except TypeError as exc:
         raise ProtocolError(f"{cls.__name__}: {exc}") from None
+
+
+# --- expression syntax, checked the same way by the API and shown the same way everywhere ---
+
+
+def expression_problem(source: str) -> Optional[str]:
+    """Why ``source`` is not a Python expression: the column, then the text with a caret
+    under it (``None`` when it parses; the agent still decides what is allowed)."""
+    try:
+        ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        line = (source.splitlines() or [""])[max(0, (exc.lineno or 1) - 1)]
+        column = _column(line, exc.offset or len(line) + 1)  # 0: at the end
+        return _caret(line, column, f"syntax error at column {column}: {exc.msg}")
+    except (RecursionError, MemoryError):
+        return "the expression is nested too deeply"
+    return None
+
+
+def template_problem(source: str) -> Optional[str]:
+    """Why a logpoint template is refused (an unclosed or stray brace, a placeholder that is
+    not an expression), with the column in the template and a caret; ``None`` if it parses.
+    ``{{`` and ``}}`` are literal braces; a placeholder may end in ``!r``/``!s`` and a
+    ``:format`` spec, as in an f-string."""
+    index = 0
+    while index < len(source):
+        if source.startswith(("{{", "}}"), index):
+            index += 2
+        elif source[index] == "}":
+            column = index + 1
+            return _caret(source, column,
+                          f"single '}}' at column {column}; write '}}}}' for a brace")
+        elif source[index] != "{":
+            index += 1
+        else:
+            end, expression_end = _placeholder_end(source, index + 1)
+            if end < 0:
+                column = index + 1
+                return _caret(source, column,
+                              f"placeholder at column {column} is not closed with '}}'")
+            problem = _placeholder_problem(source, index + 1, expression_end)
+            if problem:
+                return problem
+            index = end + 1
+    return None
+
+
+def _placeholder_end(source: str, start: int) -> Tuple[int, int]:
+    """Where the placeholder starting at ``start`` ends and where its expression ends (before
+    ``!r`` or ``:spec``); ``(-1, -1)`` when it is not closed. Brackets and strings inside
+    the expression are skipped."""
+    depth, quote, expression_end, index = 0, "", -1, start
+    while index < len(source):
+        char = source[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif source.startswith(quote, index):
+                index += len(quote) - 1
+                quote = ""
+        elif expression_end >= 0:
+            if char == "}":
+                return index, expression_end
+        elif char in "'\"":
+            quote = char * 3 if source.startswith(char * 3, index) else char
+            index += len(quote) - 1
+        elif char in "([{":
+            depth += 1
+        elif char in ")]" or (char == "}" and depth > 0):
+            depth -= 1
+        elif char == "}":
+            return index, index
+        elif depth == 0 and (char == ":" or (char == "!" and source[index + 1 : index + 2] != "=")):
+            expression_end = index
+        index += 1
+    return -1, -1
+
+
+def _placeholder_problem(source: str, start: int, end: int) -> Optional[str]:
+    expression = source[start:end]
+    if not expression.strip():
+        return _caret(source, start, f"empty placeholder at column {start}")
+    try:
+        ast.parse(expression, mode="eval")
+    except SyntaxError as exc:
+        offset = min(exc.offset or len(expression) + 1, len(expression) + 1)  # 0: the end
+        column = _column(source, start + offset)
+        return _caret(source, column, f"syntax error at column {column}: {exc.msg}")
+    except (RecursionError, MemoryError):
+        return f"the placeholder at column {start} is nested too deeply"
+    return None
+
+
+def _column(line: str, column: int) -> int:
+    return max(1, min(column, len(line) + 1))
+
+
+def _caret(line: str, column: int, message: str) -> str:
+    """``message``, then ``line`` with a caret under ``column``: the same three lines in the
+    API's answer, the CLI and the docs."""
+    return f"{message}\n    {line.replace(chr(9), ' ')}\n    {' ' * (column - 1)}^"

@@ -40,7 +40,8 @@ def test_roles_are_enforced_with_403(api: httpx.Client, server: LiveServer) -> N
     viewer = api.post("/tokens", json={"name": "vic", "role": "viewer"}).json()["token"]
     debugger = api.post("/tokens", json={"name": "deb", "role": "debugger"}).json()["token"]
     with client_for(server, viewer) as as_viewer, client_for(server, debugger) as as_debugger:
-        assert as_viewer.get("/me").json() == {"name": "vic", "role": "viewer"}
+        assert as_viewer.get("/me").json() == {"name": "vic", "role": "viewer", "id": 2,
+                                                "expires_at": None}
         assert as_viewer.get("/probes").status_code == 200
         refused = as_viewer.post("/probes", json=tracepoint())
         assert refused.status_code == 403

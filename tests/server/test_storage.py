@@ -55,13 +55,14 @@ def test_seed_creates_credentials_once(db: Database) -> None:
     assert set(created) == {"admin_token", "agent_key"}
     assert db.run(lambda s: credentials.seed(s, None, None)) == {}
     principal = db.run(lambda s: credentials.find_token(s, created["admin_token"]))
-    assert principal == credentials.Principal("admin", "admin")
-    assert db.run(lambda s: credentials.agent_key_name(s, created["agent_key"])) == "default"
+    assert principal == credentials.Principal("admin", "admin", 1)
+    grant = db.run(lambda s: credentials.find_agent_key(s, created["agent_key"]))
+    assert grant == credentials.AgentGrant(1, "default", None, None)
     assert db.run(lambda s: credentials.find_token(s, "wrong")) is None
 
 
 def test_secrets_are_stored_hashed(db: Database) -> None:
-    token = db.run(lambda s: credentials.create_token(s, "ann", "viewer"))
+    _, token = db.run(lambda s: credentials.create_token(s, "ann", "viewer"))
     with db.engine.connect() as connection:
         dump = str(connection.exec_driver_sql("SELECT * FROM tokens").all())
     assert token not in dump

@@ -14,15 +14,15 @@ from sqlalchemy.orm import Session
 from peephole import protocol
 from peephole.server.batcher import Batcher
 from peephole.server.cluster import Cluster
+from peephole.server.connection import AgentConnection, ProbeLists
 from peephole.server.db import Database
-from peephole.server.hub import AgentConnection, Hub, ProbeLists
+from peephole.server.hub import Hub
 from peephole.server.metrics import Metrics
 from peephole.server.settings import ServerSettings
 from peephole.server.store import events as event_store
 from peephole.server.store import instances as instance_store
 from peephole.server.store import policies
 from peephole.server.store import probes as probe_store
-from peephole.server.store.credentials import Principal
 
 log = logging.getLogger("peephole.server")
 
@@ -41,7 +41,6 @@ class Broker:
         self.metrics = Metrics()
         self.started_at = time.time()
         self._last_touch = 0.0
-        self.token_cache: dict[str, tuple[Principal, float]] = {}  # see auth.authenticate
         self.cluster: Optional[Cluster] = None  # several processes on one PostgreSQL
         self._events = Batcher(db, _store_events)
         self._statuses = Batcher(db, _store_statuses)
@@ -80,7 +79,7 @@ class Broker:
 
         live, views = await self.db.read(load)
         self.metrics.probe_pushes_total += 1
-        await self.hub.push_probes(generation, live)
+        self.hub.push_probes(generation, live)
         self.hub.publish_probes(views)
         if announce and self.cluster is not None:
             self.cluster.announce("probes", ids=ids)
@@ -90,7 +89,7 @@ class Broker:
         generation = self.hub.next_generation()
         now = time.time()
         live = await self.db.read(lambda s: probe_store.live(s, now))
-        await connection.send_probes(generation, ProbeLists(live))
+        connection.want_probes(generation, ProbeLists(live))
 
     def status_changed(self, probe_ids: list[str]) -> None:
         """Tell the live stream, at most every ``STATUS_FLUSH_SECONDS``: when a probe reaches
@@ -128,30 +127,52 @@ class Broker:
     async def policy_changed(self, service: str, announce: bool = True) -> protocol.AgentPolicy:
         """Push the stored policy of ``service`` to its agents (here and in other processes)."""
         policy = await self.db.read(lambda s: policies.get(s, service))
-        await self.hub.push_policy(service, policy)
+        self.hub.push_policy(service, policy)
         if announce and self.cluster is not None:
             self.cluster.announce("policy", service=service)
         return policy
 
+    # --- credentials -------------------------------------------------------------------
+
+    def credential_revoked(self, kind: str, credential_id: int, announce: bool = True) -> None:
+        """A token or agent key was revoked (committed): end what uses it here, and tell the
+        other server processes to do the same. Requests need no telling: every request
+        looks its token up."""
+        ended = self.hub.credential_revoked(kind, credential_id)
+        if ended:
+            log.info("%s %d revoked: %d connections ended", kind, credential_id, ended)
+        if announce and self.cluster is not None:
+            self.cluster.announce("revoked", credential=kind, id=credential_id)
+
     # --- agents --------------------------------------------------------------------------
 
-    async def register(self, connection: AgentConnection) -> protocol.AgentPolicy:
+    async def register(
+        self, connection: AgentConnection
+    ) -> tuple[protocol.AgentPolicy, Optional[str]]:
+        """Store the instance as connected; return its policy and why it was last
+        disconnected by a server (None if never)."""
         now = time.time()
         connection.last_message = now
 
-        def work(session: Session) -> protocol.AgentPolicy:
-            instance_store.register(session, connection.info, now)
-            return policies.get(session, connection.info.service)
+        def work(session: Session) -> tuple[protocol.AgentPolicy, Optional[str]]:
+            reason = instance_store.register(session, connection.info, now)
+            return policies.get(session, connection.info.service), reason
 
-        policy = await self.db.write(work)
+        registered = await self.db.write(work)
         self.hub.add_agent(connection)
         self.metrics.agent_connections_total += 1
-        return policy
+        return registered
 
     async def unregister(self, connection: AgentConnection) -> None:
         if self.hub.remove_agent(connection):
             now = time.time()
-            await self.db.write(lambda s: instance_store.disconnect(s, connection.instance_id, now))
+            reason = connection.ended_by_server
+            if reason is not None:
+                self.metrics.agents_disconnected_total += 1
+                reason = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(now))} UTC: {reason}"
+            await self.db.write(
+                lambda s: instance_store.disconnect(s, connection.instance_id, now, reason)
+            )
 
     async def ingest(
         self,
@@ -203,6 +224,8 @@ class Broker:
                 for c in self.hub.agents.values()
                 if now - c.last_message < protocol.INSTANCE_STALE_SECONDS
             ]
+
+        self.hub.end_expired(now)
 
         def work(session: Session) -> list[str]:
             instance_store.touch(session, fresh, now)

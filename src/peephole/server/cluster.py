@@ -105,5 +105,7 @@ class Cluster:
                 await self.broker.publish_stored_events(notice["ids"])
             elif kind == "policy":
                 await self.broker.policy_changed(notice["service"], announce=False)
+            elif kind == "revoked":
+                self.broker.credential_revoked(notice["credential"], notice["id"], announce=False)
         except Exception:
             log.exception("cluster notice failed: %.200s", payload)

@@ -9,22 +9,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Optional
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from peephole import protocol
 from peephole.server import wire
 from peephole.server.broker import Broker
-from peephole.server.hub import AgentConnection
+from peephole.server.connection import AgentConnection
 from peephole.server.store import credentials
+from peephole.server.wsprotocol import EXTENSION, SocketControl
 
 log = logging.getLogger("peephole.server")
 
 HELLO_TIMEOUT = 10.0
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
+TRY_AGAIN_LATER = 1013
 MAX_EVENTS_PER_MESSAGE = 10_000
+MAX_UNAUTHENTICATED = 256  # connections that have not said hello yet, at once
 
 
 class Rejected(Exception):
@@ -38,28 +41,50 @@ class Rejected(Exception):
 
 async def agent_endpoint(websocket: WebSocket) -> None:
     broker: Broker = websocket.app.state.broker
+    control: Optional[SocketControl] = websocket.scope.get("extensions", {}).get(EXTENSION)
     await websocket.accept()
+    hub = broker.hub
+    if hub.unauthenticated >= MAX_UNAUTHENTICATED:
+        broker.metrics.agent_messages_rejected_total += 1
+        await _close(websocket, TRY_AGAIN_LATER, "too many connections waiting for hello")
+        return
     connection = None
+    writer: Optional[asyncio.Task[None]] = None
     try:
-        connection = await _hello(broker, websocket)
+        hub.unauthenticated += 1
+        try:
+            connection = await _hello(broker, websocket, control)
+        finally:
+            hub.unauthenticated -= 1
+        writer = connection.start_writer()
         await _serve(broker, connection)
     except Rejected as exc:
         broker.metrics.agent_messages_rejected_total += 1
         await _close(websocket, exc.code, exc.reason)
     except WebSocketDisconnect:
         pass
+    except asyncio.CancelledError:
+        if connection is None or connection.kicked is None:
+            raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
     except Exception:
         log.exception("agent connection failed")
         await _close(websocket, 1011, "internal error")
     finally:
+        if writer is not None:
+            writer.cancel()
         if connection is not None:
             connection.closed()
             await broker.unregister(connection)
 
 
-async def _hello(broker: Broker, websocket: WebSocket) -> AgentConnection:
+async def _hello(
+    broker: Broker, websocket: WebSocket, control: Optional[SocketControl]
+) -> AgentConnection:
     try:
-        message = await asyncio.wait_for(_receive(websocket), HELLO_TIMEOUT)
+        message = await asyncio.wait_for(
+            _receive(websocket, protocol.MAX_HELLO_BYTES), HELLO_TIMEOUT
+        )
     except asyncio.TimeoutError:
         raise Rejected(POLICY_VIOLATION, f"no hello within {HELLO_TIMEOUT:g} s") from None
     if message["type"] != "hello":
@@ -67,21 +92,37 @@ async def _hello(broker: Broker, websocket: WebSocket) -> AgentConnection:
     key = message.get("key")
     if not isinstance(key, str) or not key:
         raise Rejected(POLICY_VIOLATION, "hello has no agent key")
-    if await broker.db.read(lambda s: credentials.agent_key_name(s, key)) is None:
+    grant = await broker.db.read(lambda s: credentials.find_agent_key(s, key))
+    if grant is None:
         raise Rejected(POLICY_VIOLATION, "unknown agent key")
     try:
         info = protocol.InstanceInfo.from_dict(message.get("instance"))  # type: ignore[arg-type]
     except protocol.ProtocolError as exc:
         raise Rejected(POLICY_VIOLATION, f"bad instance: {exc}") from None
     _check_instance(info)
-    connection = AgentConnection(websocket, info)
-    policy = await broker.register(connection)
-    await connection.send(
+    if not grant.allows(info.service):
+        raise Rejected(POLICY_VIOLATION, f"this agent key may not join service {info.service!r}")
+    held = broker.hub.agents.get(info.instance_id)
+    if held is not None and held.kicked is None:
+        raise Rejected(POLICY_VIOLATION,
+                       f"instance id {info.instance_id!r} is in use by another connection")
+    features = message.get("features")
+    connection = AgentConnection(
+        websocket, info, features if isinstance(features, list) else (),
+        broker.settings.send_timeout, control.abort if control is not None else None,
+    )
+    connection.key_id = grant.id
+    connection.key_expires_at = grant.expires_at
+    if control is not None:
+        control.allow()
+    policy, last_disconnect = await broker.register(connection)
+    connection.send(
         {
             "type": "welcome",
             "instance_id": info.instance_id,
             "config": policy.to_dict(),
             "protocol": protocol.PROTOCOL_VERSION,
+            "last_disconnect": last_disconnect,
         }
     )
     await broker.send_probes(connection)
@@ -121,7 +162,7 @@ async def _serve(broker: Broker, connection: AgentConnection) -> None:
         if kind == "events":
             seq, events, dropped = _events(message)
             await broker.ingest(connection, events, dropped, message.raw_events)
-            await connection.send({"type": "ack", "seq": seq})
+            connection.send({"type": "ack", "seq": seq})
         elif kind == "status":
             await broker.statuses(connection, _statuses(message))
         elif kind in ("source", "files"):
@@ -132,17 +173,17 @@ async def _serve(broker: Broker, connection: AgentConnection) -> None:
             log.debug("ignoring agent message of type %r", kind)
 
 
-async def _receive(websocket: WebSocket) -> wire.Message:
+async def _receive(
+    websocket: WebSocket, limit: int = protocol.MAX_MESSAGE_BYTES
+) -> wire.Message:
     message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
     data = message.get("text")
     if data is None:
         data = message.get("bytes") or b""
-    if len(data) > protocol.MAX_MESSAGE_BYTES:
-        raise Rejected(
-            MESSAGE_TOO_BIG, f"message of {len(data)} bytes exceeds {protocol.MAX_MESSAGE_BYTES}"
-        )
+    if len(data) > limit:
+        raise Rejected(MESSAGE_TOO_BIG, f"message of {len(data)} bytes exceeds {limit}")
     try:
         return wire.decode(data)
     except protocol.ProtocolError as exc:
@@ -196,8 +237,11 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     if websocket.application_state != WebSocketState.CONNECTED:
         return
     reason = reason.encode()[:120].decode(errors="ignore")
-    try:
-        await websocket.send_text(protocol.encode({"type": "error", "reason": reason}))
-        await websocket.close(code, reason)
-    except Exception:  # the peer is already gone
+    try:  # a peer that does not read gets no longer than a hello to do so
+        await asyncio.wait_for(
+            websocket.send_text(protocol.encode({"type": "error", "reason": reason})),
+            HELLO_TIMEOUT,
+        )
+        await asyncio.wait_for(websocket.close(code, reason), HELLO_TIMEOUT)
+    except Exception:  # the peer is already gone, or never read
         pass

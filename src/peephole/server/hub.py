@@ -6,104 +6,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from starlette.websockets import WebSocket
-
 from peephole import protocol
+from peephole.server.connection import POLICY_VIOLATION, AgentConnection, ProbeLists
 from peephole.server.models import Probe
-from peephole.server.store import probes as probe_store
-from peephole.server.targeting import matches
 
 log = logging.getLogger("peephole.server")
 
 STREAM_QUEUE = 1000  # messages buffered per live-stream subscriber before the oldest go
 
 
-class ProbeLists:
-    """The live probes ready to send: specs built once, each distinct list encoded once."""
-
-    def __init__(self, probes: Iterable[Probe]) -> None:
-        self._items = [(p.target, probe_store.spec(p)) for p in sorted(probes, key=lambda p: p.id)]
-        self._encoded: dict[tuple[int, ...], str] = {}
-
-    def message_for(self, instance: dict[str, Any]) -> str:
-        """The ``probes`` message for one instance."""
-        chosen = tuple(i for i, (target, _) in enumerate(self._items) if matches(target, instance))
-        text = self._encoded.get(chosen)
-        if text is None:
-            specs = [self._items[i][1] for i in chosen]
-            text = self._encoded[chosen] = protocol.encode({"type": "probes", "probes": specs})
-        return text
-
-
-class AgentConnection:
-    """One connected agent: its identity, what it was last sent, requests awaiting answers."""
-
-    def __init__(self, websocket: WebSocket, info: protocol.InstanceInfo) -> None:
-        self.websocket = websocket
-        self.info = info
-        self.last_message = 0.0  # epoch seconds of the last message received
-        self.probes_sent: Optional[str] = None
-        self.probes_generation = -1
-        self._send_lock = asyncio.Lock()
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
-
-    @property
-    def instance_id(self) -> str:
-        return self.info.instance_id
-
-    def target_view(self) -> dict[str, Any]:
-        return {
-            "instance_id": self.info.instance_id,
-            "service": self.info.service,
-            "version": self.info.version,
-            "environment": self.info.environment,
-            "tags": self.info.tags or {},
-        }
-
-    async def send(self, message: dict[str, Any]) -> None:
-        async with self._send_lock:
-            await self.websocket.send_text(protocol.encode(message))
-
-    async def send_probes(self, generation: int, lists: ProbeLists) -> None:
-        """Send this instance's probe list if it changed, never an older list after a newer."""
-        text = lists.message_for(self.target_view())
-        async with self._send_lock:
-            if generation < self.probes_generation or text == self.probes_sent:
-                return
-            self.probes_generation = generation
-            self.probes_sent = text
-            await self.websocket.send_text(text)
-
-    async def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send a request (``get_source``, ``list_files``) and wait for the agent's answer."""
-        request_id = uuid.uuid4().hex
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        try:
-            await self.send({**message, "request_id": request_id})
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            self._pending.pop(request_id, None)
-
-    def answer(self, message: dict[str, Any]) -> None:
-        future = self._pending.get(str(message.get("request_id")))
-        if future is not None and not future.done():
-            future.set_result(message)
-
-    def closed(self) -> None:
-        """Fail the requests still waiting for this agent (instead of waiting out a timeout)."""
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(ConnectionError("the agent disconnected"))
-
-
 @dataclass(eq=False)
 class Subscriber:
-    """A person's live stream with its filters; a slow reader loses the oldest messages."""
+    """A person's live stream with its filters; a slow reader loses the oldest messages.
+
+    ``token_id`` and ``expires_at`` are the credential it was opened with: when that is
+    revoked or expires, the stream gets ``{"type": "error", "reason": ...}`` and ends."""
 
     service: Optional[str] = None
     probe_id: Optional[str] = None
@@ -112,6 +32,15 @@ class Subscriber:
         default_factory=lambda: asyncio.Queue(STREAM_QUEUE)
     )
     dropped: int = 0
+    token_id: Optional[int] = None
+    expires_at: Optional[float] = None
+    ended: Optional[str] = None  # why the server ends this stream
+
+    def end(self, reason: str) -> None:
+        """Stop sending anything but ``reason`` (an ``error`` message), then close."""
+        if self.ended is None:
+            self.ended = reason
+            self.offer({"type": "error", "reason": reason})
 
     def wants_event(self, event: dict[str, Any]) -> bool:
         return (
@@ -128,6 +57,8 @@ class Subscriber:
         )
 
     def offer(self, message: dict[str, Any]) -> None:
+        if self.ended is not None and message.get("type") != "error":
+            return
         if self.queue.full():
             self.queue.get_nowait()
             self.dropped += 1
@@ -140,6 +71,7 @@ class Hub:
     def __init__(self) -> None:
         self.agents: dict[str, AgentConnection] = {}
         self.subscribers: set[Subscriber] = set()
+        self.unauthenticated = 0  # agent connections that have not said hello yet
         self._generations = itertools.count()
 
     def next_generation(self) -> int:
@@ -161,14 +93,40 @@ class Hub:
         found.sort(key=lambda c: c.last_message, reverse=True)
         return found
 
-    async def push_probes(self, generation: int, probes: list[Probe]) -> None:
-        lists = ProbeLists(probes)
-        agents = list(self.agents.values())
-        await asyncio.gather(*(self._quietly(c.send_probes(generation, lists), c) for c in agents))
+    def credential_revoked(self, kind: str, credential_id: int) -> int:
+        """End the streams and agent connections that use a revoked credential; how many."""
+        ended = 0
+        if kind == "token":
+            for subscriber in list(self.subscribers):
+                if subscriber.token_id == credential_id:
+                    subscriber.end("token revoked")
+                    ended += 1
+        elif kind == "agent_key":
+            for connection in list(self.agents.values()):
+                if connection.key_id == credential_id:
+                    connection.close(POLICY_VIOLATION, "agent key revoked")
+                    ended += 1
+        return ended
 
-    async def push_policy(self, service: str, policy: protocol.AgentPolicy) -> None:
+    def end_expired(self, now: float) -> None:
+        """End streams and agent connections whose credential expired."""
+        for subscriber in list(self.subscribers):
+            if subscriber.expires_at is not None and subscriber.expires_at <= now:
+                subscriber.end("token expired")
+        for connection in list(self.agents.values()):
+            if connection.key_expires_at is not None and connection.key_expires_at <= now:
+                connection.close(POLICY_VIOLATION, "agent key expired")
+
+    def push_probes(self, generation: int, probes: list[Probe]) -> None:
+        """Give every agent its new probe list (sent by each agent's writer, never awaited)."""
+        lists = ProbeLists(probes)
+        for connection in list(self.agents.values()):
+            connection.want_probes(generation, lists)
+
+    def push_policy(self, service: str, policy: protocol.AgentPolicy) -> None:
         message = {"type": "policy", "config": policy.to_dict()}
-        await asyncio.gather(*(self._quietly(c.send(message), c) for c in self.agents_of(service)))
+        for connection in self.agents_of(service):
+            connection.send(message)
 
     def publish_events(self, events: Iterable[dict[str, Any]]) -> None:
         if not self.subscribers:
@@ -183,10 +141,3 @@ class Hub:
             for subscriber in self.subscribers:
                 if subscriber.wants_probe(probe):
                     subscriber.offer({"type": "probe", "probe": probe})
-
-    @staticmethod
-    async def _quietly(send: Any, connection: AgentConnection) -> None:
-        try:
-            await send
-        except Exception as exc:  # a closing connection; its own handler cleans up
-            log.debug("push to %s failed: %s", connection.instance_id, exc)

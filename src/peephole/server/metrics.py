@@ -15,6 +15,7 @@ class Metrics:
     agent_connections_total: int = 0
     agent_messages_total: int = 0
     agent_messages_rejected_total: int = 0
+    agents_disconnected_total: int = 0  # too slow, or their credential was revoked
     probe_pushes_total: int = 0
     events_pruned_total: int = 0
 

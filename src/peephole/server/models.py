@@ -1,4 +1,4 @@
-"""The tables. The first Alembic revision creates exactly these (a test compares them)."""
+"""The tables. The Alembic revisions create exactly these (a test compares them)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class Instance(Base):
     last_seen: Mapped[float] = mapped_column(Float, index=True)
     connected: Mapped[bool] = mapped_column(default=False)
     dropped: Mapped[int] = mapped_column(BigInteger, default=0)  # events the agent dropped
+    last_disconnect: Mapped[Optional[str]] = mapped_column(String(300))  # why the server did
 
 
 class Probe(Base):
@@ -134,6 +135,8 @@ class Token(Base):
     role: Mapped[str] = mapped_column(String(20))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[Optional[float]] = mapped_column(Float)
+    revoked_at: Mapped[Optional[float]] = mapped_column(Float)
 
 
 class AgentKey(Base):
@@ -145,6 +148,9 @@ class AgentKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[Optional[float]] = mapped_column(Float)
+    revoked_at: Mapped[Optional[float]] = mapped_column(Float)
+    services: Mapped[Optional[list[str]]] = mapped_column(JSON)  # None: any service
 
 
 class AuditEntry(Base):
@@ -154,7 +160,8 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     time: Mapped[float] = mapped_column(Float, index=True)
-    actor: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200))  # the token's name, as shown
+    actor_id: Mapped[Optional[int]] = mapped_column(Integer)  # the token's id, unique
     action: Mapped[str] = mapped_column(String(50))
     probe_id: Mapped[Optional[str]] = mapped_column(String(32), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

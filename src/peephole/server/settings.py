@@ -41,6 +41,7 @@ class ServerSettings:
     admin_token: Optional[str] = None  # seed this admin token (demo, tests)
     agent_key: Optional[str] = None  # seed this agent key (demo, tests)
     source_timeout: float = 5.0  # seconds to wait for an agent to answer get_source
+    send_timeout: float = 10.0  # an agent that takes longer to read one message is dropped
     retention_interval: float = 60.0  # seconds between retention passes
     housekeeping_interval: float = 1.0  # seconds between expiry checks and last-seen updates
     log_level: str = "info"

@@ -1,7 +1,10 @@
 """The live stream for people: ``WS /api/v1/stream?token=...&service=&probe_id=&type=``.
 
 Pushes ``{"type": "event", "event": ...}`` and ``{"type": "probe", "probe": ...}``. A bad
-token or filter gets ``{"type": "error", "reason": ...}`` and close code 1008.
+token or filter gets ``{"type": "error", "reason": ...}`` and close code 1008, and so does
+an open stream whose token is revoked or expires. A reader that takes longer than the send
+deadline to read one message is disconnected (others are never held up by it: each stream
+has its own bounded queue).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from peephole import protocol
 from peephole.server.auth import authenticate, bearer_token
 from peephole.server.broker import Broker
 from peephole.server.hub import Subscriber
+from peephole.server.wsprotocol import EXTENSION, SocketControl
 
 STREAM_TYPES = (*protocol.EVENT_TYPES, "probe")
 
@@ -27,7 +31,7 @@ async def stream_endpoint(websocket: WebSocket) -> None:
     params = websocket.query_params
     try:
         token = params.get("token") or bearer_token(websocket.headers.get("authorization"))
-        await authenticate(broker, token)
+        principal = await authenticate(broker, token)
     except HTTPException as exc:
         await _refuse(websocket, str(exc.detail))
         return
@@ -36,29 +40,42 @@ async def stream_endpoint(websocket: WebSocket) -> None:
         await _refuse(websocket, f"type must be one of {', '.join(STREAM_TYPES)}")
         return
     subscriber = Subscriber(
-        service=params.get("service") or None, probe_id=params.get("probe_id") or None, type=kind
+        service=params.get("service") or None, probe_id=params.get("probe_id") or None,
+        type=kind, token_id=principal.id, expires_at=principal.expires_at,
     )
     broker.hub.subscribers.add(subscriber)
-    sender = asyncio.create_task(_send(websocket, subscriber))
+    control: Optional[SocketControl] = websocket.scope.get("extensions", {}).get(EXTENSION)
+    tasks = {
+        asyncio.create_task(_send(websocket, subscriber, broker.settings.send_timeout)),
+        asyncio.create_task(_until_gone(websocket)),
+    }
     try:
-        while True:  # people send nothing; this notices when they leave
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-    except WebSocketDisconnect:
-        pass
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         broker.hub.subscribers.discard(subscriber)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if subscriber.ended is not None and control is not None:
+            control.abort()  # whatever the reader did not take is not worth waiting for
 
 
-async def _send(websocket: WebSocket, subscriber: Subscriber) -> None:
+async def _until_gone(websocket: WebSocket) -> None:
+    """People send nothing; this notices when they leave."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+
+async def _send(websocket: WebSocket, subscriber: Subscriber, deadline: float) -> None:
     with contextlib.suppress(Exception):
         while True:
             message = await subscriber.queue.get()
-            await websocket.send_text(protocol.encode(message))
+            await asyncio.wait_for(websocket.send_text(protocol.encode(message)), deadline)
+            if message.get("type") == "error":
+                await asyncio.wait_for(websocket.close(1008, message["reason"][:120]), deadline)
+                return
+    subscriber.ended = subscriber.ended or "did not read in time"
 
 
 async def _refuse(websocket: WebSocket, reason: str) -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable, Optional
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 import peephole
 from peephole.server import auth
 from peephole.server.api.deps import get_broker
-from peephole.server.api.schemas import AgentKeyCreate, TokenCreate
+from peephole.server.api.schemas import MAX_ID, AgentKeyCreate, TokenCreate
 from peephole.server.broker import Broker
 from peephole.server.store import audit, credentials
 from peephole.server.store.credentials import Principal
@@ -25,8 +26,9 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/me")
-async def me(principal: Principal = Depends(auth.viewer)) -> dict[str, str]:
-    return {"name": principal.name, "role": principal.role}
+async def me(principal: Principal = Depends(auth.viewer)) -> dict[str, Any]:
+    return {"name": principal.name, "role": principal.role, "id": principal.id,
+            "expires_at": principal.expires_at}
 
 
 @router.get("/audit")
@@ -45,14 +47,18 @@ async def create_token(
     principal: Principal = Depends(auth.admin),
     broker: Broker = Depends(get_broker),
 ) -> JSONResponse:
-    def work(session: Session) -> str:
-        token = credentials.create_token(session, body.name, body.role)
-        audit.record(session, principal.name, "token.create", None,
-                     {"name": body.name, "role": body.role})
-        return token
+    expires_at = _expiry(body.expires_seconds)
 
-    token = await broker.db.write(work)
-    return JSONResponse({"name": body.name, "role": body.role, "token": token}, 201)
+    def work(session: Session) -> tuple[int, str]:
+        created = credentials.create_token(session, body.name, body.role, expires_at=expires_at)
+        audit.record(session, principal, "token.create", None,
+                     {"id": created[0], "name": body.name, "role": body.role,
+                      "expires_at": expires_at})
+        return created
+
+    token_id, token = await broker.db.write(work)
+    return JSONResponse({"id": token_id, "name": body.name, "role": body.role,
+                         "expires_at": expires_at, "token": token}, 201)
 
 
 @router.get("/tokens")
@@ -62,16 +68,74 @@ async def list_tokens(
     return await broker.db.read(credentials.list_tokens)
 
 
+@router.post("/tokens/{token_id}/revoke")
+async def revoke_token(
+    token_id: int = Path(ge=1, le=MAX_ID),
+    principal: Principal = Depends(auth.admin),
+    broker: Broker = Depends(get_broker),
+) -> dict[str, Any]:
+    """Revoke a user token now, on every server: its requests get 401 and its live streams
+    are closed."""
+    return await _revoke(broker, principal, "token", token_id, credentials.revoke_token)
+
+
 @router.post("/agent-keys", status_code=201)
 async def create_agent_key(
     body: AgentKeyCreate,
     principal: Principal = Depends(auth.admin),
     broker: Broker = Depends(get_broker),
 ) -> JSONResponse:
-    def work(session: Session) -> str:
-        key = credentials.create_agent_key(session, body.name)
-        audit.record(session, principal.name, "agent_key.create", None, {"name": body.name})
-        return key
+    expires_at = _expiry(body.expires_seconds)
 
-    key = await broker.db.write(work)
-    return JSONResponse({"name": body.name, "key": key}, 201)
+    def work(session: Session) -> tuple[int, str]:
+        created = credentials.create_agent_key(
+            session, body.name, expires_at=expires_at, services=body.services
+        )
+        audit.record(session, principal, "agent_key.create", None,
+                     {"id": created[0], "name": body.name, "expires_at": expires_at,
+                      "services": body.services})
+        return created
+
+    key_id, key = await broker.db.write(work)
+    return JSONResponse({"id": key_id, "name": body.name, "expires_at": expires_at,
+                         "services": body.services, "key": key}, 201)
+
+
+@router.get("/agent-keys")
+async def list_agent_keys(
+    broker: Broker = Depends(get_broker), _: Principal = Depends(auth.admin)
+) -> list[dict[str, Any]]:
+    return await broker.db.read(credentials.list_agent_keys)
+
+
+@router.post("/agent-keys/{key_id}/revoke")
+async def revoke_agent_key(
+    key_id: int = Path(ge=1, le=MAX_ID),
+    principal: Principal = Depends(auth.admin),
+    broker: Broker = Depends(get_broker),
+) -> dict[str, Any]:
+    """Revoke an agent key now, on every server: agents connected with it are disconnected
+    and cannot connect again with it."""
+    return await _revoke(broker, principal, "agent_key", key_id, credentials.revoke_agent_key)
+
+
+async def _revoke(
+    broker: Broker,
+    principal: Principal,
+    kind: str,
+    credential_id: int,
+    revoke: Callable[[Session, int, float], dict[str, Any]],
+) -> dict[str, Any]:
+    def work(session: Session) -> dict[str, Any]:
+        row = revoke(session, credential_id, time.time())
+        audit.record(session, principal, f"{kind}.revoke", None,
+                     {"id": credential_id, "name": row["name"]})
+        return row
+
+    row = await broker.db.write(work)
+    broker.credential_revoked(kind, credential_id)
+    return row
+
+
+def _expiry(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else time.time() + seconds

@@ -1,14 +1,55 @@
-"""Request bodies. Responses are the plain dicts built in ``peephole.server.store``."""
+"""Request bodies. Responses are the plain dicts built in ``peephole.server.store``.
+
+Every field has a size limit, so that a whole probe stays well under
+``protocol.MAX_PROBE_BYTES`` (a test builds the largest one the API accepts) and the probe
+lists sent to agents stay small. Text never contains NUL characters (PostgreSQL refuses
+them, SQLite would store them): they are a 422 like any other bad field.
+"""
 
 from __future__ import annotations
 
-import ast
 import re
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from peephole import protocol
+
+MAX_ID = 2**63 - 1  # the largest integer id or counter a database column takes
+MAX_NAME = 200  # services, versions, environments, token and key names, loggers
+MAX_TAGS = 20
+MAX_TAG_KEY = 100
+MAX_TAG_VALUE = 200
+MAX_INSTANCES = 50  # instance ids in one target
+MAX_INSTANCE_ID = 64
+MAX_FILE = 1000
+MAX_CONDITION = 2000
+MAX_WATCHES = 20
+MAX_WATCH = 1000
+MAX_TEMPLATE = 4000
+MAX_POLICY_ITEMS = 200  # names or patterns in a policy list
+MAX_POLICY_TEXT = 500
+MAX_CREDENTIAL_SECONDS = 10 * 365 * 86400.0
+
+
+def no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(no_nul)
+Name = Annotated[str, Field(max_length=MAX_NAME), NoNul]
+CredentialName = Annotated[str, Field(min_length=1, max_length=MAX_NAME), NoNul]
+TagKey = Annotated[str, Field(max_length=MAX_TAG_KEY), NoNul]
+TagValue = Annotated[str, Field(max_length=MAX_TAG_VALUE), NoNul]
+InstanceId = Annotated[str, Field(max_length=MAX_INSTANCE_ID), NoNul]
+FilePath = Annotated[str, Field(min_length=1, max_length=MAX_FILE), NoNul]
+Condition = Annotated[str, Field(max_length=MAX_CONDITION), NoNul]
+Watch = Annotated[str, Field(max_length=MAX_WATCH), NoNul]
+Template = Annotated[str, Field(max_length=MAX_TEMPLATE), NoNul]
+PolicyText = Annotated[str, Field(max_length=MAX_POLICY_TEXT), NoNul]
 
 MAX_HIT_LIMIT = 1000
 DEFAULT_TRACEPOINT_HITS = 10
@@ -31,35 +72,44 @@ class LimitsBody(BaseModel):
 
 
 class TargetBody(BaseModel):
-    service: Optional[str] = Field(None, max_length=200)
-    version: Optional[str] = Field(None, max_length=200)
-    environment: Optional[str] = Field(None, max_length=200)
-    tags: dict[str, str] = Field(default_factory=dict)
-    instances: list[str] = Field(default_factory=list)
+    service: Optional[Name] = None
+    version: Optional[Name] = None
+    environment: Optional[Name] = None
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
+    instances: list[InstanceId] = Field(default_factory=list, max_length=MAX_INSTANCES)
 
 
 def _expression(value: Optional[str]) -> Optional[str]:
-    if value is not None:
-        try:
-            ast.parse(value, mode="eval")
-        except SyntaxError as exc:
-            raise ValueError(f"not a Python expression: {exc.msg}") from None
+    """Refuse what does not parse, with the column and a caret (see ``protocol``); a
+    ``PydanticCustomError`` so the message has no "Value error, " prefix."""
+    problem = None if value is None else protocol.expression_problem(value)
+    if problem:
+        raise PydanticCustomError("expression", "{problem}", {"problem": problem})
+    return value
+
+
+def _template(value: Optional[str]) -> Optional[str]:
+    problem = None if value is None else protocol.template_problem(value)
+    if problem:
+        raise PydanticCustomError("template", "{problem}", {"problem": problem})
     return value
 
 
 class ProbeEdit(BaseModel):
     """Fields a probe can change after creation (PATCH): only those sent are applied."""
 
-    condition: Optional[str] = Field(None, max_length=2000)
-    watches: list[str] = Field(default_factory=list, max_length=50)
-    template: Optional[str] = Field(None, max_length=4000)
+    condition: Optional[Condition] = None
+    watches: list[Watch] = Field(default_factory=list, max_length=MAX_WATCHES)
+    template: Optional[Template] = None
     level: Level = "info"
-    logger: Optional[str] = Field(None, max_length=200)
+    logger: Optional[Name] = None
     hit_limit: Optional[int] = Field(None, ge=1, le=MAX_HIT_LIMIT)
     expire_seconds: Optional[float] = Field(None, gt=0, le=MAX_EXPIRY)
     rate: Optional[float] = Field(None, gt=0, le=100_000)
     enabled: bool = True
     limits: Optional[LimitsBody] = None
+    file: Optional[FilePath] = None  # a move (`peephole probes move`): a new version
+    line: Optional[int] = Field(None, ge=1, le=10_000_000)
 
     @field_validator("condition")
     @classmethod
@@ -73,10 +123,15 @@ class ProbeEdit(BaseModel):
             _expression(item)
         return value
 
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: Optional[str]) -> Optional[str]:
+        return _template(value)
+
 
 class ProbeCreate(ProbeEdit):
     kind: Kind
-    file: str = Field(min_length=1, max_length=1000)
+    file: FilePath
     line: int = Field(ge=1, le=10_000_000)
     target: TargetBody = Field(
         default_factory=lambda: TargetBody(service=None, version=None, environment=None)
@@ -84,9 +139,9 @@ class ProbeCreate(ProbeEdit):
 
 
 class PolicyBody(BaseModel):
-    redact_names: list[str] = Field(default_factory=list)
-    allow_names: list[str] = Field(default_factory=list)
-    redact_patterns: list[str] = Field(default_factory=list)
+    redact_names: list[PolicyText] = Field(default_factory=list, max_length=MAX_POLICY_ITEMS)
+    allow_names: list[PolicyText] = Field(default_factory=list, max_length=MAX_POLICY_ITEMS)
+    redact_patterns: list[PolicyText] = Field(default_factory=list, max_length=MAX_POLICY_ITEMS)
     capture_exceptions: bool = True
 
     @field_validator("redact_patterns")
@@ -101,9 +156,14 @@ class PolicyBody(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: CredentialName
     role: Role
+    expires_seconds: Optional[float] = Field(None, gt=0, le=MAX_CREDENTIAL_SECONDS)
 
 
 class AgentKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: CredentialName
+    expires_seconds: Optional[float] = Field(None, gt=0, le=MAX_CREDENTIAL_SECONDS)
+    services: Optional[list[Name]] = Field(  # None: any service
+        None, min_length=1, max_length=MAX_POLICY_ITEMS
+    )

@@ -102,7 +102,7 @@ async def put_policy(
 
     def work(session: Session) -> None:
         policies.put(session, name, policy, principal.name)
-        audit.record(session, principal.name, "policy.update", None,
+        audit.record(session, principal, "policy.update", None,
                      {"service": name, **policy.to_dict()})
 
     await broker.db.write(work)

@@ -1,4 +1,8 @@
-"""The audit log: who changed what, and when."""
+"""The audit log: who changed what, and when.
+
+The actor is recorded by its token's unique id (``actor_id``) and shown by its name
+(``actor``): names are not unique, ids are.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peephole.server.models import AuditEntry
+from peephole.server.store.credentials import Principal
 
 
 def record(
     session: Session,
-    actor: str,
+    actor: Principal,
     action: str,
     probe_id: Optional[str] = None,
     details: Optional[dict[str, Any]] = None,
 ) -> None:
     session.add(
         AuditEntry(
-            time=time.time(), actor=actor, action=action, probe_id=probe_id, details=details or {}
+            time=time.time(), actor=actor.name, actor_id=actor.id, action=action,
+            probe_id=probe_id, details=details or {},
         )
     )
 
@@ -33,6 +39,7 @@ def recent(session: Session, limit: int, probe_id: Optional[str] = None) -> list
         {
             "time": e.time,
             "actor": e.actor,
+            "actor_id": e.actor_id,
             "action": e.action,
             "probe_id": e.probe_id,
             "details": e.details,

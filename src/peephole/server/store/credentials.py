@@ -1,4 +1,9 @@
-"""User tokens and agent keys: created once, shown once, stored as SHA-256."""
+"""User tokens and agent keys: created once, shown once, stored as SHA-256.
+
+A credential may expire (``expires_at``) and may be revoked (``revoked_at``); either way it
+stops working at once: it is looked up on every request (no cache), and the live streams and
+agent connections that used it are closed (``peephole.server.broker``).
+"""
 
 from __future__ import annotations
 
@@ -6,67 +11,150 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from peephole.server.models import AgentKey, Token
+from peephole.server.store import NotFound
 
 ROLES = ("viewer", "debugger", "admin")
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling the API."""
+    """Who is calling the API: a token's unique id, its (not unique) name and role."""
 
     name: str
     role: str
+    id: Optional[int] = None
+    expires_at: Optional[float] = None
 
     def has(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
+@dataclass(frozen=True)
+class AgentGrant:
+    """What an agent key allows: ``services`` (None: any), until ``expires_at``."""
+
+    id: int
+    name: str
+    services: Optional[tuple[str, ...]]
+    expires_at: Optional[float]
+
+    def allows(self, service: str) -> bool:
+        return self.services is None or service in self.services
+
+
 def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return hashlib.sha256(secret.encode(errors="surrogatepass")).hexdigest()
 
 
 def new_secret(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(20)}"
 
 
-def create_token(session: Session, name: str, role: str, token: Optional[str] = None) -> str:
-    """Store a token for ``name`` with ``role``; return the token (the only time it is seen)."""
+def _valid(model: Any, now: float) -> Any:
+    """The SQL condition: not revoked, not expired at ``now``."""
+    return (model.revoked_at.is_(None)) & or_(model.expires_at.is_(None), model.expires_at > now)
+
+
+def create_token(
+    session: Session,
+    name: str,
+    role: str,
+    token: Optional[str] = None,
+    expires_at: Optional[float] = None,
+) -> tuple[int, str]:
+    """Store a token for ``name`` with ``role``; return its id and the token (the only time
+    it is seen)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
     token = token or new_secret("pht")
-    session.add(Token(name=name, role=role, token_hash=hash_secret(token), created_at=time.time()))
+    row = Token(name=name, role=role, token_hash=hash_secret(token), created_at=time.time(),
+                expires_at=expires_at)
+    session.add(row)
     session.flush()
-    return token
+    return row.id, token
 
 
-def find_token(session: Session, token: str) -> Optional[Principal]:
-    row = session.scalars(select(Token).where(Token.token_hash == hash_secret(token))).first()
-    return Principal(row.name, row.role) if row else None
-
-
-def list_tokens(session: Session) -> list[dict[str, object]]:
-    rows = session.scalars(select(Token).order_by(Token.id))
-    return [{"name": r.name, "role": r.role, "created_at": r.created_at} for r in rows]
-
-
-def create_agent_key(session: Session, name: str, key: Optional[str] = None) -> str:
-    key = key or new_secret("phk")
-    session.add(AgentKey(name=name, key_hash=hash_secret(key), created_at=time.time()))
-    session.flush()
-    return key
-
-
-def agent_key_name(session: Session, key: str) -> Optional[str]:
-    """The name of the agent key ``key``, or None when it is unknown."""
-    return session.scalars(
-        select(AgentKey.name).where(AgentKey.key_hash == hash_secret(key))
+def find_token(session: Session, token: str, now: Optional[float] = None) -> Optional[Principal]:
+    """The caller behind ``token``, if it is known, not revoked and not expired."""
+    now = time.time() if now is None else now
+    row = session.scalars(
+        select(Token).where(Token.token_hash == hash_secret(token), _valid(Token, now))
     ).first()
+    return Principal(row.name, row.role, row.id, row.expires_at) if row else None
+
+
+def token_dict(row: Token, now: float) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "role": row.role, "created_at": row.created_at,
+            "expires_at": row.expires_at, "revoked_at": row.revoked_at,
+            "active": row.revoked_at is None and (row.expires_at is None or row.expires_at > now)}
+
+
+def list_tokens(session: Session) -> list[dict[str, Any]]:
+    now = time.time()
+    return [token_dict(r, now) for r in session.scalars(select(Token).order_by(Token.id))]
+
+
+def _revoke(session: Session, model: Any, row_id: int, now: float, what: str) -> Any:
+    """Mark a credential revoked (the row stays, for the audit log); twice changes nothing."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"{what} {row_id} not found")
+    if row.revoked_at is None:
+        row.revoked_at = now
+    return row
+
+
+def revoke_token(session: Session, token_id: int, now: float) -> dict[str, Any]:
+    return token_dict(_revoke(session, Token, token_id, now, "token"), now)
+
+
+def create_agent_key(
+    session: Session,
+    name: str,
+    key: Optional[str] = None,
+    expires_at: Optional[float] = None,
+    services: Optional[list[str]] = None,
+) -> tuple[int, str]:
+    key = key or new_secret("phk")
+    row = AgentKey(name=name, key_hash=hash_secret(key), created_at=time.time(),
+                   expires_at=expires_at, services=services)
+    session.add(row)
+    session.flush()
+    return row.id, key
+
+
+def find_agent_key(session: Session, key: str, now: Optional[float] = None) -> Optional[AgentGrant]:
+    """What ``key`` allows, if it is known, not revoked and not expired."""
+    now = time.time() if now is None else now
+    row = session.scalars(
+        select(AgentKey).where(AgentKey.key_hash == hash_secret(key), _valid(AgentKey, now))
+    ).first()
+    if row is None:
+        return None
+    services = tuple(row.services) if row.services is not None else None
+    return AgentGrant(row.id, row.name, services, row.expires_at)
+
+
+def agent_key_dict(row: AgentKey, now: float) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "created_at": row.created_at,
+            "expires_at": row.expires_at, "revoked_at": row.revoked_at,
+            "services": row.services,
+            "active": row.revoked_at is None and (row.expires_at is None or row.expires_at > now)}
+
+
+def list_agent_keys(session: Session) -> list[dict[str, Any]]:
+    now = time.time()
+    return [agent_key_dict(r, now) for r in session.scalars(select(AgentKey).order_by(AgentKey.id))]
+
+
+def revoke_agent_key(session: Session, key_id: int, now: float) -> dict[str, Any]:
+    return agent_key_dict(_revoke(session, AgentKey, key_id, now, "agent key"), now)
 
 
 def seed(
@@ -76,16 +164,19 @@ def seed(
 
     Given values are added if missing (demo, tests). Without them, a database with no admin
     token (or no agent key) gets a new random one, returned so the server prints it once.
+    A given value that was revoked stays revoked.
     """
     created: dict[str, str] = {}
     if admin_token:
-        if find_token(session, admin_token) is None:
+        if not session.scalar(select(Token.id).where(Token.token_hash == hash_secret(admin_token))):
             create_token(session, "admin", "admin", admin_token)
     elif not session.scalar(select(func.count()).select_from(Token).where(Token.role == "admin")):
-        created["admin_token"] = create_token(session, "admin", "admin")
+        created["admin_token"] = create_token(session, "admin", "admin")[1]
     if agent_key:
-        if agent_key_name(session, agent_key) is None:
+        if not session.scalar(
+            select(AgentKey.id).where(AgentKey.key_hash == hash_secret(agent_key))
+        ):
             create_agent_key(session, "default", agent_key)
     elif not session.scalar(select(func.count()).select_from(AgentKey)):
-        created["agent_key"] = create_agent_key(session, "default")
+        created["agent_key"] = create_agent_key(session, "default")[1]
     return created

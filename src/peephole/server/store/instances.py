@@ -11,8 +11,10 @@ from peephole.protocol import INSTANCE_STALE_SECONDS, InstanceInfo
 from peephole.server.models import Instance
 
 
-def register(session: Session, info: InstanceInfo, now: float) -> None:
-    """Insert or refresh the instance from its ``hello``; it is connected from now on."""
+def register(session: Session, info: InstanceInfo, now: float) -> Optional[str]:
+    """Insert or refresh the instance from its ``hello``; it is connected from now on.
+
+    Returns why the server last disconnected it (None if it never did)."""
     row = session.get(Instance, info.instance_id)
     if row is None:
         row = Instance(instance_id=info.instance_id, registered_at=now, dropped=0)
@@ -28,14 +30,17 @@ def register(session: Session, info: InstanceInfo, now: float) -> None:
     row.started_at = float(info.started_at or 0.0)
     row.last_seen = now
     row.connected = True
+    return row.last_disconnect
 
 
-def disconnect(session: Session, instance_id: str, now: float) -> None:
-    session.execute(
-        update(Instance)
-        .where(Instance.instance_id == instance_id)
-        .values(connected=False, last_seen=now)
-    )
+def disconnect(
+    session: Session, instance_id: str, now: float, reason: Optional[str] = None
+) -> None:
+    """Mark the instance gone; ``reason``: why the server ended its connection."""
+    values: dict[str, Any] = {"connected": False, "last_seen": now}
+    if reason is not None:
+        values["last_disconnect"] = reason[:300]
+    session.execute(update(Instance).where(Instance.instance_id == instance_id).values(**values))
 
 
 def disconnect_all(session: Session) -> None:
@@ -101,6 +106,7 @@ def to_dict(row: Instance, now: float) -> dict[str, Any]:
         "last_seen": row.last_seen,
         "connected": is_live(row, now),
         "dropped": row.dropped,
+        "last_disconnect": row.last_disconnect,
     }
 
 
