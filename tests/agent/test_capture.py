@@ -265,8 +265,8 @@ def test_secret_names_are_redacted_everywhere() -> None:
     cap = capturer()
     user = types.SimpleNamespace(name="ada", password="hunter2")
     assert cap.value(user)["fields"]["password"] == {"t": "str", "cut": "redacted"}
-    entries = cap.value({"api_key": 123, "plain": 1})["entries"]
-    assert entries[0] == [{"t": "str", "v": "api_key"}, {"t": "int", "cut": "redacted"}]
+    entries = cap.value({"card_pin": 123, "plain": 1})["entries"]  # a numeric secret's name
+    assert entries[0] == [{"t": "str", "v": "card_pin"}, {"t": "int", "cut": "redacted"}]
     assert entries[1][1] == {"t": "int", "v": 1}
 
     def function() -> Dict[str, Any]:

@@ -67,6 +67,7 @@ def _frame_locals_type() -> type:
 
 
 _FRAME_LOCALS_PROXY = _frame_locals_type()
+_PAIR_PARTS = frozenset({id(str), id(bytes), id(tuple), id(list)})  # first items of pairs
 _BIG_INT = 1 << 256  # ints this large are shown by size: str() of a huge int is slow or fails
 _MINUS_BIG_INT = -_BIG_INT
 _STRING_CACHE_SIZE = 1024  # per Capturer (one per probe): a bounded few hundred KB
@@ -95,6 +96,7 @@ class _Walk:
     __slots__ = (
         "capturer",
         "entries",
+        "hide",
         "max_depth",
         "max_fields",
         "max_items",
@@ -121,11 +123,14 @@ class _Walk:
         # Expanded containers in pre-order: [depth, node, size of subtree, parent index].
         self.entries: List[List[Any]] = []
         self.parent = -1  # index in entries of the container being expanded
+        self.hide = False  # inside a secret collection: names shown, text values hidden
 
     # --- scalars --------------------------------------------------------------------------
 
     def string(self, value: str) -> Dict[str, Any]:
         """A string node; short strings' nodes and sizes are remembered by the Capturer."""
+        if self.hide:
+            return self.hidden("str")
         limit = self.max_string
         length = len(value)
         # Look a little past the cut so a secret straddling it is still recognised.
@@ -154,7 +159,14 @@ class _Walk:
         scalars[value] = (node, size)
         return node
 
+    def hidden(self, name: str) -> Dict[str, Any]:
+        """A text value inside a secret collection: its type, never its length."""
+        self.size += len(name) + 30
+        return {"t": name, "cut": "redacted"}
+
     def binary(self, value: Any, name: str) -> Dict[str, Any]:
+        if self.hide:
+            return self.hidden(name)
         length = len(value)
         head = bytes(value[: self.max_string])  # a copy, taken in one C call
         text = repr(head)[2:-1]  # printable ASCII as is, the rest escaped (\x00)
@@ -219,6 +231,8 @@ class _Walk:
             return {"t": info.name, "ref": _pointer(previous[1])}
         if depth >= self.max_depth:
             return self.too_deep(value, info)
+        if not self.hide and self.redactor.is_secret_collection(value):
+            return self.masked(True, self.walk, value, depth, parent, segment)  # type: ignore[no-any-return]
         location = None if parent is None and segment is None else (parent, segment)
         self.seen[value_id] = (value, location)
         entries = self.entries
@@ -240,6 +254,48 @@ class _Walk:
         self.parent = entry[3]
         return node
 
+    def masked(self, hide: bool, walk: Callable[..., Any], *args: Any) -> Any:
+        """``walk(*args)`` with text values hidden (a header or cookie collection, the
+        process environment, a header's value) or shown (a name inside one). Short-str nodes
+        remembered meanwhile go to a dict of their own: no node is reused across the two."""
+        if self.hide is hide:
+            return walk(*args)
+        scalars, self.scalars = self.scalars, {}
+        self.hide = hide
+        try:
+            return walk(*args)
+        finally:
+            self.hide = not hide
+            self.scalars = scalars
+
+    def pair_items(self, shown: Any, depth: int, location: Any) -> Optional[List[Any]]:
+        """Items of a sequence that may hold header values, or None when it does not: a
+        ``(name, value)`` pair with a secret name, a list of pairs that looks like HTTP
+        headers, and inside a secret collection a ``(name, [name,] value)`` tuple."""
+        redactor = self.redactor
+        child = depth + 1
+        first = shown[0]
+        if self.hide:
+            if type(shown) is not tuple or not 2 <= len(shown) <= 3:
+                return None
+            for name in shown[:-1]:
+                if type(name) is not str and type(name) is not bytes:
+                    return None
+            items = [self.masked(False, self.walk, name, child, None, None)
+                     for name in shown[:-1]]
+            items.append(self.walk(shown[-1], child, (location, "items"), len(items)))
+            return items
+        if type(first) is str or type(first) is bytes:
+            if len(shown) != 2 or not redactor.is_secret_name(first):
+                return None
+            if not redactor.hides(first, shown[1]):
+                return None
+            return [self.walk(first, child, None, None),
+                    self.masked(True, self.walk, shown[1], child, (location, "items"), 1)]
+        if redactor.is_header_list(shown):
+            return self.masked(True, self.items, shown, depth, location)  # type: ignore[no-any-return]
+        return None
+
     def too_deep(self, value: Any, info: TypeInfo) -> Dict[str, Any]:
         """A container past the depth limit: its type, and its length when a builtin's."""
         self.size += info.stub_size
@@ -256,8 +312,12 @@ class _Walk:
     def sequence(self, value: Any, name: str, depth: int, location: Any) -> Dict[str, Any]:
         length = len(value)
         shown = value[: self.max_items]  # a copy of only what is shown, in one C call
-        node: Dict[str, Any] = {"t": name, "len": length, "items": self.items(shown, depth,
-                                                                            location)}
+        items = None
+        if shown and id(type(shown[0])) in _PAIR_PARTS:
+            items = self.pair_items(shown, depth, location)
+        if items is None:
+            items = self.items(shown, depth, location)
+        node: Dict[str, Any] = {"t": name, "len": length, "items": items}
         if length > len(shown):
             node["omitted"] = length - len(shown)
             node["cut"] = "items"
@@ -317,12 +377,17 @@ class _Walk:
                     known_key = self.capturer.key_info(key)
                 key_node, key_size, key_secret = known_key
                 size += key_size
-                if key_secret:
+                if key_secret and self.redactor.hides(key, item):
                     size += 40
                     append([key_node, {"t": type_info(type(item)).name, "cut": "redacted"}])
                     continue
             else:
                 key_node = self.key(key, child)
+                if (type(key) is bytes and self.redactor.is_secret_name(key)
+                        and self.redactor.hides(key, item)):
+                    size += 40
+                    append([key_node, {"t": type_info(type(item)).name, "cut": "redacted"}])
+                    continue
             # The common scalar values inline: a call per item is most of the cost.
             cls = type(item)
             if cls is str or cls is int:
@@ -343,7 +408,7 @@ class _Walk:
         """Scalar keys as values; a tuple of scalars too; anything else by its type."""
         cls = type(key)
         if id(cls) in SCALARS:
-            return self.walk(key, depth, None, None)
+            return self.masked(False, self.walk, key, depth, None, None)  # type: ignore[no-any-return]
         info = type_info(cls)
         if info.shape == DESCRIBED:
             return self.described(key, info)
@@ -418,9 +483,11 @@ class _Walk:
                 break
             shown += 1
             if known == 0:
-                size += len(name) + 44
-                out[name] = {"t": type_info(type(item)).name, "cut": "redacted"}
-                continue
+                if self.redactor.hides(name, item):
+                    size += len(name) + 44
+                    out[name] = {"t": type_info(type(item)).name, "cut": "redacted"}
+                    continue
+                known = len(name) + 4  # a bool, None or a number: nothing secret in it
             size += known
             # The common scalar values inline: a call per value is most of the cost.
             cls = type(item)
