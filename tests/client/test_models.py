@@ -45,8 +45,8 @@ def test_update_refuses_unknown_fields() -> None:
 
     from peephole.client import InvalidRequest
 
-    with pytest.raises(InvalidRequest, match="invalid file: cannot be changed"):
-        update_probe("ab12", {"file": "b.py"})
+    with pytest.raises(InvalidRequest, match="invalid kind: cannot be changed"):
+        update_probe("ab12", {"kind": "logpoint"})
     assert update_probe("a/b", {"hit_limit": 5}).path == "/api/v1/probes/a%2Fb"
 
 

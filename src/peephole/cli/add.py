@@ -7,6 +7,7 @@ moment so that an expression the agent rejects is reported at once, with the age
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,11 +27,14 @@ from peephole.cli.common import (
 from peephole.protocol import LOG_LEVELS
 
 if TYPE_CHECKING:
-    from peephole.client import Client, Probe, Target
+    from peephole.client import Client, Probe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 SETTLE_SECONDS = 2.0  # how long to wait for agents to report the new probe
+# Agent reasons about an expression (``probes edit`` fixes them); any other is about the place.
+EXPRESSION_ERRORS = ("condition", "watch", "template", "placeholder", "expression", "syntax")
+NEAREST = re.compile(r"nearest lines? with code: (\d+)")
 
 
 def probe_options(func: F) -> F:
@@ -122,21 +126,50 @@ def _add(state: State, kind: str, location: tuple[str, int], template: str | Non
                    hit_limit=hit_limit, expire_seconds=expire, rate=rate, enabled=not disabled,
                    target=target)
     probe = client.create_probe(new)
+    if service:
+        _warn_if_unknown(client, service)
     if not disabled:
-        probe = _settle(client, probe, target)
-    errors = probe.errors()
+        probe = settle(client, probe)
     if as_json:
         print_json(probe.to_dict())
     else:
         click.echo(f"{kind} {probe.id} placed at {probe.location} on {target.describe()}: "
                    f"{probe.summary or probe.state}")
-    if errors:
-        first = errors[0]
-        raise Failure(
-            f"the agent on instance {first.instance_id} rejected {kind} {probe.id}: "
-            f"{first.message or 'no reason given'}; fix it with `peephole probes edit {probe.id}` "
-            f"or remove it with `peephole probes rm {probe.id}`"
-        )
+    fail_on_rejection(probe, kind, target.service)
+
+
+def fail_on_rejection(probe: Probe, kind: str, service: str | None) -> None:
+    """Exit 1 when an agent refused the probe, saying what can help: ``probes edit`` fixes
+    an expression; a place with no code needs ``probes move`` (to the nearest line with
+    code when the agent named one)."""
+    errors = probe.errors()
+    if not errors:
+        return
+    first = errors[0]
+    reason = first.message or "no reason given"
+    remove = f"remove it with `peephole probes rm {probe.id}`"
+    if reason.startswith(EXPRESSION_ERRORS):
+        hint = f"fix it with `peephole probes edit {probe.id}` or {remove}"
+    else:
+        nearest = NEAREST.search(reason)
+        if nearest:
+            hint = (f"move it with `peephole probes move {probe.id} "
+                    f"{probe.file}:{nearest.group(1)}` or {remove}")
+        else:
+            files = f"`peephole source {service}` lists its files; " if service else ""
+            hint = f"{files}move it with `peephole probes move {probe.id} FILE:LINE` or {remove}"
+    raise Failure(f"the agent on instance {first.instance_id} rejected {kind} {probe.id}: "
+                  f"{reason}; {hint}")
+
+
+def _warn_if_unknown(client: Client, service: str) -> None:
+    """A typo in --service would wait forever in silence: say so when no instance of that
+    service has ever connected (the probe is placed all the same, for one that will)."""
+    if client.instances(service, include_gone=True):
+        return
+    known = sorted(s.name for s in client.services())
+    click.echo(f"warning: no instance of service {service!r} has ever connected; known "
+               f"services: {', '.join(known) or 'none yet'} (the probe waits for it)", err=True)
 
 
 def _only_service(client: Client) -> str:
@@ -155,9 +188,11 @@ def _only_service(client: Client) -> str:
     )
 
 
-def _settle(client: Client, probe: Probe, target: Target) -> Probe:
-    """Poll the new probe until every live targeted instance reported it, an instance
-    reported an error, or ``SETTLE_SECONDS`` passed."""
+def settle(client: Client, probe: Probe) -> Probe:
+    """Poll the probe until every live targeted instance reported this version of it, an
+    instance refused this version, or ``SETTLE_SECONDS`` passed (older versions' statuses,
+    say the error an edit just fixed, do not count)."""
+    target = probe.target
     expected = len(target.instances) or sum(
         1 for i in client.instances(target.service)
         if i.connected and target.version in (None, i.version)
@@ -167,9 +202,11 @@ def _settle(client: Client, probe: Probe, target: Target) -> Probe:
     if expected == 0:
         return probe
     deadline = time.monotonic() + SETTLE_SECONDS
-    while not probe.errors() and len(probe.statuses) < expected:
+    while True:
+        current = [s for s in probe.statuses if s.version >= probe.version]
+        if len(current) >= expected or any(s.state == "error" for s in current):
+            return probe
         if time.monotonic() >= deadline:
-            break
+            return probe
         time.sleep(0.1)
         probe = client.probe(probe.id)
-    return probe

@@ -167,7 +167,9 @@ def main() -> NoReturn:
 
 
 def _error(message: str, code: int) -> int:
-    click.echo(f"error: {' '.join(message.split())}", err=True)
+    """One line on stderr; a syntax error keeps the two lines that show where (a caret)."""
+    first, newline, rest = message.partition("\n")
+    click.echo(f"error: {' '.join(first.split())}{newline}{rest.rstrip()}", err=True)
     return code
 
 

@@ -11,6 +11,7 @@ from peephole.cli.common import (
     console,
     duration_option,
     json_option,
+    location_argument,
     pass_state,
     print_json,
 )
@@ -19,8 +20,7 @@ from peephole.protocol import LOG_LEVELS
 if TYPE_CHECKING:
     from peephole.client import Probe
 
-STATES = ("active", "disabled", "expired", "done", "pending")
-
+STATES = ("active", "error", "pending", "throttled", "disabled", "expired", "done")
 
 
 @click.group()
@@ -103,8 +103,23 @@ def edit(state: State, probe_id: str, condition: str | None, watches: tuple[str,
         changes["rate"] = rate
     if not changes:
         raise click.UsageError("nothing to change: give at least one option, e.g. --condition")
-    probe = state.client().update_probe(probe_id, **changes)
-    _done(probe, f"updated to version {probe.version}", as_json)
+    _changed(state, probe_id, changes, "updated to version {version}", as_json)
+
+
+@probes.command("move")
+@click.argument("probe_id", metavar="ID")
+@location_argument
+@json_option
+@pass_state
+def move(state: State, probe_id: str, location: tuple[str, int], as_json: bool) -> None:
+    """Move a probe to FILE:LINE (a new version of it, with its history and settings).
+
+    For a probe an agent could not place ("no code at line 88", "no such file"), which
+    `probes edit` cannot fix.
+    """
+    file, line = location
+    _changed(state, probe_id, {"file": file, "line": line},
+             f"moved to {file}:{line} (version {{version}})", as_json)
 
 
 @probes.command("enable")
@@ -134,6 +149,20 @@ def remove(state: State, probe_ids: tuple[str, ...]) -> None:
     for probe_id in probe_ids:
         client.delete_probe(probe_id)
         click.echo(f"probe {probe_id} removed")
+
+
+def _changed(state: State, probe_id: str, changes: dict[str, Any], what: str,
+             as_json: bool) -> None:
+    """Apply an edit, wait for the agents' statuses of the new version (not the previous
+    one's), print it, and fail with what to do if an agent refused it."""
+    from peephole.cli.add import fail_on_rejection, settle
+
+    client = state.client()
+    probe = client.update_probe(probe_id, **changes)
+    if probe.enabled:
+        probe = settle(client, probe)
+    _done(probe, what.format(version=probe.version), as_json)
+    fail_on_rejection(probe, probe.kind, probe.target.service)
 
 
 def _done(probe: Probe, what: str, as_json: bool) -> None:

@@ -44,7 +44,7 @@ PREFIX = "/api/v1"
 STREAM_PATH = f"{PREFIX}/stream"
 PROBE_CHANGES = frozenset(
     {"condition", "watches", "template", "level", "logger", "hit_limit", "expire_seconds",
-     "rate", "enabled", "limits"}
+     "rate", "enabled", "limits", "file", "line"}
 )
 
 

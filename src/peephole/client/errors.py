@@ -11,8 +11,13 @@ from typing import Any
 class PeepholeError(Exception):
     """Any failure talking to the peephole server. ``status`` is the HTTP status, if any."""
 
+    keeps_lines = False  # whether lines after the first are kept (a caret under a column)
+
     def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(" ".join(message.split()))
+        first, newline, rest = message.partition("\n")
+        if not self.keeps_lines:
+            first, newline, rest = message, "", ""
+        super().__init__(" ".join(first.split()) + (newline + rest.rstrip() if rest else ""))
         self.status = status
 
     @property
@@ -57,7 +62,10 @@ class NotFound(PeepholeError):
 
 
 class InvalidRequest(PeepholeError):
-    """422 (or 400): the server rejected a field of the request."""
+    """422 (or 400): the server rejected a field of the request. A syntax error keeps its
+    two last lines: the text, and a caret under the column."""
+
+    keeps_lines = True
 
     def __init__(self, reason: str, field: str | None = None, status: int = 422) -> None:
         text = f"invalid {field}: {reason}" if field else f"invalid request: {reason}"

@@ -46,7 +46,7 @@ async def create_probe(
 
     def work(session: Session) -> str:
         probe = probe_store.create(session, fields, principal.name, now)
-        audit.record(session, principal.name, "probe.create", probe.id, _audit_fields(fields))
+        audit.record(session, principal, "probe.create", probe.id, _audit_fields(fields))
         return probe.id
 
     probe_id = await broker.db.write(work)
@@ -90,6 +90,9 @@ async def edit_probe(
     changes = body.model_dump(include=body.model_fields_set)
     if "expire_seconds" in changes and changes["expire_seconds"] is None:
         invalid("body", "expire_seconds", "expire_seconds must be a number of seconds")
+    for moved in ("file", "line"):  # a probe can move (a new version), never lose its place
+        if moved in changes and changes[moved] is None:
+            invalid("body", moved, f"{moved} cannot be removed")
     return await _change(broker, principal, probe_id, "probe.update", changes)
 
 
@@ -121,7 +124,7 @@ async def delete_probe(
         probe = probe_store.get(session, probe_id)
         details = {"kind": probe.kind, "file": probe.file, "line": probe.line}
         probe_store.remove(session, probe)
-        audit.record(session, principal.name, "probe.delete", probe_id, details)
+        audit.record(session, principal, "probe.delete", probe.id, details)
 
     await broker.db.write(work)
     await broker.probes_changed()
@@ -133,18 +136,19 @@ async def _change(
 ) -> dict[str, Any]:
     now = time.time()
 
-    def work(session: Session) -> None:
-        probe = probe_store.get(session, probe_id)
+    def work(session: Session) -> str:
+        probe = probe_store.get(session, probe_id)  # or the one whose id starts so
         logpoint = probe.kind == protocol.LOGPOINT
         if logpoint and "template" in changes and not changes["template"]:
             invalid("body", "template", "a logpoint needs a template")
         if not logpoint and "hit_limit" in changes and not changes["hit_limit"]:
             invalid("body", "hit_limit", "a tracepoint needs a hit limit (at most 1000)")
         applied = probe_store.update_fields(probe, changes, now)
-        audit.record(session, principal.name, action, probe_id, _audit_fields(applied))
+        audit.record(session, principal, action, probe.id, _audit_fields(applied))
+        return probe.id
 
-    await broker.db.write(work)
-    views = await broker.probes_changed([probe_id])
+    full_id = await broker.db.write(work)
+    views = await broker.probes_changed([full_id])
     return views[0]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from peephole import protocol
 from peephole.server.models import Event, ExceptionGroup
-from peephole.server.store import NotFound
+from peephole.server.store import NotFound, by_prefix
 from peephole.server.store import probes as probe_store
 
 CAPTURE_TYPES = (protocol.SNAPSHOT, protocol.LOG)
@@ -215,10 +215,14 @@ def query(
 
 
 def get(session: Session, event_id: str) -> dict[str, Any]:
-    row = session.execute(
-        select(Event.payload, Event.service, Event.instance_id, Event.time, Event.fingerprint)
-        .where(Event.id == event_id)
-    ).first()
+    """The event with this id, or with the only id that starts with it."""
+    query = select(
+        Event.payload, Event.service, Event.instance_id, Event.time, Event.fingerprint
+    )
+    row = session.execute(query.where(Event.id == event_id)).first()
+    if row is None:
+        full_id = by_prefix(session, Event.id, event_id, "event")
+        row = session.execute(query.where(Event.id == full_id)).first()
     if row is None:
         raise NotFound(f"event {event_id!r} not found")
     return _loads(row)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from peephole import protocol
 from peephole.server.models import Probe, ProbeStatus
-from peephole.server.store import NotFound
+from peephole.server.store import NotFound, by_prefix
 from peephole.server.store import instances as instance_store
 from peephole.server.targeting import matches, normalize_target
 
@@ -20,7 +20,7 @@ DONE = "done"
 EXPIRED = "expired"
 EDITABLE = (
     "condition", "watches", "template", "level", "logger", "hit_limit", "rate", "enabled",
-    "limits",
+    "limits", "file", "line",
 )
 
 
@@ -57,7 +57,10 @@ def create(session: Session, fields: dict[str, Any], actor: str, now: float) -> 
 
 
 def get(session: Session, probe_id: str) -> Probe:
-    probe = session.get(Probe, probe_id)
+    """The probe with this id, or with the only id that starts with it."""
+    probe = session.get(Probe, probe_id) or session.get(
+        Probe, by_prefix(session, Probe.id, probe_id, "probe")
+    )
     if probe is None:
         raise NotFound(f"probe {probe_id!r} not found")
     return probe
@@ -292,6 +295,9 @@ def overall_state(
     live = set(targets)
     if any(s.state == protocol.ACTIVE and s.instance_id in live for s in statuses):
         return protocol.ACTIVE
+    if any(s.state == protocol.ERROR and s.instance_id in live and s.version >= probe.version
+           for s in statuses):
+        return protocol.ERROR  # placed nowhere, refused somewhere: never "pending"
     return protocol.PENDING
 
 
