@@ -10,6 +10,7 @@ stable.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -63,15 +64,33 @@ def _table(*columns: str) -> Table:
     return table
 
 
+# C0 and C1 control characters, DEL, and the bidirectional overrides that reorder what a
+# terminal shows: captured text (an exception message, a log line, a value, a name) may hold
+# any of them, and printed raw an ESC sequence rewrites the operator's terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    return _CONTROL.sub(_escape, text) if _CONTROL.search(text) else text
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
 def _one_line(text: str | Text) -> Text:
-    cell = Text(text) if isinstance(text, str) else text
+    cell = Text(printable(text)) if isinstance(text, str) else text
     cell.no_wrap, cell.overflow = True, "ellipsis"
     return cell
 
 
 def _row(table: Table, *cells: str | Text) -> None:
     """Add a row of data: plain strings are never read as Rich markup."""
-    table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
+    table.add_row(*(Text(printable(c)) if isinstance(c, str) else c for c in cells))
 
 
 def _empty(what: str) -> Text:
@@ -127,15 +146,15 @@ def events(items: list[Event], kinds: bool = True) -> RenderableType:
 
 def event_line(event: Event) -> Text:
     """One line per event for ``events tail`` (print it with ``soft_wrap=True``)."""
-    line = Text(f"{format_time(event.time)}  {event.type:<9}  {event.service or '-'}  ")
-    line.append(_where(event))
+    line = Text(printable(f"{format_time(event.time)}  {event.type:<9}  {event.service or '-'}  "))
+    line.append(printable(_where(event)))
     line.append("  ")
     level = event.raw.get("level")
     if event.type == "log" and level:
-        line.append(f"{level}  ", style=ERROR if level in ("error", "critical") else "")
-    line.append(_what(event))
+        line.append(printable(f"{level}  "), style=ERROR if level in ("error", "critical") else "")
+    line.append(printable(_what(event)))
     if event.type != "log":
-        line.append(f"  id {event.id}", style=DIM)
+        line.append(printable(f"  id {event.id}"), style=DIM)
     return line
 
 
@@ -177,7 +196,7 @@ def probe(p: Probe) -> RenderableType:
         _row(facts, "template", p.template)
         _row(facts, "level", p.level + (f" (logger {p.logger})" if p.logger else ""))
     _row(facts, "condition", p.condition or "-")
-    _row(facts, "watches", "\n".join(p.watches) or "-")
+    _row(facts, "watches", Text("\n".join(printable(w) for w in p.watches) or "-"))
     _row(facts, "captures", _captures(p))
     _row(facts, "rate", f"{p.rate:g}/s" if p.rate else "default")
     _row(facts, "expires", format_time(p.expires_at) if p.expires_at else "never")
@@ -189,7 +208,8 @@ def probe(p: Probe) -> RenderableType:
     for s in p.statuses:
         _row(table, s.instance_id, _state(s.state), str(s.hits), str(s.captures),
                       str(s.drops), str(s.condition_errors), _duration_ns(s.time_ns),
-                      s.path or "-", Text(s.message or "", ERROR if s.state == "error" else ""))
+                      s.path or "-",
+                      Text(printable(s.message or ""), ERROR if s.state == "error" else ""))
     return Group(facts, Text(""), table)
 
 
@@ -241,10 +261,11 @@ def _header(event: Event) -> RenderableType:
     title = Text()
     if event.type == "exception":
         title.append("Exception ", style="bold")
-        title.append(_exception_title(raw.get("exc_type", "?"), event.message), style=ERROR)
+        title.append(printable(_exception_title(raw.get("exc_type", "?"), event.message)),
+                     style=ERROR)
     else:
-        title.append(f"{event.type.capitalize()} ", style="bold")
-        title.append(event.id)
+        title.append(printable(f"{event.type.capitalize()} "), style="bold")
+        title.append(printable(event.id))
     lines: list[RenderableType] = [title]
     if event.type != "exception" and (event.probe_id or event.file):
         probe = Text(f"probe {event.probe_id or '-'}")
@@ -252,27 +273,27 @@ def _header(event: Event) -> RenderableType:
             probe.append(f" v{raw['probe_version']}")
         if event.file:
             probe.append(f" at {event.file}:{event.line}")
-        lines.append(probe)
+        lines.append(Text(printable(probe.plain)))
     where = [f"service {event.service or '-'}", f"instance {event.instance_id or '-'}"]
     if raw.get("thread"):
         where.append(f"thread {raw['thread']}")
     if raw.get("origin"):
         where.append(f"origin {raw['origin']}")
     where.append(format_time(event.time))
-    lines.append(Text(" · ".join(where), style=DIM))
+    lines.append(Text(printable(" · ".join(where)), style=DIM))
     if event.type == "exception":
-        lines.append(Text(f"event {event.id} · fingerprint {raw.get('fingerprint', '-')}",
-                          style=DIM))
+        lines.append(Text(printable(f"event {event.id} · fingerprint "
+                                    f"{raw.get('fingerprint', '-')}"), style=DIM))
     if event.trace_id:
         trace = Text(f"trace {event.trace_id}")
         if event.span_id:
             trace.append(f" span {event.span_id}")
-        lines.append(trace)
+        lines.append(Text(printable(trace.plain)))
         if event.trace_link:
             lines.append(Text("trace link ") + Text(event.trace_link,
                                                     style=f"link {event.trace_link}"))
     if event.type == "log":
-        lines.append(Text(f"{raw.get('level', 'info')}: {event.message}"))
+        lines.append(Text(printable(f"{raw.get('level', 'info')}: {event.message}")))
     if raw.get("cut") == "budget":
         size = raw.get("size")
         lines.append(Text(f"{OPEN}budget{CLOSE} pruned to fit the snapshot byte budget"
@@ -280,7 +301,7 @@ def _header(event: Event) -> RenderableType:
     for exc in raw.get("chain") or ():
         if isinstance(exc, dict):
             cause = _exception_title(exc.get("exc_type", "?"), exc.get("message", ""))
-            lines.append(Text(f"caused by {cause}", style=DIM))
+            lines.append(Text(printable(f"caused by {cause}"), style=DIM))
     return Group(*lines)
 
 
@@ -291,9 +312,9 @@ def _stack(frames: list[dict[str, Any]], chosen: int) -> Table:
         marker = "▶" if index == chosen else ""
         app = f.get("app")
         style = DIM if app is False else ""
-        _row(table, marker, str(index), Text(str(f.get("function", "?")), style),
-                      Text(f"{f.get('file', '?')}:{f.get('line', '?')}", style),
-                      Text(str(f.get("module") or "-"), style),
+        _row(table, marker, str(index), Text(printable(str(f.get("function", "?"))), style),
+                      Text(printable(f"{f.get('file', '?')}:{f.get('line', '?')}"), style),
+                      Text(printable(str(f.get("module") or "-")), style),
                       f"{len(f['locals'])}" if has_locals else "-")
     return table
 
@@ -303,7 +324,7 @@ def _watches(watches: list[dict[str, Any]], depth: int | None, root: dict[str, A
     for watch in watches:
         expr = str(watch.get("expr", "?"))
         if "error" in watch:
-            tree.add(Text(f"{expr} ") + _mark(f"error: {watch['error']}", ERROR))
+            tree.add(Text(printable(f"{expr} ")) + _mark(f"error: {watch['error']}", ERROR))
         else:
             _add_value(tree, expr, watch.get("value"), depth, root)
     return tree
@@ -311,7 +332,8 @@ def _watches(watches: list[dict[str, Any]], depth: int | None, root: dict[str, A
 
 def _locals(frame: dict[str, Any], index: int, depth: int | None, root: dict[str, Any]) -> Tree:
     where = f"{frame.get('function', '?')} ({frame.get('file', '?')}:{frame.get('line', '?')})"
-    tree = Tree(Text(f"Locals of frame {index}: {where}", style="bold"), guide_style=DIM)
+    tree = Tree(Text(printable(f"Locals of frame {index}: {where}"), style="bold"),
+                guide_style=DIM)
     variables = frame.get("locals")
     if variables is None:
         tree.add(Text("no locals captured for this frame (only the innermost frames carry them)",
@@ -331,8 +353,9 @@ def _add_value(parent: Tree, name: str, value: Any, depth: int | None,
                root: dict[str, Any]) -> None:
     """Add ``name`` and its value to ``parent``; ``depth`` levels of children are expanded.
     ``root`` is the whole event, where references to values shown elsewhere point."""
+    name = printable(name)
     if not isinstance(value, dict):
-        parent.add(Text(f"{name} = {value!r}"))
+        parent.add(Text(printable(f"{name} = {value!r}")))
         return
     label, children, more = _describe(name, value, root)
     if not children and not more:
@@ -352,13 +375,13 @@ def _add_value(parent: Tree, name: str, value: Any, depth: int | None,
 def _describe(name: str, value: dict[str, Any],
               root: dict[str, Any]) -> tuple[Text, list[tuple[str, Any]], str]:
     """The label of a value, its children, and the "… N more" line for omitted ones."""
-    kind = str(value.get("t", "?"))
+    kind = printable(str(value.get("t", "?")))
     cut = value.get("cut")
-    label = Text(name)
+    label = Text(printable(name))
     if "ref" in value:
         return label + Text(f": {kind} ") + _mark(f"same as {_ref(value['ref'], root)}"), [], ""
     if cut in ("depth", "redacted", "budget", "unsupported"):
-        return label + Text(f": {kind} ") + _mark(cut), [], ""
+        return label + Text(f": {kind} ") + _mark(str(cut)), [], ""
     omitted = int(value.get("omitted") or 0)
     if "items" in value:
         items = value.get("items") or []
@@ -375,7 +398,7 @@ def _describe(name: str, value: dict[str, Any],
         children = list((value.get("fields") or {}).items())
         return label, children, _more(omitted, "field")
     if "v" in value:
-        label += Text(" = ") + Text(_scalar(kind, value["v"]))
+        label += Text(" = ") + Text(printable(_scalar(kind, value["v"])))
         if kind not in SCALARS and kind != "str":
             label += Text(f"  {kind}", DIM)
         if kind == "bytes" and "len" in value:
@@ -452,7 +475,7 @@ def _child(node: Any, key: Any) -> Any:
 
 def _mark(text: str, style: str = CUT) -> Text:
     """A cut or error marker, set off by angle quotes."""
-    return Text(f"{OPEN}{text}{CLOSE}", style)
+    return Text(f"{OPEN}{printable(text)}{CLOSE}", style)
 
 
 def _count(n: Any, noun: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from peephole.cli.common import State, json_option, pass_state, print_json
+from peephole.cli.render import printable
 
 MARK = "•"
 
@@ -35,7 +36,7 @@ def source(state: State, service: str, path: str | None, around: int | None,
             print_json(files)
         else:
             for name in files:
-                click.echo(name)
+                click.echo(printable(name))
         return
     found = client.source(service, path)
     if as_json:
@@ -47,7 +48,8 @@ def source(state: State, service: str, path: str | None, around: int | None,
     if around is not None:
         first, last = max(1, around - 10), min(len(lines), around + 10)
     width = len(str(last))
-    click.echo(f"# {found.path} ({MARK} can take a probe)")
+    click.echo(f"# {printable(found.path)} ({MARK} can take a probe)")
     for number in range(first, last + 1):
         mark = MARK if number in probe_lines else " "
-        click.echo(f"{mark} {number:>{width}}  {lines[number - 1]}".rstrip())
+        line = printable(lines[number - 1].expandtabs(8))
+        click.echo(f"{mark} {number:>{width}}  {line}".rstrip())
