@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from cli.server_process import ADMIN_TOKEN, AGENT_KEY, ServerProcess
 
@@ -25,6 +25,7 @@ CHROMIUM = os.environ.get("PEEPHOLE_CHROMIUM", "/usr/bin/chromium")
 HERE = Path(__file__).parent
 TARGET = HERE / "target_app.py"
 SCREENSHOTS = HERE.parent.parent / "docs" / "screenshots"
+expect.set_options(timeout=15_000)  # events cross an agent's delivery batch, then the server
 
 
 def marker_line(path: Path, marker: str) -> int:
@@ -84,6 +85,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
          "--version", "1.2.3", "--server", server.url, "--key", AGENT_KEY, "--",
          sys.executable, "target_app.py"],
         cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+        # every exception a snapshot (not one per 10 min), so counts change while watched
+        env={**os.environ, "PEEPHOLE_EXCEPTION_INTERVAL": "0.2"},
     )
     try:
         with _api(server) as api:

@@ -17,8 +17,10 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
+from peephole.server.api import probes as probe_api
 from peephole.server.broker import Broker
 from peephole.server.hub import Subscriber
+from peephole.server.store import NotFound
 from peephole.server.stream import STREAM_TYPES
 from peephole.server.ui import render
 from peephole.server.ui.session import Viewer, signed_in
@@ -39,6 +41,23 @@ def sse(message: dict[str, Any]) -> str:
     return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
 
 
+async def current_probes(
+    broker: Broker, viewer: Viewer, subscriber: Subscriber
+) -> list[dict[str, Any]]:
+    """The probes a new stream follows, as they are now: a status that arrived between
+    rendering the page and opening the stream would otherwise be missed."""
+    if subscriber.type not in (None, "probe"):
+        return []
+    if subscriber.probe_id is not None:
+        try:
+            return [await probe_api.get_probe(subscriber.probe_id, broker=broker,
+                                              _=viewer.principal)]
+        except NotFound:
+            return []
+    return await probe_api.list_probes(service=subscriber.service, state=None, broker=broker,
+                                       _=viewer.principal)
+
+
 @router.get("/live")
 async def live(
     request: Request,
@@ -55,9 +74,11 @@ async def live(
     )
 
     async def messages() -> AsyncIterator[str]:
-        broker.hub.subscribers.add(subscriber)
+        broker.hub.subscribers.add(subscriber)  # before reading: no change falls between
         try:
             yield ": connected\n\n"
+            for probe in await current_probes(broker, viewer, subscriber):
+                yield sse({"type": "probe", "probe": probe})
             while not await request.is_disconnected():
                 try:
                     message = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE_SECONDS)

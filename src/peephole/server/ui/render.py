@@ -7,6 +7,7 @@ whose markup is built from escaped token text only.
 
 from __future__ import annotations
 
+import re
 import time
 from functools import lru_cache
 from typing import Any, Optional
@@ -148,7 +149,7 @@ def top_locals(event: dict[str, Any]) -> dict[str, Any]:
 def event_summary(event: dict[str, Any]) -> dict[str, Any]:
     """What a page needs to show a new event: never the whole snapshot."""
     keys = ("id", "type", "time", "service", "instance_id", "probe_id", "file", "line",
-            "level", "fingerprint", "exc_type")
+            "level", "fingerprint", "exc_type", "count")
     summary = {k: event.get(k) for k in keys}
     message = event.get("message")
     summary["message"] = visible(str(message))[:2000] if message is not None else None
@@ -203,5 +204,10 @@ def occurrences(times: list[float], now: float, buckets: int = 24, hours: int = 
     return counts
 
 
+LIBRARY = re.compile(r"[\\/](site-packages|dist-packages)[\\/]|[\\/]lib[\\/]python\d[\d.]*[\\/]|"
+                     r"[\\/]Lib[\\/]")
+
+
 def is_library(path: str) -> bool:
-    return "site-packages" in path or "dist-packages" in path
+    """Installed packages and the standard library (folded away in stacks and file lists)."""
+    return LIBRARY.search(path) is not None

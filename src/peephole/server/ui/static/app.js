@@ -159,10 +159,12 @@ function setUp() {
       target.textContent = target.textContent.replace(/^(show|hide)/, shown ? "hide" : "show");
     }
   });
-  document.body.addEventListener("htmx:afterSwap", (event) => {
-    drawAll(event.target);
-    for (const form of event.target.querySelectorAll(".probe-form")) kindChanged(form);
-    if (event.target.id === "panel") event.target.querySelector('input[name="condition"]')?.focus();
+  document.body.addEventListener("htmx:load", (event) => {  // new content from htmx
+    const added = event.target;
+    drawAll(added);
+    const forms = added.matches(".probe-form") ? [added] : [...added.querySelectorAll(".probe-form")];
+    for (const form of forms) kindChanged(form);
+    forms[0]?.querySelector(".field-error")?.parentElement.querySelector("input, textarea")?.focus();
   });
   if (window.location.hash.startsWith("#L")) document.querySelector(window.location.hash)?.scrollIntoView({ block: "center" });
 }

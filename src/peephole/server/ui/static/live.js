@@ -29,8 +29,8 @@ function onProbe(probe) {
     pill.title = probe.summary;
   }
   for (const s of document.querySelectorAll(`[data-summary="${CSS.escape(probe.id)}"]`)) s.textContent = probe.summary;
-  for (const h of document.querySelectorAll(`[data-hits="${CSS.escape(probe.id)}"]`)) {
-    h.textContent = h.textContent.replace(/^\d+/, String(probe.hits));
+  for (const h of document.querySelectorAll(`[data-captures="${CSS.escape(probe.id)}"]`)) {
+    h.textContent = h.textContent.replace(/^\d+/, String(probe.captures));
   }
 }
 
@@ -87,7 +87,7 @@ function onException(event) {
     return;
   }
   const count = row.querySelector(".count");
-  count.textContent = String(Number(count.textContent) + 1);
+  count.textContent = String(Number(count.textContent) + (Number(event.count) || 1));
   row.querySelector(".last").textContent = "just now";
   row.classList.add("fresh");
 }

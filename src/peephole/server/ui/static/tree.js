@@ -44,6 +44,7 @@ export function summary(value, room = 80) {
     text = visible(text);
     return text.length > room ? text.slice(0, room) + "…" : text;
   }
+  if (value.cut && !children(value).length && !value.fields) return kind;  // the cut says why
   const size = value.len ?? children(value).length;
   return value.fields ? kind : `${kind} (${size})`;
 }
@@ -86,8 +87,8 @@ function node(name, value) {
   row.append(toggle, el("span", "name", visible(name)), el("span", "eq", " = "));
   const shown = el("span", "value", summary(value));
   row.append(shown);
-  if (value && typeof value === "object" && value.t && !("v" in value && ["int", "float", "bool", "str", "NoneType"].includes(value.t))) {
-    row.append(el("span", "type", visible(value.t)));
+  if (value && typeof value === "object" && "v" in value && value.t !== "NoneType") {
+    row.append(el("span", "type", visible(value.t)));  // containers name their type already
   }
   const cut = cutText(value);
   if (cut) row.append(el("span", `cut cut-${value.cut}`, cut));
