@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -27,6 +30,14 @@ MAIN_VENV = ROOT / ".venv"
 AGENT_VENVS = ROOT / ".venvs"
 AGENT_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 REPORTS = ROOT / ".venvs" / "reports"
+FLOORS_VENV = AGENT_VENVS / "floors"
+# The agent's and the CLI's direct dependencies, tested at their declared lowest versions.
+FLOOR_PACKAGES = ("click", "websockets", "bytecode", "httpx", "rich")
+FLOOR_TESTS = ("tests/cli/test_usage.py", "tests/cli/test_errors.py", "tests/cli/test_render.py",
+               "tests/cli/test_newcomer.py", "tests/client", "tests/agent/test_transport.py",
+               "tests/agent/test_instrument.py", "tests/agent/test_launch.py")
+PG_PORT = 5432  # where tests/server/conftest.py looks
+PG_DIR = AGENT_VENVS / "postgres"
 LINTED = ("src", "tests", "benchmarks", "tools", "dev.py")
 
 
@@ -79,11 +90,13 @@ def server_python() -> str:
     sys.exit("peephole's server needs Python 3.10 or newer; none was found")
 
 
-def ensure_venv(path: Path, python: str, extras: str) -> Path:
-    """Create ``path`` with ``python`` and install the project with ``extras`` if stale."""
+def ensure_venv(path: Path, python: str, extras: str, pins: tuple[str, ...] = ()) -> Path:
+    """Create ``path`` with ``python`` and install the project with ``extras`` (and exact
+    ``pins`` of its dependencies) if stale."""
     bin_python = path / "bin" / "python"
     stamp = path / ".peephole-stamp"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    wanted = (ROOT / "pyproject.toml").read_bytes() + extras.encode() + " ".join(pins).encode()
+    digest = hashlib.sha256(wanted).hexdigest()
     if bin_python.exists() and stamp.exists() and stamp.read_text() == digest:
         return bin_python
     print(f"==> preparing {path.relative_to(ROOT)} ({python}, [{extras}])", flush=True)
@@ -91,13 +104,86 @@ def ensure_venv(path: Path, python: str, extras: str) -> Path:
         subprocess.run([python, "-m", "venv", str(path)], check=True)
     pip = [str(bin_python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "-U", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[{extras}]"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[{extras}]", *pins], check=True)
     stamp.write_text(digest)
     return bin_python
 
 
 def ensure_main_venv() -> Path:
     return ensure_venv(MAIN_VENV, server_python(), "dev")
+
+
+def declared_floors() -> tuple[str, ...]:
+    """``name==X`` for every package of ``FLOOR_PACKAGES`` that pyproject.toml declares as
+    ``name>=X``: the oldest versions a user may have, which the floors venv installs."""
+    text = (ROOT / "pyproject.toml").read_text()
+    pins = []
+    for name in FLOOR_PACKAGES:
+        found = re.search(rf'"{name}(?:\[[^\]]*\])?>=([\w.]+)', text)
+        if found is None:
+            sys.exit(f"pyproject.toml declares no lowest version (>=) for {name}")
+        pins.append(f"{name}=={found.group(1)}")
+    return tuple(pins)
+
+
+def ensure_floors_venv() -> Path:
+    """The agent's and the CLI's direct dependencies at their declared lowest versions (the
+    rest as pip resolves them), on 3.11 so that ``bytecode`` is in use too."""
+    python = find_python("3.11") or server_python()
+    return ensure_venv(FLOORS_VENV, python, "agent-test", declared_floors())
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+def ensure_postgres(port: int = PG_PORT, directory: Path = PG_DIR) -> Callable[[], None] | None:
+    """The PostgreSQL tests need a server on 127.0.0.1:``port`` with a database ``test`` that
+    the user ``postgres`` opens without a password. Use the one that answers there; else
+    start a throwaway one in ``directory`` with this machine's ``initdb`` and ``pg_ctl`` and
+    return what stops it; else say why the PostgreSQL tests will be skipped."""
+    if _port_open(port):
+        return None
+    bindir = _postgres_bindir()
+    why = ("no PostgreSQL binaries (initdb, pg_ctl) were found; install them, e.g. "
+           "`apt install postgresql`" if bindir is None else
+           "initdb refuses to run as root" if os.geteuid() == 0 else "")
+    if why:
+        print(f"==> no PostgreSQL on 127.0.0.1:{port} and {why}: its tests are skipped",
+              flush=True)
+        return None
+    assert bindir is not None
+    data, quiet = directory / "data", {"stdout": subprocess.DEVNULL, "check": True}
+    if not (data / "PG_VERSION").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+                        "--auth=trust", "-E", "UTF8"], **quiet)
+    print(f"==> starting a throwaway PostgreSQL on 127.0.0.1:{port} ({data})", flush=True)
+    subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(directory / "log"), "-w",
+                    "-o", f"-h 127.0.0.1 -p {port} -k {directory}", "start"], **quiet)
+    createdb = shutil.which("createdb") or str(bindir / "createdb")
+    subprocess.run([createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "test"],
+                   stderr=subprocess.DEVNULL, check=False)  # fails once it exists
+    return lambda: subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
+                                   "-w", "stop"], **quiet)
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _postgres_bindir() -> Path | None:
+    """Where ``initdb`` is: on PATH, or Debian's /usr/lib/postgresql/N/bin (newest)."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
+                        else 0)
+    return candidates[-1].parent if candidates else None
 
 
 def run_foreground(command: list[str]) -> int:
@@ -146,15 +232,24 @@ def run_tests(fast: bool, extra: list[str]) -> int:
              ["tests/agent"]))
         )
     steps.append(
+        ("agent and CLI on the lowest declared versions of their dependencies",
+         _pytest(str(ensure_floors_venv()), "floors", list(FLOOR_TESTS)))
+    )
+    steps.append(
         ("server, client, CLI and end-to-end tests", _pytest(str(python), "main",
          ["tests", "--ignore=tests/agent", *extra]))
     )
-    for title, command in steps:
-        print(f"\n==> {title}", flush=True)
-        code = subprocess.run(command, cwd=ROOT, env=env).returncode
-        if code not in (0, 5):
-            print(f"==> {title}: FAILED (exit {code})", flush=True)
-            failures += 1
+    stop_postgres = ensure_postgres()
+    try:
+        for title, command in steps:
+            print(f"\n==> {title}", flush=True)
+            code = subprocess.run(command, cwd=ROOT, env=env).returncode
+            if code not in (0, 5):
+                print(f"==> {title}: FAILED (exit {code})", flush=True)
+                failures += 1
+    finally:
+        if stop_postgres is not None:
+            stop_postgres()
     passed, failed, skipped = _count_results()
     minutes = (time.monotonic() - started) / 60
     print(f"\n==> {len(steps)} steps, {failures} failed, in {minutes:.1f} min", flush=True)

@@ -161,3 +161,16 @@ def test_errors_work_without_click_82s_no_args_error(
     result = cli("run")
     assert result.code == 2
     assert result.err.startswith("error: Missing argument 'PROGRAM...'")
+
+
+def test_source_lists_application_files_first() -> None:
+    from peephole.cli.source import application_first
+
+    files = ["/venv/lib/python3.12/site-packages/websockets/client.py",
+             "/srv/shop/shop/checkout.py",
+             "/usr/lib/python3/dist-packages/bytecode/concrete.py",
+             "/srv/shop/shop/cart.py"]
+    assert application_first(files) == [
+        "/srv/shop/shop/cart.py", "/srv/shop/shop/checkout.py",
+        "/usr/lib/python3/dist-packages/bytecode/concrete.py",
+        "/venv/lib/python3.12/site-packages/websockets/client.py"]

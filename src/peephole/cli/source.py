@@ -9,9 +9,9 @@ from __future__ import annotations
 import click
 
 from peephole.cli.common import State, json_option, pass_state, print_json
-from peephole.cli.render import printable
 
 MARK = "•"
+LIBRARY_DIRS = ("site-packages", "dist-packages")
 
 
 @click.command()
@@ -29,9 +29,11 @@ def source(state: State, service: str, path: str | None, around: int | None,
     e.g. shop/cart.py), prints the file with line numbers; lines marked with a dot can take
     a probe.
     """
+    from peephole.cli.render import printable  # Rich loads only when a command runs
+
     client = state.client()
     if path is None:
-        files = client.files(service)
+        files = application_first(client.files(service))
         if as_json:
             print_json(files)
         else:
@@ -53,3 +55,12 @@ def source(state: State, service: str, path: str | None, around: int | None,
         mark = MARK if number in probe_lines else " "
         line = printable(lines[number - 1].expandtabs(8))
         click.echo(f"{mark} {number:>{width}}  {line}".rstrip())
+
+
+def application_first(files: list[str]) -> list[str]:
+    """The service's own files first (what a person places probes in), then installed
+    libraries, each group sorted by path."""
+    def is_library(path: str) -> bool:
+        return any(part in LIBRARY_DIRS for part in path.replace("\\", "/").split("/"))
+
+    return sorted(files, key=lambda path: (is_library(path), path))
