@@ -39,6 +39,7 @@ FLOOR_TESTS = ("tests/cli/test_usage.py", "tests/cli/test_errors.py", "tests/cli
 PG_PORT = 5432  # where tests/server/conftest.py looks
 PG_DIR = AGENT_VENVS / "postgres"
 LINTED = ("src", "tests", "benchmarks", "tools", "dev.py")
+CHROMIUM = "/usr/bin/chromium"  # the browser tests' (tests/ui)
 
 
 def main() -> int:
@@ -220,6 +221,7 @@ def run_tests(fast: bool, extra: list[str]) -> int:
     env["PEEPHOLE_TEST_PYTHONS"] = ",".join(f"{v}={p}" for v, p in pythons.items())
     shutil.rmtree(REPORTS, ignore_errors=True)
     REPORTS.mkdir(parents=True)
+    ensure_chromium()
 
     failures = 0
     steps: list[tuple[str, list[str]]] = [
@@ -255,6 +257,21 @@ def run_tests(fast: bool, extra: list[str]) -> int:
     print(f"\n==> {len(steps)} steps, {failures} failed, in {minutes:.1f} min", flush=True)
     print(f"total: {passed} passed, {failed} failed, {skipped} skipped", flush=True)
     return 1 if failures or failed else 0
+
+
+def ensure_chromium() -> None:
+    """The web UI's tests drive Debian's Chromium (Playwright's own browser download cannot
+    work on these machines); install it when it is missing. The tests fail without it."""
+    if Path(CHROMIUM).exists() or os.environ.get("PEEPHOLE_CHROMIUM"):
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        print(f"==> {CHROMIUM} is missing: install Debian's chromium package "
+              "(the browser tests fail without it)", flush=True)
+        return
+    print("==> installing chromium for the browser tests (apt-get)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True, env=env)
 
 
 def _pytest(python: str, name: str, args: list[str]) -> list[str]:
