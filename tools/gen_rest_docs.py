@@ -61,12 +61,15 @@ FALLBACK = {
     ("get", "/api/v1/probes"): "Probes, filtered by service and overall state: `[Probe]`",
     ("post", "/api/v1/probes"): (
         "Create a probe and push it to every matching instance: `Probe`. Tracepoints default to "
-        "10 hits; both kinds expire after 3600 s unless `expire_seconds` says otherwise; "
-        "a logpoint needs a `template`"
+        "10 captures; both kinds expire after 3600 s unless `expire_seconds` says otherwise; "
+        "a logpoint needs a `template`. A `condition`, watch or template placeholder that is "
+        "not Python syntax gets `422` whose `msg` names the column and shows a caret under "
+        "it: `syntax error at column 8: invalid syntax`, then the text, then `^`"
     ),
     ("get", "/api/v1/probes/{probe_id}"): "One probe with its status on every instance: `Probe`",
     ("patch", "/api/v1/probes/{probe_id}"): (
-        "Change the fields sent; the version is bumped and agents get it at once: `Probe`"
+        "Change the fields sent; the version is bumped and agents get it at once: `Probe`. "
+        "Sending `file` and `line` moves the probe (`peephole probes move`)"
     ),
     ("delete", "/api/v1/probes/{probe_id}"): (
         "Remove a probe from the server and every agent; its events are kept"
@@ -100,7 +103,9 @@ document at `/openapi.json` and an interactive explorer at `/docs`.
 
 ## Conventions
 
-- **JSON** in and out, under `/api/v1`. Times are epoch seconds (floats); ids are hex strings.
+- **JSON** in and out, under `/api/v1`. Times are epoch seconds (floats); ids are hex strings,
+  and any unique prefix of a probe or event id is accepted in a path (as git does); a prefix
+  that several ids share gets `404` saying it is ambiguous.
 - **Auth**: `Authorization: Bearer <user token>`. Roles are ordered
   `viewer` < `debugger` < `admin`; each endpoint below names the least role it needs. A missing
   or unknown token gets `401`, a role too low `403`, each as `{"detail": "<one-line reason>"}`.
@@ -114,8 +119,10 @@ document at `/openapi.json` and an interactive explorer at `/docs`.
 ## Objects
 
 - **Probe**: the fields of the request below plus `id`, `version` (bumped on every edit),
-  `expires_at`, `created_at`, `created_by`, `updated_at`, `state` (`active`, `pending`,
-  `disabled`, `expired`, `done`), `hits` (captures across all instances), `statuses` (one per
+  `expires_at`, `created_at`, `created_by`, `updated_at`, `state` (`active`; `error`: active
+  nowhere, refused by an instance that reported this version; `pending`, `disabled`,
+  `expired`, `done`), `captures` (events produced across all instances, what `hit_limit`
+  counts; per instance `hits` counts the times the line ran), `statuses` (one per
   instance: `instance_id`, `state`, `message`, `hits`, `captures`, `drops`,
   `condition_errors`, `time_ns`, `path`, `version`, `updated_at`) and `summary`
   (`"active on 3 of 4 instances; 1 error: no code at line 88"`). See [concepts](concepts.md).
