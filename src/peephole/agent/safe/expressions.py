@@ -7,6 +7,18 @@ it (a property, ``__getattr__``, an operator or ``len`` of a foreign type), and 
 compiled once, when the probe is installed. Evaluating a false condition is therefore a
 handful of dict lookups and type checks, not a tree walk.
 
+Every operation whose cost grows with an operand (``**``, ``*``, ``<<``, ``round``, int to text,
+format widths, look-ups...) checks its bound *before* it runs, and charges an evaluation
+budget (``MAX_WORK``) as it goes, so one expression costs at most a few milliseconds whatever
+the data. A look-up or membership test never compares the needle with a stored key of an
+application class (its ``__eq__`` would run).
+
+Taint: an operation that derives something from a secret-shaped value (a slice, a format
+spec, a comparison, arithmetic...) marks the evaluation, and a marked evaluation yields
+:data:`MASK` instead of its value: a fragment of a token or a yes/no answer about a secret
+never leaves the process. Reading a value is not a derivation: a value shown whole is masked
+by capture and rendering as usual.
+
 Two errors: :class:`ExpressionError` when an expression is refused at compile time (its text
 is meant for the person who wrote it) and :class:`EvaluationError` when it fails on a hit.
 """
@@ -17,7 +29,10 @@ import ast
 import builtins
 import collections
 import itertools
+import re
+import threading
 import types
+import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from peephole.agent.safe.access import (
@@ -47,6 +62,14 @@ MAX_ITEMS = 10_000  # items min/max/sum/any/all/in/== may look at
 MAX_RESULT = 100_000  # items or characters an operator may produce
 MAX_INT_BITS = 100_000
 MAX_PLACEHOLDER = 1000  # characters one template placeholder may render to
+MAX_FORMAT_WIDTH = 1000  # width and precision of a format spec
+MAX_ROUND_DIGITS = 1000  # digits round() may be asked for, either way
+MAX_INT_TEXT_BITS = 14_000  # ints written or parsed as text (about 4,200 decimal digits)
+MAX_INT_TEXT = 4300  # characters int() parses (the interpreter's own default limit)
+MAX_WORK = 200_000  # units one evaluation may spend: an item, 16 characters, 16 keys, 64 bits
+MAX_KEYS = 100_000  # keys a look-up checks are not of an application class
+MAX_TAINT_SCAN = 8192  # characters searched for a secret; a longer text counts as secret
+TAINTED = f"{MASK} (computed from a secret value)"
 
 CALLS = ("len", "isinstance", "str", "repr", "int", "float", "bool", "abs", "round", "min",
          "max", "sum", "any", "all", "type")  # fmt: skip
@@ -99,6 +122,95 @@ def _fail(message: str) -> EvaluationError:
     return EvaluationError(message)
 
 
+# --- the state of one evaluation: its budget and whether it touched a secret ---------------
+
+# One list per evaluation (cheaper to make than an object): work left, tainted, redactor.
+State = List[Any]
+_WORK, _TAINTED, _REDACTOR = 0, 1, 2
+
+
+def _charge(S: State, units: int) -> None:
+    """Spend ``units`` of the evaluation budget before the work is done; fail when over."""
+    left = S[_WORK] - units
+    S[_WORK] = left
+    if left < 0:
+        raise _fail(f"the expression went over its evaluation budget of {MAX_WORK} units "
+                    "(an item looked at, 16 characters, 64 bits of an int)")
+
+
+_SMALL_NUMBER = 10**12  # shorter than any card number: no secret can hide in it
+_CARD_NUMBER = 10**19  # longer than any card number
+
+
+def _taint(S: State, value: Any) -> None:
+    """Mark the evaluation if ``value`` is a scalar holding a secret-shaped token (what the
+    redactor would mask): whatever is derived from it must not leave the process."""
+    cls = type(value)
+    if cls is str:
+        text = value
+    elif cls is int:
+        if -_SMALL_NUMBER < value < _SMALL_NUMBER or not -_CARD_NUMBER < value < _CARD_NUMBER:
+            return
+        text = repr(value)
+    elif cls is float:  # a card number read into a float is a whole number
+        if -_SMALL_NUMBER < value < _SMALL_NUMBER or not -_CARD_NUMBER < value < _CARD_NUMBER:
+            return  # (NaN too)
+        if not value.is_integer():
+            return
+        text = repr(int(value))
+    elif cls is bytes or cls is bytearray:
+        text = bytes(value[: MAX_TAINT_SCAN + 1]).decode("latin-1")
+    else:
+        return
+    if len(text) > MAX_TAINT_SCAN:
+        S[_TAINTED] = True  # too long to search at every hit: treated as secret
+        return
+    if len(text) > 256:
+        _charge(S, len(text) >> 4)
+    if S[_REDACTOR].redact_text(text) is not None:
+        S[_TAINTED] = True
+
+
+def _taint_deep(S: State, value: Any) -> None:
+    """:func:`_taint` for a builtin container and what it holds: secret-shaped scalars,
+    entries under secret names, ``(name, value)`` pairs with a secret name."""
+    budget = [MAX_ITEMS]
+    _taint_walk(S, value, budget)
+    _charge(S, MAX_ITEMS - budget[0])
+
+
+def _taint_walk(S: State, value: Any, budget: List[int]) -> None:
+    cls = type(value)
+    if id(cls) in _SCALAR_IDS or cls is bytearray:
+        _taint(S, value)
+        return
+    redactor: Redactor = S[_REDACTOR]
+    if id(cls) in _DICT_IDS:
+        items: List[Any] = []
+        for key, item in list(itertools.islice(dict.items(value), budget[0] + 1)):
+            if type(key) is str and redactor.is_secret_name(key):
+                S[_TAINTED] = True
+                return
+            items += (key, item)
+    elif cls is list or cls is tuple or cls is set or cls is frozenset:
+        items = list(itertools.islice(value, budget[0] + 1))  # exact builtins: C iterators
+        if cls is tuple and len(items) == 2 and type(items[0]) is str and (
+            redactor.is_secret_name(items[0])
+        ):
+            S[_TAINTED] = True  # ("Authorization", value): a header or a cookie
+            return
+    else:
+        return  # other objects compare by identity only
+    budget[0] -= len(items)
+    if budget[0] < 0:
+        S[_TAINTED] = True  # too much to search: treated as secret
+        return
+    for item in items:
+        _taint_walk(S, item, budget)
+        if S[_TAINTED]:
+            return
+
+
 def _ids(*classes: type) -> frozenset:
     """Ids of classes: membership tests on them never hash or compare a foreign class (a
     metaclass may define ``__hash__`` or ``__eq__``)."""
@@ -111,6 +223,7 @@ def _subclass(cls: type, base: type) -> bool:
 
 _SEQUENCE_BUILD_IDS = _ids(str, bytes, list, tuple)
 _SET_IDS = _ids(set, frozenset)
+_TEXT_IDS = _ids(str, bytes, bytearray)
 _FORMATTABLE_IDS = _ids(int, float, bool, str, NoneType)
 _INT_PARSE_IDS = _ids(int, bool, float, str, bytes)
 _FLOAT_PARSE_IDS = _ids(int, bool, float, str)
@@ -321,25 +434,31 @@ def _hashable(value: Any, budget: List[int]) -> bool:
     return False
 
 
-def _item(obj: Any, key: Any, redactor: Redactor) -> Any:
+def _item(obj: Any, key: Any, S: State) -> Any:
     """``obj[key]`` for builtin containers only."""
     type_id = id(type(obj))
+    _taint(S, key)
     if type_id in _SEQUENCE_IDS:
+        _taint(S, obj)  # a character or a slice of a secret is a fragment of it
         if id(type(key)) in _INT_IDS:
             return obj[key]
         if type(key) is slice:
             if not all(id(type(part)) in _INT_IDS or part is None
                        for part in (key.start, key.stop, key.step)):
                 raise _fail("slice bounds must be integers")
-            if len(range(*key.indices(len(obj)))) > MAX_RESULT:
+            size = len(range(*key.indices(len(obj))))
+            if size > MAX_RESULT:
                 raise _fail(f"a slice of more than {MAX_RESULT} items")
+            _charge(S, size >> 4)
             return obj[key]
         raise _fail(f"{safe_type_name(obj)} indices must be integers, not {safe_type_name(key)}")
     if type_id in _DICT_IDS:
         if not _hashable(key, [MAX_ITEMS]):
             raise _fail(f"a dict key of type {safe_type_name(key)} would run its __hash__")
+        redactor: Redactor = S[_REDACTOR]
         if type(key) is str and redactor.is_secret_name(key):
             raise _fail(f"expression reads {key!r}, which is redacted")
+        _check_stored_keys(S, obj, "a look-up")
         value = dict.get(obj, key, _MISSING)
         if value is _MISSING:
             raise _fail(f"key {_short(key, redactor)} is not in the {safe_type_name(obj)}")
@@ -348,6 +467,32 @@ def _item(obj: Any, key: Any, redactor: Redactor) -> Any:
         return collections.deque.__getitem__(obj, key)
     raise _fail(f"{safe_type_name(obj)}[...] would run its __getitem__; peephole does not run "
                 "application code")
+
+
+# Stored keys whose __eq__ is the builtin's own C code, whatever they are compared with.
+_PLAIN_KEY_IDS = _ids(str, int, float, bool, NoneType, bytes, complex)
+
+
+def _check_stored_keys(S: State, container: Any, what: str) -> None:
+    """Refuse a look-up in a dict or set that holds a key whose comparison would run the
+    application's code: a key hashed like the needle is compared with it, with the *stored*
+    key's ``__eq__`` (an ORM model hashed by its primary key, say)."""
+    is_dict = id(type(container)) in _DICT_IDS
+    count = dict.__len__(container) if is_dict else len(container)
+    if count > MAX_KEYS:
+        raise _fail(f"{what} in a {safe_type_name(container)} of {count} keys: peephole checks "
+                    f"at most {MAX_KEYS} keys for application classes first")
+    _charge(S, count >> 4)
+    keys = dict.keys(container) if is_dict else container
+    if set(map(id, map(type, keys))) <= _PLAIN_KEY_IDS:  # C all the way: no key's code runs
+        return
+    budget = [MAX_ITEMS]
+    for key in list(keys):
+        if id(type(key)) not in _PLAIN_KEY_IDS and not _comparable(key, "__eq__", budget):
+            raise _fail(f"{what} in this {safe_type_name(container)} would compare with a "
+                        f"stored key of type {safe_type_name(key)} and run its __eq__; peephole "
+                        "does not run application code")
+    _charge(S, MAX_ITEMS - budget[0])
 
 
 def _slice(start: Any, stop: Any, step: Any) -> slice:
@@ -383,15 +528,22 @@ _REFLECTED = {"__lt__": "__gt__", "__gt__": "__lt__", "__le__": "__ge__", "__ge_
               "__eq__": "__eq__"}  # fmt: skip
 
 
-def _compare(op: str, left: Any, right: Any) -> bool:
+def _compare(op: str, left: Any, right: Any, S: State) -> bool:
     if op in ("in", "not in"):
-        found = _contains(right, left)
+        found = _contains(right, left, S)
         return found if op == "in" else not found
+    if id(type(left)) in _ORDERED_IDS and id(type(right)) in _ORDERED_IDS:
+        _taint(S, left)  # the common case: two scalars, one of which may be a secret
+        _taint(S, right)
+        return _ORDERED_COMPARE[op](left, right)
     dunder = _COMPARE_DUNDERS[op]
     budget = [MAX_ITEMS]
     if not (_comparable(left, dunder, budget) and _comparable(right, _REFLECTED[dunder], budget)):
         raise _fail(f"comparing {safe_type_name(left)} with {safe_type_name(right)} using {op} "
                     "would run application code (or look at too many items)")
+    _charge(S, MAX_ITEMS - budget[0])
+    _taint_deep(S, left)  # an answer about a secret (creds == {...}, key < 'M') is an oracle
+    _taint_deep(S, right)
     if op == "==":
         return bool(left == right)
     if op == "!=":
@@ -405,16 +557,26 @@ def _compare(op: str, left: Any, right: Any) -> bool:
     return bool(left >= right)
 
 
-def _contains(container: Any, needle: Any) -> bool:
+_ORDERED_COMPARE: Dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}  # fmt: skip
+
+
+def _contains(container: Any, needle: Any, S: State) -> bool:
     cls = type(container)
     budget = [MAX_ITEMS]
+    _taint(S, needle)
     if cls is str or cls is bytes:
         if type(needle) is not cls:
             raise _fail(f"'in <{cls.__name__}>' needs a {cls.__name__} on the left")
+        _taint(S, container)  # 'abc' in secret: a substring oracle
+        _charge(S, len(container) >> 4)
         return needle in container
     if id(cls) in _DICT_IDS or cls is set or cls is frozenset:
         if not _hashable(needle, budget):
             raise _fail(f"looking up a {safe_type_name(needle)} would run its __hash__")
+        _check_stored_keys(S, container, "a membership test")
         return (dict.__contains__(container, needle) if id(cls) in _DICT_IDS
                 else needle in container)
     if cls is list or cls is tuple or cls is collections.deque:
@@ -425,6 +587,7 @@ def _contains(container: Any, needle: Any) -> bool:
         ):
             raise _fail(f"'in' over this {cls.__name__} would compare application objects "
                         "(or too many items)")
+        _charge(S, MAX_ITEMS - budget[0])
         return needle in container
     raise _fail(f"'in' on {safe_type_name(container)} would run its __contains__")
 
@@ -438,42 +601,64 @@ def _size(value: Any) -> int:
     return sized(value) if sized is not None else 0
 
 
-def _arith(op: str, left: Any, right: Any) -> Any:
-    """A binary operator on builtin values, with caps on the size of what it may build."""
-    if _number(left) and _number(right):
-        if (
-            op == "**"
-            and id(type(right)) in _INT_IDS
-            and id(type(left)) in _INT_IDS
-            and right > 0
-            and abs(left) > 1
-            and int(left).bit_length() * right > MAX_INT_BITS
+def _bits(value: Any) -> int:
+    return int.bit_length(value) if id(type(value)) in _INT_IDS else 0
+
+
+def _int_bounds(op: str, left: Any, right: Any) -> None:
+    """Refuse an integer operation whose cost or result grows past ``MAX_INT_BITS``."""
+    if op == "**":
+        if _bits(left) > 1 and id(type(right)) in _INT_IDS and right > 0 and (
+            _bits(left) * right > MAX_INT_BITS
         ):
             raise _fail(f"the result of ** would exceed {MAX_INT_BITS} bits")
-        if op in ("<<", ">>", "&", "|", "^"):
-            if id(type(left)) not in _INT_IDS or id(type(right)) not in _INT_IDS:
-                raise _fail(f"{op} needs integers")
-            if op == "<<" and right > MAX_INT_BITS:
-                raise _fail(f"the result of << would exceed {MAX_INT_BITS} bits")
+    elif op == "<<":
+        if id(type(right)) in _INT_IDS and left and _bits(left) + right > MAX_INT_BITS:
+            raise _fail(f"the result of << would exceed {MAX_INT_BITS} bits")
+    elif op == "*":
+        if _bits(left) + _bits(right) > MAX_INT_BITS:
+            raise _fail(f"the result of * would exceed {MAX_INT_BITS} bits")
+    elif op in ("//", "%", "/") and max(_bits(left), _bits(right)) > MAX_INT_BITS:
+        raise _fail(f"{op} works on integers of {MAX_INT_BITS} bits at most")
+
+
+def _arith(op: str, left: Any, right: Any, S: State) -> Any:
+    """A binary operator on builtin values, with caps on the size of what it may build."""
+    _taint(S, left)
+    _taint(S, right)
+    if _number(left) and _number(right):
+        _int_bounds(op, left, right)
+        if op in ("<<", ">>", "&", "|", "^") and not (
+            id(type(left)) in _INT_IDS and id(type(right)) in _INT_IDS
+        ):
+            raise _fail(f"{op} needs integers")
+        _charge(S, (_bits(left) + _bits(right)) >> 6)
         return _BINARY[op](left, right)
     lt, rt = type(left), type(right)
     if op == "+" and lt is rt and id(lt) in _SEQUENCE_BUILD_IDS:
-        if _size(left) + _size(right) > MAX_RESULT:
+        size = _size(left) + _size(right)
+        if size > MAX_RESULT:
             raise _fail(f"the result of + would exceed {MAX_RESULT} items")
+        _charge(S, size >> 4)
         return left + right
     if op == "*" and (
         (id(lt) in _SEQUENCE_BUILD_IDS and id(rt) in _INT_IDS)
         or (id(rt) in _SEQUENCE_BUILD_IDS and id(lt) in _INT_IDS)
     ):
         count, seq = (right, left) if id(rt) in _INT_IDS else (left, right)
-        if count > 0 and _size(seq) * count > MAX_RESULT:
+        size = _size(seq) * count if count > 0 else 0
+        if size > MAX_RESULT:
             raise _fail(f"the result of * would exceed {MAX_RESULT} items")
+        _charge(S, size >> 4)
         return left * right
     if op in ("&", "|", "^", "-") and id(lt) in _SET_IDS and id(rt) in _SET_IDS:
         budget = [MAX_ITEMS]
         if len(left) + len(right) <= MAX_ITEMS and all(
             _hashable(item, budget) for item in itertools.chain(left, right)
         ):
+            _charge(S, MAX_ITEMS - budget[0])
+            _taint_deep(S, left)
+            _taint_deep(S, right)
             return _BINARY[op](left, right)
     raise _fail(f"{safe_type_name(left)} {op} {safe_type_name(right)} is not supported "
                 "(operators work on numbers, strings, bytes, lists, tuples and sets of scalars)")
@@ -495,7 +680,8 @@ _BINARY: Dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def _unary(op: str, value: Any) -> Any:
+def _unary(op: str, value: Any, S: State) -> Any:
+    _taint(S, value)
     if op == "~":
         if id(type(value)) in _INT_IDS:
             return ~value
@@ -519,7 +705,7 @@ def _truth(value: Any) -> bool:
 # --- builtins ------------------------------------------------------------------------------
 
 
-def _bounded(value: Any, what: str) -> List[Any]:
+def _bounded(S: State, value: Any, what: str) -> List[Any]:
     """The items of a builtin container, if there are at most MAX_ITEMS."""
     cls = type(value)
     size = _SIZED.get(id(cls))
@@ -528,21 +714,26 @@ def _bounded(value: Any, what: str) -> List[Any]:
     count = size(value)
     if count > MAX_ITEMS:
         raise _fail(f"{what}() looks at {MAX_ITEMS} items at most; this has {count}")
+    _charge(S, count if id(cls) not in _TEXT_IDS else count >> 4)
     if id(cls) in _DICT_IDS:
         return list(dict.keys(value))
     return list(value)
 
 
-def _len(value: Any) -> int:
+def _len(S: State, value: Any) -> int:
     size = _SIZED.get(id(type(value)))
     if size is None:
         raise _fail(f"len() of {safe_type_name(value)} would run its __len__; peephole does not "
                     "run application code")
+    _taint(S, value)  # the length of a secret is a fact about it
     return size(value)
 
 
-def _isinstance(value: Any, classes: Any) -> bool:
+def _isinstance(S: State, value: Any, classes: Any) -> bool:
     wanted = classes if type(classes) is tuple else (classes,)
+    if len(wanted) > MAX_ITEMS:
+        raise _fail(f"isinstance() looks at {MAX_ITEMS} classes at most; this has {len(wanted)}")
+    _charge(S, len(wanted))
     for cls in wanted:
         if not type_info(type(cls)).kind == "type":
             raise _fail(f"isinstance() needs a class or a tuple of classes, not "
@@ -551,24 +742,40 @@ def _isinstance(value: Any, classes: Any) -> bool:
     return any(klass is cls for klass in mro for cls in wanted)
 
 
-def _scalar(value: Any, what: str) -> Any:
-    if id(type(value)) not in _SCALAR_IDS:
+def _scalar(S: State, value: Any, what: str) -> Any:
+    """``value`` if it is a builtin scalar that can be written as text within the bounds."""
+    cls = type(value)
+    if id(cls) not in _SCALAR_IDS:
         raise _fail(f"{what}() of {safe_type_name(value)} would run its code; it works on "
                     "numbers, strings, bytes, booleans and None")
+    if cls is int and int.bit_length(value) > MAX_INT_TEXT_BITS:
+        raise _fail(f"{what}() of an int of {int.bit_length(value)} bits: ints are written as "
+                    f"text up to {MAX_INT_TEXT_BITS} bits")
+    if what == "repr" and (cls is str or cls is bytes) and len(value) > MAX_RESULT:
+        raise _fail(f"repr() of more than {MAX_RESULT} characters")
+    _taint(S, value)
     return value
 
 
-def _str(value: Any) -> str:
-    return str(_scalar(value, "str"))
+def _str(S: State, value: Any) -> str:
+    value = _scalar(S, value, "str")
+    if type(value) is bytes:
+        return _repr(S, value)
+    return str(value)
 
 
-def _repr(value: Any) -> str:
-    return repr(_scalar(value, "repr"))
+def _repr(S: State, value: Any) -> str:
+    value = _scalar(S, value, "repr")
+    _charge(S, _size(value) >> 2)  # up to 4 characters per character (\xNN)
+    return repr(value)
 
 
-def _int(value: Any, base: Any = _MISSING) -> int:
+def _int(S: State, value: Any, base: Any = _MISSING) -> int:
     if id(type(value)) not in _INT_PARSE_IDS:
         raise _fail(f"int() of {safe_type_name(value)} is not supported")
+    if (type(value) is str or type(value) is bytes) and len(value) > MAX_INT_TEXT:
+        raise _fail(f"int() parses {MAX_INT_TEXT} characters at most; this has {len(value)}")
+    _taint(S, value)
     if base is _MISSING:
         return int(value)
     if not (type(value) is str or type(value) is bytes) or id(type(base)) not in _INT_IDS:
@@ -576,59 +783,76 @@ def _int(value: Any, base: Any = _MISSING) -> int:
     return int(value, base)
 
 
-def _float(value: Any) -> float:
+def _float(S: State, value: Any) -> float:
     if id(type(value)) not in _FLOAT_PARSE_IDS:
         raise _fail(f"float() of {safe_type_name(value)} is not supported")
+    if type(value) is str and len(value) > MAX_INT_TEXT:
+        raise _fail(f"float() parses {MAX_INT_TEXT} characters at most; this has {len(value)}")
+    _taint(S, value)
     return float(value)
 
 
-def _abs(value: Any) -> Any:
+def _abs(S: State, value: Any) -> Any:
     if not _number(value):
         raise _fail(f"abs() of {safe_type_name(value)} is not supported")
+    _taint(S, value)
     return abs(value)
 
 
-def _round(value: Any, digits: Any = None) -> Any:
+def _round(S: State, value: Any, digits: Any = None) -> Any:
     if id(type(value)) not in _NUMBER_IDS or not (digits is None or id(type(digits)) in _INT_IDS):
         raise _fail("round() needs a number and an optional integer")
+    if digits is not None and not -MAX_ROUND_DIGITS <= digits <= MAX_ROUND_DIGITS:
+        raise _fail(f"round() takes {MAX_ROUND_DIGITS} digits at most, either way")
+    if _bits(value) > MAX_INT_BITS:
+        raise _fail(f"round() works on integers of {MAX_INT_BITS} bits at most")
+    _taint(S, value)
     return round(value, digits)
 
 
-def ordered_items(args: Tuple[Any, ...], what: str) -> List[Any]:
-    items = _bounded(args[0], what) if len(args) == 1 else list(args)
+def _ordered_items(S: State, args: Tuple[Any, ...], what: str) -> List[Any]:
+    items = _bounded(S, args[0], what) if len(args) == 1 else list(args)
     if not items:
         raise _fail(f"{what}() of an empty sequence")
     budget = [MAX_ITEMS]
     if not all(_comparable(item, "__lt__", budget) and _comparable(item, "__gt__", budget)
                for item in items):
         raise _fail(f"{what}() would compare application objects")
+    _charge(S, MAX_ITEMS - budget[0])
+    _taint_deep(S, items)  # which one is larger is an answer about each
     return items
 
 
-def _min(*args: Any) -> Any:
-    return min(ordered_items(args, "min"))
+def _min(S: State, *args: Any) -> Any:
+    return min(_ordered_items(S, args, "min"))
 
 
-def _max(*args: Any) -> Any:
-    return max(ordered_items(args, "max"))
+def _max(S: State, *args: Any) -> Any:
+    return max(_ordered_items(S, args, "max"))
 
 
-def _sum(values: Any, start: Any = 0) -> Any:
-    items = _bounded(values, "sum")
+def _sum(S: State, values: Any, start: Any = 0) -> Any:
+    items = _bounded(S, values, "sum")
     if not all(_number(item) for item in items) or not _number(start):
         raise _fail("sum() adds numbers only")
+    _taint_deep(S, items)
+    _taint(S, start)
     return sum(items, start)
 
 
-def _any(values: Any) -> bool:
-    return any(_truth(item) for item in _bounded(values, "any"))
+def _any(S: State, values: Any) -> bool:
+    return any(_truth(item) for item in _bounded(S, values, "any"))
 
 
-def _all(values: Any) -> bool:
-    return all(_truth(item) for item in _bounded(values, "all"))
+def _all(S: State, values: Any) -> bool:
+    return all(_truth(item) for item in _bounded(S, values, "all"))
 
 
-def _type(value: Any) -> type:
+def _bool(S: State, value: Any) -> bool:
+    return _truth(value)  # whether a value is empty is not a secret of it
+
+
+def _type(S: State, value: Any) -> type:
     return type(value)
 
 
@@ -651,14 +875,10 @@ _HELPERS: Dict[str, Any] = {
     "_unary": _unary,
     "_truth": _truth,
     "_type_name": _type_name,
-    "_S": _SCALAR_IDS,
-    "_N": _NUMBER_IDS,
-    "_O": _ORDERED_IDS,
-    "_id": id,
     "_tp": type,
     "_int": int,
     "_float": float,
-    "_str": str,
+    "_C": 10**12,  # ints below this in magnitude take the inline path: no card number is that short
     "_fmt": None,  # set below
     "_set": None,
     "_dict": None,
@@ -666,13 +886,13 @@ _HELPERS: Dict[str, Any] = {
 }
 _CALL_HELPERS: Dict[str, Tuple[Callable[..., Any], int, int]] = {
     # name: (helper, fewest arguments, most arguments)
-    "len": (_len, 1, 1),
+    "len": (_len, 1, 1),  # each helper takes the evaluation's State first
     "isinstance": (_isinstance, 2, 2),
     "str": (_str, 1, 1),
     "repr": (_repr, 1, 1),
     "int": (_int, 1, 2),
     "float": (_float, 1, 1),
-    "bool": (_truth, 1, 1),
+    "bool": (_bool, 1, 1),
     "abs": (_abs, 1, 1),
     "round": (_round, 1, 2),
     "min": (_min, 1, 20),
@@ -719,16 +939,21 @@ def _short(value: Any, redactor: Optional[Redactor], depth: int = 2, width: int 
     them, builtin containers with their first items, other objects as ``<module.Type>``."""
     cls = type(value)
     if cls is str:
-        text = repr(value if len(value) <= width else value[:width] + "...")
-        return text
+        if len(value) > width:  # masked before it is cut: a cut token no longer looks like one
+            head = value[: width + 64]
+            masked = redactor.redact_text(head) if redactor is not None else None
+            value = (head if masked is None else masked)[:width] + "..."
+        return repr(value)
     if id(cls) in _SCALAR_IDS:
-        if cls is int and not (-(10**50) < value < 10**50):
+        if cls is int and int.bit_length(value) > MAX_INT_TEXT_BITS:
             return f"<int of {value.bit_length()} bits>"
         return repr(value)
     info = type_info(cls)
     if info.format is not None or info.kind != "object" or info.enum:
         described = describe(value, info)
         return described if described is not None else f"<{info.name}>"
+    if redactor is not None and redactor.is_secret_container(value):
+        return f"<{info.name} {MASK}>"  # headers, cookies, the environment (redaction.py)
     if depth <= 0:
         return f"<{info.name}>" if id(cls) not in _SIZED else f"<{info.name} of {_size(value)}>"
     parts: List[str] = []
@@ -736,10 +961,11 @@ def _short(value: Any, redactor: Optional[Redactor], depth: int = 2, width: int 
     if id(cls) in _DICT_IDS:
         count = dict.__len__(value)
         for key, item in list(itertools.islice(dict.items(value), 10)):
-            if type(key) is str and redactor is not None and redactor.is_secret_name(key):
-                text = f"{_short(key, None, 1, 40)}: {MASK}"
+            if (type(key) is str or type(key) is bytes) and redactor is not None and (
+                    redactor.is_secret_name(key) and redactor.hides(key, item)):
+                text = f"{_short(key, redactor, 1, 40)}: {MASK}"
             else:
-                text = f"{_short(key, None, 1, 40)}: {_short(item, redactor, depth - 1, 60)}"
+                text = f"{_short(key, redactor, 1, 40)}: {_short(item, redactor, depth - 1, 60)}"
             parts.append(text)
             used += len(text)
             if used > width:
@@ -762,28 +988,62 @@ def _short(value: Any, redactor: Optional[Redactor], depth: int = 2, width: int 
     return opening + ", ".join(parts) + closing
 
 
-def _render(value: Any, conversion: Optional[str], spec: str, redactor: Redactor) -> str:
+def _render(value: Any, conversion: Optional[str], spec: str, S: State) -> str:
     """One template placeholder's text (format spec on scalars only), masked if secret."""
+    redactor: Redactor = S[_REDACTOR]
     if spec:
-        if id(type(value)) not in _FORMATTABLE_IDS:
+        cls = type(value)
+        if id(cls) not in _FORMATTABLE_IDS:
             raise _fail(f"format spec ':{spec}' needs a number or a string, not "
                         f"{safe_type_name(value)}")
+        if cls is int and int.bit_length(value) > MAX_INT_TEXT_BITS:
+            raise _fail(f"format spec ':{spec}' on an int of {int.bit_length(value)} bits: ints "
+                        f"are written as text up to {MAX_INT_TEXT_BITS} bits")
+        if cls is str and len(value) > MAX_PLACEHOLDER:
+            value = value[: MAX_PLACEHOLDER + 64]  # all that can be shown, and a token across
+        _taint(S, value)  # a spec can cut a secret ({key:.19}) or pad it
         if conversion == "r":
             value = repr(value)
+        if type(value) is str and len(value) > MAX_PLACEHOLDER:
+            value = value[: MAX_PLACEHOLDER + 1]
         try:
             text = format(value, spec)
         except (ValueError, TypeError) as exc:
             raise _fail(f"format spec ':{spec}' does not apply: {exc}") from None
     elif conversion != "r" and type(value) is str:
-        text = value
+        text = value if len(value) <= MAX_PLACEHOLDER + 64 else value[: MAX_PLACEHOLDER + 64]
     elif (type(value) is int and -_CARD_SIZED < value < _CARD_SIZED) or type(value) is bool:
         return repr(value)  # too short to be a card number: nothing to mask
     else:
         text = _short(value, redactor)
+    masked = redactor.redact_text(text)  # masked before it is cut, like capture does
+    if masked is not None:
+        text = masked
     if len(text) > MAX_PLACEHOLDER:
         text = text[:MAX_PLACEHOLDER] + "..."
-    masked = redactor.redact_text(text)
-    return text if masked is None else masked
+    return text
+
+
+def _fmt(value: Any, conversion: Optional[str], spec: str, S: State) -> str:
+    """An f-string field inside an expression: rendered, then its work charged."""
+    text = _render(value, conversion, spec, S)
+    _charge(S, len(text) >> 4)
+    return text
+
+
+# Fill and align, then the rest of a format spec, whose digits are its width and precision.
+_FILL_ALIGN = re.compile(r"\A(?:.?[<>=^])", re.S)
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def check_format_spec(spec: str) -> None:
+    """Refuse a format spec whose width or precision would build a huge text at each hit."""
+    rest = _FILL_ALIGN.sub("", spec, count=1)
+    for run in _DIGITS.findall(rest):
+        number = run.lstrip("0")
+        if len(number) > 6 or (number and int(number) > MAX_FORMAT_WIDTH):
+            raise ExpressionError(f"format spec ':{spec}': width and precision are at most "
+                                  f"{MAX_FORMAT_WIDTH}")
 
 
 _CARD_SIZED = 10**12
@@ -825,6 +1085,14 @@ def _snippet(node: ast.AST) -> str:
 
 
 _BOOL_CALLS = ("isinstance", "bool", "any", "all")
+
+
+def _small_number(node: ast.AST) -> bool:
+    """A literal int or float too short to be a card number."""
+    if not isinstance(node, ast.Constant):
+        return False
+    value = node.value
+    return (type(value) is int or type(value) is float) and -_CARD_SIZED < value < _CARD_SIZED
 
 
 def _is_bool(node: ast.AST) -> bool:
@@ -921,7 +1189,7 @@ class _Compiler:
             key_source = f"_slice({', '.join(parts)})"
         else:
             key_source = self.expr(key)
-        return f"_item({self.expr(node.value)}, {key_source}, R)"
+        return f"_item({self.expr(node.value)}, {key_source}, S)"
 
     def do_Compare(self, node: ast.Compare) -> str:
         left = self.expr(node.left)
@@ -933,30 +1201,26 @@ class _Compiler:
             if symbol in ("is", "is not"):
                 terms.append(f"({left} {symbol} {right})")
             elif symbol in ("in", "not in"):
-                terms.append(f"_compare({symbol!r}, {left}, {right})")
-            elif isinstance(comparator, ast.Constant) and type(comparator.value) in (
-                int, float, str
-            ):
-                # The right side is a number or a string: the left one being exactly a number
-                # (or a string) is the fast, safe case; anything else is checked by _compare.
+                terms.append(f"_compare({symbol!r}, {left}, {right}, S)")
+            elif isinstance(comparator, ast.Constant) and _small_number(comparator):
+                # A small number on the right: the left one being exactly a number too short
+                # to be a card number is the fast, safe case; anything else (a string, which
+                # may be a secret) is checked by _compare.
                 left_temp, kind = self.temp(), self.temp()
-                right = repr(comparator.value) if type(comparator.value) is not float else (
-                    self.constant(comparator.value))
-                if type(comparator.value) is str:
-                    fast = f"_tp({left_temp} := {left}) is _str"
-                else:
-                    fast = (f"(({kind} := _tp({left_temp} := {left})) is _int "
-                            f"or {kind} is _float)")
+                number = comparator.value
+                right = repr(number) if type(number) is not float else self.constant(number)
+                fast = (f"(({kind} := _tp({left_temp} := {left})) is _int "
+                        f"or {kind} is _float) and -_C < {left_temp} < _C")
                 terms.append(f"({left_temp} {symbol} {right} if {fast} "
-                             f"else _compare({symbol!r}, {left_temp}, {right}))")
+                             f"else _compare({symbol!r}, {left_temp}, {right}, S))")
                 right_temp = right
             else:
                 left_temp = self.temp()
                 terms.append(
                     f"({left_temp} {symbol} {right_temp} "
-                    f"if (_id(_tp({left_temp} := {left})) in _O) "
-                    f"& (_id(_tp({right})) in _O) "
-                    f"else _compare({symbol!r}, {left_temp}, {right_temp}))"
+                    f"if _tp({left_temp} := {left}) is _tp({right}) is _int "
+                    f"and -_C < {left_temp} < _C and -_C < {right_temp} < _C "
+                    f"else _compare({symbol!r}, {left_temp}, {right_temp}, S))"
                 )
             left = right_temp
         if len(terms) == 1:
@@ -988,7 +1252,7 @@ class _Compiler:
             return (f"(({temp} := {operand}) is False "
                     f"or ({temp} is not True and not _truth({temp})))")
         symbol = {ast.USub: "-", ast.UAdd: "+", ast.Invert: "~"}[type(node.op)]
-        return f"_unary({symbol!r}, {operand})"
+        return f"_unary({symbol!r}, {operand}, S)"
 
     def do_BinOp(self, node: ast.BinOp) -> str:
         symbol = _BIN_OPS.get(type(node.op))
@@ -997,10 +1261,11 @@ class _Compiler:
                                   f"{_snippet(node)}")
         left, right = self.expr(node.left), self.expr(node.right)
         if symbol in _FAST_NUMERIC:
+            # Two ints too short to be card numbers: the result is small, the inline path safe.
             a, b = self.temp(), self.temp()
-            return (f"({a} {symbol} {b} if (_id(_tp({a} := {left})) in _N) "
-                    f"& (_id(_tp({b} := {right})) in _N) else _arith({symbol!r}, {a}, {b}))")
-        return f"_arith({symbol!r}, {left}, {right})"
+            return (f"({a} {symbol} {b} if _tp({a} := {left}) is _tp({b} := {right}) is _int "
+                    f"and -_C < {a} < _C and -_C < {b} < _C else _arith({symbol!r}, {a}, {b}, S))")
+        return f"_arith({symbol!r}, {left}, {right}, S)"
 
     def do_IfExp(self, node: ast.IfExp) -> str:
         temp = self.temp()
@@ -1022,8 +1287,8 @@ class _Compiler:
             raise ExpressionError(f"{func.id}() takes {fewest}"
                                   f"{'' if fewest == most else f' to {most}'} argument"
                                   f"{'' if most == 1 else 's'}: {_snippet(node)}")
-        args = ", ".join(self.expr(arg) for arg in node.args)
-        return f"_call_{func.id}({args})"
+        args = "".join(f", {self.expr(arg)}" for arg in node.args)
+        return f"_call_{func.id}(S{args})"
 
     def do_Tuple(self, node: ast.Tuple) -> str:
         items = [self.expr(item) for item in node.elts]
@@ -1059,11 +1324,25 @@ class _Compiler:
                                               f"supported: {_snippet(node)}")
                     spec = "".join(str(v.value) for v in spec_node.values  # type: ignore[attr-defined]
                                    )
+                    check_format_spec(spec)
                 conversion = {-1: None, 115: "s", 114: "r", 97: "a"}.get(part.conversion)
-                pieces.append(f"_fmt({self.expr(part.value)}, {conversion!r}, {spec!r}, R)")
+                pieces.append(f"_fmt({self.expr(part.value)}, {conversion!r}, {spec!r}, S)")
             else:
                 raise ExpressionError(f"unsupported f-string part: {_snippet(node)}")
         return "''.join((" + "".join(f"{p}, " for p in pieces) + "))"
+
+
+_warnings_lock = threading.Lock()
+
+
+def quietly(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run the compiler without warnings: ``x == "\\d"`` warns on 3.12 (an error under
+    ``-W error``), and the host's warning filters must neither see it nor change what an
+    expression means. ``catch_warnings`` swaps the process-wide filters for these few
+    microseconds at compile time (never at a hit); the lock keeps two compilations apart."""
+    with _warnings_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return function(*args, **kwargs)
 
 
 def _parse(source: str) -> ast.expr:
@@ -1074,7 +1353,7 @@ def _parse(source: str) -> ast.expr:
     if len(source) > MAX_SOURCE:
         raise ExpressionError(f"the expression is longer than {MAX_SOURCE} characters")
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = quietly(ast.parse, source.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(_syntax_reason(source, exc)) from None
     except (ValueError, RecursionError, MemoryError) as exc:
@@ -1088,7 +1367,7 @@ def _parse(source: str) -> ast.expr:
 def _syntax_reason(source: str, exc: SyntaxError) -> str:
     """A clearer reason for statements written where an expression belongs."""
     try:
-        statements = ast.parse(source.strip(), mode="exec").body
+        statements = quietly(ast.parse, source.strip(), mode="exec").body
     except Exception:
         statements = []
     for statement in statements:
@@ -1107,10 +1386,11 @@ _CALL_NAMES = {f"_call_{name}": helper for name, (helper, _, _) in _CALL_HELPERS
 class Expression:
     """A checked, compiled expression; :meth:`evaluate` raises only EvaluationError."""
 
-    __slots__ = ("_function", "python", "source")
+    __slots__ = ("_function", "python", "redactor", "source")
 
     def __init__(self, source: str, redactor: Redactor) -> None:
         self.source = source
+        self.redactor = redactor
         body = _parse(source)
         compiler = _Compiler(redactor)
         try:
@@ -1121,24 +1401,32 @@ class Expression:
         namespace: Dict[str, Any] = dict(_HELPERS)
         namespace.update(_CALL_NAMES)
         namespace.update(compiler.constants)
-        namespace["R"] = redactor
-        namespace["_fmt"] = _render
+        namespace["_fmt"] = _fmt
         namespace["_set"] = _make_set
         namespace["_dict"] = _make_dict
-        code = f"def _evaluate(L, G):\n    return {python}\n"
+        code = f"def _evaluate(L, G, S):\n    return {python}\n"
         try:
-            exec(compile(code, f"<peephole expression {source[:40]!r}>", "exec"), namespace)
+            compiled = quietly(compile, code, f"<peephole expression {source[:40]!r}>", "exec")
+            exec(compiled, namespace)
         except (SyntaxError, RecursionError, MemoryError, ValueError) as exc:
             raise ExpressionError(f"the expression cannot be compiled: {exc}") from None
-        self._function: Callable[[Any, Any], Any] = namespace["_evaluate"]
+        self._function: Callable[[Any, Any, State], Any] = namespace["_evaluate"]
 
     def evaluate(self, f_locals: Mapping[str, object], f_globals: Mapping[str, object]) -> object:
+        """The value, or EvaluationError; a value derived from a secret is an error that says
+        only that (a yes/no answer about a secret is one too)."""
+        S = [MAX_WORK, False, self.redactor]
         try:
-            return self._function(f_locals, f_globals)
-        except EvaluationError:
-            raise
+            value = self._function(f_locals, f_globals, S)
+        except EvaluationError as exc:
+            if S[_TAINTED]:
+                raise EvaluationError(TAINTED) from None
+            raise exc from None
         except Exception as exc:
-            raise EvaluationError(_describe_error(exc)) from None
+            raise EvaluationError(TAINTED if S[_TAINTED] else _describe_error(exc)) from None
+        if S[_TAINTED]:
+            raise EvaluationError(TAINTED)
+        return value
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
@@ -1199,26 +1487,36 @@ class Template:
         out: List[str] = []
         errors: List[str] = []
         redactor = self.redactor
+        S = [MAX_WORK, False, redactor]  # one budget for the whole line
         for part in self.parts:
             if type(part) is str:
                 out.append(part)
                 continue
             assert type(part) is _Field
+            S[_TAINTED] = False  # taint is per placeholder
             try:
-                value = part.expression._function(f_locals, f_globals)
-                out.append(_render(value, part.conversion, part.spec, redactor))
+                value = part.expression._function(f_locals, f_globals, S)
+                text = _render(value, part.conversion, part.spec, S)
+                out.append(MASK if S[_TAINTED] else text)
+                continue
             except EvaluationError as exc:
                 reason = exc.args[0] if exc.args and type(exc.args[0]) is str else "failed"
-                out.append(f"{{!error: {reason}}}")
-                errors.append(f"{{{part.text}}}: {reason}")
             except Exception as exc:  # a builtin operation failed (ZeroDivisionError, ...)
                 reason = _describe_error(exc)
-                out.append(f"{{!error: {reason}}}")
-                errors.append(f"{{{part.text}}}: {reason}")
-        return "".join(out), errors
+            if S[_TAINTED]:
+                reason = TAINTED
+            out.append(f"{{!error: {reason}}}")
+            errors.append(f"{{{part.text}}}: {reason}")
+        return _masked("".join(out), redactor), [_masked(e, redactor) for e in errors]
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
+
+
+def _masked(text: str, redactor: Redactor) -> str:
+    """The whole line masked too: two placeholders can put the halves of a token together."""
+    masked = redactor.redact_text(text)
+    return text if masked is None else masked
 
 
 def _parse_template(source: str, redactor: Redactor) -> List[Union[str, _Field]]:
@@ -1256,6 +1554,10 @@ def _parse_template(source: str, redactor: Redactor) -> List[Union[str, _Field]]
         if "{" in spec or "}" in spec:
             raise ExpressionError(f"placeholder {{{text}}}: nested fields in a format spec are "
                                   "not supported")
+        try:
+            check_format_spec(spec)
+        except ExpressionError as exc:
+            raise ExpressionError(f"placeholder {{{text}}}: {exc}") from None
         try:
             expression = compile_expression(expression_source, redactor)
         except ExpressionError as exc:

@@ -1,0 +1,232 @@
+"""What one expression may cost, and what it may touch: look-ups and membership never compare
+a stored key of the application's, every operation whose cost grows with an operand is
+refused before it runs, the whole evaluation has a budget, and compiling never warns."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any, Dict, List, Mapping, Optional
+
+import pytest
+from test_expressions import RAN, _nothing_ran  # noqa: F401  (the autouse fixture)
+
+from peephole.agent.safe.expressions import (
+    MAX_FORMAT_WIDTH,
+    MAX_INT_BITS,
+    MAX_INT_TEXT_BITS,
+    MAX_ROUND_DIGITS,
+    MAX_WORK,
+    EvaluationError,
+    ExpressionError,
+    compile_expression,
+    compile_template,
+)
+from peephole.agent.safe.redaction import Redactor
+
+REDACTOR = Redactor()
+
+
+def evaluate(source: str, f_locals: Optional[Mapping[str, Any]] = None) -> Any:
+    return compile_expression(source, REDACTOR).evaluate(f_locals or {}, {})
+
+
+# --- look-ups never compare a stored key of the application's (9.7) ------------------------
+
+
+class HashedLike:
+    """Hashed like the value it wraps (an ORM model hashed by primary key, say); its
+    ``__eq__`` is application code and records that it ran."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        RAN.append(f"__eq__ of a key hashed like {self.value!r}")
+        return False
+
+
+class Plain:
+    """No comparison of its own: object's identity ``__eq__`` is C code."""
+
+
+@pytest.mark.parametrize(
+    ("source", "f_locals"),
+    [
+        ("d['name']", {"d": {HashedLike("name"): 1, "other": 2}}),
+        ("d['other']", {"d": {HashedLike("name"): 1, "other": 2}}),
+        ("'name' in d", {"d": {HashedLike("name"): 1}}),
+        ("'name' not in d", {"d": {HashedLike("name"): 1}}),
+        ("1 in d", {"d": {HashedLike(1): "x"}}),
+        ("d[1]", {"d": {HashedLike(1): "x"}}),
+        ("'name' in s", {"s": {HashedLike("name"), "a"}}),
+        ("1 in s", {"s": frozenset({HashedLike(1)})}),
+        ("d[('a', 1)]", {"d": {(HashedLike("a"), 1): "x"}}),
+        ("('a', 1) in s", {"s": {(HashedLike("a"), 1)}}),
+        ("1 in xs", {"xs": [HashedLike(1)]}),
+        ("'a' in xs", {"xs": ("b", HashedLike("a"))}),
+    ],
+)
+def test_lookups_never_run_a_stored_keys_eq(source: str, f_locals: Dict[str, Any]) -> None:
+    with pytest.raises(EvaluationError, match=r"would run|would compare"):
+        evaluate(source, f_locals)
+
+
+def test_lookups_with_builtin_and_identity_keys_work() -> None:
+    plain = Plain()
+    f_locals = {"d": {"name": 1, 2: "two", ("a", 1): 3, plain: 4, None: 5},
+                "s": {"name", 1, ("a", 1), plain}}  # fmt: skip
+    assert evaluate("d['name'] + d[('a', 1)]", f_locals) == 4
+    assert evaluate("d[2]", f_locals) == "two"
+    assert evaluate("'name' in d and 1 in s and ('a', 1) in s", f_locals) is True
+    assert evaluate("'nope' in s", f_locals) is False
+
+
+def test_refused_lookup_says_which_key_type() -> None:
+    with pytest.raises(EvaluationError) as caught:
+        evaluate("d['name']", {"d": {HashedLike("name"): 1}})
+    assert "HashedLike" in str(caught.value)
+
+
+# --- every operation is bounded before it runs (9.8) ----------------------------------------
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("source", "bound"),
+    [
+        ("round(5, -10**5)", f"{MAX_ROUND_DIGITS} digits"),
+        ("round(5.5, 10**5)", f"{MAX_ROUND_DIGITS} digits"),
+        ("round(big, -10**9)", f"{MAX_ROUND_DIGITS} digits"),
+        ("(2**99999) * (2**99999)", f"{MAX_INT_BITS} bits"),
+        ("big * big", f"{MAX_INT_BITS} bits"),
+        ("(2**60000) << 60000", f"{MAX_INT_BITS} bits"),
+        ("huge // 3", f"{MAX_INT_BITS} bits"),
+        ("huge % 7", f"{MAX_INT_BITS} bits"),
+        ("huge * 2", f"{MAX_INT_BITS} bits"),
+        ("str(huge)", f"{MAX_INT_TEXT_BITS} bits"),
+        ("repr(huge)", f"{MAX_INT_TEXT_BITS} bits"),
+        ("f'{huge:,}'", f"{MAX_INT_TEXT_BITS} bits"),
+        ("int(digits)", "4300 characters"),
+        ("repr(long_text)", "100000 characters"),
+        ("'ab' * 10**9", "100000 items"),
+        ("[1] * 10**9", "100000 items"),
+    ],
+)
+def test_costly_operations_are_refused_before_they_run(source: str, bound: str) -> None:
+    f_locals = {"big": 2**99_999, "huge": 1 << 400_000, "digits": "7" * 100_000,
+                "long_text": "x" * 1_000_000}  # fmt: skip
+    started = time.perf_counter()
+    with pytest.raises(EvaluationError) as caught:
+        evaluate(source, f_locals)
+    assert bound in str(caught.value)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_a_huge_int_without_a_spec_is_shown_by_its_size() -> None:
+    assert evaluate("f'{huge}'", {"huge": 1 << 400_000}) == "<int of 400001 bits>"
+
+
+def test_int_to_text_is_bounded_whatever_the_hosts_digit_limit() -> None:
+    if not hasattr(sys, "set_int_max_str_digits"):
+        pytest.skip("this Python has no int digit limit to lift")  # pragma: no cover
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)  # what a host may do; str() of a huge int is then quadratic
+    try:
+        with pytest.raises(EvaluationError, match=f"{MAX_INT_TEXT_BITS} bits"):
+            evaluate("str(huge)", {"huge": 1 << 400_000})
+    finally:
+        sys.set_int_max_str_digits(previous)
+
+
+@pytest.mark.parametrize(
+    "spec", [">1000000000", "<100000", "^5000", "=+5000", "x>2000", ".1000000000f",
+             ".100000", ",.5000f", "05000", "05000.2f"],
+)  # fmt: skip
+def test_format_width_and_precision_are_refused_when_saved(spec: str) -> None:
+    with pytest.raises(ExpressionError, match=f"{MAX_FORMAT_WIDTH}"):
+        compile_template(f"{{s:{spec}}}", REDACTOR)
+    with pytest.raises(ExpressionError, match=f"{MAX_FORMAT_WIDTH}"):
+        compile_expression(f"f'{{s:{spec}}}'", REDACTOR)
+
+
+def test_format_specs_within_bounds_still_work() -> None:
+    template = compile_template("{s:>8}|{x:.3f}|{n:,}|{n:08x}|{s:*^9}|{x:.2%}", REDACTOR)
+    line, errors = template.render({"s": "abc", "x": 1.23456, "n": 1234567}, {})
+    assert errors == []
+    assert line == "     abc|1.235|1,234,567|0012d687|***abc***|123.46%"
+
+
+def test_huge_text_is_cut_before_it_is_formatted() -> None:
+    template = compile_template("{s:>10}{s!r:>10}", REDACTOR)
+    started = time.perf_counter()
+    line, errors = template.render({"s": "y" * 50_000_000}, {})
+    assert time.perf_counter() - started < 0.5
+    assert errors == [] and line.startswith("yyyy") and len(line) < 3000
+
+
+@pytest.mark.parametrize(
+    "source", ["s.center(10**9)", "s.ljust(10**9)", "s.rjust(10**9)", "s.zfill(10**9)",
+               "s.expandtabs(10**9)", "range(10**12)", "bin(2**10**6)", "hex(x)", "oct(x)"],
+)  # fmt: skip
+def test_methods_and_other_builtins_are_refused_when_saved(source: str) -> None:
+    with pytest.raises(ExpressionError, match="does not call"):
+        compile_expression(source, REDACTOR)
+
+
+@pytest.mark.timeout(20)
+def test_the_evaluation_budget_is_checked_during_evaluation() -> None:
+    """Each operation is within its own bound, together they are not: the expression stops
+    at the operation that goes over the budget, not after it has done everything."""
+    items = list(range(10_000))
+    source = " + ".join(["max(xs)"] * (MAX_WORK // 10_000 + 5))
+    with pytest.raises(EvaluationError, match=f"evaluation budget of {MAX_WORK}"):
+        evaluate(source, {"xs": items})
+    assert evaluate("max(xs) + min(xs)", {"xs": items}) == 9_999
+
+
+def test_isinstance_with_a_huge_tuple_of_classes_is_bounded() -> None:
+    with pytest.raises(EvaluationError, match="classes"):
+        evaluate("isinstance(x, classes)", {"x": 1, "classes": (str,) * 100_000})
+
+
+# --- compiling never warns, whatever the host's warning filters (9.10) ----------------------
+
+
+_WARNING_SCRIPT = textwrap.dedent(
+    r"""
+    from peephole.agent.safe.expressions import compile_expression, compile_template
+    from peephole.agent.safe.redaction import Redactor
+
+    redactor = Redactor()
+    checks = [
+        (r'x == "\d"', {"x": "\\d"}, True),
+        (r'b"\d" == y', {"y": b"\\d"}, True),
+        ("1 is x", {"x": 1}, True),
+        ("x is 1", {"x": 1}, True),
+        ("x is not ()", {"x": 1}, True),
+        ("'a' is x", {"x": "b"}, False),
+        ("1if x else 2", {"x": 0}, 2),
+    ]
+    for source, f_locals, expected in checks:
+        value = compile_expression(source, redactor).evaluate(f_locals, {})
+        assert value == expected, (source, value)
+    line, errors = compile_template(r'{x == "\d"} {1 is x}', redactor).render({"x": 1}, {})
+    assert line == "False True" and errors == [], (line, errors)
+    """
+)
+
+
+@pytest.mark.parametrize("flags", [[], ["-W", "error"], ["-W", "always"]])
+def test_compiling_never_warns_nor_depends_on_warning_filters(flags: List[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, *flags, "-c", _WARNING_SCRIPT],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and result.stdout == ""
