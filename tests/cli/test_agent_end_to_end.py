@@ -137,3 +137,32 @@ def test_source_as_deployed(cli: Cli, app: str) -> None:
     assert lines[0].startswith("# ") and lines[0].endswith("tiny.py (• can take a probe)")
     assert f"•  {LINE}      return total" in lines
     assert "   3" in lines  # a blank line: no code, no mark
+
+
+def test_a_refused_place_is_fixed_with_probes_move(cli: Cli, app: str) -> None:
+    """With the real agent's reasons: an expression is fixed with `probes edit`, a line
+    without code with `probes move` to the nearest line that has some."""
+    refused = cli("tracepoint", "add", f"tiny.py:{LINE}", "--service", app,
+                  "--condition", "cart.clear()")
+    assert "fix it with `peephole probes edit " in refused.err
+    edited = cli("probes", "edit", refused.out.split()[1], "--condition", "discount > 0")
+    assert edited.code == 0, edited.err
+    assert edited.out.endswith("version 2: active on 1 of 1 instance\n")
+
+    no_code = cli("tracepoint", "add", "tiny.py:7", "--service", app, "--hits", "1")
+    assert no_code.code == 1
+    probe_id = no_code.out.split()[1]
+    assert "probes edit" not in no_code.err
+    assert f"move it with `peephole probes move {probe_id} tiny.py:6`" in no_code.err
+    assert json.loads(cli("probes", "show", probe_id, "--json").out)["state"] == "error"
+    assert probe_id in cli("probes", "list", "--state", "error").out
+
+    moved = cli("probes", "move", probe_id[:8], "tiny.py:6")
+    assert moved.code == 0, moved.err
+    assert moved.out.startswith(f"probe {probe_id} moved to tiny.py:6 (version 2): ")
+    deadline = time.monotonic() + 20
+    while not json.loads(cli("snapshots", "list", "--probe", probe_id, "--json").out)["events"]:
+        assert time.monotonic() < deadline, "the moved probe captured nothing"
+        time.sleep(0.2)
+    for done in (refused.out.split()[1], probe_id):
+        cli("probes", "rm", done)

@@ -156,4 +156,7 @@ def test_any_unique_prefix_of_an_id_is_accepted(cli: Cli, logged_in: ServerProce
         snapshot = cli("snapshots", "show", event["id"][:12], "--json")
         assert snapshot.code == 0, snapshot.err
         assert json.loads(snapshot.out)["id"] == event["id"]
+        listed = json.loads(cli("snapshots", "list", "--probe", created[0][:10], "--json").out)
+        assert [e["id"] for e in listed["events"]] == [event["id"]]
+        assert event["id"] in cli("events", "tail", "--probe", created[0][:10]).out
         assert cli("probes", "rm", *created).code == 0

@@ -33,7 +33,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SETTLE_SECONDS = 2.0  # how long to wait for agents to report the new probe
 # Agent reasons about an expression (``probes edit`` fixes them); any other is about the place.
-EXPRESSION_ERRORS = ("condition", "watch", "template", "placeholder", "expression", "syntax")
+EXPRESSION_ERRORS = ("condition", "watch", "template", "placeholder", "expression", "syntax",
+                     "a logpoint")
 NEAREST = re.compile(r"nearest lines? with code: (\d+)")
 
 

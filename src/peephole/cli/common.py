@@ -49,6 +49,20 @@ class State:
             click.get_current_context().call_on_close(self._client.close)
         return self._client
 
+    def full_probe_id(self, value: str | None) -> str | None:
+        """``--probe`` takes any unique start of an id, like every ID argument; filters
+        need the whole id (the id of a removed probe is used as given)."""
+        if value is None:
+            return None
+        from peephole.client import NotFound
+
+        try:
+            return self.client().probe(value).id
+        except NotFound as exc:
+            if "ambiguous" in str(exc):
+                raise
+            return value
+
 
 pass_state = click.make_pass_decorator(State, ensure=True)
 

@@ -40,6 +40,7 @@ def tail(state: State, follow: bool, event_type: str | None, probe_id: str | Non
     from peephole.client import Event
 
     client = state.client()
+    probe_id = state.full_probe_id(probe_id)
     # The stream opens before history is read, so nothing falls in between.
     live = client.stream(service=service, probe_id=probe_id, type=event_type) if follow else None
     try:

@@ -127,8 +127,13 @@ def move(state: State, probe_id: str, location: tuple[str, int], as_json: bool) 
 @json_option
 @pass_state
 def enable(state: State, probe_id: str, as_json: bool) -> None:
-    """Enable a disabled probe."""
-    _done(state.client().enable_probe(probe_id), "enabled", as_json)
+    """Enable a disabled probe (and wait for the agents to report it, as `add` does)."""
+    from peephole.cli.add import fail_on_rejection, settle
+
+    client = state.client()
+    probe = settle(client, client.enable_probe(probe_id))
+    _done(probe, "enabled", as_json)
+    fail_on_rejection(probe, probe.kind, probe.target.service)
 
 
 @probes.command("disable")

@@ -27,8 +27,9 @@ def list_snapshots(state: State, probe_id: str | None, service: str | None,
                    instance_id: str | None, limit: int, cursor: str | None,
                    as_json: bool) -> None:
     """List snapshots, newest first."""
-    page = state.client().events(type="snapshot", probe_id=probe_id, service=service,
-                                 instance_id=instance_id, limit=limit, cursor=cursor)
+    page = state.client().events(type="snapshot", probe_id=state.full_probe_id(probe_id),
+                                 service=service, instance_id=instance_id, limit=limit,
+                                 cursor=cursor)
     if as_json:
         print_json(page.to_dict())
         return
