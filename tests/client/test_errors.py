@@ -43,3 +43,13 @@ def test_other_statuses_are_one_line() -> None:
     assert type(error) is PeepholeError
     assert "\n" not in str(error)
     assert str(error) == "the server answered 504 for http://h/x: the agent did not answer in 5 s"
+
+
+def test_422_drops_the_validators_prefix() -> None:
+    detail = [{"loc": ["body", "redact_patterns", 0],
+               "msg": "Value error, bad regular expression '(': missing ), unterminated "
+                      "subpattern at position 0", "type": "value_error"}]
+    error = error_for(422, {"detail": detail}, "http://h")
+    assert isinstance(error, InvalidRequest)
+    assert error.reason.startswith("bad regular expression '('")
+    assert "Value error" not in str(error)

@@ -74,6 +74,9 @@ class InvalidRequest(PeepholeError):
         self.reason = reason
 
 
+VALIDATOR_PREFIX = "Value error, "  # pydantic's, before the reason a validator gave
+
+
 def error_for(status: int, body: Any, url: str, resource: str | None = None) -> PeepholeError:
     """Turn an error response into the matching exception; ``resource`` is what was asked for
     (``"probe"``, ``"event"``...), so a 404 can say what is missing."""
@@ -102,5 +105,6 @@ def _first_field_error(detail: Any) -> tuple[str | None, str]:
         first = detail[0]
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
         more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
-        return (".".join(loc) or None), f"{first.get('msg', 'invalid value')}{more}"
+        reason = str(first.get("msg", "invalid value")).removeprefix(VALIDATOR_PREFIX)
+        return (".".join(loc) or None), f"{reason}{more}"
     return None, _text(detail) or "the server rejected the request"
