@@ -3,6 +3,7 @@ live log page, and exception groups. Reads go through the REST API's event handl
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Optional, cast
 
@@ -20,6 +21,8 @@ from peephole.server.ui.session import Viewer, signed_in
 router = APIRouter()
 
 CONTEXT_LINES = 8  # source lines shown on each side of a frame's line
+LOG_LINES = 200  # lines the live log page opens with
+GROUP_EVENTS = 100  # newest events of an exception group read for its chart
 
 
 async def list_events(
@@ -63,7 +66,7 @@ async def frame_source(
         )
     except HTTPException as exc:
         return [], str(exc.detail)
-    lines = render.highlight_lines(source["text"])
+    lines = await asyncio.to_thread(render.highlight_lines, source["text"])
     line = int(frame.get("line") or 1)
     first = max(1, line - CONTEXT_LINES)
     return [(n, lines[n - 1]) for n in range(first, min(len(lines), line + CONTEXT_LINES) + 1)], ""
@@ -131,6 +134,21 @@ async def compare_page(
                 changed=sum(1 for r in rows if r[3]))
 
 
+async def recent_logs(
+    broker: Broker, principal: Principal, service: Optional[str], probe_id: Optional[str],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The newest log lines: from the last hour when it has enough (the events table has
+    no (type, time) index, so the unbounded query sorts every log line ever kept)."""
+    since = time.time() - 3600
+    for window in (since, None):
+        lines = await list_events(broker, principal, type=protocol.LOG, service=service,
+                                  probe_id=probe_id, since=window, limit=limit)
+        if len(lines) >= limit:
+            break
+    return lines
+
+
 @router.get("/logs")
 async def logs_page(
     request: Request,
@@ -141,13 +159,13 @@ async def logs_page(
     viewer: Viewer = Depends(signed_in),
 ) -> Response:
     broker = broker_of(request)
-    lines = await list_events(broker, viewer.principal, type=protocol.LOG,
-                          service=service or None, probe_id=probe_id or None, limit=500)
+    lines = await recent_logs(broker, viewer.principal, service or None, probe_id or None,
+                              500 if level or q else LOG_LINES)
     shown = [
         e for e in lines
         if (not level or e.get("level") == level)
         and (not q or q.lower() in str(e.get("message", "")).lower())
-    ][:200]
+    ][:LOG_LINES]
     services = await service_api.list_services(broker=broker, _=viewer.principal)
     return page(request, "logs.html", viewer, lines=shown, service=service, probe_id=probe_id,
                 level=level, q=q, levels=protocol.LOG_LEVELS,
@@ -175,7 +193,7 @@ async def exception_page(
 ) -> Response:
     broker = broker_of(request)
     group = await event_api.get_exception_group(
-        fingerprint, events=200, broker=broker, _=viewer.principal
+        fingerprint, events=GROUP_EVENTS, broker=broker, _=viewer.principal
     )
     times: list[float] = []
     for event in group["events"]:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from peephole import protocol
-from peephole.server.api import probes as probe_api
 from peephole.server.api import services as service_api
 from peephole.server.auth import authenticate
-from peephole.server.models import Event
+from peephole.server.models import Event, Probe
 from peephole.server.ui import broker_of, page, render
 from peephole.server.ui.session import (
     Viewer,
@@ -101,6 +99,17 @@ def exception_counts(session: Session, since: float) -> dict[str, int]:
     return {service: int(count) for service, count in rows}
 
 
+def live_probe_counts(session: Session, now: float) -> dict[str, int]:
+    """Probes still placed (not done, expired or disabled) per targeted service."""
+    rows = session.execute(
+        select(Probe.target_service, func.count())
+        .where(Probe.enabled, Probe.finished.is_(None),
+               or_(Probe.expires_at.is_(None), Probe.expires_at > now))
+        .group_by(Probe.target_service)
+    )
+    return {service or "*": int(count) for service, count in rows}
+
+
 @router.get("/")
 async def services_page(request: Request, viewer: Viewer = Depends(signed_in)) -> Response:
     broker = broker_of(request)
@@ -109,16 +118,12 @@ async def services_page(request: Request, viewer: Viewer = Depends(signed_in)) -
     instances = await service_api.list_instances(
         service=None, include_gone=True, broker=broker, _=principal
     )
-    probes = await probe_api.list_probes(service=None, state=None, broker=broker, _=principal)
     since = time.time() - 3600
     exceptions = await broker.db.read(lambda s: exception_counts(s, since))
+    probe_counts = await broker.db.read(lambda s: live_probe_counts(s, since + 3600))
     by_service: dict[str, list[dict[str, Any]]] = {}
     for instance in instances:
         by_service.setdefault(instance["service"], []).append(instance)
-    probe_counts: Counter[str] = Counter()
-    for probe in probes:
-        if probe["state"] not in (protocol.DONE, protocol.EXPIRED):
-            probe_counts[probe["target"].get("service") or "*"] += 1
     return page(
         request, "services.html", viewer, services=services, instances=by_service,
         probe_counts=probe_counts, exceptions=exceptions,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -17,11 +18,15 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from peephole import protocol
 from peephole.server.api import probes as probe_api
 from peephole.server.api import services as service_api
 from peephole.server.api.schemas import DEFAULT_EXPIRY, ProbeCreate, ProbeEdit
+from peephole.server.models import Probe
+from peephole.server.store import probes as probe_store
 from peephole.server.ui import broker_of, page
 from peephole.server.ui.events import list_events
 from peephole.server.ui.pages import _safe_next
@@ -234,21 +239,47 @@ def _go(request: Request, url: str) -> Response:
 # --- the table and one probe ---------------------------------------------------------------
 
 
+PAGE_SIZE = 50  # probes per page of the table
+
+
+def _page_of_probes(
+    session: Session, service: Optional[str], offset: int, now: float
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the table, newest first: only its probes get statuses and summaries."""
+    query = select(Probe.id).order_by(Probe.created_at.desc())
+    if service:
+        query = query.where(Probe.target_service == service)
+    ids = list(session.scalars(query))
+    chosen = ids[offset : offset + PAGE_SIZE]
+    rows = {p.id: p for p in session.scalars(select(Probe).where(Probe.id.in_(chosen)))}
+    return probe_store.to_dicts(session, [rows[i] for i in chosen if i in rows], now), len(ids)
+
+
 @router.get("/probes")
 async def probes_page(
     request: Request,
     service: Optional[str] = Query(None, max_length=200),
     state: Optional[str] = Query(None, max_length=20),
+    page_number: int = Query(1, alias="page", ge=1, le=100_000),
     viewer: Viewer = Depends(signed_in),
 ) -> Response:
     broker = broker_of(request)
     service = service or None
     state = state if state in protocol.PROBE_STATES else None
-    probes = await probe_api.list_probes(service=service, state=state, broker=broker,
-                                         _=viewer.principal)
+    offset = (page_number - 1) * PAGE_SIZE
+    if state is None:
+        now = time.time()
+        probes, total = await broker.db.read(
+            lambda s: _page_of_probes(s, service, offset, now)
+        )
+    else:  # the state is computed per probe: filter them all, then take the page
+        matching = await probe_api.list_probes(service=service, state=state, broker=broker,
+                                               _=viewer.principal)
+        probes, total = matching[offset : offset + PAGE_SIZE], len(matching)
     services = await service_api.list_services(broker=broker, _=viewer.principal)
     return page(request, "probes.html", viewer, probes=probes, service=service, state=state,
-                services=[s["name"] for s in services], states=protocol.PROBE_STATES)
+                services=[s["name"] for s in services], states=protocol.PROBE_STATES,
+                page_number=page_number, pages=max(1, -(-total // PAGE_SIZE)), total=total)
 
 
 @router.get("/probes/{probe_id}")

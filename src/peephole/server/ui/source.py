@@ -3,6 +3,7 @@ through the REST API's source endpoints, with the probeable lines and probes in 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -85,8 +86,9 @@ async def source_page(
     probes = await probe_api.list_probes(service=name, state=None, broker=broker,
                                          _=viewer.principal)
     gutter = probes_on(probes, source["path"])
+    lines = await asyncio.to_thread(render.highlight_lines, source["text"])
     return page(
         request, "source.html", viewer, service=name, path=source["path"], error=None,
-        lines=render.highlight_lines(source["text"]), probeable=set(source["lines"]),
+        lines=lines, probeable=set(source["lines"]),
         gutter=gutter, tips={n: gutter_message(p) for n, p in gutter.items()}, line=line,
     )
