@@ -177,8 +177,13 @@ def tracepoint(service: str = "shop", **fields: Any) -> dict[str, Any]:
 class FakeAgent:
     """An agent as the server sees it: hello, probes in, events and status out."""
 
-    def __init__(self, server: LiveServer, service: str = "shop", **info: Any) -> None:
+    def __init__(
+        self, server: LiveServer, service: str = "shop", features: tuple[str, ...] = (),
+        **info: Any,
+    ) -> None:
         self.server = server
+        self.features = features
+        self.largest = 0  # the longest message received, in characters
         self.info = protocol.InstanceInfo(
             instance_id=info.pop("instance_id", uuid.uuid4().hex[:16]),
             service=service,
@@ -203,24 +208,41 @@ class FakeAgent:
         return self.info.instance_id
 
     async def connect(self, key: str = AGENT_KEY) -> FakeAgent:
-        self.ws = await connect(self.server.ws_url + protocol.AGENT_PATH, max_size=None)
+        """Say hello like an agent that accepts messages up to ``MAX_MESSAGE_BYTES``."""
+        self.ws = await connect(self.server.ws_url + protocol.AGENT_PATH,
+                                max_size=protocol.MAX_MESSAGE_BYTES)
         await self.ws.send(protocol.encode({"type": "hello", "key": key,
-                                            "instance": self.info.to_dict()}))
+                                            "instance": self.info.to_dict(),
+                                            "features": list(self.features)}))
         self.welcome = protocol.decode(await self.ws.recv())
         assert self.welcome["type"] == "welcome", self.welcome
         first = protocol.decode(await self.ws.recv())
-        assert first["type"] == "probes"
-        self.probes = first["probes"]
+        assert self._apply(first), first
         self._reader = asyncio.create_task(self._read())
         return self
+
+    def _apply(self, message: dict[str, Any]) -> bool:
+        """Apply a probe list or delta as an agent would; False for other messages."""
+        if message["type"] == "probes":
+            self.probes = message["probes"]
+        elif message["type"] == "probes_delta":
+            keep = message.get("keep")
+            have = {p["id"]: p for p in self.probes
+                    if (keep is None or p["id"] in keep) and p["id"] not in message["remove"]}
+            have.update((p["id"], p) for p in message["set"])
+            self.probes = sorted(have.values(), key=lambda p: p["id"])
+        else:
+            return False
+        return True
 
     async def _read(self) -> None:
         assert self.ws is not None
         try:
             async for raw in self.ws:
+                self.largest = max(self.largest, len(raw))
                 message = protocol.decode(raw)
-                if message["type"] == "probes":
-                    self.probes = message["probes"]
+                if self._apply(message):
+                    pass
                 elif message["type"] == "ack":
                     future = self._acks.pop(message["seq"], None)
                     if future is not None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 import peephole
 from peephole.server import auth
-from peephole.server.api.deps import get_broker
+from peephole.server.api.deps import ProbeFilter, get_broker
 from peephole.server.api.schemas import MAX_ID, AgentKeyCreate, TokenCreate
 from peephole.server.broker import Broker
 from peephole.server.store import audit, credentials
@@ -34,7 +34,7 @@ async def me(principal: Principal = Depends(auth.viewer)) -> dict[str, Any]:
 @router.get("/audit")
 async def audit_log(
     limit: int = Query(100, ge=1, le=10_000),
-    probe_id: str | None = None,
+    probe_id: ProbeFilter = None,
     broker: Broker = Depends(get_broker),
     _: Principal = Depends(auth.admin),
 ) -> list[dict[str, Any]]:

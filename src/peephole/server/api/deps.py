@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn, Optional
 
-from fastapi import Request
+from fastapi import Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 
 from peephole.server.broker import Broker
+
+# Path and query parameters, each as long as the column it is compared with (longer values
+# are 422s, not database errors that differ between SQLite and PostgreSQL).
+ServiceName = Annotated[str, Path(max_length=200)]
+ProbeId = Annotated[str, Path(max_length=64)]
+EventId = Annotated[str, Path(max_length=64)]
+Fingerprint = Annotated[str, Path(max_length=128)]
+ServiceFilter = Annotated[Optional[str], Query(max_length=200)]
+ProbeFilter = Annotated[Optional[str], Query(max_length=64)]
+InstanceFilter = Annotated[Optional[str], Query(max_length=64)]
+FingerprintFilter = Annotated[Optional[str], Query(max_length=128)]
 
 
 def get_broker(request: Request) -> Broker:

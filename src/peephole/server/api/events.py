@@ -7,7 +7,16 @@ from typing import Any, Literal, Optional
 from fastapi import APIRouter, Depends, Query
 
 from peephole.server import auth
-from peephole.server.api.deps import get_broker, invalid
+from peephole.server.api.deps import (
+    EventId,
+    Fingerprint,
+    FingerprintFilter,
+    InstanceFilter,
+    ProbeFilter,
+    ServiceFilter,
+    get_broker,
+    invalid,
+)
 from peephole.server.broker import Broker
 from peephole.server.store import events as event_store
 from peephole.server.store.credentials import Principal
@@ -20,13 +29,13 @@ EventType = Literal["snapshot", "log", "exception"]
 @router.get("/events")
 async def list_events(
     type: Optional[EventType] = None,
-    probe_id: Optional[str] = None,
-    service: Optional[str] = None,
-    instance_id: Optional[str] = None,
-    fingerprint: Optional[str] = None,
-    since: Optional[float] = None,
+    probe_id: ProbeFilter = None,
+    service: ServiceFilter = None,
+    instance_id: InstanceFilter = None,
+    fingerprint: FingerprintFilter = None,
+    since: Optional[float] = Query(None, ge=0, le=1e12),
     limit: int = Query(50, ge=1, le=1000),
-    cursor: Optional[str] = None,
+    cursor: Optional[str] = Query(None, max_length=100),
     broker: Broker = Depends(get_broker),
     _: Principal = Depends(auth.viewer),
 ) -> dict[str, Any]:
@@ -45,14 +54,14 @@ async def list_events(
 
 @router.get("/events/{event_id}")
 async def get_event(
-    event_id: str, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
+    event_id: EventId, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
 ) -> dict[str, Any]:
     return broker.event_view(await broker.db.read(lambda s: event_store.get(s, event_id)))
 
 
 @router.get("/exceptions")
 async def list_exceptions(
-    service: Optional[str] = None,
+    service: ServiceFilter = None,
     limit: int = Query(200, ge=1, le=5000),
     broker: Broker = Depends(get_broker),
     _: Principal = Depends(auth.viewer),
@@ -62,7 +71,7 @@ async def list_exceptions(
 
 @router.get("/exceptions/{fingerprint}")
 async def get_exception_group(
-    fingerprint: str,
+    fingerprint: Fingerprint,
     events: int = Query(20, ge=1, le=200),
     broker: Broker = Depends(get_broker),
     _: Principal = Depends(auth.viewer),

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from peephole import protocol
 from peephole.server import auth
-from peephole.server.api.deps import get_broker, invalid
+from peephole.server.api.deps import ProbeId, ServiceFilter, get_broker, invalid
 from peephole.server.api.schemas import (
     DEFAULT_EXPIRY,
     DEFAULT_TRACEPOINT_HITS,
@@ -56,7 +56,7 @@ async def create_probe(
 
 @router.get("")
 async def list_probes(
-    service: Optional[str] = None,
+    service: ServiceFilter = None,
     state: Optional[str] = Query(None, description="one of " + ", ".join(protocol.PROBE_STATES)),
     broker: Broker = Depends(get_broker),
     _: Principal = Depends(auth.viewer),
@@ -72,7 +72,7 @@ async def list_probes(
 
 @router.get("/{probe_id}")
 async def get_probe(
-    probe_id: str, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
+    probe_id: ProbeId, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
 ) -> dict[str, Any]:
     now = time.time()
     return await broker.db.read(
@@ -82,7 +82,7 @@ async def get_probe(
 
 @router.patch("/{probe_id}")
 async def edit_probe(
-    probe_id: str,
+    probe_id: ProbeId,
     body: ProbeEdit,
     principal: Principal = Depends(auth.debugger),
     broker: Broker = Depends(get_broker),
@@ -98,7 +98,7 @@ async def edit_probe(
 
 @router.post("/{probe_id}/enable")
 async def enable_probe(
-    probe_id: str,
+    probe_id: ProbeId,
     principal: Principal = Depends(auth.debugger),
     broker: Broker = Depends(get_broker),
 ) -> dict[str, Any]:
@@ -107,7 +107,7 @@ async def enable_probe(
 
 @router.post("/{probe_id}/disable")
 async def disable_probe(
-    probe_id: str,
+    probe_id: ProbeId,
     principal: Principal = Depends(auth.debugger),
     broker: Broker = Depends(get_broker),
 ) -> dict[str, Any]:
@@ -116,7 +116,7 @@ async def disable_probe(
 
 @router.delete("/{probe_id}", status_code=204)
 async def delete_probe(
-    probe_id: str,
+    probe_id: ProbeId,
     principal: Principal = Depends(auth.debugger),
     broker: Broker = Depends(get_broker),
 ) -> Response:

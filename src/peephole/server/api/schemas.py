@@ -143,6 +143,8 @@ class PolicyBody(BaseModel):
     allow_names: list[PolicyText] = Field(default_factory=list, max_length=MAX_POLICY_ITEMS)
     redact_patterns: list[PolicyText] = Field(default_factory=list, max_length=MAX_POLICY_ITEMS)
     capture_exceptions: bool = True
+    serve_source: bool = True
+    source_deny: list[PolicyText] = Field(default_factory=list, max_length=MAX_POLICY_ITEMS)
 
     @field_validator("redact_patterns")
     @classmethod

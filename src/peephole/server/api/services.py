@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.orm import Session
 
 from peephole import protocol
 from peephole.server import auth
-from peephole.server.api.deps import get_broker
+from peephole.server.api.deps import ServiceFilter, ServiceName, get_broker
 from peephole.server.api.schemas import PolicyBody
 from peephole.server.broker import Broker
 from peephole.server.store import audit, policies
@@ -31,7 +31,7 @@ async def list_services(
 
 @router.get("/instances")
 async def list_instances(
-    service: Optional[str] = None,
+    service: ServiceFilter = None,
     include_gone: bool = False,
     broker: Broker = Depends(get_broker),
     _: Principal = Depends(auth.viewer),
@@ -42,8 +42,8 @@ async def list_instances(
 
 @router.get("/services/{name}/source")
 async def get_source(
-    name: str,
-    path: str = Query(min_length=1),
+    name: ServiceName,
+    path: str = Query(min_length=1, max_length=1000),
     broker: Broker = Depends(get_broker),
     _: Principal = Depends(auth.viewer),
 ) -> dict[str, Any]:
@@ -61,7 +61,7 @@ async def get_source(
 
 @router.get("/services/{name}/files")
 async def list_files(
-    name: str, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
+    name: ServiceName, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
 ) -> dict[str, Any]:
     """The source files of the modules a live agent of the service has loaded."""
     answer = await _ask(broker, name, {"type": "list_files"})
@@ -84,7 +84,7 @@ async def _ask(broker: Broker, service: str, message: dict[str, Any]) -> dict[st
 
 @router.get("/services/{name}/policy")
 async def get_policy(
-    name: str, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
+    name: ServiceName, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
 ) -> dict[str, Any]:
     policy = await broker.db.read(lambda s: policies.get(s, name))
     return policy.to_dict()
@@ -92,7 +92,7 @@ async def get_policy(
 
 @router.put("/services/{name}/policy")
 async def put_policy(
-    name: str,
+    name: ServiceName,
     body: PolicyBody,
     principal: Principal = Depends(auth.admin),
     broker: Broker = Depends(get_broker),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Optional, cast
 
@@ -17,6 +18,7 @@ from peephole.server.store import NotFound, by_prefix
 from peephole.server.store import probes as probe_store
 
 CAPTURE_TYPES = (protocol.SNAPSHOT, protocol.LOG)
+MAX_SEQ = 2**63 - 1
 
 
 @dataclass
@@ -182,7 +184,10 @@ def parse_cursor(cursor: str) -> tuple[float, int]:
     time_text, sep, seq_text = cursor.partition(":")
     if not sep:
         raise ValueError("cursor must come from a previous page's next_cursor")
-    return float(time_text), int(seq_text)
+    at, seq = float(time_text), int(seq_text)
+    if not (math.isfinite(at) and 0 <= seq <= MAX_SEQ):  # what the columns can hold
+        raise ValueError("cursor out of range")
+    return at, seq
 
 
 def query(
