@@ -405,8 +405,9 @@ class Demo:
         activate = Path(sys.executable).parent / "activate"
         logs = os.path.relpath(self.log_dir)
         rows = [("server", self.server_url)]
-        if answers_html(f"{self.server_url}/"):
-            rows.append(("web UI", f"{self.server_url}/"))
+        web_ui = answers_html(f"{self.server_url}/")
+        if web_ui:
+            rows.append(("web UI", f"{self.server_url}/  (sign in with the admin token below)"))
         rows += [
             ("shop", f"{self.shop_url}  (service 'shop', env 'demo', version 1.0.0)"),
             ("traffic", "a few requests a second" if self.traffic else "off (--no-traffic)"),
@@ -417,7 +418,10 @@ class Demo:
         print("\npeephole demo is running\n")
         for label, value in rows:
             print(f"  {label:<{width}}  {value}")
-        print("\nIn another terminal:\n")
+        if web_ui:
+            print(f"\nIn the browser: open {self.server_url}/, sign in with the admin token, "
+                  f"open the service 'shop', the file {probe_file}, and click line {line}.")
+        print("\nOr in another terminal:\n" if web_ui else "\nIn another terminal:\n")
         if in_venv:
             print(f"  source {shlex.quote(str(activate))}")
         print(f"  export PEEPHOLE_URL={self.server_url} PEEPHOLE_TOKEN={token}")
