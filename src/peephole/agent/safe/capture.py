@@ -16,12 +16,19 @@ already shown are referenced by their JSON Pointer (RFC 6901) inside the result,
 and cyclic structures are safe: ``{"t": "dict", "ref": "/frames/0/locals/a"}``. The result
 has a byte budget; when the estimate is over it, values are replaced by
 ``{"t": ..., "cut": "budget"}`` from the deepest level up, the last ones of a level first.
+
+A capture also has a walking budget, so that no hit costs more than a few milliseconds
+whatever the data (a local holding a 100x100x100 nested list took seconds before): once the
+estimate reaches ``WALK_FACTOR`` times the byte budget, ``MAX_NODES`` containers have been
+expanded, or ``TIME_BUDGET_NS`` have passed on the capture's clock, the containers not yet
+expanded become ``{"t": ..., "cut": "budget"}`` stubs and the snapshot says ``"cut": "budget"``.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import time
 import types
 from itertools import islice
 from json.encoder import encode_basestring_ascii
@@ -73,6 +80,10 @@ _MINUS_BIG_INT = -_BIG_INT
 _STRING_CACHE_SIZE = 1024  # per Capturer (one per probe): a bounded few hundred KB
 _STRING_CACHE_MAX_LEN = 64
 _CODE_CACHE_SIZE = 2048
+WALK_FACTOR = 2  # the walk stops expanding containers at this many times the byte budget
+MAX_NODES = 5000  # containers one capture expands
+TIME_BUDGET_NS = 5_000_000  # of the capture's clock: a capture over it stops expanding
+_CLOCK_EVERY = 16  # containers expanded between two readings of the clock
 
 def _json_size(text: str) -> int:
     """Bytes ``text`` takes in JSON (exact for the common printable ASCII case)."""
@@ -95,12 +106,16 @@ class _Walk:
 
     __slots__ = (
         "capturer",
+        "deadline",
         "entries",
         "hide",
+        "limit",
         "max_depth",
         "max_fields",
         "max_items",
         "max_string",
+        "nodes",
+        "over",
         "parent",
         "redactor",
         "scalars",
@@ -123,6 +138,11 @@ class _Walk:
         # Expanded containers in pre-order: [depth, node, size of subtree, parent index].
         self.entries: List[List[Any]] = []
         self.parent = -1  # index in entries of the container being expanded
+        # The walking budget: estimated bytes, containers expanded, time on the clock.
+        self.limit = limits.max_bytes * WALK_FACTOR
+        self.nodes = 0
+        self.deadline = 0  # set when the first container is expanded
+        self.over = False
         self.hide = False  # inside a secret collection: names shown, text values hidden
 
     # --- scalars --------------------------------------------------------------------------
@@ -233,6 +253,9 @@ class _Walk:
             return self.too_deep(value, info)
         if not self.hide and self.redactor.is_secret_collection(value):
             return self.masked(True, self.walk, value, depth, parent, segment)  # type: ignore[no-any-return]
+        if self.over or self.spent():
+            self.size += info.stub_size
+            return {"t": info.name, "cut": "budget"}
         location = None if parent is None and segment is None else (parent, segment)
         self.seen[value_id] = (value, location)
         entries = self.entries
@@ -295,6 +318,17 @@ class _Walk:
         if redactor.is_header_list(shown):
             return self.masked(True, self.items, shown, depth, location)  # type: ignore[no-any-return]
         return None
+
+    def spent(self) -> bool:
+        """True once the walking budget is used up; reads the clock every few containers."""
+        self.nodes = nodes = self.nodes + 1
+        if nodes == 1:
+            self.deadline = self.capturer.clock() + TIME_BUDGET_NS
+        elif self.size > self.limit or nodes > MAX_NODES or (
+            nodes % _CLOCK_EVERY == 0 and self.capturer.clock() > self.deadline
+        ):
+            self.over = True
+        return self.over
 
     def too_deep(self, value: Any, info: TypeInfo) -> Dict[str, Any]:
         """A container past the depth limit: its type, and its length when a builtin's."""
@@ -538,9 +572,14 @@ class Capturer:
     Holds no per-capture state, so one Capturer serves every thread at once.
     """
 
-    def __init__(self, limits: Limits, redactor: Redactor) -> None:
+    def __init__(
+        self, limits: Limits, redactor: Redactor, clock: Callable[[], int] = time.perf_counter_ns
+    ) -> None:
         self.limits = limits
         self.redactor = redactor
+        # Nanoseconds for the walking budget: the real clock taken when this module loaded
+        # (kept in the instance, where a patched clock such as freezegun's does not reach).
+        self.clock = clock
         # Short strs and ints seen before (exact types only: a str never equals an int):
         # (node, JSON size). A plain dict whose single operations are atomic, shared by the
         # threads capturing with this Capturer. The nodes are shared by every capture that
@@ -640,6 +679,8 @@ class Capturer:
             result["cut"] = "budget"
             if walk.size > self.limits.max_bytes:
                 _drop_locals(walk, frame_nodes, self.limits.max_bytes)
+        if walk.over:
+            result["cut"] = "budget"
         result["size"] = walk.size
         return result
 

@@ -878,7 +878,6 @@ _HELPERS: Dict[str, Any] = {
     "_tp": type,
     "_int": int,
     "_float": float,
-    "_C": 10**12,  # ints below this in magnitude take the inline path: no card number is that short
     "_fmt": None,  # set below
     "_set": None,
     "_dict": None,
@@ -1087,6 +1086,12 @@ def _snippet(node: ast.AST) -> str:
 _BOOL_CALLS = ("isinstance", "bool", "any", "all")
 
 
+def _short_number(name: str) -> str:
+    """Source testing that the number in ``name`` is too short to be a card number (the
+    bound as a literal: a constant is the cheapest load)."""
+    return f"-{_CARD_SIZED} < {name} < {_CARD_SIZED}"
+
+
 def _small_number(node: ast.AST) -> bool:
     """A literal int or float too short to be a card number."""
     if not isinstance(node, ast.Constant):
@@ -1210,7 +1215,7 @@ class _Compiler:
                 number = comparator.value
                 right = repr(number) if type(number) is not float else self.constant(number)
                 fast = (f"(({kind} := _tp({left_temp} := {left})) is _int "
-                        f"or {kind} is _float) and -_C < {left_temp} < _C")
+                        f"or {kind} is _float) and {_short_number(left_temp)}")
                 terms.append(f"({left_temp} {symbol} {right} if {fast} "
                              f"else _compare({symbol!r}, {left_temp}, {right}, S))")
                 right_temp = right
@@ -1219,7 +1224,7 @@ class _Compiler:
                 terms.append(
                     f"({left_temp} {symbol} {right_temp} "
                     f"if _tp({left_temp} := {left}) is _tp({right}) is _int "
-                    f"and -_C < {left_temp} < _C and -_C < {right_temp} < _C "
+                    f"and {_short_number(left_temp)} and {_short_number(right_temp)} "
                     f"else _compare({symbol!r}, {left_temp}, {right_temp}, S))"
                 )
             left = right_temp
@@ -1264,7 +1269,8 @@ class _Compiler:
             # Two ints too short to be card numbers: the result is small, the inline path safe.
             a, b = self.temp(), self.temp()
             return (f"({a} {symbol} {b} if _tp({a} := {left}) is _tp({b} := {right}) is _int "
-                    f"and -_C < {a} < _C and -_C < {b} < _C else _arith({symbol!r}, {a}, {b}, S))")
+                    f"and {_short_number(a)} and {_short_number(b)} "
+                    f"else _arith({symbol!r}, {a}, {b}, S))")
         return f"_arith({symbol!r}, {left}, {right}, S)"
 
     def do_IfExp(self, node: ast.IfExp) -> str:
@@ -1419,12 +1425,12 @@ class Expression:
         try:
             value = self._function(f_locals, f_globals, S)
         except EvaluationError as exc:
-            if S[_TAINTED]:
+            if S[1]:  # _TAINTED, as a constant: this runs at every hit
                 raise EvaluationError(TAINTED) from None
             raise exc from None
         except Exception as exc:
-            raise EvaluationError(TAINTED if S[_TAINTED] else _describe_error(exc)) from None
-        if S[_TAINTED]:
+            raise EvaluationError(TAINTED if S[1] else _describe_error(exc)) from None
+        if S[1]:
             raise EvaluationError(TAINTED)
         return value
 

@@ -1,0 +1,135 @@
+"""One capture costs a few milliseconds whatever the data: the walk stops expanding containers
+once its estimate, its count of containers or its time is used up, and says so with
+``"cut": "budget"``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Callable, Dict, Iterator, List
+
+import pytest
+
+from peephole.agent.safe.capture import MAX_NODES, TIME_BUDGET_NS, Capturer
+from peephole.agent.safe.redaction import Redactor
+from peephole.protocol import Limits
+
+# Generous against a loaded shared machine; before the walking budget the cube alone took
+# 0.7 s here and 3.5-5.8 s on the machine where it was found.
+MUCH_LESS_THAN_BEFORE = 0.25
+
+
+def snapshot(capturer: Capturer, **f_locals: Any) -> Dict[str, Any]:
+    """``capturer.frames`` of a real frame holding ``f_locals`` as its locals."""
+    namespace: Dict[str, Any] = {
+        "capture": lambda frame: capturer.frames([(frame, 1)], range(1)),
+        "sys": sys,
+    }
+    source = f"def run({', '.join(f_locals)}):\n    return capture(sys._getframe())\n"
+    exec(source, namespace)  # a function whose locals are exactly these names
+    return namespace["run"](**f_locals)  # type: ignore[no-any-return]
+
+
+def _stubs(node: Any) -> Iterator[Dict[str, Any]]:
+    """Every value node cut for the budget."""
+    if isinstance(node, dict):
+        if node.get("cut") == "budget" and "t" in node:
+            yield node
+        for value in node.values():
+            yield from _stubs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _stubs(value)
+
+
+def _hostile_values() -> Dict[str, Callable[[], Any]]:
+    return {
+        "cube": lambda: [[[i for i in range(100)] for _ in range(100)] for _ in range(100)],
+        "wide_strings": lambda: {f"k{i}": {f"j{j}": "x" * 200 for j in range(100)}
+                                 for i in range(100)},
+        "dicts_of_lists": lambda: [{"a": [[1, 2]] * 100, "b": list(range(100))}
+                                   for _ in range(100)],
+        "objects": lambda: [_Node(_Node(_Node(None))) for _ in range(100)],
+    }
+
+
+class _Node:
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.items = list(range(100))
+        self.text = "y" * 300
+
+
+@pytest.mark.parametrize("shape", sorted(_hostile_values()))
+def test_a_capture_costs_little_whatever_the_data(shape: str) -> None:
+    value = _hostile_values()[shape]()
+    capturer = Capturer(Limits(), Redactor())
+    snapshot(capturer, value=value)  # warm the caches, as a running probe's would be
+    started = time.perf_counter()
+    result = snapshot(capturer, value=value, other=value)
+    elapsed = time.perf_counter() - started
+    assert elapsed < MUCH_LESS_THAN_BEFORE, f"{shape}: {elapsed:.3f} s"
+    assert len(json.dumps(result)) <= Limits().max_bytes * 1.1
+
+
+def test_the_cube_is_cut_for_the_budget() -> None:
+    cube = _hostile_values()["cube"]()
+    result = snapshot(Capturer(Limits(), Redactor()), cube=cube)
+    assert result["cut"] == "budget"
+    shown = result["frames"][0]["locals"]["cube"]
+    assert shown["t"] == "list" and shown["len"] == 100
+    assert shown["items"][0]["items"][0]["items"][:3] == [{"t": "int", "v": i} for i in range(3)]
+    assert any(True for _ in _stubs(shown))
+
+
+def test_large_limits_are_still_bounded_by_count_and_time() -> None:
+    limits = Limits(max_items=1000, max_depth=6, max_string=10_000, max_bytes=2 * 1024 * 1024)
+    tree: List[Any] = [[[[[i] for i in range(10)] for _ in range(10)] for _ in range(100)]
+                       for _ in range(100)]  # fmt: skip
+    started = time.perf_counter()
+    result = snapshot(Capturer(limits, Redactor()), tree=tree)
+    assert time.perf_counter() - started < MUCH_LESS_THAN_BEFORE
+    assert result["cut"] == "budget"
+
+
+class _StepClock:
+    """A clock that moves 1 ms each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.readings = 0
+
+    def __call__(self) -> int:
+        self.readings += 1
+        self.now += 1_000_000
+        return self.now
+
+
+def test_the_time_budget_is_read_on_the_capturers_clock() -> None:
+    """Small data, well within the bytes and the container count: only time cuts it."""
+    clock = _StepClock()
+    value = [{"n": i} for i in range(100)]
+    result = snapshot(Capturer(Limits(), Redactor(), clock=clock), value=value)
+    assert result["cut"] == "budget"
+    items = result["frames"][0]["locals"]["value"]["items"]
+    expanded = [item for item in items if item.get("cut") != "budget"]
+    budget_ms = TIME_BUDGET_NS // 1_000_000
+    assert 0 < len(expanded) < 100
+    assert clock.readings <= budget_ms + 2  # read every few containers, not at each one
+    assert items[-1] == {"t": "dict", "cut": "budget"}
+
+
+def test_within_the_budget_nothing_is_cut() -> None:
+    result = snapshot(Capturer(Limits(), Redactor()), value=[{"n": i} for i in range(100)])
+    assert "cut" not in result
+
+
+def test_the_container_count_is_bounded() -> None:
+    limits = Limits(max_items=1000, max_depth=3, max_bytes=2 * 1024 * 1024)
+    many = [[[] for _ in range(10)] for _ in range(1000)]  # small, but many containers
+    result = snapshot(Capturer(limits, Redactor(), clock=lambda: 0), many=many)
+    assert result["cut"] == "budget"
+    expanded = sum(1 for item in result["frames"][0]["locals"]["many"]["items"]
+                   for child in item.get("items", ()) if "items" in child)  # fmt: skip
+    assert expanded <= MAX_NODES
