@@ -174,3 +174,12 @@ def test_source_lists_application_files_first() -> None:
         "/srv/shop/shop/cart.py", "/srv/shop/shop/checkout.py",
         "/usr/lib/python3/dist-packages/bytecode/concrete.py",
         "/venv/lib/python3.12/site-packages/websockets/client.py"]
+
+
+def test_an_older_versions_error_is_not_the_probes_error() -> None:
+    """After `probes edit` fixed a condition, the previous version's error is history."""
+    probe = golden_probe()  # version 2, its instance reported "no code at line 42"
+    probe.statuses[0].version = 1
+    assert probe.errors() == []
+    probe.statuses[0].version = 2
+    assert [s.message for s in probe.errors()] == ["no code at line 42"]

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, List
 
 import pytest
 
-from peephole.demo.launcher import free_port
+from peephole.demo.launcher import default_data_dir, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SECONDS = 420.0  # creating .venv and installing the project with its dev extras
@@ -43,7 +43,7 @@ def clean_copy(tmp_path: Path) -> Iterator[Path]:
         ROOT,
         copy,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".venvs", ".peephole-demo", "__pycache__", "*.egg-info",
+            ".git", ".venv", ".venvs", ".peephole-demo*", "__pycache__", "*.egg-info",
             ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "node_modules",
             "build", "dist",
         ),
@@ -134,7 +134,8 @@ def test_the_readme_run_command_from_a_clean_copy(clean_copy: Path, tmp_path: Pa
         wait_for("server", BUILD_SECONDS + START_SECONDS, lambda: health(port), demo, log)
         wait_for("banner", START_SECONDS, lambda: "Ctrl-C stops everything" in log.read_text(),
                  demo, log)
-        credentials = json.loads((clean_copy / ".peephole-demo" / "credentials.json").read_text())
+        data_dir = default_data_dir(clean_copy, port)  # .peephole-demo-PORT: not 7777
+        credentials = json.loads((data_dir / "credentials.json").read_text())
         token = credentials["admin_token"]
         banner = log.read_text()
         assert f"export PEEPHOLE_URL=http://127.0.0.1:{port} PEEPHOLE_TOKEN={token}" in banner

@@ -150,8 +150,10 @@ class Probe(Model):
         return f"{self.file}:{self.line}"
 
     def errors(self) -> list[ProbeInstanceStatus]:
-        """The instances where the agent could not install this probe, and why."""
-        return [s for s in self.statuses if s.state == "error"]
+        """The instances where the agent could not install this version of the probe, and
+        why (an older version's error, say the condition an edit just fixed, is history)."""
+        return [s for s in self.statuses
+                if s.state == "error" and (not s.version or s.version >= self.version)]
 
 
 @dataclass
