@@ -49,6 +49,8 @@ environment.filters.update(
     visible=render.visible, cut_word=render.cut_word,
 )
 environment.globals["htmx"] = HTMX
+# Variable trees are embedded as JSON (``tojson``): unsorted and compact, 10,000 nodes fast.
+environment.policies["json.dumps_kwargs"] = {"sort_keys": False, "separators": (",", ":")}
 templates = Jinja2Templates(env=environment)
 
 

@@ -48,7 +48,8 @@ def expression_error(text: str) -> Optional[FieldError]:
     try:
         ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        column = max(0, (exc.offset or 1) - 1) if (exc.lineno or 1) == 1 else len(text)
+        # Python gives no offset (0) when the text ends too soon: point past its end.
+        column = exc.offset - 1 if exc.offset and (exc.lineno or 1) == 1 else len(text)
         return FieldError(f"not a Python expression: {exc.msg}", text, min(column, len(text)))
     return None
 

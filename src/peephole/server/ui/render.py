@@ -11,6 +11,7 @@ import re
 import time
 from functools import lru_cache
 from typing import Any, Optional
+from urllib.parse import quote
 
 from markupsafe import Markup, escape
 from pygments.formatters import HtmlFormatter
@@ -60,6 +61,30 @@ def highlight_lines(text: str) -> tuple[Markup, ...]:
     if text.endswith("\n"):
         lines.pop()
     return tuple(Markup("".join(parts)) for parts in lines)
+
+
+def source_rows(
+    lines: tuple[Markup, ...], probeable: set[int], gutter: dict[int, tuple[str, str]],
+    selected: Optional[int], path: str,
+) -> Markup:
+    """The numbered lines of the source view, built here rather than in a template loop (a
+    5,000-line file renders in a few milliseconds). ``gutter`` holds, per line, the states
+    of its probes and their one-line description."""
+    href = escape(f"?path={quote(path, safe='')}&line=")
+    rows = []
+    for number, html in enumerate(lines, start=1):
+        classes = "ln"
+        if number in probeable:
+            classes += " probeable"
+        if number == selected:
+            classes += " selected"
+        mark = gutter.get(number)
+        gut = (f'<span class="gut {escape(mark[0])}" title="{escape(mark[1])}">●</span>'
+               if mark else '<span class="gut"></span>')
+        rows.append(f'<div class="{classes}" id="L{number}" data-line="{number}">'
+                    f'<a class="no" href="{href}{number}#L{number}">{number}</a>{gut}'
+                    f"<code>{html}</code></div>")
+    return Markup("\n".join(rows))
 
 
 @lru_cache(maxsize=1)

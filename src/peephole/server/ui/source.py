@@ -57,6 +57,11 @@ def probes_on(probes: list[dict[str, Any]], path: str) -> dict[int, list[dict[st
     return by_line
 
 
+def gutter_mark(probes: list[dict[str, Any]]) -> tuple[str, str]:
+    """The gutter's classes (each probe's state) and tooltip (with error messages)."""
+    return " ".join(p["state"] for p in probes), gutter_message(probes)
+
+
 def gutter_message(probes: list[dict[str, Any]]) -> str:
     """The gutter's tooltip: each probe's state, with error messages."""
     parts = []
@@ -80,15 +85,14 @@ async def source_page(
         source = await service_api.get_source(name, path=path, broker=broker,
                                               _=viewer.principal)
     except HTTPException as exc:
-        return page(request, "source.html", viewer, status=200, service=name, path=path,
-                    error=str(exc.detail), lines=[], probeable=set(), gutter={}, line=line,
-                    tips={})
+        return page(request, "source.html", viewer, service=name, path=path,
+                    error=str(exc.detail), rows="", gutter={}, line=line)
     probes = await probe_api.list_probes(service=name, state=None, broker=broker,
                                          _=viewer.principal)
     gutter = probes_on(probes, source["path"])
     lines = await asyncio.to_thread(render.highlight_lines, source["text"])
-    return page(
-        request, "source.html", viewer, service=name, path=source["path"], error=None,
-        lines=lines, probeable=set(source["lines"]),
-        gutter=gutter, tips={n: gutter_message(p) for n, p in gutter.items()}, line=line,
-    )
+    rows = render.source_rows(lines, set(source["lines"]),
+                              {n: gutter_mark(p) for n, p in gutter.items()}, line,
+                              source["path"])
+    return page(request, "source.html", viewer, service=name, path=source["path"], error=None,
+                rows=rows, gutter=gutter, line=line)

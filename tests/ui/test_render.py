@@ -1,0 +1,76 @@
+"""The UI's server-side pieces without a browser: highlighting, expression errors with their
+place, values as text, two hits compared, the live stream's summaries, safe redirects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from peephole.server.ui import render
+from peephole.server.ui.live import sse
+from peephole.server.ui.pages import _safe_next
+from peephole.server.ui.probes import expression_error, placeholders, template_error
+
+pytestmark = pytest.mark.server
+
+
+def test_each_highlighted_line_stands_alone_and_is_escaped() -> None:
+    text = 'def f():\n    """two\n    lines <b>"""\n    return "<img src=x>\\x07"\n'
+    lines = render.highlight_lines(text)
+    assert len(lines) == 4
+    for line in lines:
+        assert line.count("<span") == line.count("</span>")  # no tag spans a line break
+    assert "&lt;b&gt;" in lines[2] and "<b>" not in lines[2]
+    assert "&lt;img src=x&gt;" in lines[3]
+
+
+def test_control_characters_are_shown_escaped() -> None:
+    assert render.visible("a\x1b[2Jb\nc\x7f") == "a\\x1b[2Jb\\nc\\x7f"
+
+
+def test_an_expression_error_points_at_its_column() -> None:
+    found = expression_error("user.id == ")
+    assert found is not None and found.text == "user.id == " and found.column == 11
+    assert expression_error("len(cart.items) > 2") is None
+
+
+def test_template_placeholders_and_the_first_bad_one() -> None:
+    assert placeholders("a {{b}} {c.d} {len(e):>5} {f") == [(9, "c.d"), (15, "len(e):>5"),
+                                                              (27, "f")]
+    assert template_error("total {total:.2f} of {cart!r}") is None
+    found = template_error("ok {a} bad {b +}")
+    assert found is not None and "{b +}" in found.message
+    assert found.text is not None and found.text[found.column or 0 :].startswith("}")
+
+
+def test_values_name_their_cuts() -> None:
+    assert render.one_line({"t": "str", "cut": "redacted"}) == "str \u2039redacted\u203a"
+    long = render.one_line({"t": "str", "v": "x" * 10, "len": 5000, "cut": "length"})
+    assert long == "'xxxxxxxxxx' \u2039truncated, 5000 chars\u203a"
+    assert render.one_line({"t": "list", "len": 3, "items": []}) == "list (3)"
+
+
+def test_two_hits_compared_mark_what_changed() -> None:
+    a = {"n": {"t": "int", "v": 1}, "cart": {"t": "Cart", "fields": {"id": {"t": "int", "v": 7}}}}
+    b = {"n": {"t": "int", "v": 2}, "cart": {"t": "Cart", "fields": {"id": {"t": "int", "v": 7}}}}
+    rows = {path: changed for path, _, _, changed in render.compare(a, b)}
+    assert rows == {"n": True, "cart": False, "cart.id": False}
+
+
+def test_the_live_stream_sends_summaries_not_snapshots() -> None:
+    event = {"id": "e1", "type": "snapshot", "service": "s", "probe_id": "p",
+             "frames": [{"locals": {"secret": {"t": "str", "v": "x" * 1000}}}]}
+    line = sse({"type": "event", "event": event})
+    assert line.startswith("data: ") and line.endswith("\n\n") and "\n" not in line[:-2]
+    body = json.loads(line[len("data: "):])
+    assert body["event"]["id"] == "e1" and "frames" not in body["event"]
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example", "/\\evil", ""])
+def test_sign_in_never_redirects_off_the_site(target: str) -> None:
+    assert _safe_next(target) == "/"
+
+
+def test_sign_in_returns_to_a_local_page() -> None:
+    assert _safe_next("/probes?service=shop") == "/probes?service=shop"
