@@ -142,7 +142,7 @@ def explain(error: Exception) -> str:
 
 def flag_error(field: str, reason: str) -> str:
     """``invalid hit_limit: Input should be less than or equal to 1000`` in the words of the
-    command line: ``invalid --hits must be at most 1000``."""
+    command line: ``--hits must be at most 1000``."""
     name, _, index = field.partition(".")
     flag = FLAGS.get(name)
     if flag is None:
@@ -154,7 +154,7 @@ def flag_error(field: str, reason: str) -> str:
         return f"invalid {flag}: {reason}"
     limit = bound.group(2)
     unit = " seconds" + (f" ({DAYS[limit]})" if limit in DAYS else "") if name in SECONDS else ""
-    return f"invalid {flag} must be {BOUND_WORDS[bound.group(1)]} {limit}{unit}"
+    return f"{flag} must be {BOUND_WORDS[bound.group(1)]} {limit}{unit}"
 
 
 def ordinal(n: int) -> str:
