@@ -443,3 +443,13 @@ def test_one_capturer_serves_many_threads() -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_reference_to_a_watched_value_resolves() -> None:
+    """Before: the pointer was ``/watches/0/value/None``, which no client could follow."""
+    items = [1, 2]
+    shared = items  # noqa: F841 - a local that is the watched value again
+    result = capturer().frames(stack_of(sys._getframe(), 1), [0], [("items", items)])
+    ref = result["frames"][0]["locals"]["shared"]["ref"]
+    assert ref == "/watches/0/value"
+    assert resolve(result, ref) is result["watches"][0]["value"]

@@ -646,8 +646,7 @@ class Capturer:
                 watch_nodes.append({"expr": source, "error": _error_text(watched)})  # type: ignore[arg-type]
             else:
                 watch_nodes.append(
-                    {"expr": source, "value": walk.walk(watched, 0, ((root, index), "value"),
-                                                        None)}
+                    {"expr": source, "value": walk.walk(watched, 0, (root, index), "value")}
                 )
         frame_nodes: List[Dict[str, Any]] = []
         frames_root = (None, "frames")
