@@ -183,3 +183,13 @@ def test_an_older_versions_error_is_not_the_probes_error() -> None:
     assert probe.errors() == []
     probe.statuses[0].version = 2
     assert [s.message for s in probe.errors()] == ["no code at line 42"]
+
+
+def test_an_exception_events_type_is_never_cut(capsys: pytest.CaptureFixture[str]) -> None:
+    event = Event.from_dict({"id": "e" * 32, "type": "exception", "time": 0,
+                             "service": "checkout-service-eu-west-1",
+                             "exc_type": "shop.payments.errors.PaymentProviderTimeoutError",
+                             "message": "the provider did not answer within 30 s " * 3,
+                             "frames": [{"file": "/srv/app/shop/payments/stripe.py", "line": 88}]})
+    console().print(render.events([event]))
+    assert "shop.payments.errors.PaymentProviderTimeoutError" in capsys.readouterr().out
