@@ -4,10 +4,12 @@
     python3 dev.py demo    build what is missing, then run the server, a demo shop under the
                            agent and a little traffic; Ctrl-C stops it all
     python3 dev.py test    build what is missing, then run ruff, mypy and every test: the
-                           agent's on each Python from 3.9 to 3.13, the rest on this one
+                           agent's on each Python from 3.9 to 3.13, the agent and CLI on
+                           the lowest dependency versions declared, the rest on this one
 
-Environments live in ``.venv`` (server, CLI, tests) and ``.venvs/pyX.Y`` (one per agent
-interpreter); they are rebuilt only when ``pyproject.toml`` changes.
+Environments live in ``.venv`` (server, CLI, tests), ``.venvs/pyX.Y`` (one per agent
+interpreter) and ``.venvs/floors``; they are rebuilt only when ``pyproject.toml`` changes.
+The PostgreSQL tests use the server on 127.0.0.1:5432, or a throwaway one started here.
 """
 
 from __future__ import annotations
