@@ -42,11 +42,15 @@ class Gateway:
         policy: Optional[Dict[str, Any]] = None,
         ack: bool = True,
         port: int = 0,
+        ack_delay: float = 0.0,
+        probes_delay: float = 0.0,
     ) -> None:
         self.key = key
         self.probes = list(probes or [])
         self.policy = dict(policy or {})
         self.ack = ack
+        self.ack_delay = ack_delay  # seconds before each ack: a slow server
+        self.probes_delay = probes_delay  # seconds from welcome to probes (a database query)
         self.sessions: List[Session] = []
         self.rejected: List[Dict[str, Any]] = []
         self.events: List[Dict[str, Any]] = []
@@ -90,6 +94,21 @@ class Gateway:
             time.sleep(0.02)
         raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
 
+    def _ack(self, session: Session, seq: int) -> None:
+        """Acknowledge a batch, ``ack_delay`` later (on a timer: messages keep being read)."""
+        def send() -> None:
+            try:
+                session.send({"type": "ack", "seq": seq})
+            except ConnectionClosed:
+                pass
+
+        if not self.ack_delay:
+            send()
+            return
+        timer = threading.Timer(self.ack_delay, send)
+        timer.daemon = True
+        timer.start()
+
     def _handle(self, ws: ServerConnection) -> None:
         try:
             hello = protocol.decode(ws.recv(timeout=10))
@@ -109,6 +128,8 @@ class Gateway:
                 {"type": "welcome", "instance_id": session.instance.get("instance_id"),
                  "config": self.policy}
             )
+            if self.probes_delay:
+                session.closed.wait(self.probes_delay)
             session.send({"type": "probes", "probes": self.probes})
             for text in ws:
                 message = protocol.decode(text)
@@ -117,7 +138,7 @@ class Gateway:
                     with self._lock:
                         self.events.extend(message["events"])
                         self.dropped += message.get("dropped", 0)
-                    session.send({"type": "ack", "seq": message["seq"]})
+                    self._ack(session, message["seq"])
         except ConnectionClosed:
             pass
         finally:

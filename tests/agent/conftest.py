@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
+from peephole.agent.clock import REAL, Clock
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
 from peephole.protocol import ProbeSpec, ProbeStatus
@@ -103,12 +104,13 @@ def collector() -> Collector:
 
 @pytest.fixture
 def make_agent(collector: Collector) -> Iterator[Callable[..., Agent]]:
-    """Build started agents (``make_agent(snapshot_rate=100)``); all are stopped after."""
+    """Build started agents (``make_agent(snapshot_rate=100)``, ``make_agent(clock, ...)``);
+    all are stopped after."""
     made: List[Agent] = []
 
-    def make(**settings: Any) -> Agent:
+    def make(clock: Clock = REAL, **settings: Any) -> Agent:
         settings.setdefault("service", "tests")
-        agent = Agent(AgentConfig(**settings), sink=collector)
+        agent = Agent(AgentConfig(**settings), sink=collector, clock=clock)
         agent.start()
         made.append(agent)
         return agent

@@ -17,9 +17,11 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List
 
 import pytest
+from manual_clock import EPOCH, ManualClock
 
 from peephole import protocol
 from peephole.agent import integrations
+from peephole.agent.clock import REAL, Clock
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
 from peephole.agent.exception_capture import ExceptionCapture
@@ -32,9 +34,9 @@ logger = logging.getLogger("tests.agent.exceptions")
 class Harness:
     """A real agent whose sink keeps what it delivers, with exception capture installed."""
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, clock: Clock = REAL, **settings: Any) -> None:
         self.delivered: List[Dict[str, Any]] = []
-        self.agent = Agent(AgentConfig(service="test", **settings), sink=self._sink)
+        self.agent = Agent(AgentConfig(service="test", **settings), sink=self._sink, clock=clock)
         self.agent.start()
         self.exceptions = ExceptionCapture(self.agent)
         self.exceptions.install()
@@ -71,8 +73,8 @@ def agent() -> Iterator[Harness]:
 
 
 @contextmanager
-def harness(**settings: Any) -> Iterator[Harness]:
-    h = Harness(**settings)
+def harness(clock: Clock = REAL, **settings: Any) -> Iterator[Harness]:
+    h = Harness(clock, **settings)
     try:
         yield h
     finally:
@@ -325,52 +327,55 @@ def test_counts_are_sent_by_the_background_thread(monkeypatch: pytest.MonkeyPatc
     assert [e["snapshot"] for e in events] == [True] + [False] * (len(events) - 1)
 
 
-class Clock:
-    """Stands in for the ``time`` module of exception capture: time moves on demand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-def test_a_new_snapshot_once_the_interval_has_passed(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
-    monkeypatch.setattr(exceptions, "time", clock)
-    with harness(exception_interval=600.0) as agent:
+def test_a_new_snapshot_once_the_interval_has_passed() -> None:
+    clock = ManualClock()
+    with harness(clock, exception_interval=600.0) as agent:
         for _ in range(2):
             for _ in range(3):
                 try:
                     fail_with_locals(1, "x")
                 except ValueError:
                     logger.exception("again")
-                clock.now += 100.0  # the third one is at +200 s, within the interval
-            clock.now += 400.0  # the next batch starts 700 s after the first snapshot
+                clock.advance(100.0)  # the third one is at +200 s, within the interval
+            clock.advance(400.0)  # the next batch starts 700 s after the first snapshot
         agent.exceptions.flush()
         events = agent.events
     assert len(snapshots(events)) == 2
     assert [e["count"] for e in events] == [1, 3, 2]  # snapshot, snapshot (+2 held), flush
-    assert events[1]["first_time"] == 1_100.0 and events[1]["last_time"] == 1_700.0
+    assert events[1]["first_time"] == EPOCH + 100.0 and events[1]["last_time"] == EPOCH + 700.0
+
+
+def raise_distinct(count: int, times: int = 1) -> None:
+    """Raise (and log) ``times`` each of ``count`` exceptions with distinct fingerprints."""
+    for i in range(count):
+        namespace: Dict[str, Any] = {}
+        exec(compile(f"def f():\n    raise ValueError({i})\n", f"/app/mod{i}.py", "exec"),
+             namespace)
+        for _ in range(times):
+            try:
+                namespace["f"]()
+            except ValueError:
+                logger.exception("distinct")
 
 
 def test_process_rate_limits_snapshots_but_not_counts() -> None:
-    sources = [f"def f{i}():\n    raise ValueError({i})\n" for i in range(5)]
     with harness(exception_rate=0.01) as agent:  # one token, the next in 100 s
-        for i, source in enumerate(sources):
-            namespace: Dict[str, Any] = {}
-            exec(compile(source, f"/app/mod{i}.py", "exec"), namespace)
-            try:
-                namespace[f"f{i}"]()
-            except ValueError:
-                logger.exception("distinct")
+        raise_distinct(5)
         agent.exceptions.flush()
         assert len({e["fingerprint"] for e in agent.events}) == 5
         assert len(snapshots(agent.events)) == 1
         assert sum(e["count"] for e in agent.events) == 5
+
+
+def test_the_first_occurrence_of_a_fingerprint_is_sent_at_once() -> None:
+    with harness(exception_rate=0.01) as agent:  # one snapshot, the next in 100 s
+        raise_distinct(3, times=2)
+        events = agent.events  # no flush(): the counts of later ones wait for it
+        assert [(e["snapshot"], e["count"]) for e in events] == [
+            (True, 1), (False, 1), (False, 1)]
+        assert len({e["fingerprint"] for e in events}) == 3
+        agent.exceptions.flush()
+        assert sum(e["count"] for e in agent.events) == 6
 
 
 def test_switched_off_and_on_by_the_server_policy(agent: Harness) -> None:

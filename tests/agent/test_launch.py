@@ -255,3 +255,113 @@ def test_a_short_job_delivers_its_snapshot_at_exit(tmp_path: Path, gateway: Gate
     [snapshot] = [e for e in gateway.events if e["type"] == protocol.SNAPSHOT]
     assert snapshot["frames"][0]["locals"]["result"]["v"] == 42
     gateway.wait_for(lambda: gateway.sessions[0].closed.is_set(), timeout=5)
+
+
+def run_script(tmp_path: Path, source: str, gateway: Gateway, **env: str) -> str:
+    """Run ``source`` (as ``jobs.py``, an installed module whose ``main()`` the program
+    ``job.py`` calls) under the ``peephole run`` bootstrap against ``gateway``; its stderr."""
+    lib = tmp_path / "lib"
+    lib.mkdir(exist_ok=True)
+    (lib / "jobs.py").write_text(source)
+    (tmp_path / "job.py").write_text("import jobs\njobs.main()\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
+    environ.update({"PYTHONPATH": os.pathsep.join([BOOTSTRAP_DIR, str(lib)]),
+                    "PEEPHOLE_SERVER": gateway.url, "PEEPHOLE_KEY": "test-key", **env})
+    result = subprocess.run([sys.executable, str(tmp_path / "job.py")], env=environ,
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def marked(source: str, marker: str) -> int:
+    return next(n for n, t in enumerate(source.splitlines(), 1) if t.endswith(f"# @{marker}"))
+
+
+EAGER_JOB = textwrap.dedent(
+    """
+    def job(n):
+        return n * 2  # @probe
+
+    def main():
+        for n in range(300):  # at once: no waiting for the probe in the program
+            job(n)
+    """
+)
+
+
+def test_wait_returns_once_the_probes_are_installed(tmp_path: Path) -> None:
+    with Gateway(probes_delay=0.5) as gateway:  # as a server that reads them from its database
+        gateway.probes = [{"id": "eager", "kind": "logpoint", "file": "jobs.py",
+                           "line": marked(EAGER_JOB, "probe"), "template": "n={n}", "rate": 1000}]
+        run_script(tmp_path, EAGER_JOB, gateway, PEEPHOLE_WAIT="10", PEEPHOLE_CPU_BUDGET="1")
+        logs = [e for e in gateway.events if e["type"] == protocol.LOG]
+        assert len(logs) == 300
+        [final] = gateway.sessions[0].of_type("status")[-1]["probes"]
+        assert (final["hits"], final["captures"]) == (300, 300)
+
+
+FLOODING_JOB = textwrap.dedent(
+    """
+    import logging
+
+    def flood(n):
+        return n  # @flood
+
+    def rare(n):
+        return n  # @rare
+
+    def snap(n):
+        return n  # @snap
+
+    def main():
+        for n in range(10000):
+            flood(n)
+        for n in range(5):
+            rare(n)
+        snap(1)
+        try:
+            raise KeyError("at the end")
+        except KeyError:
+            logging.getLogger("job").exception("failed")
+    """
+)
+
+
+def test_at_exit_what_matters_goes_first_and_the_rest_is_counted(
+    tmp_path: Path,
+) -> None:
+    def probe(probe_id: str, kind: str, **fields: Any) -> Dict[str, Any]:
+        return {"id": probe_id, "kind": kind, "file": "jobs.py",
+                "line": marked(FLOODING_JOB, probe_id), "rate": 100000, **fields}
+
+    with Gateway(ack_delay=0.3) as slow:  # 500 events per ack: far too slow for 10,000
+        slow.probes = [probe("flood", "logpoint", template="{n}"),
+                       probe("rare", "logpoint", template="{n}"), probe("snap", "tracepoint")]
+        run_script(tmp_path, FLOODING_JOB, slow, PEEPHOLE_WAIT="10", PEEPHOLE_EXIT_TIMEOUT="1",
+                   PEEPHOLE_LOG_PROCESS_RATE="100000", PEEPHOLE_CPU_BUDGET="1")
+        slow.wait_for(lambda: slow.sessions[0].closed.is_set())
+        events = list(slow.events)
+        last = slow.sessions[0].messages[-1]
+    by_probe = {p: [e for e in events if e.get("probe_id") == p] for p in ("flood", "rare", "snap")}
+    assert len(by_probe["rare"]) == 5 and len(by_probe["snap"]) == 1
+    assert [e["exc_type"] for e in events if e["type"] == protocol.EXCEPTION] == ["KeyError"]
+    assert last["type"] == "status"  # the final statuses, with what could not be sent
+    final = {s["probe_id"]: s for s in last["probes"]}
+    assert final["flood"]["hits"] == final["flood"]["captures"] == 10000
+    abandoned = last["agent"]["abandoned_events"]
+    assert 0 < abandoned == 10000 - len(by_probe["flood"])
+    assert final["flood"]["drops"] == abandoned
+
+
+def test_a_refused_key_is_said_once_on_stderr_under_peephole_run(
+    tmp_path: Path, gateway: Gateway
+) -> None:
+    job = "import time\ndef main():\n    time.sleep(1.5)\n"  # long enough to be refused
+    started = time.monotonic()
+    stderr = run_script(tmp_path, job, gateway, PEEPHOLE_KEY="wrong", PEEPHOLE_WAIT="30")
+    assert time.monotonic() - started < 20  # a refusal ends the wait: the key will not change
+    assert stderr.count("peephole:") == 1 and "refused" in stderr, stderr
+    assert "unknown agent key" in stderr
+    environ = {"PEEPHOLE_KEY": ""}
+    stderr = run_script(tmp_path, job, gateway, PEEPHOLE_WAIT="10", **environ)
+    assert stderr.count("peephole:") == 1 and "no agent key" in stderr, stderr

@@ -65,8 +65,9 @@ class AgentConfig:
     allow_names: List[str] = field(default_factory=list)
     redact_patterns: List[str] = field(default_factory=list)
 
-    # Memory.
+    # Memory, and the end of the process.
     buffer_bytes: int = 8 * 1024 * 1024
+    exit_timeout: float = 5.0  # seconds at exit to send what is buffered (most important first)
 
     def __post_init__(self) -> None:
         if not self.service:

@@ -7,11 +7,11 @@ it on a background thread. The transport connects the same object to the server.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from peephole import protocol
-from peephole.agent import otel
+from peephole.agent import health, otel
+from peephole.agent.clock import REAL, Clock
 from peephole.agent.config import AgentConfig
 from peephole.agent.delivery.buffer import EventBuffer, Sink
 from peephole.agent.placement.instrument import Backend, Unavailable, new_backend
@@ -26,7 +26,7 @@ from peephole.agent.placement.locate import (
     normalize,
     resolve_file,
 )
-from peephole.agent.probe import Probe, Shared
+from peephole.agent.probe import THROTTLE_QUIET_NS, Probe, Shared
 from peephole.agent.probe import after_fork as probe_after_fork
 from peephole.agent.safe.capture import Capturer
 from peephole.agent.safe.redaction import Redactor
@@ -57,8 +57,14 @@ class Agent:
     statuses that changed: at once for state changes, at most once a second for counters.
     """
 
-    def __init__(self, config: Optional[AgentConfig] = None, sink: Optional[Sink] = None) -> None:
+    def __init__(
+        self,
+        config: Optional[AgentConfig] = None,
+        sink: Optional[Sink] = None,
+        clock: Clock = REAL,
+    ) -> None:
         self.config = config if config is not None else AgentConfig()
+        self.clock = clock  # every limit, expiry and timestamp reads this, never `time`
         self.on_status: Optional[StatusCallback] = None
         self._policy: Optional[AgentPolicy] = None
         self.redactor = Redactor.from_policy(self.config, None)
@@ -72,12 +78,13 @@ class Agent:
     def _init_runtime(self) -> None:
         """Locks, threads and shared counters: everything a forked child must make anew."""
         self._lock = threading.RLock()
-        self._shared = Shared(self.config, self._emit, self._poke)
+        self._shared = Shared(self.config, self._emit, self._poke, self.clock)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._reported: Dict[str, Tuple[Any, ...]] = {}
-        self._last_counters = 0.0
+        self._reported_health: Dict[str, Any] = health.snapshot()
+        self._last_counters = 0
         self._started = False
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -118,6 +125,25 @@ class Agent:
         """Wait until every buffered event was accepted by the sink."""
         return self._buffer.flush(timeout)
 
+    @property
+    def queued(self) -> int:
+        """Events waiting for delivery."""
+        return len(self._buffer)
+
+    def flush_at_exit(self, timeout: float) -> int:
+        """Deliver within ``timeout`` what matters most first (see ``EventBuffer.prioritize``);
+        return how many events were abandoned, counted as drops of their probes and reported
+        with the agent's health."""
+        buffer = self._buffer
+        buffer.prioritize()
+        if timeout > 0 and buffer.flush(timeout):
+            return 0
+        events = buffer.abandon()
+        for event in events:
+            self._dropped_event(event)
+        health.abandoned(len(events))
+        return len(events)
+
     def after_fork_in_child(self) -> None:
         """In a forked child: the parent's threads are gone and its locks may be held."""
         self._buffer.reset_after_fork()
@@ -125,6 +151,7 @@ class Agent:
         was_started = self._started
         self._init_runtime()
         probe_after_fork()
+        health.reset_after_fork()
         for probe in probes.values():
             probe.after_fork(self._shared)
         if was_started:
@@ -161,6 +188,8 @@ class Agent:
                     return existing.status()
                 self._uninstall(existing)
             probe = Probe(spec, self._shared)
+            if existing is not None:
+                probe.continue_from(existing)
             self._probes[spec.id] = probe
             self._install(probe)
             status = probe.status()
@@ -224,7 +253,10 @@ class Agent:
         if reason is not None:
             probe.set_state(ERROR, reason)
             return
-        if probe.expires_at <= time.time():
+        if probe.limit_reached:
+            probe.set_state(DONE, f"hit limit of {probe.hit_limit} reached")
+            return
+        if probe.expires_at <= self.clock.wall():
             probe.set_state(EXPIRED, "the probe expired before it was installed")
             return
         self._arm(probe)
@@ -254,8 +286,8 @@ class Agent:
             for target in armed:
                 try:
                     backend.disarm(target, probe.hit)
-                except Exception:
-                    pass
+                except Exception as disarm_exc:
+                    health.internal_error("disarming after a failed arm", disarm_exc)
             probe.set_state(ERROR, f"cannot instrument {resolution.path}: {exc!r}")
             return
         probe.targets = armed
@@ -271,8 +303,8 @@ class Agent:
                 break
             try:
                 backend.disarm(target, probe.hit)
-            except Exception:
-                pass
+            except Exception as exc:
+                health.internal_error("disarming a probe", exc)
         probe.targets = []
 
     def _ensure_backend(self) -> Backend:
@@ -321,8 +353,8 @@ class Agent:
         """Queue an event from any thread: fills instance, service and trace ids. Never blocks."""
         try:
             self._emit(event, otel.trace_ids())
-        except Exception:
-            pass
+        except Exception as exc:
+            health.internal_error("queueing an event", exc)
 
     def _emit(self, event: Dict[str, Any], ids: Optional[Tuple[str, str]]) -> None:
         event["instance_id"] = self.config.instance_id
@@ -348,7 +380,8 @@ class Agent:
     def list_files(self) -> List[str]:
         try:
             return application_files()
-        except Exception:
+        except Exception as exc:
+            health.internal_error("listing files", exc)
             return []
 
     # --- housekeeping ---------------------------------------------------------------------
@@ -364,11 +397,11 @@ class Agent:
                 return
             try:
                 self._tick()
-            except Exception:
-                pass
+            except Exception as exc:
+                health.internal_error("housekeeping", exc)
 
     def _tick(self) -> None:
-        now = time.time()
+        now = self.clock.wall()
         with self._lock:
             for probe in list(self._probes.values()):
                 if probe.state in (ACTIVE, THROTTLED, PENDING) and probe.expires_at <= now:
@@ -376,16 +409,21 @@ class Agent:
                     probe.set_state(EXPIRED, "the probe's time is up")
                 elif probe.state == DONE and probe.targets:
                     self._uninstall(probe)
-                elif probe.state == THROTTLED and time.monotonic() - probe.throttled_at > 1.0:
+                elif (
+                    probe.state == THROTTLED
+                    and self.clock.monotonic_ns() - probe.throttled_at > THROTTLE_QUIET_NS
+                ):
                     probe.set_state(ACTIVE)
             self._retry_pending()
             self._update_watcher()
             statuses = [probe.status() for probe in self._probes.values()]
+        health.log_new()
         self._report(statuses)
 
     def _report(self, statuses: List[ProbeStatus]) -> None:
         callback = self.on_status
-        counters_due = time.monotonic() - self._last_counters >= HOUSEKEEPING_SECONDS
+        now = self.clock.monotonic_ns()
+        counters_due = now - self._last_counters >= HOUSEKEEPING_SECONDS * 1e9
         changed = []
         for status in statuses:
             key = (status.state, status.message, status.version, status.path)
@@ -400,12 +438,17 @@ class Agent:
             self._reported[status.probe_id] = (key, counters)
             changed.append(status)
         if counters_due:
-            self._last_counters = time.monotonic()
-        if changed and callback is not None:
+            self._last_counters = now
+        current = health.snapshot()
+        if current != self._reported_health:  # an empty list still carries the agent's health
+            self._reported_health = current
+        elif not changed:
+            return
+        if callback is not None:
             try:
                 callback(changed)
-            except Exception:
-                pass
+            except Exception as exc:
+                health.internal_error("reporting statuses", exc)
 
 
 def _estimate_size(event: Dict[str, Any]) -> int:

@@ -10,12 +10,12 @@ same probes.
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import threading
 import weakref
 from typing import Any, List, Optional
 
+from peephole.agent.clock import REAL
 from peephole.agent.config import AgentConfig, new_instance_id
 from peephole.agent.core import Agent
 from peephole.agent.delivery.transport import Transport, logger
@@ -40,6 +40,27 @@ class ManagedAgent(Agent):
                 transport.stop()
             _forget(self)
 
+    def at_exit(self) -> None:
+        """The interpreter is exiting: within ``config.exit_timeout``, send the exception
+        counts, then the buffered events most important first, then the final probe
+        statuses with how many events were abandoned; close the connection. Never waits for
+        a server that is not there (one that failed, or none configured)."""
+        transport = self.transport
+        if transport is None:
+            return
+        deadline = REAL.monotonic() + max(float(self.config.exit_timeout), 0.0)
+        capture = self.capture
+        if capture is not None:
+            _quietly(capture.flush)
+        if not transport.connected and self.queued and transport.problem is None:
+            transport.wait_connected(deadline - REAL.monotonic())  # still connecting
+        if transport.connected:
+            self.flush_at_exit(deadline - REAL.monotonic())
+            _quietly(lambda: transport.send_last_words(self.statuses()))
+        else:
+            self.flush_at_exit(0.0)  # counted, though no one can be told
+        _quietly(transport.stop)
+
     def after_fork_in_child(self) -> None:
         self.config.instance_id = new_instance_id()
         super().after_fork_in_child()
@@ -52,7 +73,8 @@ def start_agent(**settings: Any) -> Agent:
 
     Settings are :class:`AgentConfig` fields (a bad one raises ``ConfigError``); the rest come
     from ``PEEPHOLE_*`` variables. Returns at once unless ``wait`` is above zero, in which case
-    it waits up to that many seconds for the server's welcome.
+    it waits up to that many seconds until the probes the server has for this process are
+    installed (or pending on a module not imported yet), so code that runs at once is seen.
     """
     config = AgentConfig.load(**settings)
     transport = Transport(config) if config.server else None
@@ -66,9 +88,10 @@ def start_agent(**settings: Any) -> Agent:
     if config.capture_exceptions:
         agent.capture = _install_exception_capture(agent)
     _track(agent)
-    if transport is not None and config.wait > 0 and not transport.wait_connected(config.wait):
+    if transport is not None and config.wait > 0 and not transport.wait_ready(config.wait):
+        what = "no probes from" if transport.connected else "not connected to"
         logger.warning(
-            "peephole: not connected to %s after %g s; starting anyway", transport.url, config.wait
+            "peephole: %s %s after %g s; starting anyway", what, transport.url, config.wait
         )
     return agent
 
@@ -85,8 +108,6 @@ def _install_exception_capture(agent: Agent) -> Optional[ExceptionCapture]:
 
 # --- forks and exit --------------------------------------------------------------------------
 # os.register_at_fork cannot be undone, so one set of hooks serves every agent started here.
-
-EXIT_FLUSH_SECONDS = 2.0
 
 _lock = threading.Lock()
 _agents: weakref.WeakSet[ManagedAgent] = weakref.WeakSet()
@@ -127,13 +148,9 @@ def _after_fork_in_child() -> None:
 
 
 def _at_exit() -> None:
-    """Send what the last moments captured (a short script's snapshots), if connected, and
-    close the connection cleanly. Never waits for a server that is not there."""
+    """Send what the last moments captured (a short script's snapshots) and close cleanly."""
     for agent in _running():
-        transport = agent.transport
-        if transport is not None and transport.connected:
-            _quietly(functools.partial(agent.flush, EXIT_FLUSH_SECONDS))
-            _quietly(transport.stop)
+        _quietly(agent.at_exit)
 
 
 def _quietly(call: Any) -> None:

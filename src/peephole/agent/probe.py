@@ -11,13 +11,14 @@ import itertools
 import logging
 import os
 import threading
-import time
 import types
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from peephole import protocol
 from peephole.agent import otel
+from peephole.agent.clock import REAL, Clock
 from peephole.agent.config import AgentConfig
+from peephole.agent.health import internal_error
 from peephole.agent.placement.locate import Target
 from peephole.agent.ratelimit import CpuBudget, TokenBucket
 from peephole.agent.safe.capture import Capturer, stack_of
@@ -42,8 +43,7 @@ from peephole.protocol import (
 
 Emit = Callable[[Dict[str, Any], Optional[Tuple[str, str]]], None]
 LIVE_STATES = (ACTIVE, THROTTLED)
-THROTTLE_QUIET_SECONDS = 1.0
-_perf_ns = time.perf_counter_ns
+THROTTLE_QUIET_NS = 1_000_000_000  # a throttled probe is active again after this long
 
 
 _LEVELS = {
@@ -61,15 +61,23 @@ _get_ident = threading.get_ident
 
 
 class Shared:
-    """What all probes of one agent share: process-wide buckets, the CPU budget, the sink."""
+    """What all probes of one agent share: process-wide buckets, the CPU budget, the sink,
+    and the clock every limit and timestamp reads."""
 
-    def __init__(self, config: AgentConfig, emit: Emit, changed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        emit: Emit,
+        changed: Callable[[], None],
+        clock: Clock = REAL,
+    ) -> None:
         self.config = config
         self.emit = emit
         self.changed = changed
-        self.budget = CpuBudget(config.cpu_budget)
-        self.snapshot_bucket = TokenBucket(config.snapshot_process_rate)
-        self.log_bucket = TokenBucket(config.log_process_rate)
+        self.clock = clock
+        self.budget = CpuBudget(config.cpu_budget, clock)
+        self.snapshot_bucket = TokenBucket(config.snapshot_process_rate, clock=clock)
+        self.log_bucket = TokenBucket(config.log_process_rate, clock=clock)
 
 
 class Probe:
@@ -89,15 +97,16 @@ class Probe:
         self.drops = 0
         self.condition_errors = 0
         self.time_ns = 0
-        self.throttled_at = 0.0
+        self.clock = shared.clock
+        self.throttled_at = 0  # clock.monotonic_ns() of the last drop
         self.live = False  # True while state is active or throttled: read on every hit
         self._lock = threading.Lock()
         self.hit_limit = _hit_limit(spec, config)
-        self.expires_at = _expires_at(spec, config)
+        self.expires_at = _expires_at(spec, config, self.clock.wall())
         rate = (
             spec.rate if spec.rate else (config.log_rate if self.is_log else config.snapshot_rate)
         )
-        self.bucket = TokenBucket(rate)
+        self.bucket = TokenBucket(rate, clock=self.clock)
         self.process_bucket = shared.log_bucket if self.is_log else shared.snapshot_bucket
         self.budget = shared.budget
         self.limits = spec.limits if spec.limits != Limits() else config.limits
@@ -107,6 +116,18 @@ class Probe:
         self.capturer: Optional[Capturer] = None
         self.logger: Optional[logging.Logger] = None
         self.levelno = _LEVELS.get((spec.level or "").lower(), logging.INFO)
+
+    def continue_from(self, previous: Probe) -> None:
+        """This probe is a new version of ``previous`` (edited, disabled or enabled again):
+        its counters carry on, so the hit limit counts the captures of every version."""
+        with previous._lock:  # no capture of the old version can slip in after the copy
+            previous.live = False
+            self.hits, self.captures = previous.hits, previous.captures
+            self.drops, self.time_ns = previous.drops, previous.time_ns
+
+    @property
+    def limit_reached(self) -> bool:
+        return self.hit_limit is not None and self.captures >= self.hit_limit
 
     def after_fork(self, shared: Shared) -> None:
         """In a forked child: the new process's shared state, a fresh lock, zero counters."""
@@ -169,7 +190,7 @@ class Probe:
             return
         self.hits += 1
         try:
-            if self.budget.over:
+            if self.budget.over and self.budget.still_over():
                 self._drop("the CPU budget of all probes is used up")
                 return
             condition = self.condition
@@ -185,11 +206,12 @@ class Probe:
         self._fire(frame)
 
     def _timed_condition(self, condition: Expression, frame: types.FrameType) -> bool:
-        start = _perf_ns()
+        perf_ns = self.budget.clock.perf_ns
+        start = perf_ns()
         try:
             return bool(condition.evaluate(frame.f_locals, frame.f_globals))
         finally:
-            end = _perf_ns()
+            end = perf_ns()
             spent = (end - start) * SAMPLE
             self.time_ns += spent
             self.budget.add(spent, end)
@@ -201,7 +223,8 @@ class Probe:
         if me in busy:
             return
         busy.add(me)
-        start = _perf_ns()
+        perf_ns = self.budget.clock.perf_ns
+        start = perf_ns()
         try:
             if not self._admit():
                 return
@@ -210,10 +233,10 @@ class Probe:
                 self._log(frame, f_locals, frame.f_globals)
             else:
                 self._snapshot(frame, f_locals, frame.f_globals)
-        except Exception:
-            pass
+        except Exception as exc:
+            internal_error("probe hit", exc)
         finally:
-            end = _perf_ns()
+            end = perf_ns()
             self.time_ns += end - start
             self.budget.add(end - start, end)
             busy.discard(me)
@@ -233,14 +256,17 @@ class Probe:
             if self.hit_limit is not None and self.captures >= self.hit_limit:
                 self.set_state(DONE, f"hit limit of {self.hit_limit} reached")
                 self.shared.changed()
-            elif self.state == THROTTLED and time.monotonic() - self.throttled_at > 1.0:
+            elif (
+                self.state == THROTTLED
+                and self.clock.monotonic_ns() - self.throttled_at > THROTTLE_QUIET_NS
+            ):
                 self.set_state(ACTIVE)
                 self.shared.changed()
             return True
 
     def _drop(self, why: str) -> None:
         self.drops += 1
-        self.throttled_at = time.monotonic()
+        self.throttled_at = self.clock.monotonic_ns()
         if self.state != THROTTLED:
             self.set_state(THROTTLED, why)
             self.shared.changed()
@@ -265,6 +291,7 @@ class Probe:
             stack_of(frame, limits.max_frames), range(limits.frames_with_locals), watches
         )
         event = new_event(
+            self.clock.wall(),
             protocol.SNAPSHOT,
             probe_id=self.spec.id,
             probe_version=self.spec.version,
@@ -284,6 +311,7 @@ class Probe:
         message, errors = template.render(f_locals, f_globals)
         ids = otel.trace_ids()
         event = new_event(
+            self.clock.wall(),
             protocol.LOG,
             probe_id=self.spec.id,
             probe_version=self.spec.version,
@@ -299,8 +327,8 @@ class Probe:
         if logger is not None:
             try:
                 logger.log(self.levelno, message, extra=otel.log_extra(ids))
-            except Exception:
-                pass
+            except Exception as exc:
+                internal_error("logpoint's logger", exc)
 
 
 def after_fork() -> None:
@@ -316,13 +344,14 @@ _id_prefix = os.urandom(8).hex()
 _id_counter = itertools.count()
 
 
-def new_event(event_type: str, **payload: Any) -> Dict[str, Any]:
-    """:func:`peephole.protocol.new_event` without ``uuid4()``, which costs a system call per
-    event: a random per-process prefix and a counter make the same 32 hex digits."""
+def new_event(now: float, event_type: str, **payload: Any) -> Dict[str, Any]:
+    """:func:`peephole.protocol.new_event` at ``now`` (the agent's wall clock, not the
+    application's), without ``uuid4()``, which costs a system call per event: a random
+    per-process prefix and a counter make the same 32 hex digits."""
     event: Dict[str, Any] = {
         "id": f"{_id_prefix}{next(_id_counter):016x}",
         "type": event_type,
-        "time": time.time(),
+        "time": now,
     }
     event.update(payload)
     return event
@@ -337,8 +366,7 @@ def _hit_limit(spec: ProbeSpec, config: AgentConfig) -> Optional[int]:
     return max(1, min(int(limit), config.max_hit_limit))
 
 
-def _expires_at(spec: ProbeSpec, config: AgentConfig) -> float:
-    now = time.time()
+def _expires_at(spec: ProbeSpec, config: AgentConfig, now: float) -> float:
     latest = now + config.max_expiry
     if spec.expires_at is None:
         return min(now + config.probe_expiry, latest)

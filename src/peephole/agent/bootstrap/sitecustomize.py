@@ -8,7 +8,7 @@ follows forks itself.
 Being first on the path hides any other ``sitecustomize`` (a distribution's, a virtualenv's),
 so that one is run first, as if this file were not there. Nothing here may stop the program:
 an interpreter without peephole installed, or a bad setting, means no agent, not a crash
-(a bad setting is reported in one line on stderr).
+(a bad setting, or an agent key the server refuses, is reported in one line on stderr).
 """
 
 import os
@@ -35,6 +35,9 @@ def _start_agent() -> None:
     except Exception:
         return  # this interpreter has no peephole: run the program without the agent
     try:
+        from peephole.agent.delivery.transport import say_rejections_on_stderr
+
+        say_rejections_on_stderr()  # a wrong or missing agent key: said once, here too
         peephole.start()
     except Exception as exc:  # a bad PEEPHOLE_* value: say so once, where it was set
         sys.stderr.write(f"peephole: agent not started: {exc}\n")

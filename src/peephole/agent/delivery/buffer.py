@@ -3,14 +3,21 @@
 Application threads only append under a short lock; a daemon thread hands batches to the
 sink. When the buffer is over its byte budget the oldest events go first, and are counted,
 so a slow or absent server costs memory that is known in advance and never blocks the app.
+
+At exit the buffer is put in the order that matters most (:meth:`EventBuffer.prioritize`):
+snapshots and exceptions before log lines, and the events of rare probes before those of a
+flooding one, so a short exit budget sends the last snapshot rather than the 100,000th log
+line; what is still queued when the budget ends is counted as abandoned.
 """
 
 from __future__ import annotations
 
 import collections
 import threading
-import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Counter, Deque, Dict, List, Optional, Tuple
+
+from peephole.agent.clock import REAL
+from peephole.agent.health import internal_error
 
 Event = Dict[str, Any]
 Sink = Callable[[List[Event]], Optional[bool]]
@@ -19,6 +26,7 @@ MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 1024 * 1024
 MAX_BACKOFF = 5.0
 GATHER_SECONDS = 0.05  # after the first event, wait this long for more to share the batch
+LOG = "log"  # the event type sent last at exit
 
 
 class EventBuffer:
@@ -43,6 +51,7 @@ class EventBuffer:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stopping = False
+        self._draining = False  # at exit: send at once, no waiting for a batch to fill
         self._stopped = threading.Event()  # wakes a backoff sleep early
         self._thread: Optional[threading.Thread] = None
 
@@ -75,8 +84,8 @@ class EventBuffer:
             for event in dropped:
                 try:
                     self.on_drop(event)
-                except Exception:
-                    pass
+                except Exception as exc:
+                    internal_error("counting a dropped event", exc)
 
     # --- delivery ---------------------------------------------------------------------
 
@@ -102,14 +111,43 @@ class EventBuffer:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued event was handed to the sink and accepted."""
-        deadline = time.monotonic() + timeout
+        deadline = REAL.monotonic() + timeout
         with self._lock:
             while self._items or self._in_flight:
-                remaining = deadline - time.monotonic()
+                remaining = deadline - REAL.monotonic()
                 if remaining <= 0 or self._thread is None or self.sink is None:
                     return False
                 self._changed.wait(min(remaining, 0.05))
             return True
+
+    def prioritize(self) -> None:
+        """Put what matters most first and stop waiting for batches to fill (at exit):
+        snapshots and exceptions, then log lines; within each, the probes with the fewest
+        queued events first; otherwise the order they came in."""
+        with self._lock:
+            self._draining = True
+            per_probe: Counter[Any] = collections.Counter(
+                event.get("probe_id") for event, _ in self._items
+            )
+            ordered = sorted(
+                self._items,
+                key=lambda item: (
+                    item[0].get("type") == LOG,
+                    per_probe[item[0].get("probe_id")],
+                ),
+            )  # a stable sort: arrival order within each rank
+            self._items = collections.deque(ordered)
+            self._changed.notify_all()
+        self._stopped.set()  # cut a gathering wait short
+
+    def abandon(self) -> List[Event]:
+        """Give up on the events never sent (at exit): empty the queue and return them. A
+        batch in flight was sent; the server stores it even if its ack comes too late."""
+        with self._lock:
+            abandoned = [event for event, _ in self._items]
+            self._items.clear()
+            self._bytes = 0
+        return abandoned
 
     def reset_after_fork(self) -> None:
         """In a forked child: forget the parent's events and its (dead) thread and locks."""
@@ -154,14 +192,15 @@ class EventBuffer:
                 gather = len(self._items) < MAX_BATCH_EVENTS
             # Waking for every event would take the GIL from the application once per hit:
             # a short wait lets a batch fill, unless one is already full.
-            if gather:
+            if gather and not self._draining:
                 self._stopped.wait(GATHER_SECONDS)
             with self._lock:
                 batch = self._take_batch()
             sink = self.sink
             try:
                 delivered = sink is not None and sink([event for event, _ in batch]) is not False
-            except Exception:
+            except Exception as exc:
+                internal_error("the event sink", exc)
                 delivered = False
             if delivered:
                 backoff = 0.0

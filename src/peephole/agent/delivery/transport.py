@@ -23,12 +23,14 @@ import platform
 import random
 import socket
 import ssl
+import sys
 import threading
-import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from peephole import __version__, protocol
+from peephole.agent import health
+from peephole.agent.clock import REAL
 from peephole.agent.config import AgentConfig, ConfigError
 from peephole.protocol import AgentPolicy, InstanceInfo, ProbeSpec, ProbeStatus, ProtocolError
 
@@ -53,6 +55,16 @@ _ENVELOPE_BYTES = 1024
 
 class Rejected(Exception):
     """The server refused this agent (a bad key, an unsupported protocol...)."""
+
+
+_say_rejections = False  # set by `peephole run`'s bootstrap
+
+
+def say_rejections_on_stderr() -> None:
+    """Under ``peephole run``, a refused agent (wrong or missing key) is the operator's
+    concern: say it once on stderr, where they see it. The agent never prints otherwise."""
+    global _say_rejections
+    _say_rejections = True
 
 
 def agent_url(server: str) -> str:
@@ -128,6 +140,11 @@ class Transport:
         self._stopping = threading.Event()
         self._imported = threading.Event()  # set after the first connection attempt
         self._connected = threading.Event()  # set while a welcomed connection is open
+        self._ready = threading.Event()  # set once the first probe list is applied
+        self._settled = threading.Event()  # ready, or refused: waiting longer is pointless
+        self._send_lock = threading.Lock()  # orders events before the last words
+        self._closing = False  # the last words were sent: no event may follow them
+        self._said_rejection = False
         self._conn: Optional[ClientConnection] = None
         self._thread: Optional[threading.Thread] = None
         self._seq = 0
@@ -135,7 +152,7 @@ class Transport:
         self._reported_drops = 0
         self._oversized_drops = 0
         self._problem: Optional[str] = None
-        self._started_at = time.time()
+        self._started_at = REAL.wall()
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -158,8 +175,8 @@ class Transport:
         if conn is not None:
             try:
                 conn.close()
-            except Exception:
-                pass
+            except Exception as exc:  # already broken: nothing left to close
+                logger.debug("peephole: close failed: %s", exc)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -167,6 +184,18 @@ class Transport:
     def wait_connected(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a welcomed connection; True if there is one."""
         return self._connected.wait(timeout)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until the server's probes for this process are
+        installed (or pending on a module not imported yet), not only welcomed. A server
+        that refuses this agent ends the wait at once (False)."""
+        self._settled.wait(timeout)
+        return self._ready.is_set()
+
+    @property
+    def problem(self) -> Optional[str]:
+        """The last connection problem, None while connected or before the first attempt."""
+        return self._problem
 
     @property
     def connected(self) -> bool:
@@ -186,8 +215,8 @@ class Transport:
         if conn is not None:
             try:
                 conn.socket.close()  # only this process's copy; nothing is sent
-            except Exception:
-                pass
+            except Exception as exc:
+                health.internal_error("closing the parent's connection after a fork", exc)
         self._reset()
         if self._agent is not None:
             self._reported_drops = self._agent.dropped
@@ -212,6 +241,16 @@ class Transport:
             return False
         return all(self._send_events(conn, chunk) for chunk in self._chunks(events))
 
+    def send_last_words(self, statuses: List[ProbeStatus]) -> None:
+        """At exit: the final statuses (with what was abandoned) as the connection's last
+        message; an event batch still on its way is not sent after them."""
+        with self._send_lock:
+            self._closing = True
+            with self._lock:
+                conn = self._conn
+            if conn is not None and self._connected.is_set():
+                self._send(conn, status_message(statuses))
+
     def report_status(self, statuses: List[ProbeStatus]) -> None:
         """The agent's ``on_status``: tell the server how probes are doing (if connected)."""
         if not self._connected.is_set():
@@ -219,7 +258,7 @@ class Transport:
         with self._lock:
             conn = self._conn
         if conn is not None:
-            self._send(conn, {"type": "status", "probes": [s.to_dict() for s in statuses]})
+            self._send(conn, status_message(statuses))
 
     # --- events ---------------------------------------------------------------------------
 
@@ -246,8 +285,9 @@ class Transport:
             self._pending[seq] = ack
         message = {"type": "events", "seq": seq, "events": events, "dropped": dropped}
         try:
-            if not self._send(conn, message):
-                return False
+            with self._send_lock:
+                if self._closing or not self._send(conn, message):
+                    return False
             ack.done.wait(self.ack_timeout)
             if ack.ok:
                 self._reported_drops = max(self._reported_drops, agent_drops)
@@ -288,6 +328,8 @@ class Transport:
                 delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
             except Rejected as exc:
                 self._note_problem(f"the server rejected this agent: {exc}")
+                self._say_rejection(str(exc))
+                self._settled.set()
                 delay = random.uniform(self.backoff_max / 2, self.backoff_max)
             except Exception as exc:
                 self._note_problem(f"cannot reach the server at {self.url}: {_describe(exc)}")
@@ -376,18 +418,17 @@ class Transport:
         agent = self._agent
         if agent is not None:
             statuses = _guard(agent.statuses, [])
-            if statuses:
-                self._send(conn, {"type": "status", "probes": [s.to_dict() for s in statuses]})
+            self._send(conn, status_message(statuses))
 
     def _serve(self, conn: ClientConnection) -> None:
         """Receive and handle messages, sending a heartbeat whenever one is due."""
-        next_beat = time.monotonic() + self.heartbeat
+        next_beat = REAL.monotonic() + self.heartbeat
         while not self._stopping.is_set():
             try:
-                text = conn.recv(timeout=max(0.0, next_beat - time.monotonic()))
+                text = conn.recv(timeout=max(0.0, next_beat - REAL.monotonic()))
             except TimeoutError:
-                self._send(conn, {"type": "heartbeat", "time": time.time()})
-                next_beat = time.monotonic() + self.heartbeat
+                self._send(conn, {"type": "heartbeat", "time": REAL.wall()})
+                next_beat = REAL.monotonic() + self.heartbeat
                 continue
             try:
                 message = protocol.decode(text)
@@ -436,8 +477,10 @@ class Transport:
                     )
                 )
         _guard(lambda: agent.sync_probes(specs), None)
+        self._ready.set()
+        self._settled.set()
         if invalid:
-            self._send(conn, {"type": "status", "probes": [s.to_dict() for s in invalid]})
+            self._send(conn, status_message(invalid))
 
     def _apply_policy(self, data: Any) -> None:
         agent = self._agent
@@ -467,8 +510,8 @@ class Transport:
         if conn is not None:
             try:
                 conn.close()
-            except Exception:
-                pass
+            except Exception as exc:  # already broken: nothing left to close
+                logger.debug("peephole: close failed: %s", exc)
 
     def _note_problem(self, problem: str) -> None:
         """Log a problem once: the same one again (at every retry) only at DEBUG."""
@@ -477,6 +520,15 @@ class Transport:
             logger.warning("peephole: %s (retrying in the background)", problem)
         else:
             logger.debug("peephole: %s", problem)
+
+    def _say_rejection(self, reason: str) -> None:
+        if _say_rejections and not self._said_rejection:
+            self._said_rejection = True
+            key = "no agent key was given" if not self.config.key else "check PEEPHOLE_KEY"
+            sys.stderr.write(
+                f"peephole: the server at {self.config.server} refused this agent ({reason}); "
+                f"{key}. The program runs without live debugging.\n"
+            )
 
     def _ssl_context(self) -> Optional[ssl.SSLContext]:
         if not self.url.startswith("wss:"):
@@ -504,10 +556,19 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def status_message(statuses: List[ProbeStatus]) -> Dict[str, Any]:
+    """A ``status`` message: the probes' statuses and the agent's own health."""
+    return {
+        "type": "status",
+        "probes": [s.to_dict() for s in statuses],
+        "agent": health.snapshot(),
+    }
+
+
 def _guard(call: Any, default: Any) -> Any:
     """Call into the agent; a failure there must not end the connection."""
     try:
         return call()
-    except Exception:
-        logger.debug("peephole: agent call failed", exc_info=True)
+    except Exception as exc:
+        health.internal_error("serving the server's request", exc)
         return default

@@ -9,7 +9,9 @@ Everything runs on the thread that failed, so it stays cheap and safe: the trace
 walked once to find its fingerprint (cached by the code locations it passes through);
 locals are captured (by the agent's Capturer, so limits and redaction apply) only for the
 first exception of a fingerprint in each ``exception_interval`` and within
-``exception_rate``; the others are counted and their counts sent by a background thread.
+``exception_rate``; the others are counted and their counts sent by a background thread,
+except the first occurrence of a fingerprint, which is sent at once (without locals when
+over the rate) so a new failure shows up within seconds, not at the next count.
 No application code runs (the message is built from ``exc.args`` of builtin scalar types
 only), and no frame, traceback or value is kept.
 docs/exceptions.md explains the choices.
@@ -20,7 +22,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from types import FrameType, ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
@@ -40,6 +41,7 @@ from peephole.agent.exception_capture.fingerprints import (
     shape_of,
     type_name,
 )
+from peephole.agent.health import internal_error
 from peephole.agent.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
@@ -95,7 +97,8 @@ class ExceptionCapture:
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._groups: Dict[str, _Group] = {}
-        self._bucket = TokenBucket(agent.config.exception_rate)
+        self.clock = agent.clock  # the agent's, never the application's patchable `time`
+        self._bucket = TokenBucket(agent.config.exception_rate, clock=self.clock)
         self._flusher: Optional[threading.Thread] = None
         self._stop = threading.Event()
 
@@ -141,7 +144,8 @@ class ExceptionCapture:
             if not self._switched_on():
                 return None
             return self._capture(exc, origin, tb)
-        except Exception:
+        except Exception as exc_of_agent:
+            internal_error("capturing an exception", exc_of_agent)
             return None
         finally:
             _busy.active = False
@@ -169,11 +173,12 @@ class ExceptionCapture:
             fingerprint = fingerprint_of(chain, stacks)
             remember_fingerprint(shape, fingerprint, chain)
         config = self.agent.config
-        now = time.time()
-        mono = time.monotonic()
+        now = self.clock.wall()
+        mono = self.clock.monotonic()
         evicted: List[Tuple[str, _Group]] = []
         with self._lock:
             group = self._groups.pop(fingerprint, None)
+            first_seen = group is None
             if group is None:
                 group = _Group()
                 while len(self._groups) >= MAX_GROUPS:  # forget the least recently seen
@@ -209,10 +214,13 @@ class ExceptionCapture:
                 "frames": [_plain_frame(*entry) for entry in full[0][:max_frames]],
             }
         if not snapshot:
+            if first_seen:
+                self._send_pending(fingerprint, group)
             self._ensure_flusher()
             return None
         event = protocol.new_event(
             protocol.EXCEPTION,
+            time=now,
             fingerprint=fingerprint,
             exc_type=type_name(type(exc)),
             message=self._message(exc),
@@ -302,6 +310,14 @@ class ExceptionCapture:
                 self._send_count(fingerprint, summary, count, first, last)
         return len(batches)
 
+    def _send_pending(self, fingerprint: str, group: _Group) -> None:
+        """Send one group's count now (the first occurrence of a fingerprint)."""
+        with self._lock:
+            count, first, last = group.pending, group.first_pending, group.last_pending
+            group.pending, group.first_pending = 0, None
+        if count:
+            self._send_count(fingerprint, group.summary, count, first, last)
+
     def _send_count(
         self,
         fingerprint: str,
@@ -313,6 +329,7 @@ class ExceptionCapture:
         """An event that only counts: type, message and frames, without locals."""
         event = protocol.new_event(
             protocol.EXCEPTION,
+            time=self.clock.wall(),
             fingerprint=fingerprint,
             snapshot=False,
             count=count,
@@ -323,8 +340,8 @@ class ExceptionCapture:
         )
         try:
             self.agent.emit(event)
-        except Exception:
-            pass
+        except Exception as exc:
+            internal_error("sending exception counts", exc)
 
     def _ensure_flusher(self) -> None:
         """Start the count thread if it is not running (it runs until ``uninstall()``; a
@@ -348,8 +365,8 @@ class ExceptionCapture:
         while not self._stop.wait(period):
             try:
                 self.flush()
-            except Exception:
-                pass
+            except Exception as exc:
+                internal_error("sending exception counts", exc)
 
     def _after_fork(self) -> None:
         """In a forked child: the parent sends its own counts and the thread did not survive."""
@@ -450,8 +467,8 @@ def _drop_locals_snapshots(stack: Stack, indexes: List[int]) -> None:
             # References: the frame, `snapshot` and getrefcount's argument.
             if sys.getrefcount(snapshot) <= 3:
                 snapshot.clear()
-        except Exception:
-            pass
+        except Exception as exc:
+            internal_error("releasing a frame's locals", exc)
 
 
 def _message(exc: BaseException) -> str:
@@ -469,7 +486,8 @@ def _message(exc: BaseException) -> str:
             parts = [_render_arg(arg) for arg in args[:20]]
             text = parts[0] if len(parts) == 1 else "(" + ", ".join(parts) + ")"
         return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
-    except Exception:
+    except Exception as failure:
+        internal_error("rendering an exception's message", failure)
         return ""
 
 
