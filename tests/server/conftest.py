@@ -291,6 +291,16 @@ class FakeAgent:
             await self._reader
 
 
+async def placed(api: httpx.Client, *agents: FakeAgent, **fields: Any) -> str:
+    """Place a tracepoint on the agents' service; return its id once they all have it (the
+    server takes events only for probes it sent to the connection)."""
+    service = agents[0].info.service if agents else "shop"
+    probe_id: str = api.post("/probes", json=tracepoint(service, **fields)).json()["id"]
+    for agent in agents:
+        await agent.wait_probes(lambda probes: probe_id in [p["id"] for p in probes])
+    return probe_id
+
+
 def snapshot(probe_id: str, **fields: Any) -> dict[str, Any]:
     return protocol.new_event(protocol.SNAPSHOT, probe_id=probe_id, probe_version=1,
                               file="shop/cart.py", line=42, frames=[], **fields)

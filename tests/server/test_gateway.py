@@ -23,6 +23,7 @@ from .conftest import (
     LiveServer,
     client_for,
     exception,
+    placed,
     snapshot,
     subscribed,
     tracepoint,
@@ -173,9 +174,10 @@ async def test_expired_probe_is_removed(api: httpx.Client, agents: Any) -> None:
 async def test_events_are_acked_stored_and_paged(api: httpx.Client, agents: Any) -> None:
     agent = await agents("shop")
     other = await agents("billing")
-    sent = [snapshot("p1", time=1000.0 + i) for i in range(7)]
+    p1, p2 = await placed(api, agent, hit_limit=100), await placed(api, other)
+    sent = [snapshot(p1, time=1000.0 + i) for i in range(7)]
     await agent.send_events(sent, dropped=3)
-    await other.send_events([snapshot("p2", time=2000.0)])
+    await other.send_events([snapshot(p2, time=2000.0)])
     page = api.get("/events", params={"service": "shop", "limit": 3}).json()
     assert [e["id"] for e in page["events"]] == [e["id"] for e in reversed(sent[-3:])]
     rest = api.get("/events", params={"service": "shop", "limit": 10,
@@ -184,7 +186,7 @@ async def test_events_are_acked_stored_and_paged(api: httpx.Client, agents: Any)
     first = rest["events"][-1]
     assert (first["service"], first["instance_id"]) == ("shop", agent.instance_id)
     assert api.get(f"/events/{first['id']}").json() == first
-    assert len(api.get("/events", params={"probe_id": "p2"}).json()["events"]) == 1
+    assert len(api.get("/events", params={"probe_id": p2}).json()["events"]) == 1
     assert len(api.get("/events", params={"since": 1003.5}).json()["events"]) == 4
     assert api.get("/events", params={"type": "bogus"}).status_code == 422
     [instance] = api.get("/instances", params={"service": "shop"}).json()
@@ -193,7 +195,8 @@ async def test_events_are_acked_stored_and_paged(api: httpx.Client, agents: Any)
 
 async def test_agent_cannot_claim_another_identity(api: httpx.Client, agents: Any) -> None:
     agent = await agents("shop")
-    await agent.send_events([snapshot("p", service="billing", instance_id="someone-else")])
+    probe_id = await placed(api, agent)
+    await agent.send_events([snapshot(probe_id, service="billing", instance_id="someone-else")])
     [event] = api.get("/events").json()["events"]
     assert (event["service"], event["instance_id"]) == ("shop", agent.instance_id)
 
@@ -221,9 +224,10 @@ async def test_trace_link_from_template(server_factory: Any, tmp_path: Path) -> 
     server = server_factory(trace_link_template="https://jaeger/trace/{trace_id}?span={span_id}")
     agent = await FakeAgent(server).connect()
     try:
-        await agent.send_events([snapshot("p", trace_id="a" * 32, span_id="b" * 16),
-                                 snapshot("p", time=1.0)])
         with client_for(server) as api:
+            probe_id = await placed(api, agent)
+            await agent.send_events([snapshot(probe_id, trace_id="a" * 32, span_id="b" * 16),
+                                     snapshot(probe_id, time=1.0)])
             linked, plain = api.get("/events").json()["events"]
         assert linked["trace_link"] == f"https://jaeger/trace/{'a' * 32}?span={'b' * 16}"
         assert "trace_link" not in plain
@@ -359,9 +363,10 @@ async def test_retention_runs_periodically(server_factory: Any) -> None:
     server = server_factory(retention_events=2, retention_interval=0.2)
     agent = await FakeAgent(server).connect()
     try:
-        sent = [snapshot("p", time=time.time() + i) for i in range(5)]
-        await agent.send_events(sent)
         with client_for(server) as api:
+            probe_id = await placed(api, agent)
+            sent = [snapshot(probe_id, time=time.time() + i) for i in range(5)]
+            await agent.send_events(sent)
             deadline = time.monotonic() + 5
             while len(api.get("/events").json()["events"]) > 2:
                 assert time.monotonic() < deadline, "retention never ran"

@@ -14,7 +14,8 @@ from peephole.server import wire
 
 pytestmark = pytest.mark.server
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+scalars = (st.none() | st.booleans() | st.integers()
+           | st.floats(allow_nan=False, allow_infinity=False) | st.text())
 values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
@@ -35,10 +36,18 @@ def test_decode_matches_json_and_keeps_each_event_text(
     assert [json.loads(raw) for raw in decoded.raw_events] == events
 
 
-@given(st.text(max_size=30))
+def strict_json(text: str) -> Any:
+    """``json.loads`` without NaN and Infinity, which are not JSON."""
+    def refuse(name: str) -> Any:
+        raise ValueError(name)
+    return json.loads(text, parse_constant=refuse)
+
+
+@given(st.text(max_size=30) | st.sampled_from(['{"type": "x", "v": NaN}', '{"type": "x", '
+                                               '"v": [-Infinity]}', '{"type": Infinity}']))
 def test_decode_refuses_what_json_refuses(text: str) -> None:
     try:
-        expected = json.loads(text)
+        expected = strict_json(text)
     except ValueError:
         with pytest.raises(protocol.ProtocolError):
             wire.decode(text)

@@ -152,6 +152,7 @@ class AgentConnection:
             return
         self._wanted_generation = generation
         self._wanted = lists.for_instance(self.target_view())
+        self.ever_sent.update(self._wanted)
         self._wake.set()
 
     def close(self, code: int, reason: str) -> None:
@@ -253,7 +254,6 @@ class AgentConnection:
         if not first and wanted == self.sent:
             return []
         previous, self.sent, self._synced = self.sent, wanted, True
-        self.ever_sent.update(wanted)
         if not self.deltas:
             message, self.withheld = full_message(wanted)
             if self.withheld:

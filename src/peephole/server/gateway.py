@@ -28,6 +28,9 @@ MESSAGE_TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013
 MAX_EVENTS_PER_MESSAGE = 10_000
 MAX_UNAUTHENTICATED = 256  # connections that have not said hello yet, at once
+MAX_COUNTER = 2**63 - 1  # what a BIGINT column holds
+MAX_COUNT = 2**31 - 1  # what an INTEGER column holds (versions, pids, exception counts)
+MAX_PID = MAX_COUNT
 
 
 class Rejected(Exception):
@@ -149,7 +152,7 @@ def _check_instance(info: protocol.InstanceInfo) -> None:
         isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
     ):
         raise Rejected(POLICY_VIOLATION, "bad instance: tags must map strings to strings")
-    if not isinstance(info.pid, int) or not isinstance(info.started_at, (int, float)):
+    if not _integer(info.pid, MAX_PID) or not _time(info.started_at):
         raise Rejected(POLICY_VIOLATION, "bad instance: pid and started_at must be numbers")
 
 
@@ -161,7 +164,8 @@ async def _serve(broker: Broker, connection: AgentConnection) -> None:
         kind = message["type"]
         if kind == "events":
             seq, events, dropped = _events(message)
-            await broker.ingest(connection, events, dropped, message.raw_events)
+            events, texts = _own_probes_only(broker, connection, events, message.raw_events)
+            await broker.ingest(connection, events, dropped, texts)
             connection.send({"type": "ack", "seq": seq})
         elif kind == "status":
             await broker.statuses(connection, _statuses(message))
@@ -194,11 +198,11 @@ def _events(message: dict[str, Any]) -> tuple[int, list[dict[str, Any]], int]:
     seq = message.get("seq")
     events = message.get("events")
     dropped = message.get("dropped", 0) or 0
-    if not isinstance(seq, int) or isinstance(seq, bool):
+    if not _integer(seq, MAX_COUNTER):
         raise Rejected(POLICY_VIOLATION, "events: seq must be an integer")
     if not isinstance(events, list) or len(events) > MAX_EVENTS_PER_MESSAGE:
         raise Rejected(POLICY_VIOLATION, "events: events must be a list (at most 10000)")
-    if not isinstance(dropped, int) or dropped < 0:
+    if not _integer(dropped, MAX_COUNT):
         raise Rejected(POLICY_VIOLATION, "events: dropped must be a non-negative integer")
     for event in events:
         if not isinstance(event, dict):
@@ -208,7 +212,37 @@ def _events(message: dict[str, Any]) -> tuple[int, list[dict[str, Any]], int]:
             raise Rejected(POLICY_VIOLATION, "events: each event needs a string id")
         if event.get("type") not in protocol.EVENT_TYPES:
             raise Rejected(POLICY_VIOLATION, f"events: unknown event type {event.get('type')!r}")
+        for name in ("time", "first_time", "last_time"):
+            if name in event and not _time(event[name]):
+                raise Rejected(POLICY_VIOLATION, f"events: {name} must be a time in seconds")
+        if "count" in event and not _integer(event["count"], MAX_COUNT):
+            raise Rejected(POLICY_VIOLATION, f"events: count must be an integer <= {MAX_COUNT}")
     return seq, events, dropped
+
+
+def _own_probes_only(
+    broker: Broker, connection: AgentConnection, events: list[dict[str, Any]], texts: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The events of probes this connection was sent, and those that name no probe
+    (exceptions): a key holder cannot spend another service's hit limit with forged events."""
+    sent = connection.ever_sent
+    kept = [i for i, e in enumerate(events) if e.get("probe_id") is None
+            or e.get("probe_id") in sent]
+    if len(kept) == len(events):
+        return events, texts
+    broker.metrics.events_refused_total += len(events) - len(kept)
+    same = len(texts) == len(events)
+    return [events[i] for i in kept], [texts[i] for i in kept] if same else []
+
+
+def _integer(value: Any, high: int) -> bool:
+    """A JSON integer from 0 to ``high`` (booleans are not numbers here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high
+
+
+def _time(value: Any) -> bool:
+    """Epoch seconds that a float column holds (JSON has no NaN; see ``wire``)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1e11
 
 
 def _statuses(message: dict[str, Any]) -> list[protocol.ProbeStatus]:
@@ -223,10 +257,13 @@ def _statuses(message: dict[str, Any]) -> list[protocol.ProbeStatus]:
             raise Rejected(POLICY_VIOLATION, f"status: {exc}") from None
         if not isinstance(status.probe_id, str) or status.state not in protocol.PROBE_STATES:
             raise Rejected(POLICY_VIOLATION, "status: each needs a probe_id and a known state")
-        numbers = (status.version, status.hits, status.captures, status.drops,
+        numbers = (status.hits, status.captures, status.drops,
                    status.condition_errors, status.time_ns)
-        if not all(isinstance(n, int) for n in numbers):
-            raise Rejected(POLICY_VIOLATION, "status: counters must be integers")
+        if not all(_integer(n, MAX_COUNTER) for n in numbers) or not _integer(
+            status.version, MAX_COUNT
+        ):
+            raise Rejected(POLICY_VIOLATION,
+                           f"status: counters must be integers from 0 to {MAX_COUNTER}")
         if not all(isinstance(t, (str, type(None))) for t in (status.message, status.path)):
             raise Rejected(POLICY_VIOLATION, "status: message and path must be strings")
         statuses.append(status)

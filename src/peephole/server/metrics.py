@@ -12,6 +12,7 @@ class Metrics:
     events_received_total: int = 0
     events_stored_total: int = 0
     events_dropped_by_agents_total: int = 0
+    events_refused_total: int = 0  # for probes never sent to the connection they came on
     agent_connections_total: int = 0
     agent_messages_total: int = 0
     agent_messages_rejected_total: int = 0

@@ -14,7 +14,13 @@ from typing import Any, Union
 
 from peephole import protocol
 
-_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# NaN and Infinity are not JSON: Python's parser takes them, databases and clients do not.
+_scan = json.JSONDecoder(parse_constant=_no_constants).scan_once  # type: ignore[attr-defined]
 _space = re.compile(r"[ \t\n\r]*")
 
 
