@@ -61,6 +61,7 @@ __all__ = [
     "contains_secret",
     "default_redactor",
     "mask_text",
+    "masked_tags",
     "normalise",
 ]
 
@@ -168,7 +169,7 @@ _KEY_VALUE = (
     r"(?:pass(?:word|wd|phrase)?|pwd|pw|secret|token|api[_ -]?key|access[_ -]?key"
     r"|private[_ -]?key|credentials?|session[_-]?id|auth)"
     r"(?:[_.-][a-z0-9]+)*)"
-    r"(\"?'?\s*[=:]\s*)"
+    r"(\"?'?\s*[=:]\s*(?:[bru](?=[\"']))?)"
     r"(?:(\"|')(?!\[redacted\])[^\"'\r\n]+(?=\3)"
     r"|(?![\"']|\[redacted\])[^\s&;,\"']+(?:[ \t]+(?![^\s=:&;,\"']+\s*[=:])[^\s&;,\"'=:]+)*)"
 )
@@ -367,6 +368,22 @@ class Redactor:
                 )
         return known
 
+    def is_secret_container(self, value: Any) -> bool:
+        """A value whose text is secret as a whole, for code that shows values without
+        walking them name by name (a template's text): a secret collection, a list of header
+        pairs, or a ``(secret name, value)`` pair."""
+        if self.is_secret_collection(value):
+            return True
+        cls = type(value)
+        if (cls is not list and cls is not tuple) or not value:
+            return False
+        first = value[0]
+        if type(first) is str or type(first) is bytes:
+            return len(value) == 2 and self.is_secret_name(first) and self.hides(first, value[1])
+        if type(first) is tuple or type(first) is list:
+            return self.is_header_list(value[:100])
+        return False
+
     @classmethod
     def from_policy(cls, config: AgentConfig, policy: Optional[AgentPolicy]) -> Redactor:
         """The agent's settings plus the server's policy (which only adds)."""
@@ -402,6 +419,14 @@ def contains_secret(text: Union[str, bytes], redactor: Optional[Redactor] = None
     """Whether ``text`` holds a secret-shaped token under ``redactor`` (the built-in policy
     when None): the test expression taint and whole-text masking start from."""
     return (redactor or default_redactor()).contains_secret(text)
+
+
+def masked_tags(tags: Dict[str, str], redactor: Optional[Redactor] = None) -> Dict[str, str]:
+    """Instance tags as they may leave the process (the instance list shows them to every
+    viewer): a secret name's value hidden, secret-shaped text masked."""
+    r = redactor or default_redactor()
+    return {key: MASK if r.is_secret_name(key) else r.mask(str(value))
+            for key, value in tags.items()}
 
 
 def mask_text(text: str, redactor: Optional[Redactor] = None) -> str:
