@@ -282,15 +282,13 @@ def _from_dict(cls: Any, data: Dict[str, Any]) -> Any:
 def expression_problem(source: str) -> Optional[str]:
     """Why ``source`` is not a Python expression: the column, then the text with a caret
     under it (``None`` when it parses; the agent still decides what is allowed)."""
-    try:
-        ast.parse(source, mode="eval")
-    except SyntaxError as exc:
-        line = (source.splitlines() or [""])[max(0, (exc.lineno or 1) - 1)]
-        column = _column(line, exc.offset or len(line) + 1)  # 0: at the end
-        return _caret(line, column, f"syntax error at column {column}: {exc.msg}")
-    except (RecursionError, MemoryError):
-        return "the expression is nested too deeply"
-    return None
+    found = _syntax_error(source)
+    if found is None:
+        return None
+    column, reason = found
+    if not column:
+        return reason
+    return _caret(source, column, f"syntax error at column {column}: {reason}")
 
 
 def template_problem(source: str) -> Optional[str]:
@@ -356,22 +354,38 @@ def _placeholder_problem(source: str, start: int, end: int) -> Optional[str]:
     expression = source[start:end]
     if not expression.strip():
         return _caret(source, start, f"empty placeholder at column {start}")
+    found = _syntax_error(expression)
+    if found is None:
+        return None
+    offset, reason = found
+    if not offset:
+        return f"the placeholder at column {start} is {reason}"
+    column = start + offset
+    return _caret(source, column, f"syntax error at column {column}: {reason}")
+
+
+def _syntax_error(text: str) -> Optional[Tuple[int, str]]:
+    """The column in ``text`` (1-based, counting every character) and the reason of its
+    syntax error, parsed as the agent parses it (surrounding whitespace ignored); column 0
+    when it is too deeply nested to parse."""
+    stripped = text.strip()
     try:
-        ast.parse(expression, mode="eval")
+        ast.parse(stripped, mode="eval")
     except SyntaxError as exc:
-        offset = min(exc.offset or len(expression) + 1, len(expression) + 1)  # 0: the end
-        column = _column(source, start + offset)
-        return _caret(source, column, f"syntax error at column {column}: {exc.msg}")
+        lines = stripped.split("\n")
+        number = min(max(1, exc.lineno or 1), len(lines))
+        line = lines[number - 1]
+        offset = min(exc.offset or len(line) + 1, len(line) + 1)  # 0 or none: at the end
+        before = sum(len(previous) + 1 for previous in lines[: number - 1])
+        return len(text) - len(text.lstrip()) + before + offset, exc.msg
     except (RecursionError, MemoryError):
-        return f"the placeholder at column {start} is nested too deeply"
+        return 0, "nested too deeply"
     return None
 
 
-def _column(line: str, column: int) -> int:
-    return max(1, min(column, len(line) + 1))
-
-
-def _caret(line: str, column: int, message: str) -> str:
-    """``message``, then ``line`` with a caret under ``column``: the same three lines in the
-    API's answer, the CLI and the docs."""
-    return f"{message}\n    {line.replace(chr(9), ' ')}\n    {' ' * (column - 1)}^"
+def _caret(text: str, column: int, message: str) -> str:
+    """``message``, then ``text`` on one line with a caret under ``column``: the same three
+    lines in the API's answer, the CLI and the docs."""
+    flat = "".join(" " if char in "\t\r\n" else char for char in text)
+    column = max(1, min(column, len(flat) + 1))
+    return f"{message}\n    {flat}\n    {' ' * (column - 1)}^"

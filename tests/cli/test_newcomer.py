@@ -193,3 +193,44 @@ def test_an_exception_events_type_is_never_cut(capsys: pytest.CaptureFixture[str
                              "frames": [{"file": "/srv/app/shop/payments/stripe.py", "line": 88}]})
     console().print(render.events([event]))
     assert "shop.payments.errors.PaymentProviderTimeoutError" in capsys.readouterr().out
+
+
+# --- syntax errors: what the server refuses, with a column and a caret ----------------------
+
+
+@pytest.mark.parametrize("template", [
+    "{x!r}", "{x:.2f}", "{d['}']}", "{a != b}", "{ x }", "{ {'a': 1}['a'] }",
+    "{(lambda: 1)()}", "{x[1:2]}", "{{literal}} {len(cart)}", '{"""a}b"""}', "{x!r:>10}",
+])
+def test_templates_the_agent_takes_are_not_refused(template: str) -> None:
+    from peephole.protocol import template_problem
+
+    assert template_problem(template) is None
+
+
+@pytest.mark.parametrize(("template", "first_line", "caret_at"), [
+    ("total {cart.total", "placeholder at column 7 is not closed with '}'", 7),
+    ("total {cart.total +}", "syntax error at column 20: invalid syntax", 20),
+    ("a } b", "single '}' at column 3; write '}}' for a brace", 3),
+    ("x {}", "empty placeholder at column 3", 3),
+])
+def test_a_refused_template_points_at_the_column(template: str, first_line: str,
+                                                 caret_at: int) -> None:
+    from peephole.protocol import template_problem
+
+    problem = template_problem(template)
+    assert problem is not None
+    assert problem.splitlines() == [first_line, f"    {template}", " " * (3 + caret_at) + "^"]
+
+
+@pytest.mark.parametrize(("condition", "column"), [
+    ("total >", 8), ("  a +* b", 6), ("a b", 3),
+])
+def test_a_condition_syntax_error_points_at_the_column(condition: str, column: int) -> None:
+    from peephole.protocol import expression_problem
+
+    problem = expression_problem(condition)
+    assert problem is not None
+    assert problem.splitlines()[0].startswith(f"syntax error at column {column}: ")
+    assert problem.splitlines()[2] == " " * (3 + column) + "^"
+    assert expression_problem("  total > 1  ") is None
