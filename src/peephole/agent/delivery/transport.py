@@ -32,6 +32,7 @@ from peephole import __version__, protocol
 from peephole.agent import health
 from peephole.agent.clock import REAL
 from peephole.agent.config import AgentConfig, ConfigError
+from peephole.agent.safe.redaction import Redactor, masked_tags
 from peephole.protocol import AgentPolicy, InstanceInfo, ProbeSpec, ProbeStatus, ProtocolError
 
 if TYPE_CHECKING:
@@ -542,7 +543,7 @@ class Transport:
             service=config.service,
             version=config.version,
             environment=config.environment,
-            tags=dict(config.tags),
+            tags=masked_tags(config.tags, Redactor.from_policy(config, None)),
             host=socket.gethostname(),
             pid=os.getpid(),
             runtime=runtime_name(),
