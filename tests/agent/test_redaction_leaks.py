@@ -79,7 +79,8 @@ def test_token_formats_are_masked(token: str) -> None:
 
 
 def test_pem_private_key_block_is_masked_whole() -> None:
-    block = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----"
+    block = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n"
+             "-----END OPENSSH PRIVATE KEY-----")
     assert Redactor().redact_text(f"key:\n{block}\nend") == f"key:\n{MASK}\nend"
 
 
@@ -203,3 +204,14 @@ def test_flags_under_secret_local_names_are_shown(capturer: Capturer) -> None:
     node = capturer.value(Options())
     assert node["fields"]["fuzzy_with_tokens"] == {"t": "bool", "v": False}
     assert node["fields"]["token"] == {"t": "str", "cut": "redacted"}
+
+
+def test_instance_tags_leave_without_secrets() -> None:
+    from peephole.agent.config import AgentConfig
+    from peephole.agent.delivery.transport import Transport
+
+    config = AgentConfig(service="svc", server="http://127.0.0.1:9", tags={
+        "api_token": SECRET, "dsn": f"postgres://shop:{SECRET}@db/shop", "team": "payments"})
+    tags = Transport(config).instance_info().tags
+    assert SECRET not in str(tags)
+    assert tags["team"] == "payments" and tags["api_token"] == MASK
