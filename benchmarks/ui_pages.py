@@ -30,6 +30,7 @@ from peephole import protocol
 from peephole.server.app import create_app
 from peephole.server.settings import ServerSettings
 from peephole.server.store import events as event_store
+from peephole.server.store import instances as instance_store
 from peephole.server.store import probes as probe_store
 from peephole.server.ui import environment, render
 from peephole.server.ui.session import csrf_for
@@ -54,6 +55,10 @@ def seed(app: Any, events: int, probes: int) -> dict[str, str]:
             probe_ids.append(probe_store.create(session, fields, "bench", now).id)
 
     db.run(make_probes)
+    for service in SERVICES:  # one instance each, as a connected agent would have registered
+        info = protocol.InstanceInfo(f"instance-{service}", service, version="1.0.0",
+                                     environment="bench", host="bench", pid=1)
+        db.run(lambda s, info=info: instance_store.register(s, info, now))
     batch = 1000
     for start in range(0, events, batch):
         items = [_event(i, probe_ids, now - (events - i) * 0.5) for i in range(start,

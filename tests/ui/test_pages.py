@@ -90,7 +90,7 @@ def test_a_tracepoint_from_a_click_on_a_line_to_snapshots_compared(
     expect(row).to_have_class(re.compile("probeable"))
     expect(page.locator("#source .tok, #source span.k").first).to_be_visible()  # highlighted
     screenshot(page, "source")
-    row.locator("a.no").click()
+    row.locator("a.nr").click()
     form = page.locator("#probe-form")
     expect(form.locator("input[name=line]")).to_have_value(str(line))
     form.locator("input[name=condition]").fill("n >= 1 and (")
@@ -108,6 +108,7 @@ def test_a_tracepoint_from_a_click_on_a_line_to_snapshots_compared(
     expect(page).to_have_url(re.compile(r"/probes/[0-9a-f]+$"))
     probe_id = page.url.rsplit("/", 1)[1]
     expect(page.locator(f"[data-state='{probe_id}']").first).to_have_text("active")
+    expect(page.locator("table.statuses tbody tr.active")).to_have_count(1)  # per instance
 
     for n in (1, 2):  # snapshots arrive on the open page, without a reload
         assert env.target.hit("/", n) == 200
@@ -231,7 +232,7 @@ def test_a_viewer_sees_no_controls_and_the_server_refuses_changes(
     expect(page.locator(f"tr[data-probe='{probe['id']}']")).to_be_visible()
     expect(page.locator("button[data-action]")).to_have_count(0)
     page.goto(source_url(env))
-    page.locator("#L3 a.no").click()  # a plain link for a viewer: no form opens
+    page.locator("#L3 a.nr").click()  # a plain link for a viewer: no form opens
     expect(page.locator("#probe-form")).to_have_count(0)
     expect(page.locator(".panel .hint")).to_contain_text("viewer")
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
@@ -265,8 +266,41 @@ def test_keyboard_moves_filters_opens_and_closes(open_browser: Any, env: Env) ->
     expect(page.locator("#files li.cursor")).to_contain_text("target_app.py")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/source\?path="))
-    page.locator("#L3 a.no").click()
+    page.locator("#L3 a.nr").click()
     expect(page.locator("#probe-form")).to_be_visible()
     page.keyboard.press("Escape")  # the focus is in the form: the first Esc leaves it
     page.keyboard.press("Escape")
     expect(page.locator("#probe-form")).to_have_count(0)
+
+
+def test_admins_make_tokens_edit_probes_and_read_the_audit_log(
+    open_browser: Any, env: Env
+) -> None:
+    page = open_browser("admin").page
+    line = marker_line(env.target.path, "# @probe")
+    with api(env) as client:
+        probe = client.post("/probes", json={
+            "kind": "tracepoint", "file": str(env.target.path), "line": line,
+            "condition": "n > 100", "target": {"service": env.target.service},
+        }).json()
+        wait_for(lambda: client.get(f"/probes/{probe['id']}").json()["state"] == "active",
+                 what="the probe to be active")
+    page.goto(f"/probes?service={env.target.service}&state=active")
+    expect(page.locator(f"tr[data-probe='{probe['id']}']")).to_contain_text("if n > 100")
+    page.goto(f"/probes/{probe['id']}")
+    page.locator("details.edit summary").click()
+    page.fill("details.edit input[name=condition]", "n > 200")
+    page.click("details.edit button[type=submit]")
+    expect(page.locator("dl.facts")).to_contain_text("n > 200")
+    expect(page.locator("dl.facts")).to_contain_text("2, by admin")  # a new version
+    page.goto("/admin")
+    page.fill("form[action='/admin/tokens'] input[name=name]", "on-call")
+    page.select_option("form[action='/admin/tokens'] select[name=role]", "debugger")
+    page.click("form[action='/admin/tokens'] button")
+    token = page.locator("#created code").inner_text()
+    assert token.startswith("pht_")
+    expect(page.locator("table").first).to_contain_text("on-call")
+    expect(page.locator(".audit")).to_contain_text("probe.update")
+    screenshot(page, "admin")
+    with api(env) as client:
+        client.delete(f"/probes/{probe['id']}")

@@ -138,14 +138,21 @@ async def recent_logs(
     broker: Broker, principal: Principal, service: Optional[str], probe_id: Optional[str],
     limit: int,
 ) -> list[dict[str, Any]]:
-    """The newest log lines: from the last hour when it has enough (the events table has
-    no (type, time) index, so the unbounded query sorts every log line ever kept)."""
-    since = time.time() - 3600
-    for window in (since, None):
-        lines = await list_events(broker, principal, type=protocol.LOG, service=service,
-                                  probe_id=probe_id, since=window, limit=limit)
+    """The newest log lines. Without a service or probe they are read service by service
+    and merged: the events table is indexed by (service, time) and (probe_id, time), not by
+    (type, time), so one query over every service would sort all log lines ever kept."""
+    if service or probe_id:
+        return await list_events(broker, principal, type=protocol.LOG, service=service,
+                                 probe_id=probe_id, limit=limit)
+    services = await service_api.list_services(broker=broker, _=principal)
+    lines: list[dict[str, Any]] = []
+    floor: Optional[float] = None  # once ``limit`` lines are in hand, only newer ones count
+    for known in sorted(services, key=lambda s: s["last_seen"], reverse=True):
+        lines += await list_events(broker, principal, type=protocol.LOG, service=known["name"],
+                                   since=floor, limit=limit)
+        lines = sorted(lines, key=lambda e: e["time"], reverse=True)[:limit]
         if len(lines) >= limit:
-            break
+            floor = lines[-1]["time"]
     return lines
 
 

@@ -82,7 +82,7 @@ def source_rows(
         gut = (f'<span class="gut {escape(mark[0])}" title="{escape(mark[1])}">●</span>'
                if mark else '<span class="gut"></span>')
         rows.append(f'<div class="{classes}" id="L{number}" data-line="{number}">'
-                    f'<a class="no" href="{href}{number}#L{number}">{number}</a>{gut}'
+                    f'<a class="nr" href="{href}{number}#L{number}">{number}</a>{gut}'
                     f"<code>{html}</code></div>")
     return Markup("\n".join(rows))
 
@@ -191,6 +191,11 @@ def probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
         "id": probe["id"], "state": probe["state"], "summary": probe["summary"],
         "captures": probe["captures"], "file": probe["file"], "line": probe["line"],
         "enabled": probe["enabled"],
+        "statuses": [
+            {k: status.get(k) for k in ("instance_id", "state", "hits", "captures", "drops",
+                                        "condition_errors", "time_ns", "message")}
+            for status in probe["statuses"]
+        ],
     }
 
 

@@ -152,7 +152,7 @@ function setUp() {
   });
   document.addEventListener("click", (event) => {
     const target = event.target;
-    if (target.matches(".ln a.no") && openLine(target)) event.preventDefault();
+    if (target.matches(".ln a.nr") && openLine(target)) event.preventDefault();
     else if (target.matches("[data-close]")) closePanel();
     else if (target.matches("[data-toggle-lib]")) {
       const shown = document.body.classList.toggle("show-lib");

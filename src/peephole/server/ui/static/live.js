@@ -29,9 +29,28 @@ function onProbe(probe) {
     pill.title = probe.summary;
   }
   for (const s of document.querySelectorAll(`[data-summary="${CSS.escape(probe.id)}"]`)) s.textContent = probe.summary;
+  statusRows(probe);
   for (const h of document.querySelectorAll(`[data-captures="${CSS.escape(probe.id)}"]`)) {
     h.textContent = h.textContent.replace(/^\d+/, String(probe.captures));
   }
+}
+
+function statusRows(probe) {
+  const table = document.querySelector(`table[data-statuses="${CSS.escape(probe.id)}"] tbody`);
+  if (!table || !probe.statuses.length) return;
+  table.replaceChildren(...probe.statuses.map((s) => {
+    const row = el("tr", `status ${s.state}`);
+    const cells = [s.instance_id, s.state, s.hits, s.captures, s.drops, s.condition_errors,
+      `${(s.time_ns / 1000).toFixed(1)} µs`, s.message ?? ""];
+    cells.forEach((value, i) => row.append(i === 0 ? wrap("td", el("code", null, String(value))) : el("td", null, String(value))));
+    return row;
+  }));
+}
+
+function wrap(tag, child) {
+  const node = el(tag);
+  node.append(child);
+  return node;
 }
 
 function onHit(event) {
