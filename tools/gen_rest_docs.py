@@ -37,16 +37,28 @@ METHOD_ORDER = ("get", "post", "put", "patch", "delete")
 # OpenAPI cannot say them.
 FALLBACK = {
     ("get", "/api/v1/health"): 'Liveness: `{"status": "ok", "version": "0.1.0"}`',
-    ("get", "/api/v1/me"): 'Who the token belongs to: `{"name", "role"}`',
-    ("get", "/api/v1/audit"): (
-        'Recent changes, newest first: `[{"time", "actor", "action", "probe_id", "details"}]`'
+    ("get", "/api/v1/me"): (
+        'Who the token belongs to: `{"name", "role", "id", "expires_at"}`'
     ),
-    ("get", "/api/v1/tokens"): "User tokens by name and role (never the secrets)",
+    ("get", "/api/v1/audit"): (
+        'Recent changes, newest first: `[{"time", "actor", "actor_id", "action", "probe_id", '
+        '"details"}]` (`actor` is the token\'s name, `actor_id` its unique id)'
+    ),
+    ("get", "/api/v1/tokens"): (
+        'User tokens (never the secrets): `[{"id", "name", "role", "created_at", "expires_at", '
+        '"revoked_at", "active"}]`'
+    ),
     ("post", "/api/v1/tokens"): (
-        'Create a user token: `{"name", "role", "token"}`; the only time the token is shown'
+        'Create a user token, optionally expiring: `{"id", "name", "role", "expires_at", '
+        '"token"}`; the only time the token is shown'
+    ),
+    ("get", "/api/v1/agent-keys"): (
+        'Agent keys (never the secrets): `[{"id", "name", "services", "created_at", '
+        '"expires_at", "revoked_at", "active"}]`'
     ),
     ("post", "/api/v1/agent-keys"): (
-        'Create an agent key: `{"name", "key"}`; the only time the key is shown'
+        'Create an agent key, optionally expiring or limited to `services`: `{"id", "name", '
+        '"expires_at", "services", "key"}`; the only time the key is shown'
     ),
     ("get", "/api/v1/services"): (
         'Services: `[{"name", "instances" (live), "versions", "environments", "last_seen"}]`'

@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from peephole import protocol
 
-from .conftest import FakeAgent, LiveServer, client_for, subscribed
+from .conftest import ADMIN_TOKEN, FakeAgent, LiveServer, client_for, subscribed
 from .test_cluster import wait_listening
 
 pytestmark = pytest.mark.server
@@ -148,3 +148,27 @@ def test_credentials_reject_bad_input(api: httpx.Client) -> None:
     assert api.post("/agent-keys", json={"name": "x", "services": []}).status_code == 422
     assert api.post("/tokens/0/revoke").status_code == 422
     assert protocol.MAX_HELLO_BYTES < protocol.MAX_MESSAGE_BYTES
+
+
+def test_the_cli_creates_lists_and_revokes(server: LiveServer, api: httpx.Client) -> None:
+    from click.testing import CliRunner
+
+    from peephole.cli.main import cli
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--url", server.url, "--token", ADMIN_TOKEN, *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    made = json.loads(run("tokens", "create", "eve", "--role", "viewer", "--expires", "2h",
+                          "--json"))
+    assert made["expires_at"] == pytest.approx(time.time() + 7200, abs=60)
+    assert f"{made['id']}  eve  viewer  active until " in run("tokens", "list")
+    assert run("tokens", "revoke", str(made["id"])).startswith(
+        f"token {made['id']} for eve: revoked ")
+    with client_for(server, made["token"]) as as_eve:
+        assert as_eve.get("/me").status_code == 401
+    key = run("agent-keys", "create", "k", "--service", "shop", "--service", "billing")
+    assert key.startswith("agent key 2 k for shop, billing (active), shown once: phk_")
+    assert "2  k  shop,billing  active" in run("agent-keys", "list")
+    assert "agent key 2 k: revoked " in run("agent-keys", "revoke", "2")

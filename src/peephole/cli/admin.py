@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import json
+import time
+from typing import Union
 
 import click
 
-from peephole.cli.common import State, console, json_option, pass_state, print_json
+from peephole.cli.common import (
+    State,
+    console,
+    duration_option,
+    json_option,
+    pass_state,
+    print_json,
+)
+from peephole.client.models import AgentKey, Token
 
 ROLES = ("viewer", "debugger", "admin")
+EXPIRES_HELP = "Stop working after this long: 12h, 30d, 90m (default: until revoked)."
+
+
+def standing(credential: Union[Token, AgentKey]) -> str:
+    """``active``, ``active until <UTC time>``, ``expired`` or ``revoked <UTC time>``."""
+    def at(epoch: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+
+    if credential.revoked_at is not None:
+        return f"revoked {at(credential.revoked_at)}"
+    if credential.expires_at is not None:
+        return f"active until {at(credential.expires_at)}" if credential.active else "expired"
+    return "active"
 
 
 @click.group()
@@ -20,28 +43,44 @@ def tokens() -> None:
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True,
               help="viewer reads; debugger also places probes; admin also manages access.")
+@duration_option("--expires", help=EXPIRES_HELP)
 @json_option
 @pass_state
-def create_token(state: State, name: str, role: str, as_json: bool) -> None:
+def create_token(state: State, name: str, role: str, expires: float | None,
+                 as_json: bool) -> None:
     """Create a user token; it is shown once."""
-    token = state.client().create_token(name, role)
+    token = state.client().create_token(name, role, expires)
     if as_json:
         print_json(token.to_dict())
     else:
-        click.echo(f"token for {token.name} ({token.role}), shown once: {token.token}")
+        click.echo(f"token {token.id} for {token.name} ({token.role}, {standing(token)}), "
+                   f"shown once: {token.token}")
 
 
 @tokens.command("list")
 @json_option
 @pass_state
 def list_tokens(state: State, as_json: bool) -> None:
-    """List user tokens by name and role (never the secrets)."""
+    """List user tokens by id, name, role and standing (never the secrets)."""
     items = state.client().tokens()
     if as_json:
         print_json([t.to_dict() for t in items])
         return
     for token in items:
-        click.echo(f"{token.name}  {token.role}")
+        click.echo(f"{token.id}  {token.name}  {token.role}  {standing(token)}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", metavar="ID", type=click.IntRange(1))
+@json_option
+@pass_state
+def revoke_token(state: State, token_id: int, as_json: bool) -> None:
+    """Revoke a user token now, on every server (its live streams are closed)."""
+    token = state.client().revoke_token(token_id)
+    if as_json:
+        print_json(token.to_dict())
+    else:
+        click.echo(f"token {token.id} for {token.name}: {standing(token)}")
 
 
 @click.group("agent-keys")
@@ -51,15 +90,49 @@ def agent_keys() -> None:
 
 @agent_keys.command("create")
 @click.argument("name")
+@duration_option("--expires", help=EXPIRES_HELP)
+@click.option("--service", "services", multiple=True, metavar="NAME",
+              help="Only agents of this service may join with the key (repeatable; "
+                   "default: any service).")
 @json_option
 @pass_state
-def create_agent_key(state: State, name: str, as_json: bool) -> None:
+def create_agent_key(state: State, name: str, expires: float | None,
+                     services: tuple[str, ...], as_json: bool) -> None:
     """Create an agent key; it is shown once."""
-    key = state.client().create_agent_key(name)
+    key = state.client().create_agent_key(name, expires, list(services) or None)
     if as_json:
         print_json(key.to_dict())
     else:
-        click.echo(f"agent key {key.name}, shown once: {key.key}")
+        scope = f" for {', '.join(key.services)}" if key.services else ""
+        click.echo(f"agent key {key.id} {key.name}{scope} ({standing(key)}), "
+                   f"shown once: {key.key}")
+
+
+@agent_keys.command("list")
+@json_option
+@pass_state
+def list_agent_keys(state: State, as_json: bool) -> None:
+    """List agent keys by id, name, services and standing (never the secrets)."""
+    items = state.client().agent_keys()
+    if as_json:
+        print_json([k.to_dict() for k in items])
+        return
+    for key in items:
+        services = ",".join(key.services) if key.services else "any service"
+        click.echo(f"{key.id}  {key.name}  {services}  {standing(key)}")
+
+
+@agent_keys.command("revoke")
+@click.argument("key_id", metavar="ID", type=click.IntRange(1))
+@json_option
+@pass_state
+def revoke_agent_key(state: State, key_id: int, as_json: bool) -> None:
+    """Revoke an agent key now, on every server (agents using it are disconnected)."""
+    key = state.client().revoke_agent_key(key_id)
+    if as_json:
+        print_json(key.to_dict())
+    else:
+        click.echo(f"agent key {key.id} {key.name}: {standing(key)}")
 
 
 @click.command()

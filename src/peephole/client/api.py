@@ -204,16 +204,36 @@ def audit(limit: int | None = None, probe_id: str | None = None) -> Call[list[Au
     return Call("GET", f"{PREFIX}/audit", _list_of(AuditEntry.from_dict), params)
 
 
-def create_token(name: str, role: str) -> Call[Token]:
-    return Call("POST", f"{PREFIX}/tokens", Token.from_dict, body={"name": name, "role": role})
+def create_token(name: str, role: str, expires_seconds: float | None = None) -> Call[Token]:
+    body = {"name": name, "role": role, "expires_seconds": expires_seconds}
+    return Call("POST", f"{PREFIX}/tokens", Token.from_dict, body=body)
 
 
 def tokens() -> Call[list[Token]]:
     return Call("GET", f"{PREFIX}/tokens", _list_of(Token.from_dict))
 
 
-def create_agent_key(name: str) -> Call[AgentKey]:
-    return Call("POST", f"{PREFIX}/agent-keys", AgentKey.from_dict, body={"name": name})
+def revoke_token(token_id: int) -> Call[Token]:
+    """Revoke a user token by id: at once, on every server; its live streams are closed."""
+    return Call("POST", f"{PREFIX}/tokens/{int(token_id)}/revoke", Token.from_dict,
+                resource="token")
+
+
+def agent_keys() -> Call[list[AgentKey]]:
+    return Call("GET", f"{PREFIX}/agent-keys", _list_of(AgentKey.from_dict))
+
+
+def revoke_agent_key(key_id: int) -> Call[AgentKey]:
+    """Revoke an agent key by id: agents connected with it are disconnected."""
+    return Call("POST", f"{PREFIX}/agent-keys/{int(key_id)}/revoke", AgentKey.from_dict,
+                resource="agent key")
+
+
+def create_agent_key(
+    name: str, expires_seconds: float | None = None, services: list[str] | None = None
+) -> Call[AgentKey]:
+    body = {"name": name, "expires_seconds": expires_seconds, "services": services}
+    return Call("POST", f"{PREFIX}/agent-keys", AgentKey.from_dict, body=body)
 
 
 # --- the live stream ------------------------------------------------------------------------

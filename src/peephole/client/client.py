@@ -191,14 +191,25 @@ class Client(_Base):
     def audit(self, limit: int | None = None, probe_id: str | None = None) -> list[AuditEntry]:
         return self.send(api.audit(limit, probe_id))
 
-    def create_token(self, name: str, role: str) -> Token:
-        return self.send(api.create_token(name, role))
+    def create_token(self, name: str, role: str, expires_seconds: float | None = None) -> Token:
+        return self.send(api.create_token(name, role, expires_seconds))
 
     def tokens(self) -> list[Token]:
         return self.send(api.tokens())
 
-    def create_agent_key(self, name: str) -> AgentKey:
-        return self.send(api.create_agent_key(name))
+    def revoke_token(self, token_id: int) -> Token:
+        return self.send(api.revoke_token(token_id))
+
+    def create_agent_key(
+        self, name: str, expires_seconds: float | None = None, services: list[str] | None = None
+    ) -> AgentKey:
+        return self.send(api.create_agent_key(name, expires_seconds, services))
+
+    def agent_keys(self) -> list[AgentKey]:
+        return self.send(api.agent_keys())
+
+    def revoke_agent_key(self, key_id: int) -> AgentKey:
+        return self.send(api.revoke_agent_key(key_id))
 
     def stream(
         self, service: str | None = None, probe_id: str | None = None, type: str | None = None
@@ -319,14 +330,27 @@ class AsyncClient(_Base):
     ) -> list[AuditEntry]:
         return await self.send(api.audit(limit, probe_id))
 
-    async def create_token(self, name: str, role: str) -> Token:
-        return await self.send(api.create_token(name, role))
+    async def create_token(
+        self, name: str, role: str, expires_seconds: float | None = None
+    ) -> Token:
+        return await self.send(api.create_token(name, role, expires_seconds))
 
     async def tokens(self) -> list[Token]:
         return await self.send(api.tokens())
 
-    async def create_agent_key(self, name: str) -> AgentKey:
-        return await self.send(api.create_agent_key(name))
+    async def revoke_token(self, token_id: int) -> Token:
+        return await self.send(api.revoke_token(token_id))
+
+    async def create_agent_key(
+        self, name: str, expires_seconds: float | None = None, services: list[str] | None = None
+    ) -> AgentKey:
+        return await self.send(api.create_agent_key(name, expires_seconds, services))
+
+    async def agent_keys(self) -> list[AgentKey]:
+        return await self.send(api.agent_keys())
+
+    async def revoke_agent_key(self, key_id: int) -> AgentKey:
+        return await self.send(api.revoke_agent_key(key_id))
 
     async def stream(
         self, service: str | None = None, probe_id: str | None = None, type: str | None = None

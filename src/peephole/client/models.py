@@ -66,6 +66,19 @@ class Instance(Model):
     started_at: float | None = None
     last_seen: float | None = None
     connected: bool = False
+    internal_errors: int = 0  # failures inside its agent, caught and counted
+    last_internal_error: str | None = None
+    abandoned_events: int = 0  # events its agent could not send before the process exited
+
+    def agent_problems(self) -> str | None:
+        """"agent internal errors: N, last: ...; M events abandoned at exit", or None."""
+        parts = []
+        if self.internal_errors:
+            last = f", last: {self.last_internal_error}" if self.last_internal_error else ""
+            parts.append(f"agent internal errors: {self.internal_errors}{last}")
+        if self.abandoned_events:
+            parts.append(f"{self.abandoned_events} events abandoned at exit")
+        return "; ".join(parts) or None
 
 
 @dataclass
@@ -256,18 +269,28 @@ class Token(Model):
     name: str
     role: str = ""
     token: str | None = None  # only when just created
+    id: int | None = None
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    active: bool = True
 
 
 @dataclass
 class AgentKey(Model):
     name: str
-    key: str | None = None
+    key: str | None = None  # only when just created
+    id: int | None = None
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    services: list[str] | None = None  # None: any service
+    active: bool = True
 
 
 @dataclass
 class AuditEntry(Model):
     time: float
     actor: str = ""
+    actor_id: int | None = None  # the token's unique id (names are not unique)
     action: str = ""
     probe_id: str | None = None
     details: Any = None
