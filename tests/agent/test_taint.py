@@ -167,6 +167,13 @@ def test_reading_a_value_whole_is_not_a_derivation() -> None:
     assert render("{word[1:3]} {n * 2} {word == 'plain'}").startswith("la 6 True")
 
 
+def test_a_card_number_held_as_an_int_is_masked_when_captured() -> None:
+    text = watch("card_int") + watch("[card_int, n]") + watch("{'n': card_int}")
+    assert_no_fragment(text)
+    assert '{"t": "int", "cut": "redacted"}' in text
+    assert '{"t": "int", "v": 3}' in text  # other numbers are shown
+
+
 def test_identity_and_type_are_not_answers_about_a_secret() -> None:
     for source in ("blob is not None", "isinstance(blob, str)", "type(aws).__name__ == 'str'",
                    "bool(blob)"):  # fmt: skip

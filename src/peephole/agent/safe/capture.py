@@ -77,6 +77,9 @@ _FRAME_LOCALS_PROXY = _frame_locals_type()
 _PAIR_PARTS = frozenset({id(str), id(bytes), id(tuple), id(list)})  # first items of pairs
 _BIG_INT = 1 << 256  # ints this large are shown by size: str() of a huge int is slow or fails
 _MINUS_BIG_INT = -_BIG_INT
+_CARD_SIZED = 10**12  # ints shorter than this cannot be card numbers: shown without a check
+_MINUS_CARD_SIZED = -_CARD_SIZED
+_MAX_CARD_SIZED = 10**19
 _STRING_CACHE_SIZE = 1024  # per Capturer (one per probe): a bounded few hundred KB
 _STRING_CACHE_MAX_LEN = 64
 _CODE_CACHE_SIZE = 2048
@@ -171,6 +174,12 @@ class _Walk:
             self.remember(node, value, size)
         return node
 
+    def long_int(self, value: int) -> Dict[str, Any]:
+        """An int long enough to be a card number: masked if its digits look like one."""
+        if value < _MAX_CARD_SIZED and self.redactor.redact_text(repr(value)) is not None:
+            return {"t": "int", "cut": "redacted"}
+        return {"t": "int", "v": value}
+
     def remember(self, node: Dict[str, Any], value: Any, size: int) -> Dict[str, Any]:
         """Keep the node of a short str or an int for the next captures of the same value."""
         scalars = self.scalars
@@ -215,8 +224,10 @@ class _Walk:
             known = self.scalars.get(value)
             if known is not None:
                 return known[0]
-            if _MINUS_BIG_INT < value < _BIG_INT:
+            if _MINUS_CARD_SIZED < value < _CARD_SIZED:
                 return self.remember({"t": "int", "v": value}, value, 36)
+            if _MINUS_BIG_INT < value < _BIG_INT:
+                return self.remember(self.long_int(value), value, 36)
             return {"t": "int", "bits": value.bit_length(), "cut": "length"}
         if cls is bool:
             self.size += 24
