@@ -167,6 +167,25 @@ def test_reading_a_value_whole_is_not_a_derivation() -> None:
     assert render("{word[1:3]} {n * 2} {word == 'plain'}").startswith("la 6 True")
 
 
+@pytest.mark.parametrize(
+    "source",
+    ["pairs[0][1]", "pairs[0][1][1:]", "pairs[1][1][:4]", "asgi[0][1][8:]", "asgi[0][1]",
+     "env[b'DB_PASSWORD'][1:]", "env[b'DB_PASSWORD']", "pairs == []"],
+)  # fmt: skip
+def test_values_read_from_hidden_collections_are_redacted(source: str) -> None:
+    """Header and cookie pairs, and an environment keyed by bytes, are hidden by capture; a
+    value read out of them, and whatever is derived from it, is redacted too."""
+    f_locals = dict(F_LOCALS, asgi=[(b"cookie", b"session=abc123def456")],
+                    env={b"DB_PASSWORD": b"s3cr3tpassw0rd", b"HOME": b"/root"})  # fmt: skip
+    try:
+        value: object = compile_expression(source, REDACTOR).evaluate(f_locals, {})
+    except EvaluationError as exc:
+        value = exc
+    for secret in ("hunter2", "abc123def456", "s3cr3tpassw0rd", "text/html"):
+        for fragment in _fragments(secret):
+            assert fragment not in str(value)
+
+
 def test_a_card_number_held_as_an_int_is_masked_when_captured() -> None:
     text = watch("card_int") + watch("[card_int, n]") + watch("{'n': card_int}")
     assert_no_fragment(text)

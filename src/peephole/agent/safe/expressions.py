@@ -167,7 +167,7 @@ def _taint(S: State, value: Any) -> None:
         return
     if len(text) > 256:
         _charge(S, len(text) >> 4)
-    if S[_REDACTOR].redact_text(text) is not None:
+    if S[_REDACTOR].contains_secret(text):
         S[_TAINTED] = True
 
 
@@ -179,26 +179,32 @@ def _taint_deep(S: State, value: Any) -> None:
     _charge(S, MAX_ITEMS - budget[0])
 
 
+def _hidden_entry(redactor: Redactor, key: Any, value: Any) -> bool:
+    """A dict entry that capture hides: a secret name (``str`` or ``bytes``) over a value
+    that can hold a secret."""
+    return (type(key) is str or type(key) is bytes) and (
+        redactor.is_secret_name(key) and redactor.hides(key, value)
+    )
+
+
 def _taint_walk(S: State, value: Any, budget: List[int]) -> None:
     cls = type(value)
     if id(cls) in _SCALAR_IDS or cls is bytearray:
         _taint(S, value)
         return
     redactor: Redactor = S[_REDACTOR]
+    if redactor.is_secret_container(value):
+        S[_TAINTED] = True  # header or cookie pairs, the environment: hidden by capture too
+        return
     if id(cls) in _DICT_IDS:
         items: List[Any] = []
         for key, item in list(itertools.islice(dict.items(value), budget[0] + 1)):
-            if type(key) is str and redactor.is_secret_name(key):
+            if _hidden_entry(redactor, key, item):
                 S[_TAINTED] = True
                 return
             items += (key, item)
     elif cls is list or cls is tuple or cls is set or cls is frozenset:
         items = list(itertools.islice(value, budget[0] + 1))  # exact builtins: C iterators
-        if cls is tuple and len(items) == 2 and type(items[0]) is str and (
-            redactor.is_secret_name(items[0])
-        ):
-            S[_TAINTED] = True  # ("Authorization", value): a header or a cookie
-            return
     else:
         return  # other objects compare by identity only
     budget[0] -= len(items)
@@ -438,6 +444,9 @@ def _item(obj: Any, key: Any, S: State) -> Any:
     """``obj[key]`` for builtin containers only."""
     type_id = id(type(obj))
     _taint(S, key)
+    redactor: Redactor = S[_REDACTOR]
+    if redactor.is_secret_container(obj):
+        S[_TAINTED] = True  # a value out of header pairs or the environment is hidden too
     if type_id in _SEQUENCE_IDS:
         _taint(S, obj)  # a character or a slice of a secret is a fragment of it
         if id(type(key)) in _INT_IDS:
@@ -455,8 +464,7 @@ def _item(obj: Any, key: Any, S: State) -> Any:
     if type_id in _DICT_IDS:
         if not _hashable(key, [MAX_ITEMS]):
             raise _fail(f"a dict key of type {safe_type_name(key)} would run its __hash__")
-        redactor: Redactor = S[_REDACTOR]
-        if type(key) is str and redactor.is_secret_name(key):
+        if (type(key) is str or type(key) is bytes) and redactor.is_secret_name(key):
             raise _fail(f"expression reads {key!r}, which is redacted")
         _check_stored_keys(S, obj, "a look-up")
         value = dict.get(obj, key, _MISSING)
