@@ -13,7 +13,9 @@ Agent -> server:
     ``events``     ``{"type": "events", "seq": <int>, "events": [<event>, ...], "dropped": <int>}``
                    (``dropped``: events lost to the full buffer since the last acknowledged batch);
                    the server answers ``ack`` with the same ``seq`` once they are stored.
-    ``status``     ``{"type": "status", "probes": [<ProbeStatus dict>, ...]}``.
+    ``status``     ``{"type": "status", "probes": [<ProbeStatus dict>, ...],
+                   "agent": <AgentHealth dict>}`` (``agent`` optional: the agent's own
+                   failures, and at exit the events it could not send).
     ``source``     answer to ``get_source``: ``request_id``, ``path``, ``text`` or ``error``,
                    ``lines`` (the line numbers that can take a probe).
     ``files``      answer to ``list_files``: ``request_id``, ``files`` (paths of loaded modules).
@@ -181,6 +183,22 @@ class ProbeStatus:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> ProbeStatus:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class AgentHealth:
+    """The agent's own state, sent with every ``status`` message as ``agent``."""
+
+    internal_errors: int = 0  # failures inside the agent, caught and counted
+    last_internal_error: Optional[str] = None  # where, and the exception type and message
+    abandoned_events: int = 0  # events still buffered when the process exited, never sent
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> AgentHealth:
         return _from_dict(cls, data)
 
 

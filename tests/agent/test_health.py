@@ -35,7 +35,7 @@ def test_a_failing_hit_is_counted_logged_once_and_never_printed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="peephole")
-    before = health.snapshot()["internal_errors"]
+    before = health.snapshot().internal_errors
     monkeypatch.setattr(Capturer, "frames", _broken_capture)
     agent = make_agent(snapshot_rate=1000.0, snapshot_process_rate=1000.0, cpu_budget=1.0)
     agent.set_probe(tracepoint("p", SHOP_PATH, shop_line("method"), hit_limit=100))
@@ -43,13 +43,13 @@ def test_a_failing_hit_is_counted_logged_once_and_never_printed(
     for price in range(5):
         cart.add(float(price))  # the application never sees the agent's failure
     report = health.snapshot()
-    assert report["internal_errors"] == before + 5
-    assert report["last_internal_error"] == "probe hit: RuntimeError: capture broke"
+    assert report.internal_errors == before + 5
+    assert report.last_internal_error == "probe hit: RuntimeError: capture broke"
     assert wait_for(lambda: len(_errors_logged(caplog)) >= 1)
     for _ in range(3):
         cart.add(1.0)
     agent.statuses()
-    assert wait_for(lambda: health.snapshot()["internal_errors"] == before + 8)
+    assert wait_for(lambda: health.snapshot().internal_errors == before + 8)
     [message] = _errors_logged(caplog)  # once per place, not per failure
     assert "probe hit: RuntimeError: capture broke" in message
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -65,7 +65,7 @@ def test_internal_errors_reach_the_server_with_the_status(monkeypatch: pytest.Mo
                             capture_exceptions=False)
         try:
             shop.Cart("bob").add(2.0)
-            count = health.snapshot()["internal_errors"]
+            count = health.snapshot().internal_errors
 
             def reported() -> Any:
                 return [m["agent"] for m in gateway.sessions[0].of_type("status")

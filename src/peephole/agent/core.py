@@ -83,7 +83,7 @@ class Agent:
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._reported: Dict[str, Tuple[Any, ...]] = {}
-        self._reported_health: Dict[str, Any] = health.snapshot()
+        self._reported_health = health.snapshot()
         self._last_counters = 0
         self._started = False
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Set
+from typing import List, Optional, Set
+
+from peephole.protocol import AgentHealth
 
 logger = logging.getLogger("peephole")
 
@@ -65,15 +67,11 @@ def abandoned(count: int) -> None:
             _health.abandoned += count
 
 
-def snapshot() -> Dict[str, Any]:
-    """``{"internal_errors", "last_internal_error", "abandoned_events"}`` for the status."""
+def snapshot() -> AgentHealth:
+    """The counts so far, as the ``status`` message carries them."""
     health = _health
     with health.lock:
-        return {
-            "internal_errors": health.errors,
-            "last_internal_error": health.last,
-            "abandoned_events": health.abandoned,
-        }
+        return AgentHealth(health.errors, health.last, health.abandoned)
 
 
 def log_new() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any, Dict, Optional, Tuple
 
+from peephole.agent.health import internal_error
+
 SNAPSHOT_SPAN_EVENT = "peephole.snapshot"
 
 
@@ -24,7 +26,8 @@ def trace_ids() -> Optional[Tuple[str, str]]:
         if not context.is_valid or not span.is_recording():
             return None
         return f"{context.trace_id:032x}", f"{context.span_id:016x}"
-    except Exception:
+    except Exception as exc:  # a tracer that fails: the event goes without its trace
+        internal_error("reading the current trace", exc)
         return None
 
 
@@ -45,8 +48,8 @@ def add_span_event(name: str, attributes: Dict[str, Any]) -> None:
         span = trace.get_current_span()
         if span.is_recording():
             span.add_event(name, attributes=attributes)
-    except Exception:
-        return
+    except Exception as exc:
+        internal_error("adding a span event", exc)
 
 
 def add_snapshot_event(event: Dict[str, Any]) -> None:

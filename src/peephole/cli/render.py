@@ -120,7 +120,9 @@ def instances(items: list[Instance]) -> RenderableType:
              f"{i.host}:{i.pid}", i.runtime,
              Text("connected", "green") if i.connected else Text("gone", DIM),
              format_time(i.last_seen))
-    return table
+    problems = [Text(f"{i.instance_id}: {p}", "yellow")
+                for i in items if (p := i.agent_problems()) is not None]
+    return Group(table, *problems) if problems else table
 
 
 def probes(items: list[Probe]) -> RenderableType:

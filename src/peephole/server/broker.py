@@ -44,6 +44,7 @@ class Broker:
         self.cluster: Optional[Cluster] = None  # several processes on one PostgreSQL
         self._events = Batcher(db, _store_events)
         self._statuses = Batcher(db, _store_statuses)
+        self._health: dict[str, protocol.AgentHealth] = {}  # last stored, per instance
         self._dirty_probes: set[str] = set()
         self._flush: Optional[asyncio.Task[None]] = None
 
@@ -164,6 +165,7 @@ class Broker:
         return registered
 
     async def unregister(self, connection: AgentConnection) -> None:
+        self._health.pop(connection.instance_id, None)
         if self.hub.remove_agent(connection):
             now = time.time()
             reason = connection.ended_by_server
@@ -194,6 +196,16 @@ class Broker:
             self.cluster.announce("events", ids=[e["id"] for e in stored.events])
         if stored.done_probes:
             await self.probes_changed(stored.done_probes)
+
+    async def agent_health(self, connection: AgentConnection, health: protocol.AgentHealth) -> None:
+        """Store what the agent says about itself, when it changed (it comes with every
+        status message, and the last one at exit counts the events it abandoned)."""
+        if self._health.get(connection.instance_id) == health:
+            return
+        self._health[connection.instance_id] = health
+        await self.db.write(
+            lambda s: instance_store.record_health(s, connection.instance_id, health)
+        )
 
     async def statuses(
         self, connection: AgentConnection, statuses: list[protocol.ProbeStatus]

@@ -169,6 +169,9 @@ async def _serve(broker: Broker, connection: AgentConnection) -> None:
             connection.send({"type": "ack", "seq": seq})
         elif kind == "status":
             await broker.statuses(connection, _statuses(message))
+            health = _health(message)
+            if health is not None:
+                await broker.agent_health(connection, health)
         elif kind in ("source", "files"):
             connection.answer(message)
         elif kind == "heartbeat":
@@ -218,6 +221,22 @@ def _events(message: dict[str, Any]) -> tuple[int, list[dict[str, Any]], int]:
         if "count" in event and not _integer(event["count"], MAX_COUNT):
             raise Rejected(POLICY_VIOLATION, f"events: count must be an integer <= {MAX_COUNT}")
     return seq, events, dropped
+
+
+def _health(message: dict[str, Any]) -> protocol.AgentHealth | None:
+    """The agent's own health a status message carries (``agent``; older agents omit it)."""
+    data = message.get("agent")
+    if data is None:
+        return None
+    try:
+        health = protocol.AgentHealth.from_dict(data)
+    except protocol.ProtocolError as exc:
+        raise Rejected(POLICY_VIOLATION, f"status: agent: {exc}") from None
+    counts = (health.internal_errors, health.abandoned_events)
+    last = health.last_internal_error
+    if not all(_integer(n, MAX_COUNTER) for n in counts) or not isinstance(last, (str, type(None))):
+        raise Rejected(POLICY_VIOLATION, "status: agent: counts must be integers, last a string")
+    return health
 
 
 def _own_probes_only(

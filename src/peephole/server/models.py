@@ -32,6 +32,10 @@ class Instance(Base):
     connected: Mapped[bool] = mapped_column(default=False)
     dropped: Mapped[int] = mapped_column(BigInteger, default=0)  # events the agent dropped
     last_disconnect: Mapped[Optional[str]] = mapped_column(String(300))  # why the server did
+    # The agent's own health, from its status messages (see protocol.AgentHealth).
+    internal_errors: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_internal_error: Mapped[Optional[str]] = mapped_column(String(300))
+    abandoned_events: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Probe(Base):

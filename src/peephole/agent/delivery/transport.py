@@ -562,7 +562,7 @@ def status_message(statuses: List[ProbeStatus]) -> Dict[str, Any]:
     return {
         "type": "status",
         "probes": [s.to_dict() for s in statuses],
-        "agent": health.snapshot(),
+        "agent": health.snapshot().to_dict(),
     }
 
 

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from peephole.protocol import INSTANCE_STALE_SECONDS, InstanceInfo
+from peephole.protocol import INSTANCE_STALE_SECONDS, AgentHealth, InstanceInfo
 from peephole.server.models import Instance
 
 
@@ -64,6 +64,20 @@ def add_dropped(session: Session, instance_id: str, dropped: int) -> None:
     )
 
 
+def record_health(session: Session, instance_id: str, health: AgentHealth) -> None:
+    """Keep what the agent last said about itself (its counts only grow)."""
+    last = health.last_internal_error
+    session.execute(
+        update(Instance)
+        .where(Instance.instance_id == instance_id)
+        .values(
+            internal_errors=health.internal_errors,
+            last_internal_error=last[:300] if last else None,
+            abandoned_events=health.abandoned_events,
+        )
+    )
+
+
 def is_live(row: Instance, now: float) -> bool:
     return bool(row.connected) and now - row.last_seen < INSTANCE_STALE_SECONDS
 
@@ -107,6 +121,9 @@ def to_dict(row: Instance, now: float) -> dict[str, Any]:
         "connected": is_live(row, now),
         "dropped": row.dropped,
         "last_disconnect": row.last_disconnect,
+        "internal_errors": row.internal_errors or 0,
+        "last_internal_error": row.last_internal_error,
+        "abandoned_events": row.abandoned_events or 0,
     }
 
 
