@@ -233,6 +233,8 @@ class AgentPolicy:
     allow_names: List[str] = field(default_factory=list)  # removed from it
     redact_patterns: List[str] = field(default_factory=list)  # regexes over string values
     capture_exceptions: bool = True
+    serve_source: bool = True  # False: the agents serve no source (admin's choice)
+    source_deny: List[str] = field(default_factory=list)  # file patterns never served
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

@@ -64,6 +64,8 @@ class AgentConfig:
     redact_names: List[str] = field(default_factory=list)
     allow_names: List[str] = field(default_factory=list)
     redact_patterns: List[str] = field(default_factory=list)
+    serve_source: bool = True  # False: no source view (the server's policy can turn it off too)
+    source_deny: List[str] = field(default_factory=list)  # file patterns never served
 
     # Memory, and the end of the process.
     buffer_bytes: int = 8 * 1024 * 1024
@@ -146,7 +148,7 @@ def _parse(name: str, default: Any, raw: str) -> Any:
         raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid value") from None
     if name == "tags":
         return parse_tags(raw.split(","))
-    if name in ("redact_names", "allow_names", "redact_patterns"):
+    if name in ("redact_names", "allow_names", "redact_patterns", "source_deny"):
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw or None
 

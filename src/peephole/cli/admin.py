@@ -183,22 +183,30 @@ def show_policy(state: State, service: str, as_json: bool) -> None:
               help="Redact string values matching this (repeatable; replaces the list).")
 @click.option("--capture-exceptions/--no-capture-exceptions", default=None,
               help="Capture exception snapshots or not.")
+@click.option("--serve-source/--no-serve-source", default=None,
+              help="Let the agents serve the deployed source to the source view, or not.")
+@click.option("--source-deny", "source_deny", metavar="GLOB", multiple=True,
+              help="Never serve files matching this, on top of the built-in deny-list "
+                   "(repeatable; replaces the list).")
 @click.option("--clear", is_flag=True, help="Start from an empty policy instead of the "
               "current one.")
 @json_option
 @pass_state
 def set_policy(state: State, service: str, redact_names: tuple[str, ...],
                allow_names: tuple[str, ...], redact_patterns: tuple[str, ...],
-               capture_exceptions: bool | None, clear: bool, as_json: bool) -> None:
+               capture_exceptions: bool | None, serve_source: bool | None,
+               source_deny: tuple[str, ...], clear: bool, as_json: bool) -> None:
     """Change a service's policy; its running agents apply it at once (admin)."""
     client = state.client()
     new = {} if clear else dict(client.policy(service))
     for name, values in (("redact_names", redact_names), ("allow_names", allow_names),
-                         ("redact_patterns", redact_patterns)):
+                         ("redact_patterns", redact_patterns), ("source_deny", source_deny)):
         if values:
             new[name] = list(values)
     if capture_exceptions is not None:
         new["capture_exceptions"] = capture_exceptions
+    if serve_source is not None:
+        new["serve_source"] = serve_source
     saved = client.set_policy(service, new)
     if as_json:
         print_json(saved)
