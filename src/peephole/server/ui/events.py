@@ -9,11 +9,13 @@ from typing import Any, Optional, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from peephole import protocol
 from peephole.server.api import events as event_api
 from peephole.server.api import services as service_api
 from peephole.server.broker import Broker
+from peephole.server.store import events as event_store
 from peephole.server.store.credentials import Principal
 from peephole.server.ui import broker_of, page, render
 from peephole.server.ui.session import Viewer, signed_in
@@ -145,11 +147,17 @@ async def recent_logs(
         return await list_events(broker, principal, type=protocol.LOG, service=service,
                                  probe_id=probe_id, limit=limit)
     services = await service_api.list_services(broker=broker, _=principal)
+    names = [s["name"] for s in sorted(services, key=lambda s: s["last_seen"], reverse=True)]
+    lines = await broker.db.read(lambda s: _logs_by_service(s, names, limit))
+    return [broker.event_view(e) for e in lines]
+
+
+def _logs_by_service(session: Session, services: list[str], limit: int) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     floor: Optional[float] = None  # once ``limit`` lines are in hand, only newer ones count
-    for known in sorted(services, key=lambda s: s["last_seen"], reverse=True):
-        lines += await list_events(broker, principal, type=protocol.LOG, service=known["name"],
-                                   since=floor, limit=limit)
+    for service in services:
+        where = event_store.EventFilter(type=protocol.LOG, service=service, since=floor)
+        lines += event_store.query(session, where, limit)[0]
         lines = sorted(lines, key=lambda e: e["time"], reverse=True)[:limit]
         if len(lines) >= limit:
             floor = lines[-1]["time"]
