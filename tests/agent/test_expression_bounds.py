@@ -17,14 +17,16 @@ from peephole.agent.safe.expressions import (
     MAX_FORMAT_WIDTH,
     MAX_INT_BITS,
     MAX_INT_TEXT_BITS,
+    MAX_LINE,
     MAX_ROUND_DIGITS,
+    MAX_TAINT_SCANS,
     MAX_WORK,
     EvaluationError,
     ExpressionError,
     compile_expression,
     compile_template,
 )
-from peephole.agent.safe.redaction import Redactor
+from peephole.agent.safe.redaction import MASK, Redactor
 
 REDACTOR = Redactor()
 
@@ -190,6 +192,26 @@ def test_the_evaluation_budget_is_checked_during_evaluation() -> None:
     assert evaluate("max(xs) + min(xs)", {"xs": items}) == 9_999
 
 
+def test_searching_text_for_secrets_has_its_own_budget() -> None:
+    """Searching text for secret-shaped tokens costs far more per character than copying it
+    (digits most): one evaluation searches MAX_TAINT_SCANS characters, and treats what it
+    could not search as secret."""
+    texts = {f"t{i}": f"{i} " + "1234 5678 " * 799 for i in range(6)}  # 7,992 characters
+    template = compile_template(" ".join(f"{{t{i} == 'x'}}" for i in range(6)), REDACTOR)
+    started = time.perf_counter()
+    line, errors = template.render(texts, {})
+    assert time.perf_counter() - started < 1.0
+    searched = MAX_TAINT_SCANS // 7_992
+    assert line.split(" ") == ["False"] * searched + [MASK] * (6 - searched)
+    assert errors == []
+
+
+def test_a_rendered_line_is_bounded() -> None:
+    template = compile_template("{s}" * 30, REDACTOR)
+    line, _ = template.render({"s": "z" * 5000}, {})
+    assert len(line) == MAX_LINE + 3 and line.endswith("...")
+
+
 def test_isinstance_with_a_huge_tuple_of_classes_is_bounded() -> None:
     with pytest.raises(EvaluationError, match="classes"):
         evaluate("isinstance(x, classes)", {"x": 1, "classes": (str,) * 100_000})
@@ -201,7 +223,7 @@ def test_isinstance_with_a_huge_tuple_of_classes_is_bounded() -> None:
 _WARNING_SCRIPT = textwrap.dedent(
     r"""
     from peephole.agent.safe.expressions import compile_expression, compile_template
-    from peephole.agent.safe.redaction import Redactor
+    from peephole.agent.safe.redaction import MASK, Redactor
 
     redactor = Redactor()
     checks = [

@@ -69,6 +69,8 @@ MAX_INT_TEXT = 4300  # characters int() parses (the interpreter's own default li
 MAX_WORK = 200_000  # units one evaluation may spend: an item, 16 characters, 16 keys, 64 bits
 MAX_KEYS = 100_000  # keys a look-up checks are not of an application class
 MAX_TAINT_SCAN = 8192  # characters searched for a secret; a longer text counts as secret
+MAX_TAINT_SCANS = 16_384  # characters searched in one evaluation; past them, text is secret
+MAX_LINE = 10_000  # characters of one rendered template line
 TAINTED = f"{MASK} (computed from a secret value)"
 
 CALLS = ("len", "isinstance", "str", "repr", "int", "float", "bool", "abs", "round", "min",
@@ -124,9 +126,10 @@ def _fail(message: str) -> EvaluationError:
 
 # --- the state of one evaluation: its budget and whether it touched a secret ---------------
 
-# One list per evaluation (cheaper to make than an object): work left, tainted, redactor.
+# One list per evaluation (cheaper to make than an object): work left, tainted, redactor,
+# characters that may still be searched for secrets.
 State = List[Any]
-_WORK, _TAINTED, _REDACTOR = 0, 1, 2
+_WORK, _TAINTED, _REDACTOR, _SCAN = 0, 1, 2, 3
 
 
 def _charge(S: State, units: int) -> None:
@@ -162,11 +165,11 @@ def _taint(S: State, value: Any) -> None:
         text = bytes(value[: MAX_TAINT_SCAN + 1]).decode("latin-1")
     else:
         return
-    if len(text) > MAX_TAINT_SCAN:
+    size = len(text)
+    if size > MAX_TAINT_SCAN or size > S[_SCAN]:
         S[_TAINTED] = True  # too long to search at every hit: treated as secret
         return
-    if len(text) > 256:
-        _charge(S, len(text) >> 4)
+    S[_SCAN] -= size  # searching costs far more per character than copying: its own budget
     if S[_REDACTOR].contains_secret(text):
         S[_TAINTED] = True
 
@@ -1429,7 +1432,7 @@ class Expression:
     def evaluate(self, f_locals: Mapping[str, object], f_globals: Mapping[str, object]) -> object:
         """The value, or EvaluationError; a value derived from a secret is an error that says
         only that (a yes/no answer about a secret is one too)."""
-        S = [MAX_WORK, False, self.redactor]
+        S = [MAX_WORK, False, self.redactor, MAX_TAINT_SCANS]
         try:
             value = self._function(f_locals, f_globals, S)
         except EvaluationError as exc:
@@ -1501,7 +1504,7 @@ class Template:
         out: List[str] = []
         errors: List[str] = []
         redactor = self.redactor
-        S = [MAX_WORK, False, redactor]  # one budget for the whole line
+        S = [MAX_WORK, False, redactor, MAX_TAINT_SCANS]  # one budget for the whole line
         for part in self.parts:
             if type(part) is str:
                 out.append(part)
@@ -1521,7 +1524,12 @@ class Template:
                 reason = TAINTED
             out.append(f"{{!error: {reason}}}")
             errors.append(f"{{{part.text}}}: {reason}")
-        return _masked("".join(out), redactor), [_masked(e, redactor) for e in errors]
+        line = "".join(out)
+        if len(line) > MAX_LINE:
+            line = _masked(line[: MAX_LINE + 64], redactor)[:MAX_LINE] + "..."
+        else:
+            line = _masked(line, redactor)
+        return line, [_masked(e, redactor) for e in errors]
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
