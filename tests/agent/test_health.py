@@ -14,6 +14,8 @@ from targets import shop
 from peephole.agent import health
 from peephole.agent.core import Agent
 from peephole.agent.launch import start_agent
+from peephole.agent.placement.instrument import new_backend
+from peephole.agent.placement.locate import locate
 from peephole.agent.safe.capture import Capturer
 
 
@@ -75,3 +77,25 @@ def test_internal_errors_reach_the_server_with_the_status(monkeypatch: pytest.Mo
             assert report["last_internal_error"] == "probe hit: RuntimeError: capture broke"
         finally:
             agent.stop()
+
+
+def test_a_hook_that_raises_in_the_instrumentation_is_counted() -> None:
+    backend = new_backend()
+    line = shop_line("method")
+
+    def failing_hook(frame: Any) -> None:
+        raise LookupError("hook broke")
+
+    resolution = locate(SHOP_PATH, line, backend.instructions, backend.unwrap)
+    before = health.snapshot().internal_errors
+    try:
+        for target in resolution.targets:
+            backend.arm(target, resolution.index, failing_hook)
+        shop.Cart("eve").add(3.0)  # the application carries on
+    finally:
+        for target in resolution.targets:
+            backend.disarm(target, failing_hook)
+        backend.close()
+    report = health.snapshot()
+    assert report.internal_errors == before + 1
+    assert (report.last_internal_error or "").endswith("LookupError: hook broke")

@@ -16,6 +16,8 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from peephole.agent.health import internal_error
+
 Callback = Callable[[ModuleType], None]
 
 # Framework hook point -> integration module (each has ``install()`` and ``uninstall()``).
@@ -71,8 +73,8 @@ def disable_frameworks() -> None:
     for module_name in enabled:
         try:
             importlib.import_module(module_name).uninstall()
-        except Exception:
-            pass
+        except Exception as exc:
+            internal_error(f"removing the {module_name} integration", exc)
 
 
 def _enable_framework(module: ModuleType) -> None:

@@ -11,6 +11,7 @@ import sys
 import types
 from typing import Callable, List, Sequence, Tuple
 
+from peephole.agent.health import internal_error
 from peephole.agent.placement.locate import CodeIndex, Ins, Target
 
 Hook = Callable[[types.FrameType], None]
@@ -28,8 +29,8 @@ class Site:
         for hook in self.hooks:
             try:
                 hook(frame)
-            except Exception:
-                pass
+            except Exception as exc:
+                internal_error("a probe hook", exc)
 
     def call(self) -> None:
         """What injected code calls: no arguments, the caller's frame is the one hit."""
@@ -37,13 +38,14 @@ class Site:
         if hooks:
             try:
                 frame = sys._getframe(1)
-            except Exception:
+            except Exception as exc:
+                internal_error("the injected call", exc)
                 return
             for hook in hooks:
                 try:
                     hook(frame)
-                except Exception:
-                    pass
+                except Exception as exc:
+                    internal_error("a probe hook", exc)
 
     def add(self, hook: Hook) -> None:
         self.hooks = (*self.hooks, hook)

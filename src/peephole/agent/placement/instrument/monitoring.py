@@ -17,6 +17,7 @@ import sys
 import types
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from peephole.agent.health import internal_error
 from peephole.agent.placement.instrument import Backend, Hook, Site, Unavailable
 from peephole.agent.placement.locate import CodeIndex, Ins, Target
 
@@ -126,8 +127,8 @@ class MonitoringBackend(Backend):
                 if site is not None:
                     for hook in site.hooks:  # Site.fire, inlined: one call less per hit
                         hook(frame)
-            except Exception:
-                pass
+            except Exception as exc:  # free when nothing fails: a handler costs nothing
+                internal_error("the line callback", exc)
             return None
 
         return on_line
@@ -141,8 +142,8 @@ class MonitoringBackend(Backend):
                 site = starts.get(id(code))
                 if site is not None:
                     site.fire(getframe(1))
-            except Exception:
-                pass
+            except Exception as exc:
+                internal_error("the function-start callback", exc)
             return None
 
         return on_start
@@ -230,8 +231,8 @@ class MonitoringBackend(Backend):
         for code in list(self._codes.values()):
             try:
                 monitoring.set_local_events(tool, code, 0)
-            except Exception:
-                pass
+            except Exception as exc:
+                internal_error("disarming sys.monitoring events", exc)
         self._lines.clear()
         self._starts.clear()
         self._codes.clear()
@@ -240,6 +241,6 @@ class MonitoringBackend(Backend):
             monitoring.register_callback(tool, events.LINE, None)
             monitoring.register_callback(tool, events.PY_START, None)
             monitoring.free_tool_id(tool)
-        except Exception:
-            pass
+        except Exception as exc:
+            internal_error("freeing the sys.monitoring tool id", exc)
         self._tool = None
