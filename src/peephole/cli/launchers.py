@@ -66,8 +66,8 @@ def server(host: str | None, port: int | None, data_dir: str | None, database: s
 @click.option("--server", metavar="URL", help="peephole server [env PEEPHOLE_SERVER].")
 @click.option("--key", metavar="KEY", help="Agent key [env PEEPHOLE_KEY].")
 @click.option("--wait", type=click.FloatRange(min=0), metavar="SECONDS",
-              help="Let the program start only once connected, or after this long "
-                   "[default: never wait].")
+              help="Let the program start only once its probes are installed, or after "
+                   "this long [default: never wait].")
 @click.argument("program", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(service: str | None, env: str | None, version: str | None, tags: tuple[str, ...],
         server: str | None, key: str | None, wait: float | None,
