@@ -22,13 +22,12 @@ ADMIN_TOKEN = "reliability-admin-token"
 AGENT_KEY = "reliability-agent-key"
 
 APP = '''\
-import os
-import time
+import logging, os, time
 
 import peephole
 
+logging.basicConfig(level=logging.INFO)
 peephole.start()
-
 
 def work(n):
     total = n * 2
@@ -36,7 +35,7 @@ def work(n):
 
 
 def idle():  # never called: probes here cost nothing
-    return 0
+    return 0  # @idle
 
 
 stop = os.environ["APP_STOP_FILE"]
@@ -47,6 +46,9 @@ while not os.path.exists(stop):
     time.sleep(0.02)
 peephole.stop()
 '''
+
+
+IDLE_LINE = next(n for n, text in enumerate(APP.splitlines(), 1) if "# @idle" in text)
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from peephole import protocol
 from peephole.server.batcher import Batcher
 from peephole.server.cluster import Cluster
-from peephole.server.connection import AgentConnection, ProbeLists
+from peephole.server.connection import AgentConnection
 from peephole.server.db import Database
 from peephole.server.hub import Hub
 from peephole.server.metrics import Metrics
@@ -90,7 +90,7 @@ class Broker:
         generation = self.hub.next_generation()
         now = time.time()
         live = await self.db.read(lambda s: probe_store.live(s, now))
-        connection.want_probes(generation, ProbeLists(live))
+        connection.want_probes(generation, self.hub.probe_lists(live))
 
     def status_changed(self, probe_ids: list[str]) -> None:
         """Tell the live stream, at most every ``STATUS_FLUSH_SECONDS``: when a probe reaches

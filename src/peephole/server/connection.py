@@ -36,13 +36,24 @@ POLICY_VIOLATION = 1008
 
 
 class ProbeLists:
-    """The live probes, each encoded once, ready to pick per instance."""
+    """The live probes, each encoded once, ready to pick per instance.
 
-    def __init__(self, probes: Iterable[Probe]) -> None:
-        self._items = [
-            (p.target, p.id, protocol.encode(probe_store.spec(p)))
-            for p in sorted(probes, key=lambda p: p.id)
-        ]
+    ``encoded`` caches specs by probe id and version across pushes (every edit bumps the
+    version): a change re-encodes one probe, not all of them. It keeps only live probes.
+    """
+
+    def __init__(
+        self, probes: Iterable[Probe], encoded: Optional[dict[tuple[str, int], str]] = None
+    ) -> None:
+        cache = {} if encoded is None else encoded
+        fresh: dict[tuple[str, int], str] = {}
+        self._items = []
+        for probe in sorted(probes, key=lambda p: p.id):
+            key = (probe.id, probe.version)
+            text = fresh[key] = cache.get(key) or protocol.encode(probe_store.spec(probe))
+            self._items.append((probe.target, probe.id, text))
+        cache.clear()
+        cache.update(fresh)
 
     def for_instance(self, instance: dict[str, Any]) -> dict[str, str]:
         """Probe id -> encoded spec, for the probes that target ``instance``."""

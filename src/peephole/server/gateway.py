@@ -198,9 +198,9 @@ async def _receive(
 
 
 def _events(message: dict[str, Any]) -> tuple[int, list[dict[str, Any]], int]:
-    seq = message.get("seq")
-    events = message.get("events")
-    dropped = message.get("dropped", 0) or 0
+    seq: Any = message.get("seq")
+    events: Any = message.get("events")
+    dropped: Any = message.get("dropped", 0) or 0
     if not _integer(seq, MAX_COUNTER):
         raise Rejected(POLICY_VIOLATION, "events: seq must be an integer")
     if not isinstance(events, list) or len(events) > MAX_EVENTS_PER_MESSAGE:

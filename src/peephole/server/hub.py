@@ -72,6 +72,7 @@ class Hub:
         self.agents: dict[str, AgentConnection] = {}
         self.subscribers: set[Subscriber] = set()
         self.unauthenticated = 0  # agent connections that have not said hello yet
+        self._encoded: dict[tuple[str, int], str] = {}  # see ProbeLists
         self._generations = itertools.count()
 
     def next_generation(self) -> int:
@@ -117,9 +118,12 @@ class Hub:
             if connection.key_expires_at is not None and connection.key_expires_at <= now:
                 connection.close(POLICY_VIOLATION, "agent key expired")
 
+    def probe_lists(self, probes: list[Probe]) -> ProbeLists:
+        return ProbeLists(probes, self._encoded)
+
     def push_probes(self, generation: int, probes: list[Probe]) -> None:
         """Give every agent its new probe list (sent by each agent's writer, never awaited)."""
-        lists = ProbeLists(probes)
+        lists = self.probe_lists(probes)
         for connection in list(self.agents.values()):
             connection.want_probes(generation, lists)
 

@@ -25,7 +25,7 @@ import socket
 import ssl
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
 from peephole import __version__, protocol
@@ -146,6 +146,7 @@ class Transport:
         self._send_lock = threading.Lock()  # orders events before the last words
         self._closing = False  # the last words were sent: no event may follow them
         self._said_rejection = False
+        self._told_disconnect: Optional[str] = None  # the server's last reason, said once
         self._conn: Optional[ClientConnection] = None
         self._thread: Optional[threading.Thread] = None
         self._seq = 0
@@ -385,6 +386,7 @@ class Transport:
                         "instance": self.instance_info().to_dict(),
                         "key": self.config.key,
                         "protocol": protocol.PROTOCOL_VERSION,
+                        "features": list(protocol.FEATURES),
                     }
                 )
             )
@@ -408,6 +410,10 @@ class Transport:
 
     def _on_welcome(self, conn: ClientConnection, welcome: Dict[str, Any]) -> None:
         self._apply_policy(welcome.get("config"))
+        reason = welcome.get("last_disconnect")
+        if isinstance(reason, str) and reason != self._told_disconnect:
+            self._told_disconnect = reason
+            logger.warning("peephole: the server had disconnected this agent: %s", reason)
         if self._problem is not None:
             logger.warning("peephole: connected to %s again", self.url)
         else:
@@ -447,6 +453,8 @@ class Transport:
             return
         elif kind == "probes":
             self._sync_probes(conn, agent, message.get("probes"))
+        elif kind == "probes_delta":
+            self._apply_delta(conn, agent, message)
         elif kind in ("policy", "welcome"):
             self._apply_policy(message.get("config"))
         elif kind == "get_source":
@@ -465,19 +473,27 @@ class Transport:
         # Other types are from a newer server: ignored.
 
     def _sync_probes(self, conn: ClientConnection, agent: Agent, items: Any) -> None:
-        specs: List[ProbeSpec] = []
-        invalid: List[ProbeStatus] = []
-        for item in items if isinstance(items, list) else []:
-            try:
-                specs.append(ProbeSpec.from_dict(item))
-            except ProtocolError as exc:
-                probe_id = str(item.get("id")) if isinstance(item, dict) else "?"
-                invalid.append(
-                    ProbeStatus(
-                        probe_id=probe_id, state=protocol.ERROR, message=f"invalid probe: {exc}"
-                    )
-                )
+        specs, invalid = _parse_specs(items)
         _guard(lambda: agent.sync_probes(specs), None)
+        self._ready.set()
+        self._settled.set()
+        if invalid:
+            self._send(conn, status_message(invalid))
+
+    def _apply_delta(self, conn: ClientConnection, agent: Agent, message: Dict[str, Any]) -> None:
+        """A ``probes_delta``: install ``set``, uninstall ``remove`` and, when ``keep`` is
+        given (a connection's first), every probe in neither ``keep`` nor ``set``."""
+        specs, invalid = _parse_specs(message.get("set"))
+        removed = message.get("remove")
+        gone = [str(i) for i in removed] if isinstance(removed, list) else []
+        keep = message.get("keep")
+        if isinstance(keep, list):
+            kept = {str(i) for i in keep} | {spec.id for spec in specs}
+            gone += [s.probe_id for s in _guard(agent.statuses, []) if s.probe_id not in kept]
+        for probe_id in gone:
+            _guard(lambda probe_id=probe_id: agent.remove_probe(probe_id), False)
+        for spec in specs:
+            _guard(lambda spec=spec: agent.set_probe(spec), None)
         self._ready.set()
         self._settled.set()
         if invalid:
@@ -564,6 +580,20 @@ def status_message(statuses: List[ProbeStatus]) -> Dict[str, Any]:
         "probes": [s.to_dict() for s in statuses],
         "agent": health.snapshot().to_dict(),
     }
+
+
+def _parse_specs(items: Any) -> Tuple[List[ProbeSpec], List[ProbeStatus]]:
+    """The valid probe specs of a list, and an error status for each invalid one."""
+    specs: List[ProbeSpec] = []
+    invalid: List[ProbeStatus] = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            specs.append(ProbeSpec.from_dict(item))
+        except ProtocolError as exc:
+            probe_id = str(item.get("id")) if isinstance(item, dict) else "?"
+            message = f"invalid probe: {exc}"
+            invalid.append(ProbeStatus(probe_id=probe_id, state=protocol.ERROR, message=message))
+    return specs, invalid
 
 
 def _guard(call: Any, default: Any) -> Any:
