@@ -35,6 +35,7 @@ def uvicorn_config(settings: ServerSettings, app: Any) -> uvicorn.Config:
         ws_ping_timeout=20.0,
         log_level=settings.log_level,
         lifespan="on",
+        timeout_graceful_shutdown=3.0,  # a web UI page's live stream never ends on its own
     )
 
 
