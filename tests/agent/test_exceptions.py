@@ -655,3 +655,13 @@ def test_counts_stay_exact_when_many_threads_fail_at_once(agent: Harness) -> Non
     events = agent.events
     assert sum(e["count"] for e in events) == 4_000
     assert len(snapshots(events)) == 1
+
+
+def test_a_storm_of_new_fingerprints_is_sent_at_once_only_up_to_a_rate() -> None:
+    clock = ManualClock()
+    with harness(clock, exception_rate=0.01) as agent:
+        raise_distinct(int(exceptions.FIRST_SEEN_RATE) + 10)
+        # The snapshot of the first, then a count for each new one up to the rate's burst.
+        assert len(agent.events) == 1 + int(exceptions.FIRST_SEEN_RATE)
+        agent.exceptions.flush()
+        assert sum(e["count"] for e in agent.events) == int(exceptions.FIRST_SEEN_RATE) + 10

@@ -59,6 +59,7 @@ class Rejected(Exception):
 
 
 _say_rejections = False  # set by `peephole run`'s bootstrap
+_said_rejection = False  # once per process (a forked worker does not say it again)
 
 
 def say_rejections_on_stderr() -> None:
@@ -145,7 +146,6 @@ class Transport:
         self._settled = threading.Event()  # ready, or refused: waiting longer is pointless
         self._send_lock = threading.Lock()  # orders events before the last words
         self._closing = False  # the last words were sent: no event may follow them
-        self._said_rejection = False
         self._told_disconnect: Optional[str] = None  # the server's last reason, said once
         self._conn: Optional[ClientConnection] = None
         self._thread: Optional[threading.Thread] = None
@@ -539,8 +539,9 @@ class Transport:
             logger.debug("peephole: %s", problem)
 
     def _say_rejection(self, reason: str) -> None:
-        if _say_rejections and not self._said_rejection:
-            self._said_rejection = True
+        global _said_rejection
+        if _say_rejections and not _said_rejection:
+            _said_rejection = True
             key = "no agent key was given" if not self.config.key else "check PEEPHOLE_KEY"
             sys.stderr.write(
                 f"peephole: the server at {self.config.server} refused this agent ({reason}); "

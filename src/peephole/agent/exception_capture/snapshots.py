@@ -51,6 +51,7 @@ MAX_CHAIN = 5  # exceptions followed through __cause__ / __context__
 MAX_MESSAGE = 1024  # characters of a rendered message
 MAX_GROUPS = 2000  # fingerprints remembered; the least recently seen are forgotten first
 COUNT_FLUSH_SECONDS = 60.0  # how often counts of exceptions without a snapshot are sent
+FIRST_SEEN_RATE = 20.0  # new fingerprints per second sent at once; more wait for the count
 
 # Read through the descriptors of BaseException so an application class cannot run code
 # from a property of the same name.
@@ -99,6 +100,7 @@ class ExceptionCapture:
         self._groups: Dict[str, _Group] = {}
         self.clock = agent.clock  # the agent's, never the application's patchable `time`
         self._bucket = TokenBucket(agent.config.exception_rate, clock=self.clock)
+        self._first_seen = TokenBucket(FIRST_SEEN_RATE, clock=self.clock)
         self._flusher: Optional[threading.Thread] = None
         self._stop = threading.Event()
 
@@ -214,7 +216,7 @@ class ExceptionCapture:
                 "frames": [_plain_frame(*entry) for entry in full[0][:max_frames]],
             }
         if not snapshot:
-            if first_seen:
+            if first_seen and self._first_seen.take():
                 self._send_pending(fingerprint, group)
             self._ensure_flusher()
             return None
