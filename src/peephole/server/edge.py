@@ -41,6 +41,11 @@ def body_limit(method: str, path: str) -> int:
     return API_BODY_BYTES if path.startswith(API_PREFIX) else OTHER_BODY_BYTES
 
 
+# A refused body is never read: the connection closes after the answer, so the client
+# stops sending instead of the server reading it to find the next request.
+UNREAD = {"Connection": "close"}
+
+
 class TooLarge(Exception):
     pass
 
@@ -87,19 +92,20 @@ class Edge:
         if not chunked and length in (None, "0"):
             return None
         limit = body_limit(scope["method"], scope["path"])
+        too_large = 413, {"detail": f"request body over {limit} bytes"}, UNREAD
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return 413, {"detail": f"request body over {limit} bytes"}, {}
+            return too_large
         if scope["path"].startswith(API_PREFIX):
             try:
                 token = bearer_token(headers.get("authorization"))
                 principal = await authenticate(scope["app"].state.broker, token)
             except HTTPException as exc:
-                return exc.status_code, {"detail": exc.detail}, dict(exc.headers or {})
+                return exc.status_code, {"detail": exc.detail}, {**(exc.headers or {}), **UNREAD}
             scope.setdefault("state", {})["principal"] = principal
         try:
             body = await _read(receive, limit)
         except TooLarge:
-            return 413, {"detail": f"request body over {limit} bytes"}, {}
+            return too_large
         scope["peephole.receive"] = _replay(body, receive)
         return None
 

@@ -1,0 +1,89 @@
+"""Unauthenticated clients cannot make the server hold memory: request bodies are refused
+before they are read, and an agent connection takes no more than a hello's size before its
+key is checked. Measured on a real server process's resident memory."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import threading
+import time
+from typing import Callable
+
+from peephole import protocol
+
+from .conftest import ServerProcess
+
+MIB = 1024 * 1024
+BODIES = 3  # as in the report: three 200 MiB bodies took the server from 210 MiB to 1.3 GB
+BODY = 200 * MIB
+SOCKETS = 40  # and 40 connections with 15 MiB first frames took it to 1.5 GB
+FRAME = 15 * MIB
+ALLOWED_GROWTH = 60 * MIB
+CHUNK = b"x" * (64 * 1024)
+
+
+def send_all(sock: socket.socket, size: int, deadline: float) -> int:
+    """Send ``size`` bytes until done, refused or past ``deadline``; how many were sent."""
+    sent = 0
+    try:
+        while sent < size and time.monotonic() < deadline:
+            sent += sock.send(CHUNK[: size - sent])
+    except OSError:  # the server answered and closed: the point
+        pass
+    return sent
+
+
+def post_body(port: int, deadline: float) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"POST /api/v1/probes HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     f"application/json\r\nContent-Length: {BODY}\r\n\r\n".encode())
+        return send_all(sock, BODY, deadline)
+
+
+def agent_frame(port: int, deadline: float) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(f"GET {protocol.AGENT_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 101"), answer
+        # A text frame announcing 15 MiB (masked with a zero key), then its payload.
+        sock.sendall(bytes([0x81, 0x80 | 127]) + FRAME.to_bytes(8, "big") + bytes(4))
+        return send_all(sock, FRAME, deadline)
+
+
+def peak_rss_during(server: ServerProcess, work: list[Callable[[], int]]) -> tuple[int, int]:
+    """Run ``work`` at once; the server's highest resident memory meanwhile, bytes sent."""
+    peak = server.rss_bytes()
+    sent: list[int] = []
+    threads = [threading.Thread(target=lambda w=w: sent.append(w())) for w in work]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, server.rss_bytes())
+        time.sleep(0.02)
+    return max(peak, server.rss_bytes()), sum(sent)
+
+
+def test_unauthenticated_bodies_and_frames_cost_no_memory(
+    server_process: Callable[..., ServerProcess]
+) -> None:
+    server = server_process()
+    deadline = time.monotonic() + 40
+    base = server.rss_bytes()
+    peak, sent = peak_rss_during(
+        server,
+        [lambda: post_body(server.port, deadline)] * BODIES
+        + [lambda: agent_frame(server.port, deadline)] * SOCKETS,
+    )
+    growth = peak - base
+    print(f"\nRSS {base / MIB:.0f} MiB -> peak {peak / MIB:.0f} MiB while {sent / MIB:.0f} MiB "
+          f"were offered by {BODIES} bodies and {SOCKETS} first frames")
+    assert growth < ALLOWED_GROWTH, f"the server grew by {growth / MIB:.0f} MiB"
+    assert server.process is not None and server.process.poll() is None
+    assert time.monotonic() < deadline, "refusing took too long"
