@@ -19,7 +19,7 @@ from peephole.server.api import admin, events, probes, services
 from peephole.server.broker import Broker
 from peephole.server.cluster import Cluster
 from peephole.server.db import Database
-from peephole.server.edge import Edge
+from peephole.server.edge import Edge, hide_tokens_in_logs
 from peephole.server.gateway import agent_endpoint
 from peephole.server.settings import ServerSettings
 from peephole.server.store import NotFound, credentials
@@ -68,6 +68,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.broker = broker
     app.add_middleware(Edge)  # authenticate and cap bodies before they are read
+    hide_tokens_in_logs()
     app.state.new_credentials = new_credentials
     for router in (admin.router, services.router, probes.router, events.router):
         app.include_router(router, prefix="/api/v1")

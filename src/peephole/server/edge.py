@@ -5,7 +5,8 @@ request with a body needs a valid token first (401 otherwise, the body left unre
 every body has a size limit per route (413 from ``Content-Length`` alone, or as soon as a
 chunked body passes it). Bodies are small, so the edge reads them whole and hands them on.
 
-Input that no route can take is a 422 here, the same on every database: NUL characters in
+Query strings are logged with ``token=`` masked (:class:`HideTokens`). Input that no route
+can take is a 422 here, the same on every database: NUL characters in
 the path or query (PostgreSQL refuses them in text). And an unexpected error is a 500 that
 keeps the connection open, instead of ending it for the client's next requests.
 """
@@ -48,6 +49,32 @@ UNREAD = {"Connection": "close"}
 
 class TooLarge(Exception):
     pass
+
+
+class HideTokens(logging.Filter):
+    """Mask ``token=...`` in log lines: the live stream takes its token in the query string
+    (browsers cannot set headers on a WebSocket), and access logs print query strings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and "token=" in a for a in record.args
+        ):
+            record.args = tuple(
+                TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+LOGGERS_WITH_URLS = ("uvicorn.access", "uvicorn.error")
+
+
+def hide_tokens_in_logs() -> None:
+    """Install :class:`HideTokens` on the loggers that print request URLs (once)."""
+    for name in LOGGERS_WITH_URLS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, HideTokens) for f in logger.filters):
+            logger.addFilter(HideTokens())
 
 
 class Edge:

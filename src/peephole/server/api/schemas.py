@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from peephole import protocol
+from peephole.server import regex_safety
 
 MAX_ID = 2**63 - 1  # the largest integer id or counter a database column takes
 MAX_NAME = 200  # services, versions, environments, token and key names, loggers
@@ -151,8 +152,8 @@ class PolicyBody(BaseModel):
     def _patterns(cls, value: list[str]) -> list[str]:
         for pattern in value:
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                regex_safety.check(pattern)
+            except (re.error, regex_safety.UnsafePattern) as exc:
                 raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
         return value
 
