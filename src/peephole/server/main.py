@@ -35,7 +35,7 @@ def uvicorn_config(settings: ServerSettings, app: Any) -> uvicorn.Config:
         ws_ping_timeout=20.0,
         log_level=settings.log_level,
         lifespan="on",
-        timeout_graceful_shutdown=3.0,  # a web UI page's live stream never ends on its own
+        timeout_graceful_shutdown=3,  # whatever connection is left after 3 s is cut
     )
 
 
@@ -52,7 +52,9 @@ def run_server(settings: ServerSettings) -> None:
     scheme = "https" if settings.tls else "http"
     print(f"peephole: serving on {scheme}://{settings.host}:{settings.port}", flush=True)
     with listener:
-        uvicorn.Server(uvicorn_config(settings, app)).run(sockets=[listener])
+        server = uvicorn.Server(uvicorn_config(settings, app))
+        app.state.stopping = lambda: server.should_exit  # the web UI's live streams end on it
+        server.run(sockets=[listener])
 
 
 class BindError(Exception):

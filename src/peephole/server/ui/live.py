@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -28,6 +28,7 @@ from peephole.server.ui.session import Viewer, signed_in
 router = APIRouter()
 
 KEEPALIVE_SECONDS = 15.0
+TICK_SECONDS = 1.0  # how often an idle stream checks whether the server is stopping
 
 
 def sse(message: dict[str, Any]) -> str:
@@ -73,18 +74,27 @@ async def live(
         token_id=viewer.principal.id, expires_at=viewer.principal.expires_at,
     )
 
+    # Set by ``peephole server``: the stream ends when the server stops, instead of holding
+    # up its shutdown (an open page never ends the response by itself).
+    stopping: Callable[[], bool] = getattr(request.app.state, "stopping", lambda: False)
+
     async def messages() -> AsyncIterator[str]:
         broker.hub.subscribers.add(subscriber)  # before reading: no change falls between
         try:
             yield ": connected\n\n"
             for probe in await current_probes(broker, viewer, subscriber):
                 yield sse({"type": "probe", "probe": probe})
-            while not await request.is_disconnected():
+            idle = 0.0
+            while not await request.is_disconnected() and not stopping():
                 try:
-                    message = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE_SECONDS)
+                    message = await asyncio.wait_for(subscriber.queue.get(), TICK_SECONDS)
                 except asyncio.TimeoutError:
-                    yield ": keepalive\n\n"
+                    idle += TICK_SECONDS
+                    if idle >= KEEPALIVE_SECONDS:
+                        idle = 0.0
+                        yield ": keepalive\n\n"
                     continue
+                idle = 0.0
                 yield sse(message)
                 if message.get("type") == "error":  # the token was revoked or expired
                     return
