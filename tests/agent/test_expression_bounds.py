@@ -22,6 +22,7 @@ from peephole.agent.safe.expressions import (
     MAX_TAINT_SCANS,
     MAX_WORK,
     EvaluationError,
+    Expression,
     ExpressionError,
     compile_expression,
     compile_template,
@@ -186,10 +187,46 @@ def test_the_evaluation_budget_is_checked_during_evaluation() -> None:
     """Each operation is within its own bound, together they are not: the expression stops
     at the operation that goes over the budget, not after it has done everything."""
     items = list(range(10_000))
-    source = " + ".join(["max(xs)"] * (MAX_WORK // 10_000 + 5))
+    source = " + ".join(["max(xs)"] * 40)
+    started = time.perf_counter()
     with pytest.raises(EvaluationError, match=f"evaluation budget of {MAX_WORK}"):
         evaluate(source, {"xs": items})
-    assert evaluate("max(xs) + min(xs)", {"xs": items}) == 9_999
+    assert time.perf_counter() - started < 0.1  # stopped early, not after all 40
+    assert evaluate("max(xs) - min(xs[:5000])", {"xs": items}) == 9_999
+
+
+def _as_many_as_fit(term: str) -> Expression:
+    """``term and term and ...``, as many times as an expression may hold."""
+    for count in range(40, 0, -1):
+        try:
+            return compile_expression(" and ".join([f"({term})"] * count), REDACTOR)
+        except ExpressionError:
+            continue
+    raise AssertionError(term)  # pragma: no cover
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "term",
+    ["max(xs)", "xs[:5000] == xs[:5000]", "sum(xs)", "5000 in xs", "'5' not in xs",
+     "texts[:4000] == texts[:4000]", "floats == floats", "objs == objs", "any(objs)",
+     "isinstance(1, classes)", "xs[1:]", "d['k']", "'5' in texts"],
+)  # fmt: skip
+def test_the_costliest_expressions_stop_within_milliseconds(term: str) -> None:
+    """As many costly terms as an expression may hold: each within its own bound, together
+    stopped by the budget (or refused) a few milliseconds in (generous for a loaded machine)."""
+    f_locals = {
+        "xs": list(range(10_000)), "texts": [str(i) for i in range(10_000)],
+        "floats": [float(i) for i in range(5_000)], "objs": [Plain() for _ in range(2_000)],
+        "classes": (str,) * 9_000, "d": {**{str(i): i for i in range(50_000)}, "k": 1},
+    }  # fmt: skip
+    expression = _as_many_as_fit(term)
+    started = time.perf_counter()
+    try:
+        expression.evaluate(f_locals, {})
+    except EvaluationError:
+        pass
+    assert time.perf_counter() - started < 0.25
 
 
 def test_searching_text_for_secrets_has_its_own_budget() -> None:

@@ -66,7 +66,7 @@ MAX_FORMAT_WIDTH = 1000  # width and precision of a format spec
 MAX_ROUND_DIGITS = 1000  # digits round() may be asked for, either way
 MAX_INT_TEXT_BITS = 14_000  # ints written or parsed as text (about 4,200 decimal digits)
 MAX_INT_TEXT = 4300  # characters int() parses (the interpreter's own default limit)
-MAX_WORK = 200_000  # units one evaluation may spend: an item, 16 characters, 16 keys, 64 bits
+MAX_WORK = 10_000  # units one evaluation may spend (see _charge)
 MAX_KEYS = 100_000  # keys a look-up checks are not of an application class
 MAX_TAINT_SCAN = 8192  # characters searched for a secret; a longer text counts as secret
 MAX_TAINT_SCANS = 16_384  # characters searched in one evaluation; past them, text is secret
@@ -133,7 +133,11 @@ _WORK, _TAINTED, _REDACTOR, _SCAN = 0, 1, 2, 3
 
 
 def _charge(S: State, units: int) -> None:
-    """Spend ``units`` of the evaluation budget before the work is done; fail when over."""
+    """Spend ``units`` of the evaluation budget before the work is done; fail when over.
+
+    A unit is about the cost of looking at one item in Python (a fraction of a microsecond):
+    an item checked in C (``_kinds``, a copy) costs a quarter, 16 characters copied or 64 bits
+    of an int one, so ``MAX_WORK`` is a few milliseconds whatever the operations."""
     left = S[_WORK] - units
     S[_WORK] = left
     if left < 0:
@@ -174,12 +178,18 @@ def _taint(S: State, value: Any) -> None:
         S[_TAINTED] = True
 
 
+def _charge_looked_at(S: State, budget: List[int]) -> None:
+    """Charge what a check with a local budget of ``MAX_ITEMS`` looked at: items checked in C
+    count one, in Python ``_SLOW``, each a quarter of a unit."""
+    _charge(S, (MAX_ITEMS - budget[0]) >> 2)
+
+
 def _taint_deep(S: State, value: Any) -> None:
     """:func:`_taint` for a builtin container and what it holds: secret-shaped scalars,
     entries under secret names, ``(name, value)`` pairs with a secret name."""
     budget = [MAX_ITEMS]
     _taint_walk(S, value, budget)
-    _charge(S, MAX_ITEMS - budget[0])
+    _charge_looked_at(S, budget)
 
 
 def _hidden_entry(redactor: Redactor, key: Any, value: Any) -> bool:
@@ -207,15 +217,42 @@ def _taint_walk(S: State, value: Any, budget: List[int]) -> None:
                 return
             items += (key, item)
     elif cls is list or cls is tuple or cls is set or cls is frozenset:
-        items = list(itertools.islice(value, budget[0] + 1))  # exact builtins: C iterators
+        if (cls is list or cls is tuple) and len(value) <= budget[0]:
+            items = value  # no copy: min and max read a list another thread changes safely
+        else:
+            items = list(itertools.islice(value, budget[0] + 1))  # exact builtins: C iterators
+        kinds = _kinds(items)
+        if kinds <= _SCALAR_IDS:
+            budget[0] -= len(items)
+            _taint_scalars(S, items, kinds)
+            return
     else:
         return  # other objects compare by identity only
-    budget[0] -= len(items)
+    budget[0] -= _SLOW * len(items)
     if budget[0] < 0:
         S[_TAINTED] = True  # too much to search: treated as secret
         return
     for item in items:
         _taint_walk(S, item, budget)
+        if S[_TAINTED]:
+            return
+
+
+def _taint_scalars(S: State, items: List[Any], kinds: Any) -> None:
+    """:func:`_taint` of many scalars: numbers checked in C when all are short, the texts'
+    characters counted against the search budget before any is searched."""
+    if not items or (  # the common case, all in C: no number long enough to be a card
+        kinds <= _REAL_IDS and sum(map(abs, items)) < _SMALL_NUMBER  # (NaN: checked below)
+    ):
+        return
+    if kinds & _TEXT_IDS:
+        texts = [item for item in items if id(type(item)) in _TEXT_IDS]
+        if sum(map(len, texts)) > S[_SCAN]:
+            S[_TAINTED] = True  # more text than may be searched: treated as secret
+            return
+    _charge(S, len(items))  # one by one, in Python
+    for item in items:
+        _taint(S, item)
         if S[_TAINTED]:
             return
 
@@ -233,6 +270,9 @@ def _subclass(cls: type, base: type) -> bool:
 _SEQUENCE_BUILD_IDS = _ids(str, bytes, list, tuple)
 _SET_IDS = _ids(set, frozenset)
 _TEXT_IDS = _ids(str, bytes, bytearray)
+_NUMBER_KIND_IDS = _ids(int, float, bool, complex)
+_REAL_IDS = _ids(int, float, bool)
+_SLOW = 4  # units an item costs when it is checked one by one in Python, not in C
 _FORMATTABLE_IDS = _ids(int, float, bool, str, NoneType)
 _INT_PARSE_IDS = _ids(int, bool, float, str, bytes)
 _FLOAT_PARSE_IDS = _ids(int, bool, float, str)
@@ -252,10 +292,22 @@ def _owner(cls: type, name: str) -> Tuple[Optional[type], Any]:
     return None, _MISSING
 
 
+# (class id, dunder) -> (class, runs code?): a container of many objects of one class is
+# checked with one MRO walk. Cleared with the attribute plans when a probe is saved.
+_runs: Dict[Tuple[int, str], Tuple[type, bool]] = {}
+
+
 def _runs_code(cls: type, dunder: str) -> bool:
     """True if ``dunder`` of ``cls`` is not the C method of a builtin scalar type or object."""
+    known = _runs.get((id(cls), dunder))
+    if known is not None and known[0] is cls:
+        return known[1]
     owner, _ = _owner(cls, dunder)
-    return owner is not None and id(owner) not in _C_OWNERS
+    runs = owner is not None and id(owner) not in _C_OWNERS
+    if len(_runs) >= 4096:
+        _runs.clear()
+    _runs[(id(cls), dunder)] = (cls, runs)
+    return runs
 
 
 class _AttributePlan:
@@ -432,13 +484,22 @@ def _global(globals_: Any, name: str) -> Any:
     return value
 
 
+def _kinds(items: Any) -> Any:
+    """The ids of the exact types of ``items`` (a builtin container), found in C: a
+    container of scalars is then checked at a fraction of the cost of a loop over it."""
+    return set(map(id, map(type, items)))
+
+
 def _hashable(value: Any, budget: List[int]) -> bool:
     """True if hashing and comparing ``value`` runs no application code."""
     type_id = id(type(value))
     if type_id in _SCALAR_IDS:
         return True
     if type(value) is tuple or type(value) is frozenset:
-        budget[0] -= len(value)
+        if _kinds(value) <= _SCALAR_IDS:
+            budget[0] -= len(value)
+            return budget[0] >= 0
+        budget[0] -= _SLOW * len(value)
         return budget[0] >= 0 and all(_hashable(item, budget) for item in value)
     return False
 
@@ -493,7 +554,7 @@ def _check_stored_keys(S: State, container: Any, what: str) -> None:
     if count > MAX_KEYS:
         raise _fail(f"{what} in a {safe_type_name(container)} of {count} keys: peephole checks "
                     f"at most {MAX_KEYS} keys for application classes first")
-    _charge(S, count >> 4)
+    _charge(S, count >> 2)
     keys = dict.keys(container) if is_dict else container
     if set(map(id, map(type, keys))) <= _PLAIN_KEY_IDS:  # C all the way: no key's code runs
         return
@@ -503,7 +564,7 @@ def _check_stored_keys(S: State, container: Any, what: str) -> None:
             raise _fail(f"{what} in this {safe_type_name(container)} would compare with a "
                         f"stored key of type {safe_type_name(key)} and run its __eq__; peephole "
                         "does not run application code")
-    _charge(S, MAX_ITEMS - budget[0])
+    _charge_looked_at(S, budget)
 
 
 def _slice(start: Any, stop: Any, step: Any) -> slice:
@@ -520,10 +581,13 @@ def _comparable(value: Any, dunder: str, budget: List[int]) -> bool:
         return True
     cls = type(value)
     if cls is list or cls is tuple or cls is set or cls is frozenset:
-        budget[0] -= len(value)
+        if _kinds(value) <= _SCALAR_IDS:
+            budget[0] -= len(value)
+            return budget[0] >= 0
+        budget[0] -= _SLOW * len(value)
         return budget[0] >= 0 and all(_comparable(item, dunder, budget) for item in value)
     if type_id in _DICT_IDS:
-        budget[0] -= 2 * dict.__len__(value)
+        budget[0] -= 2 * _SLOW * dict.__len__(value)
         return budget[0] >= 0 and all(
             _comparable(k, "__eq__", budget) and _comparable(v, "__eq__", budget)
             for k, v in list(dict.items(value))
@@ -552,7 +616,7 @@ def _compare(op: str, left: Any, right: Any, S: State) -> bool:
     if not (_comparable(left, dunder, budget) and _comparable(right, _REFLECTED[dunder], budget)):
         raise _fail(f"comparing {safe_type_name(left)} with {safe_type_name(right)} using {op} "
                     "would run application code (or look at too many items)")
-    _charge(S, MAX_ITEMS - budget[0])
+    _charge_looked_at(S, budget)
     _taint_deep(S, left)  # an answer about a secret (creds == {...}, key < 'M') is an oracle
     _taint_deep(S, right)
     if op == "==":
@@ -598,7 +662,8 @@ def _contains(container: Any, needle: Any, S: State) -> bool:
         ):
             raise _fail(f"'in' over this {cls.__name__} would compare application objects "
                         "(or too many items)")
-        _charge(S, MAX_ITEMS - budget[0])
+        _charge_looked_at(S, budget)
+        _charge(S, len(container) >> 1)  # the scan compares the needle with each item
         return needle in container
     raise _fail(f"'in' on {safe_type_name(container)} would run its __contains__")
 
@@ -664,10 +729,11 @@ def _arith(op: str, left: Any, right: Any, S: State) -> Any:
         return left * right
     if op in ("&", "|", "^", "-") and id(lt) in _SET_IDS and id(rt) in _SET_IDS:
         budget = [MAX_ITEMS]
-        if len(left) + len(right) <= MAX_ITEMS and all(
-            _hashable(item, budget) for item in itertools.chain(left, right)
+        if len(left) + len(right) <= MAX_ITEMS and (
+            _hashable(frozenset.union(frozenset(), left), budget)  # a copy made in C
+            and _hashable(frozenset.union(frozenset(), right), budget)
         ):
-            _charge(S, MAX_ITEMS - budget[0])
+            _charge_looked_at(S, budget)
             _taint_deep(S, left)
             _taint_deep(S, right)
             return _BINARY[op](left, right)
@@ -725,7 +791,7 @@ def _bounded(S: State, value: Any, what: str) -> List[Any]:
     count = size(value)
     if count > MAX_ITEMS:
         raise _fail(f"{what}() looks at {MAX_ITEMS} items at most; this has {count}")
-    _charge(S, count if id(cls) not in _TEXT_IDS else count >> 4)
+    _charge(S, count >> 2 if id(cls) not in _TEXT_IDS else count >> 4)  # a copy, in C
     if id(cls) in _DICT_IDS:
         return list(dict.keys(value))
     return list(value)
@@ -825,12 +891,16 @@ def _ordered_items(S: State, args: Tuple[Any, ...], what: str) -> List[Any]:
     items = _bounded(S, args[0], what) if len(args) == 1 else list(args)
     if not items:
         raise _fail(f"{what}() of an empty sequence")
+    kinds = _kinds(items)
+    _charge(S, len(items) >> 2)
+    if kinds <= _SCALAR_IDS:
+        _taint_scalars(S, items, kinds)  # which one is larger is an answer about each
+        return items
     budget = [MAX_ITEMS]
-    if not all(_comparable(item, "__lt__", budget) and _comparable(item, "__gt__", budget)
-               for item in items):
-        raise _fail(f"{what}() would compare application objects")
-    _charge(S, MAX_ITEMS - budget[0])
-    _taint_deep(S, items)  # which one is larger is an answer about each
+    if not (_comparable(items, "__lt__", budget) and _comparable(items, "__gt__", budget)):
+        raise _fail(f"{what}() would compare application objects (or too many items)")
+    _charge_looked_at(S, budget)
+    _taint_deep(S, items)
     return items
 
 
@@ -844,19 +914,30 @@ def _max(S: State, *args: Any) -> Any:
 
 def _sum(S: State, values: Any, start: Any = 0) -> Any:
     items = _bounded(S, values, "sum")
-    if not all(_number(item) for item in items) or not _number(start):
+    kinds = _kinds(items)
+    if not kinds <= _NUMBER_KIND_IDS or not _number(start):
         raise _fail("sum() adds numbers only")
-    _taint_deep(S, items)
+    _taint_scalars(S, items, kinds)
     _taint(S, start)
     return sum(items, start)
 
 
+def _truths(S: State, values: Any, what: str) -> Any:
+    """The items of ``values`` if their truth runs no code (in C for scalars), or their truth
+    values taken one by one."""
+    items = _bounded(S, values, what)
+    if _kinds(items) <= _SCALAR_IDS:
+        return items
+    _charge(S, len(items))
+    return map(_truth, items)
+
+
 def _any(S: State, values: Any) -> bool:
-    return any(_truth(item) for item in _bounded(S, values, "any"))
+    return any(_truths(S, values, "any"))
 
 
 def _all(S: State, values: Any) -> bool:
-    return all(_truth(item) for item in _bounded(S, values, "all"))
+    return all(_truths(S, values, "all"))
 
 
 def _bool(S: State, value: Any) -> bool:
@@ -1463,6 +1544,7 @@ def _describe_error(exc: BaseException) -> str:
 def compile_expression(source: str, redactor: Redactor) -> Expression:
     """Check and compile ``source``; raise :class:`ExpressionError` with a clear reason."""
     _plans.clear()  # a probe saved again sees classes as they are now
+    _runs.clear()
     try:
         return Expression(source, redactor)
     except ExpressionError:
