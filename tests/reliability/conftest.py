@@ -30,7 +30,7 @@ logging.basicConfig(level=logging.INFO)
 peephole.start()
 
 def work(n):
-    total = n * 2
+    total = n * 2  # @work
     return total
 
 
@@ -49,6 +49,7 @@ peephole.stop()
 
 
 IDLE_LINE = next(n for n, text in enumerate(APP.splitlines(), 1) if "# @idle" in text)
+WORK_LINE = next(n for n, text in enumerate(APP.splitlines(), 1) if "# @work" in text)
 
 
 def free_port() -> int:
@@ -178,6 +179,18 @@ def agent_app(tmp_path: Path) -> Iterator[Callable[[ServerProcess, str], AgentAp
     yield start
     for app in started:
         app.stop()
+
+
+def all_events(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    """Every stored event that matches, page after page."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = api.get("/events", params={**params, "limit": 1000, "cursor": cursor}).json()
+        found += page["events"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
 
 
 def admin_client(server: ServerProcess, token: str = ADMIN_TOKEN) -> httpx.Client:

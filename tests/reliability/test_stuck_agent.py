@@ -10,7 +10,15 @@ from typing import Any, Callable
 
 import httpx
 
-from .conftest import IDLE_LINE, AgentApp, ServerProcess, admin_client, wait_for
+from .conftest import (
+    IDLE_LINE,
+    WORK_LINE,
+    AgentApp,
+    ServerProcess,
+    admin_client,
+    all_events,
+    wait_for,
+)
 
 SEND_TIMEOUT = 8.0
 FILL = 200  # big probes for the paused service: ~5 MB, more than the sockets buffer
@@ -38,6 +46,10 @@ def test_a_stopped_agent_blocks_nobody(
     with admin_client(server) as api:
         wait_for(lambda: api.get("/instances", params={"service": "frozen"}).json(), 30,
                  "the agent never registered")
+        counter = api.post("/probes", json={  # one log line per loop: n=1, n=2, ...
+            "kind": "logpoint", "file": "app.py", "line": WORK_LINE, "template": "{n}",
+            "target": {"service": "frozen"}}).json()["id"]
+        wait_for(lambda: all_events(api, probe_id=counter), 30, "no log lines")
         frozen.process.send_signal(signal.SIGSTOP)
         slowest = 0.0
         started = time.monotonic()
@@ -82,6 +94,10 @@ def test_a_stopped_agent_blocks_nobody(
 
         wait_for(lambda: summaries() == {"active on 1 of 1 instance"}, 60,
                  "the resumed agent did not install its probes")
-    frozen.stop()
+        frozen.stop()  # the agent flushes what it captured before it exits
+        numbers = sorted(int(e["message"]) for e in all_events(api, probe_id=counter))
+        lost = (numbers[-1] - numbers[0] + 1) - len(set(numbers))
+        print(f"{len(numbers)} log lines from n={numbers[0]} to n={numbers[-1]}, {lost} lost")
+        assert lost == 0
     log = frozen.log_path.read_text()
     assert "the server had disconnected this agent" in log and "did not read" in log, log[-2000:]
