@@ -172,3 +172,19 @@ def test_the_cli_creates_lists_and_revokes(server: LiveServer, api: httpx.Client
     assert key.startswith("agent key 2 k for shop, billing (active), shown once: phk_")
     assert "2  k  shop,billing  active" in run("agent-keys", "list")
     assert "agent key 2 k: revoked " in run("agent-keys", "revoke", "2")
+
+
+async def test_a_missed_revocation_notice_still_ends_the_stream(
+    server: LiveServer, api: httpx.Client
+) -> None:
+    """A revocation this server was not told about (say its PostgreSQL listener was
+    reconnecting) is found by housekeeping: the stream ends within a second or so."""
+    from peephole.server.store import credentials
+
+    created = api.post("/tokens", json={"name": "zed", "role": "viewer"}).json()
+    async with connect(f"{server.ws_url}/api/v1/stream?token={created['token']}") as stream:
+        await subscribed(server)
+        await asyncio.to_thread(server.broker.db.run, lambda s: credentials.revoke_token(
+            s, created["id"], time.time()))
+        last, code, _ = await closed_with(stream)
+        assert (last, code) == ({"type": "error", "reason": "token revoked"}, 1008)

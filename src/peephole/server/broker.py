@@ -19,9 +19,9 @@ from peephole.server.db import Database
 from peephole.server.hub import Hub
 from peephole.server.metrics import Metrics
 from peephole.server.settings import ServerSettings
+from peephole.server.store import credentials, policies
 from peephole.server.store import events as event_store
 from peephole.server.store import instances as instance_store
-from peephole.server.store import policies
 from peephole.server.store import probes as probe_store
 
 log = logging.getLogger("peephole.server")
@@ -237,13 +237,16 @@ class Broker:
                 if now - c.last_message < protocol.INSTANCE_STALE_SECONDS
             ]
 
-        self.hub.end_expired(now)
+        tokens, keys = self.hub.credentials_in_use()
 
-        def work(session: Session) -> list[str]:
+        def work(session: Session) -> tuple[list[str], list[tuple[str, int, str]]]:
             instance_store.touch(session, fresh, now)
-            return probe_store.expire_due(session, now)
+            invalid = credentials.no_longer_valid(session, tokens, keys, now)
+            return probe_store.expire_due(session, now), invalid
 
-        expired = await self.db.write(work)
+        expired, invalid = await self.db.write(work)
+        for kind, credential_id, why in invalid:  # expired, or a revocation notice was missed
+            self.hub.credential_revoked(kind, credential_id, why)
         if expired:
             await self.probes_changed(expired)
 

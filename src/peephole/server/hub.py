@@ -94,29 +94,27 @@ class Hub:
         found.sort(key=lambda c: c.last_message, reverse=True)
         return found
 
-    def credential_revoked(self, kind: str, credential_id: int) -> int:
-        """End the streams and agent connections that use a revoked credential; how many."""
+    def credential_revoked(self, kind: str, credential_id: int, why: str = "revoked") -> int:
+        """End the streams and agent connections that use a credential no longer valid
+        (``why``: revoked or expired); return how many."""
         ended = 0
         if kind == "token":
             for subscriber in list(self.subscribers):
                 if subscriber.token_id == credential_id:
-                    subscriber.end("token revoked")
+                    subscriber.end(f"token {why}")
                     ended += 1
         elif kind == "agent_key":
             for connection in list(self.agents.values()):
                 if connection.key_id == credential_id:
-                    connection.close(POLICY_VIOLATION, "agent key revoked")
+                    connection.close(POLICY_VIOLATION, f"agent key {why}")
                     ended += 1
         return ended
 
-    def end_expired(self, now: float) -> None:
-        """End streams and agent connections whose credential expired."""
-        for subscriber in list(self.subscribers):
-            if subscriber.expires_at is not None and subscriber.expires_at <= now:
-                subscriber.end("token expired")
-        for connection in list(self.agents.values()):
-            if connection.key_expires_at is not None and connection.key_expires_at <= now:
-                connection.close(POLICY_VIOLATION, "agent key expired")
+    def credentials_in_use(self) -> tuple[set[int], set[int]]:
+        """The ids of the tokens behind open streams and of the keys of connected agents."""
+        tokens = {s.token_id for s in self.subscribers if s.token_id is not None}
+        keys = {c.key_id for c in self.agents.values() if c.key_id is not None}
+        return tokens, keys
 
     def probe_lists(self, probes: list[Probe]) -> ProbeLists:
         return ProbeLists(probes, self._encoded)

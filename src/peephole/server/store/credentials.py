@@ -157,6 +157,26 @@ def revoke_agent_key(session: Session, key_id: int, now: float) -> dict[str, Any
     return agent_key_dict(_revoke(session, AgentKey, key_id, now, "agent key"), now)
 
 
+def no_longer_valid(
+    session: Session, token_ids: set[int], key_ids: set[int], now: float
+) -> list[tuple[str, int, str]]:
+    """Which of these credentials were revoked, expired or deleted: ``(kind, id, why)``."""
+    found: list[tuple[str, int, str]] = []
+    kinds: list[tuple[str, Any, set[int]]] = [("token", Token, token_ids),
+                                               ("agent_key", AgentKey, key_ids)]
+    for kind, model, ids in kinds:
+        if not ids:
+            continue
+        rows = {r.id: r for r in session.scalars(select(model).where(model.id.in_(ids)))}
+        for credential_id in sorted(ids):
+            row = rows.get(credential_id)
+            if row is None or row.revoked_at is not None:
+                found.append((kind, credential_id, "revoked"))
+            elif row.expires_at is not None and row.expires_at <= now:
+                found.append((kind, credential_id, "expired"))
+    return found
+
+
 def seed(
     session: Session, admin_token: Optional[str], agent_key: Optional[str]
 ) -> dict[str, str]:
