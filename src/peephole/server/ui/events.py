@@ -147,15 +147,21 @@ async def recent_logs(
         return await list_events(broker, principal, type=protocol.LOG, service=service,
                                  probe_id=probe_id, limit=limit)
     services = await service_api.list_services(broker=broker, _=principal)
-    names = [s["name"] for s in sorted(services, key=lambda s: s["last_seen"], reverse=True)]
+    names = [s["name"] for s in services]
     lines = await broker.db.read(lambda s: _logs_by_service(s, names, limit))
     return [broker.event_view(e) for e in lines]
 
 
 def _logs_by_service(session: Session, services: list[str], limit: int) -> list[dict[str, Any]]:
+    newest: dict[str, float] = {}
+    for service in services:  # the service with the newest line first, and so on
+        found = event_store.query(
+            session, event_store.EventFilter(type=protocol.LOG, service=service), 1)[0]
+        if found:
+            newest[service] = found[0]["time"]
     lines: list[dict[str, Any]] = []
     floor: Optional[float] = None  # once ``limit`` lines are in hand, only newer ones count
-    for service in services:
+    for service in sorted(newest, key=newest.__getitem__, reverse=True):
         where = event_store.EventFilter(type=protocol.LOG, service=service, since=floor)
         lines += event_store.query(session, where, limit)[0]
         lines = sorted(lines, key=lambda e: e["time"], reverse=True)[:limit]
