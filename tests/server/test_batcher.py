@@ -13,6 +13,7 @@ from peephole.server.batcher import Batcher
 from peephole.server.db import Database
 from peephole.server.models import AuditEntry
 from peephole.server.store import audit
+from peephole.server.store.credentials import Principal
 
 pytestmark = pytest.mark.server
 
@@ -26,7 +27,7 @@ async def test_batch_commits_together_and_isolates_a_failure(tmp_path: Path) -> 
         nonlocal transactions
         if item == "bad":
             raise ValueError("bad item")
-        audit.record(session, "test", item)
+        audit.record(session, Principal("test", "admin", 1), item)
         transactions += 0 if session.info.setdefault("counted", False) else 1
         session.info["counted"] = True
         return item.upper()
