@@ -17,6 +17,7 @@ from peephole.agent.safe.expressions import (
     MAX_FORMAT_WIDTH,
     MAX_INT_BITS,
     MAX_INT_TEXT_BITS,
+    MAX_KEYS,
     MAX_LINE,
     MAX_ROUND_DIGITS,
     MAX_TAINT_SCANS,
@@ -88,6 +89,14 @@ def test_lookups_with_builtin_and_identity_keys_work() -> None:
     assert evaluate("d[2]", f_locals) == "two"
     assert evaluate("'name' in d and 1 in s and ('a', 1) in s", f_locals) is True
     assert evaluate("'nope' in s", f_locals) is False
+
+
+def test_lookups_check_a_bounded_number_of_keys() -> None:
+    big = dict.fromkeys(range(MAX_KEYS + 1), 1)
+    with pytest.raises(EvaluationError, match=f"at most {MAX_KEYS} keys"):
+        evaluate("d[1]", {"d": big})
+    del big[0]
+    assert evaluate("d[1]", {"d": big}) == 1
 
 
 def test_refused_lookup_says_which_key_type() -> None:
@@ -218,7 +227,7 @@ def test_the_costliest_expressions_stop_within_milliseconds(term: str) -> None:
     f_locals = {
         "xs": list(range(10_000)), "texts": [str(i) for i in range(10_000)],
         "floats": [float(i) for i in range(5_000)], "objs": [Plain() for _ in range(2_000)],
-        "classes": (str,) * 9_000, "d": {**{str(i): i for i in range(50_000)}, "k": 1},
+        "classes": (str,) * 9_000, "d": {**{str(i): i for i in range(MAX_KEYS - 1)}, "k": 1},
     }  # fmt: skip
     expression = _as_many_as_fit(term)
     started = time.perf_counter()

@@ -67,7 +67,7 @@ MAX_ROUND_DIGITS = 1000  # digits round() may be asked for, either way
 MAX_INT_TEXT_BITS = 14_000  # ints written or parsed as text (about 4,200 decimal digits)
 MAX_INT_TEXT = 4300  # characters int() parses (the interpreter's own default limit)
 MAX_WORK = 10_000  # units one evaluation may spend (see _charge)
-MAX_KEYS = 100_000  # keys a look-up checks are not of an application class
+MAX_KEYS = 50_000  # keys a look-up checks are not of an application class
 MAX_TAINT_SCAN = 8192  # characters searched for a secret; a longer text counts as secret
 MAX_TAINT_SCANS = 16_384  # characters searched in one evaluation; past them, text is secret
 MAX_LINE = 10_000  # characters of one rendered template line
@@ -141,8 +141,8 @@ def _charge(S: State, units: int) -> None:
     left = S[_WORK] - units
     S[_WORK] = left
     if left < 0:
-        raise _fail(f"the expression went over its evaluation budget of {MAX_WORK} units "
-                    "(an item looked at, 16 characters, 64 bits of an int)")
+        raise _fail(f"the expression went over its evaluation budget of {MAX_WORK} units: "
+                    "it looks at too many items or characters to run at every hit")
 
 
 _SMALL_NUMBER = 10**12  # shorter than any card number: no secret can hide in it
@@ -554,7 +554,7 @@ def _check_stored_keys(S: State, container: Any, what: str) -> None:
     if count > MAX_KEYS:
         raise _fail(f"{what} in a {safe_type_name(container)} of {count} keys: peephole checks "
                     f"at most {MAX_KEYS} keys for application classes first")
-    _charge(S, count >> 2)
+    _charge(S, count >> 4)  # the cheapest pass there is: no copy, C calls only
     keys = dict.keys(container) if is_dict else container
     if set(map(id, map(type, keys))) <= _PLAIN_KEY_IDS:  # C all the way: no key's code runs
         return
