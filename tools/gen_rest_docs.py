@@ -119,12 +119,15 @@ document at `/openapi.json` and an interactive explorer at `/docs`.
   and any unique prefix of a probe or event id is accepted in a path (as git does); a prefix
   that several ids share gets `404` saying it is ambiguous.
 - **Auth**: `Authorization: Bearer <user token>`. Roles are ordered
-  `viewer` < `debugger` < `admin`; each endpoint below names the least role it needs. A missing
-  or unknown token gets `401`, a role too low `403`, each as `{"detail": "<one-line reason>"}`.
-  See [security](security.md).
+  `viewer` < `debugger` < `admin`; each endpoint below names the least role it needs. A missing,
+  unknown, revoked or expired token gets `401`, a role too low `403`, each as
+  `{"detail": "<one-line reason>"}`; a request with a body is authenticated before the body is
+  read. See [security](security.md).
 - **Errors**: an invalid body or parameter gets `422` naming the field (FastAPI's shape:
-  `{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`); an unknown id gets `404`
-  `{"detail": "probe 'abc' not found"}`.
+  `{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`), and so does a NUL character
+  anywhere; an unknown id gets `404` `{"detail": "probe 'abc' not found"}`; a body over
+  128 KiB (512 KiB for a policy) gets `413` before it is read. See
+  [reliability](reliability.md).
 - **Pagination**: `GET /api/v1/events` returns `{"events": [...], "next_cursor": ...}`, newest
   first; pass `next_cursor` back as `cursor` for the next page (`null` at the end).
 
