@@ -5,6 +5,7 @@ numbers no column can hold close the sender with 1008 and a reason."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -83,3 +84,27 @@ async def test_a_first_frame_larger_than_a_hello_is_refused(server: LiveServer) 
         await ws.send("x" * (protocol.MAX_HELLO_BYTES + 1))
         await ws.wait_closed()
         assert ws.close_code == 1009
+
+
+@pytest.mark.postgres
+async def test_an_instance_id_cannot_be_taken_over_on_another_server(
+    server_factory: Any, postgres_url: str
+) -> None:
+    one = server_factory(postgres_url)
+    two = server_factory(postgres_url)
+    owner = await FakeAgent(one, "shop").connect()
+    try:
+        with pytest.raises(AssertionError, match="is in use by another connection"):
+            await FakeAgent(two, "billing", instance_id=owner.instance_id).connect()
+        await owner.close()
+        deadline = time.monotonic() + 5  # once the owner is gone, the id is free again
+        while True:
+            try:
+                again = await FakeAgent(two, "shop", instance_id=owner.instance_id).connect()
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        await again.close()
+    finally:
+        await owner.close()

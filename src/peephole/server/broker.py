@@ -28,6 +28,7 @@ log = logging.getLogger("peephole.server")
 
 STATUS_FLUSH_SECONDS = 0.01
 TOUCH_SECONDS = protocol.HEARTBEAT_SECONDS / 2  # how often connected instances' last_seen is saved
+HELD_SECONDS = 3 * TOUCH_SECONDS  # a row touched this recently is another process's connection
 
 
 class Broker:
@@ -155,8 +156,12 @@ class Broker:
         now = time.time()
         connection.last_message = now
 
+        # With other server processes, a connected row may be theirs (here, the hub knows).
+        local = connection.instance_id in self.hub.agents or self.cluster is None
+        held_within = 0.0 if local else HELD_SECONDS
+
         def work(session: Session) -> tuple[protocol.AgentPolicy, Optional[str]]:
-            reason = instance_store.register(session, connection.info, now)
+            reason = instance_store.register(session, connection.info, now, held_within)
             return policies.get(session, connection.info.service), reason
 
         registered = await self.db.write(work)

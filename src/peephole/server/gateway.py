@@ -18,6 +18,7 @@ from peephole.server import wire
 from peephole.server.broker import Broker
 from peephole.server.connection import AgentConnection
 from peephole.server.store import credentials
+from peephole.server.store import instances as instance_store
 from peephole.server.wsprotocol import EXTENSION, SocketControl
 
 log = logging.getLogger("peephole.server")
@@ -118,7 +119,11 @@ async def _hello(
     connection.key_expires_at = grant.expires_at
     if control is not None:
         control.allow()
-    policy, last_disconnect = await broker.register(connection)
+    try:
+        policy, last_disconnect = await broker.register(connection)
+    except instance_store.InstanceHeld:
+        raise Rejected(POLICY_VIOLATION, f"instance id {info.instance_id!r} is in use by "
+                       "another connection (on another server)") from None
     connection.send(
         {
             "type": "welcome",

@@ -11,11 +11,21 @@ from peephole.protocol import INSTANCE_STALE_SECONDS, AgentHealth, InstanceInfo
 from peephole.server.models import Instance
 
 
-def register(session: Session, info: InstanceInfo, now: float) -> Optional[str]:
+class InstanceHeld(Exception):
+    """The instance id is connected to another server process."""
+
+
+def register(
+    session: Session, info: InstanceInfo, now: float, held_within: float = 0.0
+) -> Optional[str]:
     """Insert or refresh the instance from its ``hello``; it is connected from now on.
 
-    Returns why the server last disconnected it (None if it never did)."""
+    ``held_within``: refuse (:class:`InstanceHeld`) an instance another server process saw
+    connected that recently (it refreshes ``last_seen`` while connected). Returns why a
+    server last disconnected it (None if none did)."""
     row = session.get(Instance, info.instance_id)
+    if row is not None and row.connected and now - row.last_seen < held_within:
+        raise InstanceHeld(info.instance_id)
     if row is None:
         row = Instance(instance_id=info.instance_id, registered_at=now, dropped=0)
         session.add(row)
