@@ -365,3 +365,30 @@ def test_a_refused_key_is_said_once_on_stderr_under_peephole_run(
     environ = {"PEEPHOLE_KEY": ""}
     stderr = run_script(tmp_path, job, gateway, PEEPHOLE_WAIT="10", **environ)
     assert stderr.count("peephole:") == 1 and "no agent key" in stderr, stderr
+
+
+EARLY_FAILURE = textwrap.dedent(
+    """
+    import logging
+
+    def main():  # fails and exits before the agent has had time to connect
+        try:
+            raise ValueError("at start")
+        except ValueError:
+            logging.getLogger("job").exception("failed")
+    """
+)
+
+
+def test_what_a_process_captured_before_connecting_is_sent_at_exit(
+    tmp_path: Path, gateway: Gateway
+) -> None:
+    started = time.monotonic()
+    run_script(tmp_path, EARLY_FAILURE, gateway)  # no --wait
+    if sys.version_info[:2] == (3, 12):  # no new thread at exit (gh-104690), so no connection
+        assert time.monotonic() - started < 4  # and no waiting for one (exit_timeout is 5)
+        return
+    [failure] = [e for e in gateway.events if e["type"] == protocol.EXCEPTION]
+    assert (failure["exc_type"], failure["message"]) == ("ValueError", "at start")
+    last = gateway.sessions[0].messages[-1]
+    assert last["type"] == "status" and last["agent"]["abandoned_events"] == 0

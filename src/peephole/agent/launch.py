@@ -52,8 +52,11 @@ class ManagedAgent(Agent):
         capture = self.capture
         if capture is not None:
             _quietly(capture.flush)
-        if not transport.connected and self.queued and transport.problem is None:
-            transport.wait_connected(deadline - REAL.monotonic())  # still connecting
+        if self.queued and _threads_can_start():  # still connecting: wait for its outcome
+            while not transport.connected and transport.problem is None:
+                if REAL.monotonic() >= deadline:
+                    break
+                transport.wait_connected(0.05)
         if transport.connected:
             self.flush_at_exit(deadline - REAL.monotonic())
             _quietly(lambda: transport.send_last_words(self.statuses()))
@@ -151,6 +154,22 @@ def _at_exit() -> None:
     """Send what the last moments captured (a short script's snapshots) and close cleanly."""
     for agent in _running():
         _quietly(agent.at_exit)
+
+
+def _threads_can_start() -> bool:
+    """Whether a connection can still be made: CPython 3.12 refuses new threads once the
+    interpreter is exiting (3.13 allows them again), and a connection needs one."""
+    try:
+        thread = threading.Thread(target=_nothing, name="peephole-exit-check", daemon=True)
+        thread.start()
+    except RuntimeError:
+        return False
+    thread.join()
+    return True
+
+
+def _nothing() -> None:
+    """What the thread of :func:`_threads_can_start` runs."""
 
 
 def _quietly(call: Any) -> None:
