@@ -9,9 +9,12 @@ import json
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+from conftest import SHOP_PATH, Collector, logpoint, shop_line, tracepoint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from targets import shop
 
+from peephole.agent.core import Agent
 from peephole.agent.safe.capture import Capturer
 from peephole.agent.safe.expressions import (
     TAINTED,
@@ -209,6 +212,28 @@ def test_the_whole_line_is_masked() -> None:
 def test_long_strings_in_containers_are_masked_before_they_are_cut() -> None:
     line = render("{items}".replace("items", "[word * 10, blob]"))
     assert_no_fragment(line)
+
+
+# --- through a running probe -------------------------------------------------------------------
+
+
+def test_a_running_probe_never_sends_a_fragment(agent: Agent, collector: Collector) -> None:
+    """Logpoint, watch and condition on a real probed line: the event carries the mask, the
+    condition counts as false and its status says why without quoting the value."""
+    line = shop_line("method")
+    agent.set_probe(logpoint("log", SHOP_PATH, line, "owner={self.owner[1:]} key={self.owner:.19}"))
+    agent.set_probe(tracepoint("watch", SHOP_PATH, line, watches=["self.owner[4:]"]))
+    agent.set_probe(tracepoint("cond", SHOP_PATH, line, condition="self.owner[0] == 'A'"))
+    shop.Cart(AWS_KEY).add(1.0)
+    agent.flush()
+    (log,) = collector.of("log")
+    assert log["message"] == f"owner={MASK} key={MASK}"
+    (snapshot,) = collector.of("watch")
+    assert snapshot["watches"] == [{"expr": "self.owner[4:]", "error": TAINTED}]
+    assert collector.of("cond") == []
+    status = agent.status("cond")
+    assert status is not None and TAINTED in (status.message or "")
+    assert_no_fragment(json.dumps(collector.events) + (status.message or ""))
 
 
 # --- the derivation suite ----------------------------------------------------------------------
