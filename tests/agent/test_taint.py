@@ -214,6 +214,19 @@ def test_long_strings_in_containers_are_masked_before_they_are_cut() -> None:
     assert_no_fragment(line)
 
 
+def test_fragments_never_reach_the_redactors_cache_and_it_is_never_walked() -> None:
+    """The redactor caches the texts it searched; a snapshot of a frame that holds the agent
+    (``agent = peephole.start()`` in a main function) must show neither."""
+    redactor = Redactor()
+    compile_template("{aws[1:]} {aws:.19} {blob[::-1]}", redactor).render(F_LOCALS, {})
+    seen = json.dumps(Capturer(Limits(), Redactor()).value({"r": redactor}))
+    assert '"t": "peephole.agent.safe.redaction.Redactor", "cut": "unsupported"' in seen
+    walked = json.dumps(  # what the cache would show if it were walked
+        Capturer(Limits(), Redactor()).value(list(vars(redactor).get("_texts", {})))
+    )
+    assert_no_fragment(walked)
+
+
 # --- through a running probe -------------------------------------------------------------------
 
 

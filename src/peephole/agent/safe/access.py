@@ -108,6 +108,8 @@ SCALARS = frozenset(
 )
 
 
+_AGENT_PREFIX = "peephole.agent."
+
 # Shapes of values (``TypeInfo.shape``).
 DESCRIBED, SEQUENCE, MAPPING, ITERABLE, INSTANCE = range(5)
 
@@ -210,6 +212,9 @@ class TypeInfo:
         """How values of the class are walked, decided once so a walk dispatches on an int."""
         if self.format is not None or self.kind != "object" or self.enum:
             return DESCRIBED
+        if self.name.startswith(_AGENT_PREFIX):
+            return DESCRIBED  # the agent's own objects: shown by type, never walked (their
+            # caches hold the texts redaction has seen, secrets and fragments of them)
         cls_id = id(self.cls)
         if cls_id in _SEQUENCES:
             return SEQUENCE

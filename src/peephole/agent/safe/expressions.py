@@ -151,7 +151,11 @@ _CARD_NUMBER = 10**19  # longer than any card number
 
 def _taint(S: State, value: Any) -> None:
     """Mark the evaluation if ``value`` is a scalar holding a secret-shaped token (what the
-    redactor would mask): whatever is derived from it must not leave the process."""
+    redactor would mask): whatever is derived from it must not leave the process. Once
+    marked, nothing more is searched: a fragment of a secret must not reach the redactor's
+    cache either."""
+    if S[_TAINTED]:
+        return
     cls = type(value)
     if cls is str:
         text = value
@@ -533,7 +537,8 @@ def _item(obj: Any, key: Any, S: State) -> Any:
         _check_stored_keys(S, obj, "a look-up")
         value = dict.get(obj, key, _MISSING)
         if value is _MISSING:
-            raise _fail(f"key {_short(key, redactor)} is not in the {safe_type_name(obj)}")
+            shown = "(redacted)" if S[_TAINTED] else _short(key, redactor)
+            raise _fail(f"key {shown} is not in the {safe_type_name(obj)}")
         return value
     if type(obj) is collections.deque and id(type(key)) in _INT_IDS:
         return collections.deque.__getitem__(obj, key)
@@ -1107,6 +1112,8 @@ def _render(value: Any, conversion: Optional[str], spec: str, S: State) -> str:
         return repr(value)  # too short to be a card number: nothing to mask
     else:
         text = _short(value, redactor)
+    if S[_TAINTED]:
+        return MASK  # a fragment of a secret: not even searched (the cache would keep it)
     masked = redactor.redact_text(text)  # masked before it is cut, like capture does
     if masked is not None:
         text = masked
