@@ -3,6 +3,7 @@ the real time functions, so rates, the CPU budget and event times stay right."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from conftest import SHOP_PATH, Collector, logpoint, shop_line, tracepoint, wait
 from targets import shop
 
 from peephole.agent.core import Agent
+from peephole.agent.exception_capture import ExceptionCapture
 
 FROZEN = 946_684_800.0  # 2000-01-01, the date events were stamped with
 NAMES = ("time", "monotonic", "perf_counter", "time_ns", "monotonic_ns", "perf_counter_ns")
@@ -79,3 +81,27 @@ def test_the_cpu_budget_times_probes_with_the_real_clock(
     assert status is not None and status.time_ns > 0  # a frozen timer would say 0
     assert len(collector.of("p")) == 1  # so the budget (1 ns) is spent by the first
     assert status.drops == 19
+
+
+def test_exception_events_keep_the_real_time(
+    make_agent: Callable[..., Agent], collector: Collector
+) -> None:
+    agent = make_agent()
+    capture = ExceptionCapture(agent)
+    capture.install()
+    before = time.time()
+    try:
+        with frozen_clock():
+            for _ in range(2):  # a snapshot, then a count
+                try:
+                    raise ValueError("frozen")
+                except ValueError:
+                    logging.getLogger("tests.frozen").exception("failed")
+    finally:
+        capture.uninstall()
+    assert agent.flush()
+    events = [e for e in collector.events if e["type"] == "exception"]
+    assert [e["count"] for e in events] == [1, 1]
+    for event in events:
+        for name in ("time", "first_time", "last_time"):
+            assert before - 1 <= event[name] <= time.time() + 1, (name, event[name])
