@@ -12,6 +12,7 @@ script or style.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
@@ -49,6 +50,7 @@ environment.filters.update(
     visible=render.visible, cut_word=render.cut_word,
 )
 environment.globals["htmx"] = HTMX
+environment.globals["now"] = time.time  # pages give it to /live: events since they were made
 # Variable trees are embedded as JSON (``tojson``): unsorted and compact, 10,000 nodes fast.
 environment.policies["json.dumps_kwargs"] = {"sort_keys": False, "separators": (",", ":")}
 templates = Jinja2Templates(env=environment)

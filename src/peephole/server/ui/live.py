@@ -17,12 +17,14 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
+from peephole import protocol
 from peephole.server.api import probes as probe_api
 from peephole.server.broker import Broker
 from peephole.server.hub import Subscriber
 from peephole.server.store import NotFound
 from peephole.server.stream import STREAM_TYPES
 from peephole.server.ui import render
+from peephole.server.ui.events import list_events
 from peephole.server.ui.session import Viewer, signed_in
 
 router = APIRouter()
@@ -31,10 +33,12 @@ KEEPALIVE_SECONDS = 15.0
 TICK_SECONDS = 1.0  # how often an idle stream checks whether the server is stopping
 
 
-def sse(message: dict[str, Any]) -> str:
-    """One Server-Sent Event: ``data:`` and a JSON line (JSON has no raw newlines)."""
+def sse(message: dict[str, Any], replay: bool = False) -> str:
+    """One Server-Sent Event: ``data:`` and a JSON line (JSON has no raw newlines).
+    ``replay`` marks an event stored before the stream opened (see ``since``)."""
     if message.get("type") == "event":
-        body = {"type": "event", "event": render.event_summary(message["event"])}
+        body = {"type": "event", "event": render.event_summary(message["event"]),
+                "replay": replay}
     elif message.get("type") == "probe":
         body = {"type": "probe", "probe": render.probe_summary(message["probe"])}
     else:
@@ -59,12 +63,29 @@ async def current_probes(
                                        _=viewer.principal)
 
 
+REPLAY_MARGIN = 5.0  # seconds: an event's time is the agent's, taken before it was stored
+REPLAY_LIMIT = 200
+
+
+async def stored_since(
+    broker: Broker, viewer: Viewer, subscriber: Subscriber, since: float
+) -> list[dict[str, Any]]:
+    """Events that may have been stored between rendering the page and opening the stream,
+    oldest first (the page drops those it already shows, by id)."""
+    kind = subscriber.type if subscriber.type in protocol.EVENT_TYPES else None
+    events = await list_events(broker, viewer.principal, type=kind,
+                               probe_id=subscriber.probe_id, service=subscriber.service,
+                               since=since - REPLAY_MARGIN, limit=REPLAY_LIMIT)
+    return events[::-1]
+
+
 @router.get("/live")
 async def live(
     request: Request,
     service: Optional[str] = Query(None, max_length=200),
     probe_id: Optional[str] = Query(None, max_length=64),
     type: Optional[str] = Query(None, max_length=20),
+    since: Optional[float] = Query(None, description="the page's render time"),
     viewer: Viewer = Depends(signed_in),
 ) -> StreamingResponse:
     broker: Broker = request.app.state.broker
@@ -84,6 +105,9 @@ async def live(
             yield ": connected\n\n"
             for probe in await current_probes(broker, viewer, subscriber):
                 yield sse({"type": "probe", "probe": probe})
+            if since is not None:
+                for event in await stored_since(broker, viewer, subscriber, since):
+                    yield sse({"type": "event", "event": event}, replay=True)
             idle = 0.0
             while not await request.is_disconnected() and not stopping():
                 try:

@@ -53,9 +53,21 @@ function wrap(tag, child) {
   return node;
 }
 
+// Events the page shows already (its rows link to them): a replayed one is not added twice.
+const seen = new Set();
+
+function shown(id) {
+  if (!seen.size) {
+    for (const row of document.querySelectorAll('[data-href^="/events/"]')) seen.add(row.dataset.href.slice(8));
+  }
+  if (seen.has(id)) return true;
+  seen.add(id);
+  return false;
+}
+
 function onHit(event) {
   const list = document.getElementById("hits");
-  if (!list || list.dataset.kind !== event.type) return;
+  if (!list || list.dataset.kind !== event.type || shown(event.id)) return;
   const item = el("li", "fresh");
   item.dataset.nav = "";
   item.dataset.href = `/events/${encodeURIComponent(event.id)}`;
@@ -75,7 +87,7 @@ function logMatches(event) {
 
 function showLog(event) {
   const list = document.getElementById("logs");
-  if (!list || !logMatches(event)) return;
+  if (!list || !logMatches(event) || shown(event.id)) return;
   const item = el("li", `level-${event.level} fresh`);
   item.dataset.level = event.level;
   item.dataset.nav = "";
@@ -99,12 +111,13 @@ function onLog(event) {
   showLog(event);
 }
 
-function onException(event) {
+function onException(event, replay) {
   const row = document.querySelector(`tr[data-fingerprint="${CSS.escape(event.fingerprint || "")}"]`);
   if (!row) {
     document.getElementById("new-groups")?.removeAttribute("hidden");
     return;
   }
+  if (replay) return;  // stored around the time the page was made: maybe counted already
   const count = row.querySelector(".count");
   count.textContent = String(Number(count.textContent) + (Number(event.count) || 1));
   row.querySelector(".last").textContent = "just now";
@@ -138,7 +151,7 @@ export function follow() {
       const event = data.event;
       if (event.type === "log") { onLog(event); onHit(event); }
       else if (event.type === "snapshot") onHit(event);
-      else if (event.type === "exception") onException(event);
+      else if (event.type === "exception") onException(event, data.replay);
     }
   });
   window.addEventListener("beforeunload", () => source.close());
