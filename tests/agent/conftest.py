@@ -130,3 +130,14 @@ def agent(make_agent: Callable[..., Agent]) -> Agent:
 
 def statuses_by_id(statuses: List[ProbeStatus]) -> Dict[str, ProbeStatus]:
     return {status.probe_id: status for status in statuses}
+
+
+@pytest.fixture
+def module_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder on ``sys.path`` for modules a test writes; they are forgotten afterwards."""
+    sys.path.insert(0, str(tmp_path))
+    yield tmp_path
+    sys.path.remove(str(tmp_path))
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(str(tmp_path)):
+            del sys.modules[name]

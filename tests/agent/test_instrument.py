@@ -119,19 +119,26 @@ def test_except_clause_fires_only_when_the_exception_is_handled(backend: Backend
     disarm(backend, resolution, hook)
 
 
-def test_closure_made_before_the_probe_is_covered_too(backend: Backend) -> None:
+def test_closures_made_before_the_probe_are_covered_by_sys_monitoring_only(
+    backend: Backend,
+) -> None:
+    """3.12+ arms the closure's code object, which every closure shares. 3.9-3.11 swaps
+    ``__code__`` in the functions the registry knows: a closure made before the probe and
+    kept outside its module keeps its code, like a running frame (documented in limits.md).
+    Closures made after the probe run the probed code on every version."""
     early = shop.make_discount(0.5)
     hook = Recorder()
     resolution = arm(backend, "closure", hook)
     assert early(10.0) == 5.0
     late = shop.make_discount(0.5)
     assert late(10.0) == 5.0
-    assert len(hook.hits) == 2
+    assert len(hook.hits) == (2 if MONITORING else 1)
     disarm(backend, resolution, hook)
+    fired = len(hook.hits)
     early(1.0)
     late(1.0)
     shop.make_discount(0.5)(1.0)
-    assert len(hook.hits) == 2
+    assert len(hook.hits) == fired
 
 
 def test_two_hooks_on_one_line_and_removing_one(backend: Backend) -> None:

@@ -13,16 +13,15 @@ import pytest
 from conftest import TARGETS, shop_line
 
 from peephole.agent.placement.instrument import new_backend
-from peephole.agent.placement.locate import (
+from peephole.agent.placement.locate import get_source, locate
+from peephole.agent.placement.paths import (
     LocateError,
     NotLoaded,
-    SourceMap,
-    get_source,
-    locate,
     matches,
     normalize,
     resolve_file,
 )
+from peephole.agent.placement.statements import SourceMap
 
 SHOP = str(TARGETS / "shop.py")
 

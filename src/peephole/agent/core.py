@@ -7,24 +7,23 @@ it on a background thread. The transport connects the same object to the server.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple
+import types
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from peephole import protocol
 from peephole.agent import health, otel
 from peephole.agent.clock import REAL, Clock
 from peephole.agent.config import AgentConfig
 from peephole.agent.delivery.buffer import EventBuffer, Sink
+from peephole.agent.placement.imports import HOOK, FileWatcher
 from peephole.agent.placement.instrument import Backend, Unavailable, new_backend
-from peephole.agent.placement.locate import (
-    ImportWatcher,
+from peephole.agent.placement.locate import get_source, locate
+from peephole.agent.placement.paths import (
     LocateError,
     NotLoaded,
     application_files,
-    get_source,
-    locate,
     matches,
     normalize,
-    resolve_file,
 )
 from peephole.agent.probe import THROTTLE_QUIET_NS, Probe, Shared
 from peephole.agent.probe import after_fork as probe_after_fork
@@ -72,7 +71,8 @@ class Agent:
         self._buffer = EventBuffer(self.config.buffer_bytes, sink, on_drop=self._dropped_event)
         self._init_runtime()
         self._backend: Optional[Backend] = None
-        self._watcher = ImportWatcher(self._is_pending_file, self._module_loaded)
+        self._watcher = _Waiting(self)
+        self._healing: Set[str] = set()  # probes in an error that may heal: retried
         self._probes: Dict[str, Probe] = {}
 
     def _init_runtime(self) -> None:
@@ -109,7 +109,7 @@ class Agent:
             for probe in list(self._probes.values()):
                 self._uninstall(probe)
             self._probes.clear()
-            self._watcher.uninstall()
+            HOOK.unwatch(self._watcher)
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None
@@ -261,20 +261,36 @@ class Agent:
             return
         self._arm(probe)
 
-    def _arm(self, probe: Probe) -> None:
-        """Locate and arm ``probe``; on failure it ends pending or in error, never half-armed."""
+    def _arm(self, probe: Probe, finished: Optional[str] = None) -> None:
+        """Locate and arm ``probe``; on failure it ends pending or in error, never half-armed.
+
+        ``finished``: a file whose module body has just run, or is about to run with its code
+        known (see :mod:`peephole.agent.placement.imports`).
+        """
         spec = probe.spec
         try:
             backend = self._ensure_backend()
-            resolution = locate(spec.file, spec.line, backend.instructions, backend.unwrap)
+            resolution = locate(
+                spec.file, spec.line, backend.instructions, backend.unwrap, finished
+            )
         except NotLoaded as exc:
             probe.set_state(PENDING, str(exc))
             self._update_watcher()
             return
-        except (LocateError, Unavailable) as exc:
+        except LocateError as exc:
+            if exc.heals:  # retried by housekeeping and when a matching module is imported
+                self._healing.add(spec.id)
+            else:
+                self._healing.discard(spec.id)
+            probe.set_state(ERROR, str(exc))
+            self._update_watcher()
+            return
+        except Unavailable as exc:
+            self._healing.discard(spec.id)
             probe.set_state(ERROR, str(exc))
             return
         except Exception as exc:
+            self._healing.discard(spec.id)
             probe.set_state(ERROR, f"cannot locate {spec.file}:{spec.line}: {exc!r}")
             return
         armed = []
@@ -288,6 +304,7 @@ class Agent:
                     backend.disarm(target, probe.hit)
                 except Exception as disarm_exc:
                     health.internal_error("disarming after a failed arm", disarm_exc)
+            self._healing.discard(spec.id)
             probe.set_state(ERROR, f"cannot instrument {resolution.path}: {exc!r}")
             return
         probe.targets = armed
@@ -314,37 +331,49 @@ class Agent:
 
     # --- pending probes and imports ---------------------------------------------------------
 
-    def _pending(self) -> List[Probe]:
-        return [p for p in self._probes.values() if p.state == PENDING]
+    def _waiting(self) -> List[Probe]:
+        """Probes waiting for their module, or in an error that may heal."""
+        return [
+            probe
+            for probe in list(self._probes.values())
+            if probe.state == PENDING or (probe.state == ERROR and probe.spec.id in self._healing)
+        ]
 
     def _update_watcher(self) -> None:
-        if self._pending():
-            self._watcher.install()
+        if self._waiting():
+            HOOK.watch(self._watcher)
         else:
-            self._watcher.uninstall()
+            HOOK.unwatch(self._watcher)
 
-    def _is_pending_file(self, filename: str) -> bool:
-        for probe in list(self._probes.values()):
-            if probe.state == PENDING and matches(normalize(probe.spec.file), filename):
-                return True
-        return False
+    def _waits_for(self, filename: str) -> bool:
+        return any(matches(normalize(p.spec.file), filename) for p in self._waiting())
 
-    def _module_loaded(self, filename: str) -> None:
-        """Right after a module a pending probe names was executed (importing thread)."""
+    def _importing(self, filename: str, code: types.CodeType) -> types.CodeType:
+        """Before a module body a waiting probe names runs (importing thread): arm its code
+        now, so lines run during the import are hit too; return the code to run."""
         with self._lock:
-            for probe in self._pending():
-                if matches(normalize(probe.spec.file), filename):
-                    self._arm(probe)
-            self._update_watcher()
+            self._arm_waiting(filename)
+            backend = self._backend
+            armed = backend.current(code) if backend is not None else code
+        self._poke()
+        return armed
+
+    def _imported(self, filename: str) -> None:
+        """Right after that module body ran: arm the probes that came during the import."""
+        with self._lock:
+            self._arm_waiting(filename)
         self._poke()
 
+    def _arm_waiting(self, filename: str) -> None:
+        for probe in self._waiting():
+            if matches(normalize(probe.spec.file), filename):
+                self._arm(probe, finished=filename)
+        self._update_watcher()
+
     def _retry_pending(self) -> None:
-        """Catch modules loaded in ways the import hook does not see (runpy, exec)."""
-        for probe in self._pending():
-            try:
-                resolve_file(probe.spec.file)
-            except LocateError:
-                continue
+        """Catch modules loaded in ways the import hook does not see (runpy, exec, an import
+        under way when the probe came) and errors that heal (``sys.path`` set late)."""
+        for probe in self._waiting():
             self._arm(probe)
 
     # --- events ---------------------------------------------------------------------------
@@ -449,6 +478,22 @@ class Agent:
                 callback(changed)
             except Exception as exc:
                 health.internal_error("reporting statuses", exc)
+
+
+class _Waiting(FileWatcher):
+    """The agent as the import hook sees it: which files it waits for, and what to do."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    def wants(self, filename: str) -> bool:
+        return self._agent._waits_for(filename)
+
+    def before(self, filename: str, code: types.CodeType) -> types.CodeType:
+        return self._agent._importing(filename, code)
+
+    def after(self, filename: str) -> None:
+        self._agent._imported(filename)
 
 
 def _estimate_size(event: Dict[str, Any]) -> int:

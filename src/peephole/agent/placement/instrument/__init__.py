@@ -12,7 +12,9 @@ import types
 from typing import Callable, List, Sequence, Tuple
 
 from peephole.agent.health import internal_error
-from peephole.agent.placement.locate import CodeIndex, Ins, Target
+from peephole.agent.placement.locate import Target
+from peephole.agent.placement.registry import CodeIndex
+from peephole.agent.placement.statements import Ins
 
 Hook = Callable[[types.FrameType], None]
 
@@ -64,6 +66,10 @@ class Backend:
 
     def unwrap(self, code: types.CodeType) -> types.CodeType:
         """The original of a code object this backend may have replaced."""
+        return code
+
+    def current(self, code: types.CodeType) -> types.CodeType:
+        """What runs in place of ``code`` now (the module body armed before an import)."""
         return code
 
     def arm(self, target: Target, index: CodeIndex, hook: Hook) -> None:

@@ -8,25 +8,34 @@ are kept and put back when the last probe goes, so ``func.__code__`` is the orig
 
 Frames that are already running keep the code they started with: a probe placed while a
 function runs fires from its next call (a generator or coroutine from its next creation).
+The functions to swap come from the placement registry (never a heap scan), so a closure
+made before the probe and kept outside its module is not reached.
+
+Every table is keyed by ``id`` *and* holds the object it names, so an id reused by a new
+object after the old one was freed can never be mistaken for it.
 """
 
 from __future__ import annotations
 
-import gc
 import sys
 import types
 import weakref
-from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 from peephole.agent.placement.instrument import Backend, Hook, Site, Unavailable
-from peephole.agent.placement.locate import CodeIndex, Ins, Target
+from peephole.agent.placement.locate import Target
+from peephole.agent.placement.paths import spellings
+from peephole.agent.placement.registry import REGISTRY, CodeIndex
+from peephole.agent.placement.statements import Entry, Ins
 
 try:
-    from bytecode import Bytecode, Instr, Label
+    from bytecode import Bytecode, Instr, Label, TryBegin, TryEnd
 except ImportError:  # pragma: no cover - declared as a dependency below 3.12
     Bytecode = None  # type: ignore[assignment,misc]
 
 CodeType = types.CodeType
+MID_LINE_TARGETS_ARE_SYNTHETIC = sys.version_info < (3, 10)
+LISTINGS_KEPT = 64  # code objects whose instruction listing is kept for the next probe
 PROLOGUE = frozenset({"RESUME", "MAKE_CELL", "COPY_FREE_VARS", "RETURN_GENERATOR", "GEN_START"})
 
 
@@ -38,7 +47,15 @@ def instructions(code: CodeType) -> List[Ins]:
 def _listing(items: Sequence[object]) -> List[Ins]:
     label_at: Dict[int, int] = {}
     waiting: List[int] = []
+    handler: Dict[int, Label] = {}  # position -> its exception handler (3.11's table)
+    covering: Optional[Label] = None
     for position, item in enumerate(items):
+        if isinstance(item, TryBegin):
+            covering = item.target
+        elif isinstance(item, TryEnd):
+            covering = None
+        elif isinstance(item, Instr) and covering is not None:
+            handler[position] = covering
         if isinstance(item, Label):
             waiting.append(id(item))
         elif isinstance(item, Instr):
@@ -48,6 +65,9 @@ def _listing(items: Sequence[object]) -> List[Ins]:
     result: List[Ins] = []
     in_prologue = True
     previous = ""
+    previous_line: Optional[int] = None
+    synthetic = False
+    jumped_to = set(label_at.values())
     for position, item in enumerate(items):
         if not isinstance(item, Instr):
             continue
@@ -59,9 +79,19 @@ def _listing(items: Sequence[object]) -> List[Ins]:
             in_prologue = False
         previous = name
         line = item.lineno if isinstance(item.lineno, int) else None
+        # 3.9 gives code it adds (the implicit ``return None``) the last line seen: a jump
+        # into the middle of a line is never how a statement starts, so from there to the
+        # next line the instructions belong to whatever reaches them.
+        mid_line = line == previous_line
+        synthetic = mid_line and (synthetic or position in jumped_to)
+        previous_line = line
+        if synthetic and MID_LINE_TARGETS_ARE_SYNTHETIC:
+            line = None
         arg = item.arg
         targets = (label_at[id(arg)],) if isinstance(arg, Label) and id(arg) in label_at else ()
-        result.append(Ins(position, line, not item.is_final(), targets, in_prologue))
+        caught = handler.get(position)
+        raises_to = (label_at[id(caught)],) if caught is not None and id(caught) in label_at else ()
+        result.append(Ins(position, line, not item.is_final(), targets, in_prologue, raises_to))
     return result
 
 
@@ -80,10 +110,57 @@ def _call(site: Site, before: Instr) -> List[Instr]:
     ]
 
 
+def _placements(
+    listing: Sequence[object], sites: Dict[Hashable, Site], entries: Dict[Hashable, Entry]
+) -> Tuple[Dict[int, List[object]], Dict[int, Label]]:
+    """Where each site's call goes, and the jumps to point at it.
+
+    Usually right before the statement's first instruction. When jumps from inside the
+    statement land on that instruction too (3.9 jumps back to a ``while`` condition), the
+    call goes before the instruction's labels, behind a label of its own that only the
+    entries from outside jump to; a fall-through that is no entry jumps over it.
+    """
+    calls: Dict[int, List[object]] = {}
+    redirects: Dict[int, Label] = {}
+    for key, site in sites.items():
+        assert isinstance(key, int)
+        item = listing[key]
+        if not isinstance(item, Instr):
+            continue
+        entry = entries.get(key)
+        start = key
+        while start > 0 and isinstance(listing[start - 1], Label):
+            start -= 1
+        plain = entry is None or entry.caught_in or (entry.falls_in and not entry.jumps_within)
+        if plain or start == key:  # an exception's way in cannot be pointed elsewhere
+            calls.setdefault(key, []).extend(_call(site, item))
+            continue
+        detour: List[object] = []
+        if not entry.falls_in and _falls_into(listing, start):
+            detour.append(Instr("JUMP_FORWARD", listing[start], lineno=item.lineno))
+        outer = Label()
+        detour.append(outer)
+        detour.extend(_call(site, item))
+        calls.setdefault(start, []).extend(detour)
+        for jump in entry.jumps_in:
+            assert isinstance(jump, int)
+            if isinstance(listing[jump], Instr) and isinstance(listing[jump].arg, Label):
+                redirects[jump] = outer
+    return calls, redirects
+
+
+def _falls_into(listing: Sequence[object], position: int) -> bool:
+    """Whether the instruction before ``position`` can continue into it."""
+    for item in reversed(listing[:position]):
+        if isinstance(item, Instr):
+            return not item.is_final()
+    return False
+
+
 class _Node:
     """One original code object and what is armed in it and in the code nested in it."""
 
-    __slots__ = ("children", "current", "functions", "original", "parent", "sites")
+    __slots__ = ("children", "current", "entries", "functions", "original", "parent", "sites")
 
     def __init__(self, original: CodeType, parent: Optional[_Node]) -> None:
         self.original = original
@@ -91,6 +168,7 @@ class _Node:
         self.parent = parent
         self.children: Dict[int, _Node] = {}
         self.sites: Dict[Hashable, Site] = {}
+        self.entries: Dict[Hashable, Entry] = {}  # how control reaches each site
         self.functions: weakref.WeakSet[types.FunctionType] = weakref.WeakSet()
 
     def idle(self) -> bool:
@@ -104,13 +182,28 @@ class InjectBackend(Backend):
         if Bytecode is None:
             raise Unavailable("the 'bytecode' package is needed on Python 3.9-3.11")
         self._nodes: Dict[int, _Node] = {}
-        self._originals: Dict[int, CodeType] = {}  # id(instrumented copy) -> original
+        # id(instrumented copy) -> (that copy, its original)
+        self._originals: Dict[int, Tuple[CodeType, CodeType]] = {}
+        self._listings: Dict[int, Tuple[CodeType, List[Ins]]] = {}
 
     def instructions(self, code: CodeType) -> Sequence[Ins]:
-        return instructions(code)
+        """Cached: every probe of a file analyses the same few code objects again."""
+        cached = self._listings.get(id(code))
+        if cached is not None and cached[0] is code:
+            return cached[1]
+        listing = instructions(code)
+        if len(self._listings) >= LISTINGS_KEPT:
+            self._listings.clear()
+        self._listings[id(code)] = (code, listing)
+        return listing
 
     def unwrap(self, code: CodeType) -> CodeType:
-        return self._originals.get(id(code), code)
+        entry = self._originals.get(id(code))
+        return entry[1] if entry is not None and entry[0] is code else code
+
+    def current(self, code: CodeType) -> CodeType:
+        node = self._nodes.get(id(code))
+        return node.current if node is not None and node.original is code else code
 
     def arm(self, target: Target, index: CodeIndex, hook: Hook) -> None:
         node = self._node_for(target.code, index)
@@ -120,13 +213,15 @@ class InjectBackend(Backend):
             if site is None:
                 site = node.sites[key] = Site()
                 added = True
+                if key in target.entries:
+                    node.entries[key] = target.entries[key]
             site.add(hook)
-        if added:  # the index just listed every function, closures included: no scan
-            self._rebuild(node, scan=False)
+        if added:
+            self._rebuild(node, index.functions)
 
     def disarm(self, target: Target, hook: Hook) -> None:
         node = self._nodes.get(id(target.code))
-        if node is None:
+        if node is None or node.original is not target.code:
             return
         removed = False
         for key in target.keys:
@@ -136,9 +231,10 @@ class InjectBackend(Backend):
             site.discard(hook)
             if not site.hooks:
                 del node.sites[key]
+                node.entries.pop(key, None)
                 removed = True
         if removed:
-            self._rebuild(node, scan=True)
+            self._rebuild(node, REGISTRY.functions(spellings(target.code.co_filename)))
         self._prune(node)
 
     def armed_codes(self) -> List[CodeType]:
@@ -152,6 +248,7 @@ class InjectBackend(Backend):
                 self._restore_tree(node)
         self._nodes.clear()
         self._originals.clear()
+        self._listings.clear()
 
     # --- internals --------------------------------------------------------------------
 
@@ -165,8 +262,6 @@ class InjectBackend(Backend):
                 node = self._nodes[id(original)] = _Node(original, parent)
                 if parent is not None:
                     parent.children[id(original)] = node
-            for function in index.functions.get(id(original), ()):
-                node.functions.add(function)
             nodes.append(node)
             parent = node
         return nodes[-1]
@@ -186,11 +281,13 @@ class InjectBackend(Backend):
             )
             return node.original.replace(co_consts=consts)
         code = Bytecode.from_code(node.original)
+        listing = list(code)
+        calls, redirects = _placements(listing, node.sites, node.entries)
         items: List[object] = []
-        for position, item in enumerate(code):
-            site = node.sites.get(position)
-            if site is not None and isinstance(item, Instr):
-                items.extend(_call(site, item))
+        for position, item in enumerate(listing):
+            items.extend(calls.get(position, ()))
+            if isinstance(item, Instr) and position in redirects:
+                item.arg = redirects[position]
             if (
                 isinstance(item, Instr)
                 and isinstance(item.arg, CodeType)
@@ -201,32 +298,26 @@ class InjectBackend(Backend):
         code[:] = items
         return code.to_code()
 
-    def _rebuild(self, node: Optional[_Node], scan: bool) -> None:
+    def _rebuild(self, node: Optional[_Node], functions: Sequence[types.FunctionType]) -> None:
         while node is not None:
             new = self._build(node)
             if new is node.current:
                 return
-            self._swap(node, new, scan)
+            self._swap(node, new, functions)
             node = node.parent
 
-    def _swap(self, node: _Node, new: CodeType, scan: bool = True) -> None:
+    def _swap(self, node: _Node, new: CodeType, functions: Iterable[types.FunctionType]) -> None:
+        """Point every function that runs this node's code (current or original) at ``new``."""
         old = node.current
-        known = {id(old), id(node.original)}
-        functions = set(node.functions)
-        if scan and node.parent is not None:  # closures made since: only gc knows them
-            functions.update(
-                obj
-                for obj in gc.get_referrers(old, node.original)
-                if type(obj) is types.FunctionType
-            )
-        for function in functions:
-            if id(function.__code__) in known:
+        for function in [*functions, *node.functions]:
+            code = function.__code__
+            if code is old or code is node.original:
                 function.__code__ = new
                 node.functions.add(function)
         self._originals.pop(id(old), None)
         node.current = new
         if new is not node.original:
-            self._originals[id(new)] = node.original
+            self._originals[id(new)] = (new, node.original)
 
     def _prune(self, node: Optional[_Node]) -> None:
         while node is not None and node.idle():
@@ -242,4 +333,5 @@ class InjectBackend(Backend):
             self._restore_tree(child)
         node.children.clear()
         if node.current is not node.original:
-            self._swap(node, node.original)
+            functions = REGISTRY.functions(spellings(node.original.co_filename))
+            self._swap(node, node.original, functions)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import dis
 import sys
 import types
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from peephole.agent.health import internal_error
 from peephole.agent.placement.instrument import Backend, Hook, Site, Unavailable
-from peephole.agent.placement.locate import CodeIndex, Ins, Target
+from peephole.agent.placement.locate import Target
+from peephole.agent.placement.registry import CodeIndex
+from peephole.agent.placement.statements import Ins
 
 CodeType = types.CodeType
 TOOL_NAME = "peephole"
@@ -50,6 +52,7 @@ def instructions(code: CodeType) -> List[Ins]:
     result: List[Ins] = []
     in_prologue = True
     previous = ""
+    handlers = _handlers(code)
     for ins in dis.get_instructions(code):
         name = ins.opname
         if in_prologue and not (
@@ -61,8 +64,20 @@ def instructions(code: CodeType) -> List[Ins]:
         positions = ins.positions
         line = positions.lineno if positions is not None else None
         targets = (ins.argval,) if ins.opcode in JUMPS and isinstance(ins.argval, int) else ()
-        result.append(Ins(ins.offset, line, name not in TERMINATORS, targets, in_prologue))
+        falls = name not in TERMINATORS
+        result.append(
+            Ins(ins.offset, line, falls, targets, in_prologue, handlers.get(ins.offset, ()))
+        )
     return result
+
+
+def _handlers(code: CodeType) -> Dict[int, Tuple[int, ...]]:
+    """For each offset an exception table entry covers: the handler it goes to."""
+    handlers: Dict[int, Tuple[int, ...]] = {}
+    for entry in dis.Bytecode(code).exception_entries:
+        for offset in range(entry.start, entry.end, 2):
+            handlers[offset] = (entry.target,)
+    return handlers
 
 
 def line_of(code: CodeType, offset: int) -> Optional[int]:

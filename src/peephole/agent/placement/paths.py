@@ -1,0 +1,217 @@
+"""Which loaded file a person's ``file.py`` names.
+
+Paths are matched by suffix at a path-component boundary against the files of loaded
+modules, since the deployed path (``/srv/app/src/shop/cart.py``) rarely equals the
+repository path (``shop/cart.py``).
+
+A module counts as loaded only once its body has finished: the import system puts a module
+in ``sys.modules`` before running it, and a probe placed in that window would see only the
+functions defined so far (and, with bytecode injection, not the ones the running body makes
+next). Such a probe waits, like one for a module not imported yet.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+import types
+from typing import Dict, Iterable, List, Optional
+
+TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt", ".xml")
+
+
+class LocateError(Exception):
+    """The probe cannot be placed; ``str()`` is the reason, written for the person.
+
+    ``heals`` says whether the same probe may succeed later without being changed (a file
+    that appears on ``sys.path``, a function defined later): such errors are retried.
+    """
+
+    heals = False
+
+
+class NotLoaded(LocateError):
+    """No loaded module matches the path yet: the probe waits for the import."""
+
+    heals = True
+
+
+class NoSuchFile(LocateError):
+    """Nothing matches now; ``sys.path`` may still change (``sys.path[0]`` set late, say)."""
+
+    heals = True
+
+
+def normalize(path: str) -> str:
+    """``./shop//cart.py`` -> ``shop/cart.py``; absolute paths stay absolute."""
+    path = path.strip().replace("\\", "/")
+    normalized = os.path.normpath(path).replace("\\", "/")
+    while normalized.startswith("./"):
+        normalized = normalized[2:]
+    return normalized
+
+
+def matches(wanted: str, filename: str) -> bool:
+    """Whether ``filename`` is the file ``wanted`` names (suffix at a component boundary)."""
+    if os.path.isabs(wanted):
+        if os.path.normpath(filename) == wanted:
+            return True
+        # Symbolic links: resolving is slow, so only for files of the same name.
+        same_name = os.path.basename(filename) == os.path.basename(wanted)
+        return same_name and real_path(filename) == real_path(wanted)
+    filename = filename.replace("\\", "/")
+    return filename == wanted or filename.endswith("/" + wanted)
+
+
+def real_path(path: str) -> str:
+    """``os.path.realpath`` that never raises."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return path
+
+
+def spellings(filename: str) -> List[str]:
+    """The names one file may go by in ``__file__`` and ``co_filename``."""
+    return list(dict.fromkeys((filename, real_path(filename), os.path.abspath(filename))))
+
+
+def is_initializing(module: types.ModuleType) -> bool:
+    """Whether the import system is still running this module's body."""
+    try:
+        spec = vars(module).get("__spec__")
+        return spec is not None and vars(spec).get("_initializing", False) is True
+    except TypeError:  # a spec without __dict__: not one of the import system's
+        return False
+
+
+def module_file(module: object) -> Optional[str]:
+    """A module's ``__file__`` when it is Python source, read without running its code."""
+    if not isinstance(module, types.ModuleType):
+        return None
+    try:
+        filename = vars(module).get("__file__")
+    except TypeError:
+        return None
+    return filename if isinstance(filename, str) and filename.endswith(".py") else None
+
+
+def loaded_files(finished: Optional[str] = None) -> Dict[str, str]:
+    """Source files of loaded modules whose body has run: ``{filename: module name}``.
+
+    ``finished`` is a file whose body has just run although the import system does not say
+    so yet (the post-import hook runs before ``_initializing`` is cleared).
+    """
+    files: Dict[str, str] = {}
+    for name, module in list(sys.modules.items()):
+        filename = module_file(module)
+        if filename is None:
+            continue
+        if filename != finished and is_initializing(module):
+            continue
+        files.setdefault(filename, name)
+    return files
+
+
+def modules_of(filenames: Iterable[str]) -> List[types.ModuleType]:
+    """Loaded modules whose ``__file__`` is one of ``filenames`` (initializing ones too)."""
+    wanted = set(filenames)
+    found: List[types.ModuleType] = []
+    for module in list(sys.modules.values()):
+        if module_file(module) in wanted and not any(m is module for m in found):
+            assert isinstance(module, types.ModuleType)
+            found.append(module)
+    return found
+
+
+def check_kind(path: str) -> None:
+    """Refuse files that are not Python source, with the reason."""
+    lowered = path.lower()
+    if lowered.endswith(TEMPLATE_SUFFIXES):
+        raise LocateError(
+            f"{path} is a template: template engines such as Jinja2 compile templates into "
+            "generated code whose lines do not match the template's, so a probe there would "
+            "never fire. Place the probe in the Python view or function that renders it."
+        )
+    if not lowered.endswith(".py"):
+        raise LocateError(f"{path} is not a Python source file (.py)")
+
+
+def resolve_file(path: str, finished: Optional[str] = None) -> str:
+    """The one loaded file that ``path`` names.
+
+    Raises :class:`NotLoaded` when no loaded module matches but a file on ``sys.path`` does
+    (the module is imported later, or its body is still running), :class:`NoSuchFile` when
+    nothing matches, :class:`LocateError` when the path is ambiguous.
+    """
+    wanted = normalize(path)
+    check_kind(wanted)
+    found: Dict[str, str] = {}
+    for filename in loaded_files(finished):
+        if matches(wanted, filename):
+            found.setdefault(real_path(filename), filename)
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if len(found) > 1:
+        candidates = ", ".join(sorted(found.values()))
+        raise LocateError(
+            f"{path} is ambiguous: it matches {len(found)} loaded files ({candidates}); "
+            "give more of the path"
+        )
+    importing = [f for f in loaded_files_importing() if matches(wanted, f)]
+    if importing:
+        raise NotLoaded(f"waiting for the import of {importing[0]} to finish")
+    on_disk = find_on_sys_path(wanted)
+    if on_disk:
+        raise NotLoaded(f"waiting for {on_disk} to be imported")
+    raise NoSuchFile(f"no such file: no loaded module or file on sys.path matches {path}")
+
+
+def loaded_files_importing() -> List[str]:
+    """Files of modules whose body is running now."""
+    return [
+        filename
+        for module in list(sys.modules.values())
+        for filename in [module_file(module)]
+        if filename is not None and isinstance(module, types.ModuleType)
+        if is_initializing(module)
+    ]
+
+
+def find_on_sys_path(wanted: str) -> Optional[str]:
+    """A file under a ``sys.path`` entry (or one of its parents) that ``wanted`` names."""
+    if os.path.isabs(wanted):
+        return wanted if os.path.isfile(wanted) else None
+    parts = wanted.split("/")
+    for entry in list(sys.path):
+        if not isinstance(entry, str):
+            continue
+        base = os.path.abspath(entry or ".")
+        # ``src/shop/cart.py`` with ``/srv/app/src`` on sys.path: drop leading components.
+        for start in range(len(parts)):
+            candidate = os.path.join(base, *parts[start:])
+            if os.path.isfile(candidate) and matches(wanted, candidate):
+                return candidate
+    return None
+
+
+def application_files() -> List[str]:
+    """Loaded source files a person may want to browse: not the standard library, not us."""
+    stdlib = {
+        os.path.normpath(p)
+        for key in ("stdlib", "platstdlib")
+        for p in [sysconfig.get_paths().get(key)]
+        if p
+    }
+    own = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = []
+    for filename in loaded_files():
+        normalized = os.path.normpath(os.path.abspath(filename))
+        if normalized.startswith(own + os.sep):
+            continue
+        in_stdlib = any(normalized.startswith(root + os.sep) for root in stdlib)
+        if in_stdlib and "site-packages" not in normalized:
+            continue
+        result.append(filename)
+    return sorted(result)
