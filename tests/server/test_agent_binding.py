@@ -108,3 +108,32 @@ async def test_an_instance_id_cannot_be_taken_over_on_another_server(
         await again.close()
     finally:
         await owner.close()
+
+
+async def test_connections_waiting_for_hello_are_limited(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peephole.server import gateway
+
+    monkeypatch.setattr(gateway, "MAX_UNAUTHENTICATED", 5)
+    url = server.ws_url + protocol.AGENT_PATH
+    idle = [await connect(url) for _ in range(5)]
+    try:
+        deadline = time.monotonic() + 5
+        while server.broker.hub.unauthenticated < 5:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        async with connect(url) as refused:
+            assert protocol.decode(await refused.recv())["reason"] == (
+                "too many connections waiting for hello")
+            await refused.wait_closed()
+            assert refused.close_code == 1013
+    finally:
+        for ws in idle:
+            await ws.close()
+    deadline = time.monotonic() + 5
+    while server.broker.hub.unauthenticated:  # room again once they are gone
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    agent = await FakeAgent(server, "shop").connect()
+    await agent.close()
