@@ -77,17 +77,17 @@ def delta_messages(
 ) -> list[str]:
     """``probes_delta`` messages carrying ``changed`` specs, each under the message limit.
 
-    The first message carries ``remove`` and ``keep`` (ids only: small), the specs follow
-    in as many messages as they need.
+    The first message carries ``remove`` and ``keep`` (ids only: 20 bytes a probe, so a
+    service would need some 200,000 live probes to overflow it), the specs follow in as many
+    messages as they need.
     """
     head = {"type": "probes_delta", "remove": removed}
     if keep is not None:
         head["keep"] = keep
     prefix = json.dumps(head, separators=(",", ":"))[:-1] + ',"set":['
-    budget = protocol.MAX_MESSAGE_BYTES - len(prefix) - 2
     messages: list[str] = []
     batch: list[str] = []
-    room = budget
+    room = protocol.MAX_MESSAGE_BYTES - len(prefix) - 2
     for text in changed:
         if batch and len(text) + 1 > room:
             messages.append(prefix + ",".join(batch) + "]}")
@@ -117,7 +117,6 @@ class AgentConnection:
         self.send_timeout = send_timeout
         self.last_message = 0.0  # epoch seconds of the last message received
         self.key_id: Optional[int] = None  # the agent key it said hello with
-        self.key_expires_at: Optional[float] = None
         self.kicked: Optional[str] = None  # why the server ended this connection
         self.sent: dict[str, str] = {}  # probe id -> spec as last sent
         self.ever_sent: set[str] = set()  # probes whose events this connection may send

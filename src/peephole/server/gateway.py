@@ -116,7 +116,6 @@ async def _hello(
         broker.settings.send_timeout, control.abort if control is not None else None,
     )
     connection.key_id = grant.id
-    connection.key_expires_at = grant.expires_at
     if control is not None:
         control.allow()
     try:

@@ -22,8 +22,9 @@ STREAM_QUEUE = 1000  # messages buffered per live-stream subscriber before the o
 class Subscriber:
     """A person's live stream with its filters; a slow reader loses the oldest messages.
 
-    ``token_id`` and ``expires_at`` are the credential it was opened with: when that is
-    revoked or expires, the stream gets ``{"type": "error", "reason": ...}`` and ends."""
+    ``token_id`` is the token it was opened with (``expires_at``: its end): when that is
+    revoked or expires, housekeeping or a revocation notice ends the stream with
+    ``{"type": "error", "reason": ...}``."""
 
     service: Optional[str] = None
     probe_id: Optional[str] = None
