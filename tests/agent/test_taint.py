@@ -246,7 +246,9 @@ def test_a_running_probe_never_sends_a_fragment(agent: Agent, collector: Collect
     assert collector.of("cond") == []
     status = agent.status("cond")
     assert status is not None and TAINTED in (status.message or "")
-    assert_no_fragment(json.dumps(collector.events) + (status.message or ""))
+    sent = json.dumps(collector.events) + (status.message or "")
+    for fragment in _fragments(AWS_KEY[4:]):  # the secret here (ids are random hex: only it)
+        assert fragment not in sent
 
 
 # --- the derivation suite ----------------------------------------------------------------------
