@@ -3,14 +3,19 @@ current state first, then the hub's messages; an open page never holds up a shut
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cli.server_process import ADMIN_TOKEN, ServerProcess
+from cli.server_process import ADMIN_TOKEN, ProtocolPeer, ServerProcess
+from peephole import protocol
+
+from .conftest import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -52,3 +57,34 @@ def test_an_open_live_page_does_not_hold_up_the_server_stopping(tmp_path: Path) 
     finally:
         server.stop()
         reader.join(5)
+
+
+def test_a_page_gets_what_was_stored_while_it_loaded(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path).start()
+    try:
+        with ProtocolPeer(server.url, "replayed") as peer, httpx.Client(
+            base_url=f"{server.url}/api/v1", timeout=10,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as api:
+            probe = api.post("/probes", json={"kind": "logpoint", "file": "app.py", "line": 3,
+                                              "template": "t", "target": {"service": "replayed"}})
+            wait_for(lambda: peer.probes, what="the probe to reach the agent")
+            made = time.time()  # the page is made; its stream is not open yet
+            event = protocol.new_event(protocol.LOG, probe_id=probe.json()["id"], level="info",
+                                       message="<b>between render and stream</b>")
+            peer.send_events(event)
+            wait_for(lambda: api.get("/events?service=replayed").json()["events"],
+                     what="the event to be stored")
+            url = f"{server.url}/live?type=log&service=replayed&since={made}"
+            with httpx.stream("GET", url, timeout=10,
+                              cookies={"peephole_session": ADMIN_TOKEN}) as stream:
+                assert stream.status_code == 200, stream.read()
+                for line in stream.iter_lines():
+                    if line.startswith("data: "):
+                        message = json.loads(line[len("data: "):])
+                        break
+        assert message["replay"] is True
+        assert message["event"]["id"] == event["id"]
+        assert message["event"]["message"] == "<b>between render and stream</b>"
+    finally:
+        server.stop()
