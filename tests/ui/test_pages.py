@@ -12,6 +12,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from cli.server_process import ProtocolPeer
+from peephole import protocol
+
 from .conftest import Env, marker_line, screenshot, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.server]
@@ -304,3 +307,31 @@ def test_admins_make_tokens_edit_probes_and_read_the_audit_log(
     screenshot(page, "admin")
     with api(env) as client:
         client.delete(f"/probes/{probe['id']}")
+
+
+def test_a_snapshot_of_ten_thousand_values_draws_only_what_is_opened(
+    open_browser: Any, env: Env
+) -> None:
+    with api(env) as client, ProtocolPeer(env.server.url, "big-snapshots") as peer:
+        probe = client.post("/probes", json={
+            "kind": "tracepoint", "file": "app.py", "line": 3,
+            "target": {"service": "big-snapshots"},
+        }).json()
+        wait_for(lambda: peer.probes, what="the probe to reach the agent")
+        rows = {f"rows_{n}": {"t": "list", "len": 100, "items": [
+            {"t": "dict", "len": 1, "entries": [[{"t": "str", "v": "id"}, {"t": "int", "v": i}]]}
+            for i in range(100)]} for n in range(100)}
+        event = protocol.new_event(protocol.SNAPSHOT, probe_id=probe["id"], file="app.py",
+                                   line=3, frames=[{"file": "app.py", "line": 3,
+                                                    "function": "handler", "locals": rows}])
+        peer.send_events(event)
+        wait_for(lambda: client.get(f"/events?probe_id={probe['id']}").json()["events"],
+                 what="the snapshot to be stored")
+    page = open_browser("viewer").page
+    page.goto(f"/events/{event['id']}")
+    tree = page.locator(".tree[data-source=locals]")
+    expect(tree.locator("li.node")).to_have_count(100)  # 10,100 values, 100 drawn
+    branch = tree.locator("li.node", has=page.locator(".name", has_text=re.compile("^rows_7$")))
+    branch.locator(".toggle").first.click()
+    expect(tree.locator("li.node")).to_have_count(200)
+    expect(branch.locator(".children > li").nth(42)).to_contain_text("[42] = dict (1)")
