@@ -6,11 +6,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from peephole.server.ui import render
 from peephole.server.ui.live import sse
 from peephole.server.ui.pages import _safe_next
-from peephole.server.ui.probes import expression_error, placeholders, template_error
+from peephole.server.ui.probes import (
+    ProbeForm,
+    _validation_errors,
+    expression_error,
+    placeholders,
+    template_error,
+)
 
 pytestmark = pytest.mark.server
 
@@ -74,3 +81,11 @@ def test_sign_in_never_redirects_off_the_site(target: str) -> None:
 
 def test_sign_in_returns_to_a_local_page() -> None:
     assert _safe_next("/probes?service=shop") == "/probes?service=shop"
+
+
+def test_an_error_the_form_has_no_field_for_is_shown_at_the_top() -> None:
+    form = ProbeForm(kind="breakpoint", file="app.py", line="3")
+    with pytest.raises(ValidationError) as refused:
+        form.body()
+    errors = _validation_errors(refused.value)
+    assert list(errors) == ["form"] and errors["form"].message.startswith("kind: ")

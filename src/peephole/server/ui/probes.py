@@ -165,6 +165,12 @@ class ProbeForm:
         })
 
 
+SHOWN_FIELDS = {  # fields probe_form.html shows an error beside
+    "form", "file", "line", "condition", "watches", "template", "level", "hit_limit",
+    "expire_minutes", "rate", "service", "environment", "version", "tags", "instances",
+}
+
+
 def _validation_errors(exc: Exception) -> dict[str, FieldError]:
     if isinstance(exc, (ValidationError, RequestValidationError)):
         found: dict[str, FieldError] = {}
@@ -174,7 +180,10 @@ def _validation_errors(exc: Exception) -> dict[str, FieldError]:
             name = {"expire_seconds": "expire_minutes"}.get(name, name)
             if name == "target" and len(loc) > 1:
                 name = loc[1]
-            found.setdefault(name, FieldError(str(error.get("msg", "invalid"))))
+            message = str(error.get("msg", "invalid"))
+            if name not in SHOWN_FIELDS:  # the form has no place for it: say it at the top
+                name, message = "form", f"{name}: {message}"
+            found.setdefault(name, FieldError(message))
         return found
     return {"form": FieldError(str(exc))}
 
