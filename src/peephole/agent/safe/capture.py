@@ -262,7 +262,10 @@ class _Walk:
             return {"t": info.name, "ref": _pointer(previous[1])}
         if depth >= self.max_depth:
             return self.too_deep(value, info)
-        if not self.hide and self.redactor.is_secret_collection(value):
+        if not self.hide and (
+            self.redactor.is_secret_collection(value) if shape == INSTANCE
+            else value_id in self.redactor.secret_ids  # a builtin: only the environment's
+        ):
             return self.masked(True, self.walk, value, depth, parent, segment)  # type: ignore[no-any-return]
         if self.over or self.spent():
             self.size += info.stub_size

@@ -116,6 +116,7 @@ _HEADER_NAMES: FrozenSet[str] = frozenset(
     }
 )  # fmt: skip
 _HEADER_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}")
+_HEADER_LIST_CHECKED = 8  # pairs a list is judged by (a header list has a known one early)
 
 _NAME_CACHE_SIZE = 4096
 _TEXT_CACHE_SIZE = 2048
@@ -181,20 +182,32 @@ def _kept(groups: int) -> str:
     return "".join(f"\\{i}" for i in range(1, groups + 1)) + MASK
 
 
-def _builtin_patterns() -> List[Tuple[Optional[Tuple[str, ...]], Pattern[str], _Replacement]]:
-    """(markers one of which the lower-cased text must contain, or None for "four digits in
-    a row", regex, replacement)."""
-    patterns: List[Tuple[Optional[Tuple[str, ...]], Pattern[str], _Replacement]] = [
-        (None, re.compile(r"[0-9](?:(?:[ .-]| {2})?[0-9]){12,18}(?![0-9])"), _mask_card),
+_Pattern = Tuple[Optional[Tuple[str, ...]], Pattern[str], _Replacement]
+# Token formats that need no run of 16 token characters (``[A-Za-z0-9_-]``) to match.
+_SHORT_FORMATS = frozenset({"npm token", "private key block", "bearer or basic credentials",
+                            "password in a URL"})
+
+
+def _builtin_patterns() -> Tuple[List[_Pattern], List[_Pattern]]:
+    """Patterns as (markers one of which the lower-cased text must contain, or None for
+    "four digits in a row", regex, replacement): those every text is checked against, and
+    the token formats, checked only in a text with a run of 16 token characters (every
+    such token has one: most text has none, and one search rules them all out)."""
+    always: List[_Pattern] = [
+        (None, re.compile(r"(?<![0-9])[0-9](?:(?:[ .-]| {2})?[0-9]){12,18}(?![0-9])"),
+         _mask_card),
     ]
-    for _, markers, regex, keep in TOKEN_FORMATS:
-        patterns.append((markers, re.compile(regex), _kept(keep)))
+    long_tokens: List[_Pattern] = []
+    for name, markers, regex, keep in TOKEN_FORMATS:
+        group = always if name in _SHORT_FORMATS else long_tokens
+        group.append((markers, re.compile(regex), _kept(keep)))
     key_words = ("pass", "pw", "secret", "token", "key", "credential", "session", "auth")
-    patterns.append((key_words, re.compile(_KEY_VALUE), r"\1\2\3" + MASK))
-    return patterns
+    always.append((key_words, re.compile(_KEY_VALUE), r"\1\2\3" + MASK))
+    return always, long_tokens
 
 
-_COMPILED_BUILTINS = _builtin_patterns()
+_ALWAYS, _LONG_TOKENS = _builtin_patterns()
+_LONG_RUN = re.compile(r"[A-Za-z0-9_\-]{16}")
 _FOUR_DIGITS = re.compile(r"[0-9]{4}")
 _MIN_MATCH = 4  # no built-in pattern matches a shorter string ("pw=x")
 
@@ -311,17 +324,9 @@ class Redactor:
         masked = text
         if len(text) >= _MIN_MATCH:
             lowered = text.lower()
-            for words, regex, replacement in _COMPILED_BUILTINS:
-                if words is None:
-                    if _FOUR_DIGITS.search(text) is None:
-                        continue
-                else:
-                    for word in words:
-                        if word in lowered:
-                            break
-                    else:
-                        continue
-                masked = regex.sub(replacement, masked)
+            masked = _apply(_ALWAYS, text, lowered, masked)
+            if _LONG_RUN.search(text) is not None:
+                masked = _apply(_LONG_TOKENS, text, lowered, masked)
         for regex in self.patterns:
             masked = regex.sub(MASK, masked)
         return None if masked == text else masked
@@ -345,14 +350,17 @@ class Redactor:
 
     def is_header_list(self, items: Sequence[Any]) -> bool:
         """A list of ``(name, value)`` pairs whose names look like HTTP headers (ASGI's
-        ``[(b"cookie", b"...")]``, WSGI's ``start_response`` headers): every name a header
-        token, and at least one a known header, an ``x-`` header or a secret name."""
+        ``[(b"cookie", b"...")]``, WSGI's ``start_response`` headers): the first few pairs
+        have text values and header-token names, one of them a known header, an ``x-``
+        header or a secret name."""
         known = False
-        for item in items:
+        for item in items[:_HEADER_LIST_CHECKED]:
             cls = type(item)
             if (cls is not tuple and cls is not list) or len(item) != 2:
                 return False
-            name = item[0]
+            name, value = item
+            if type(value) is not str and type(value) is not bytes:
+                return False  # a header's value is text
             if type(name) is bytes:
                 name = name.decode("latin-1")
             elif type(name) is not str:
@@ -395,6 +403,22 @@ class Redactor:
             allow += policy.allow_names
             patterns += policy.redact_patterns
         return cls(extra_names=names, allow_names=allow, patterns=patterns)
+
+
+def _apply(patterns: List[_Pattern], text: str, lowered: str, masked: str) -> str:
+    """``masked`` with each pattern whose cheap test ``text`` passes applied."""
+    for words, regex, replacement in patterns:
+        if words is None:
+            if _FOUR_DIGITS.search(text) is None:
+                continue
+        else:
+            for word in words:
+                if word in lowered:
+                    break
+            else:
+                continue
+        masked = regex.sub(replacement, masked)
+    return masked
 
 
 def _secret_collection_type(cls: type) -> bool:
