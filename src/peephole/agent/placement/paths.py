@@ -16,7 +16,7 @@ import os
 import sys
 import sysconfig
 import types
-from typing import Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt", ".xml")
 
@@ -54,14 +54,28 @@ def normalize(path: str) -> str:
 
 def matches(wanted: str, filename: str) -> bool:
     """Whether ``filename`` is the file ``wanted`` names (suffix at a component boundary)."""
+    return matcher(wanted)(filename)
+
+
+def matcher(wanted: str) -> Callable[[str], bool]:
+    """:func:`matches` for one ``wanted`` path, to test many files quickly."""
     if os.path.isabs(wanted):
-        if os.path.normpath(filename) == wanted:
-            return True
-        # Symbolic links: resolving is slow, so only for files of the same name.
-        same_name = os.path.basename(filename) == os.path.basename(wanted)
-        return same_name and real_path(filename) == real_path(wanted)
-    filename = filename.replace("\\", "/")
-    return filename == wanted or filename.endswith("/" + wanted)
+        name = os.path.basename(wanted)
+
+        def same_file(filename: str) -> bool:
+            if os.path.normpath(filename) == wanted:
+                return True
+            # Symbolic links: resolving is slow, so only for files of the same name.
+            return os.path.basename(filename) == name and real_path(filename) == real_path(wanted)
+
+        return same_file
+    suffix = "/" + wanted
+
+    def ends_with(filename: str) -> bool:
+        filename = filename.replace("\\", "/")
+        return filename == wanted or filename.endswith(suffix)
+
+    return ends_with
 
 
 def real_path(path: str) -> str:
@@ -97,6 +111,30 @@ def module_file(module: object) -> Optional[str]:
     return filename if isinstance(filename, str) and filename.endswith(".py") else None
 
 
+class _Table:
+    """``(file, module name, module)`` of every loaded source module, remade only when
+    ``sys.modules`` changed size: placing a probe must not cost a scan of every module
+    each time (a replaced entry is noticed where it is used, see :func:`_entries`)."""
+
+    size = -1
+    rows: List[Tuple[str, str, types.ModuleType]] = []
+
+
+def _entries() -> List[Tuple[str, str, types.ModuleType]]:
+    if _Table.size != len(sys.modules) or any(
+        sys.modules.get(name) is not module for _, name, module in _Table.rows[-3:]
+    ):
+        modules = list(sys.modules.items())
+        _Table.rows = [
+            (filename, name, module)
+            for name, module in modules
+            for filename in [module_file(module)]
+            if filename is not None and isinstance(module, types.ModuleType)
+        ]
+        _Table.size = len(modules)
+    return _Table.rows
+
+
 def loaded_files(finished: Optional[str] = None) -> Dict[str, str]:
     """Source files of loaded modules whose body has run: ``{filename: module name}``.
 
@@ -104,10 +142,7 @@ def loaded_files(finished: Optional[str] = None) -> Dict[str, str]:
     so yet (the post-import hook runs before ``_initializing`` is cleared).
     """
     files: Dict[str, str] = {}
-    for name, module in list(sys.modules.items()):
-        filename = module_file(module)
-        if filename is None:
-            continue
+    for filename, name, module in _entries():
         if filename != finished and is_initializing(module):
             continue
         files.setdefault(filename, name)
@@ -118,9 +153,9 @@ def modules_of(filenames: Iterable[str]) -> List[types.ModuleType]:
     """Loaded modules whose ``__file__`` is one of ``filenames`` (initializing ones too)."""
     wanted = set(filenames)
     found: List[types.ModuleType] = []
-    for module in list(sys.modules.values()):
-        if module_file(module) in wanted and not any(m is module for m in found):
-            assert isinstance(module, types.ModuleType)
+    for filename, name, module in _entries():
+        current = filename in wanted and sys.modules.get(name) is module
+        if current and not any(m is module for m in found):
             found.append(module)
     return found
 
@@ -148,8 +183,14 @@ def resolve_file(path: str, finished: Optional[str] = None) -> str:
     wanted = normalize(path)
     check_kind(wanted)
     found: Dict[str, str] = {}
-    for filename in loaded_files(finished):
-        if matches(wanted, filename):
+    importing: List[str] = []
+    named = matcher(wanted)
+    for filename, name, module in _entries():
+        if not named(filename) or sys.modules.get(name) is not module:
+            continue
+        if filename != finished and is_initializing(module):
+            importing.append(filename)
+        else:
             found.setdefault(real_path(filename), filename)
     if len(found) == 1:
         return next(iter(found.values()))
@@ -159,24 +200,12 @@ def resolve_file(path: str, finished: Optional[str] = None) -> str:
             f"{path} is ambiguous: it matches {len(found)} loaded files ({candidates}); "
             "give more of the path"
         )
-    importing = [f for f in loaded_files_importing() if matches(wanted, f)]
     if importing:
         raise NotLoaded(f"waiting for the import of {importing[0]} to finish")
     on_disk = find_on_sys_path(wanted)
     if on_disk:
         raise NotLoaded(f"waiting for {on_disk} to be imported")
     raise NoSuchFile(f"no such file: no loaded module or file on sys.path matches {path}")
-
-
-def loaded_files_importing() -> List[str]:
-    """Files of modules whose body is running now."""
-    return [
-        filename
-        for module in list(sys.modules.values())
-        for filename in [module_file(module)]
-        if filename is not None and isinstance(module, types.ModuleType)
-        if is_initializing(module)
-    ]
 
 
 def find_on_sys_path(wanted: str) -> Optional[str]:

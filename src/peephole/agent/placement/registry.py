@@ -32,6 +32,7 @@ CodeType = types.CodeType
 FunctionType = types.FunctionType
 MAX_WALK = 200_000  # objects looked at in one module, whatever the module holds
 MAX_CONTAINER = 1_000  # module-level lists, tuples and dicts longer than this are data
+IMPORT_SYSTEM = frozenset({"__builtins__", "__loader__", "__spec__"})  # not the module's own
 _CLASS_DICT = type.__dict__["__dict__"].__get__  # a class's own namespace, never a property
 
 
@@ -132,7 +133,7 @@ def functions_in(namespace: dict, filenames: Set[str]) -> List[FunctionType]:
     module_name = namespace.get("__name__")
     found: List[FunctionType] = []
     seen: Set[int] = set()
-    stack: List[object] = list(namespace.values())
+    stack: List[object] = [v for k, v in list(namespace.items()) if k not in IMPORT_SYSTEM]
     budget = MAX_WALK
     while stack and budget > 0:
         obj = stack.pop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from peephole.agent.health import internal_error
 from peephole.agent.placement.locate import Target
@@ -54,6 +54,30 @@ class Site:
 
     def discard(self, hook: Hook) -> None:
         self.hooks = tuple(h for h in self.hooks if h != hook)
+
+
+class Listings:
+    """Instruction listings of the code objects analysed last: every probe placed in a file
+    looks at the same few code objects again. Keyed by id, holding the code object."""
+
+    KEPT = 64
+
+    def __init__(self, make: Callable[[types.CodeType], Sequence[Ins]]) -> None:
+        self._make = make
+        self._kept: Dict[int, Tuple[types.CodeType, Sequence[Ins]]] = {}
+
+    def __call__(self, code: types.CodeType) -> Sequence[Ins]:
+        kept = self._kept.get(id(code))
+        if kept is not None and kept[0] is code:
+            return kept[1]
+        listing = self._make(code)
+        if len(self._kept) >= self.KEPT:
+            self._kept.clear()
+        self._kept[id(code)] = (code, listing)
+        return listing
+
+    def clear(self) -> None:
+        self._kept.clear()
 
 
 class Backend:

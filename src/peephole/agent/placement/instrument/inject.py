@@ -22,7 +22,7 @@ import types
 import weakref
 from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
-from peephole.agent.placement.instrument import Backend, Hook, Site, Unavailable
+from peephole.agent.placement.instrument import Backend, Hook, Listings, Site, Unavailable
 from peephole.agent.placement.locate import Target
 from peephole.agent.placement.paths import spellings
 from peephole.agent.placement.registry import REGISTRY, CodeIndex
@@ -34,8 +34,8 @@ except ImportError:  # pragma: no cover - declared as a dependency below 3.12
     Bytecode = None  # type: ignore[assignment,misc]
 
 CodeType = types.CodeType
+CALL_STACK = 2  # stack items the injected call needs
 MID_LINE_TARGETS_ARE_SYNTHETIC = sys.version_info < (3, 10)
-LISTINGS_KEPT = 64  # code objects whose instruction listing is kept for the next probe
 PROLOGUE = frozenset({"RESUME", "MAKE_CELL", "COPY_FREE_VARS", "RETURN_GENERATOR", "GEN_START"})
 
 
@@ -50,7 +50,7 @@ def _listing(items: Sequence[object]) -> List[Ins]:
     handler: Dict[int, Label] = {}  # position -> its exception handler (3.11's table)
     covering: Optional[Label] = None
     for position, item in enumerate(items):
-        if isinstance(item, TryBegin):
+        if isinstance(item, TryBegin) and isinstance(item.target, Label):
             covering = item.target
         elif isinstance(item, TryEnd):
             covering = None
@@ -132,19 +132,22 @@ def _placements(
         while start > 0 and isinstance(listing[start - 1], Label):
             start -= 1
         plain = entry is None or entry.caught_in or (entry.falls_in and not entry.jumps_within)
-        if plain or start == key:  # an exception's way in cannot be pointed elsewhere
+        if entry is None or plain or start == key:  # an exception's way in cannot move
             calls.setdefault(key, []).extend(_call(site, item))
             continue
+        inner = listing[start]
+        assert isinstance(inner, Label)
         detour: List[object] = []
         if not entry.falls_in and _falls_into(listing, start):
-            detour.append(Instr("JUMP_FORWARD", listing[start], lineno=item.lineno))
+            detour.append(Instr("JUMP_FORWARD", inner, lineno=item.lineno))
         outer = Label()
         detour.append(outer)
         detour.extend(_call(site, item))
         calls.setdefault(start, []).extend(detour)
         for jump in entry.jumps_in:
             assert isinstance(jump, int)
-            if isinstance(listing[jump], Instr) and isinstance(listing[jump].arg, Label):
+            jumping = listing[jump]
+            if isinstance(jumping, Instr) and isinstance(jumping.arg, Label):
                 redirects[jump] = outer
     return calls, redirects
 
@@ -184,18 +187,10 @@ class InjectBackend(Backend):
         self._nodes: Dict[int, _Node] = {}
         # id(instrumented copy) -> (that copy, its original)
         self._originals: Dict[int, Tuple[CodeType, CodeType]] = {}
-        self._listings: Dict[int, Tuple[CodeType, List[Ins]]] = {}
+        self._listings = Listings(instructions)
 
     def instructions(self, code: CodeType) -> Sequence[Ins]:
-        """Cached: every probe of a file analyses the same few code objects again."""
-        cached = self._listings.get(id(code))
-        if cached is not None and cached[0] is code:
-            return cached[1]
-        listing = instructions(code)
-        if len(self._listings) >= LISTINGS_KEPT:
-            self._listings.clear()
-        self._listings[id(code)] = (code, listing)
-        return listing
+        return self._listings(code)
 
     def unwrap(self, code: CodeType) -> CodeType:
         entry = self._originals.get(id(code))
@@ -296,7 +291,9 @@ class InjectBackend(Backend):
                 item.arg = replaced[id(item.arg)]
             items.append(item)
         code[:] = items
-        return code.to_code()
+        # What the injected call pushes (at most two items, gone before the statement runs)
+        # on top of the deepest stack of the original: no stack analysis needed.
+        return code.to_code(stacksize=node.original.co_stacksize + CALL_STACK)
 
     def _rebuild(self, node: Optional[_Node], functions: Sequence[types.FunctionType]) -> None:
         while node is not None:

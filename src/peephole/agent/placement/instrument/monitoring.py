@@ -18,7 +18,7 @@ import types
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from peephole.agent.health import internal_error
-from peephole.agent.placement.instrument import Backend, Hook, Site, Unavailable
+from peephole.agent.placement.instrument import Backend, Hook, Listings, Site, Unavailable
 from peephole.agent.placement.locate import Target
 from peephole.agent.placement.registry import CodeIndex
 from peephole.agent.placement.statements import Ins
@@ -74,7 +74,8 @@ def instructions(code: CodeType) -> List[Ins]:
 def _handlers(code: CodeType) -> Dict[int, Tuple[int, ...]]:
     """For each offset an exception table entry covers: the handler it goes to."""
     handlers: Dict[int, Tuple[int, ...]] = {}
-    for entry in dis.Bytecode(code).exception_entries:
+    entries: Any = getattr(dis.Bytecode(code), "exception_entries", ())  # 3.11+
+    for entry in entries:
         for offset in range(entry.start, entry.end, 2):
             handlers[offset] = (entry.target,)
     return handlers
@@ -98,13 +99,14 @@ class MonitoringBackend(Backend):
         self._lines: Dict[int, Dict[int, Dict[int, Site]]] = {}
         self._starts: Dict[int, Site] = {}
         self._codes: Dict[int, CodeType] = {}
+        self._listings = Listings(instructions)
 
     @property
     def tool(self) -> Optional[int]:
         return self._tool
 
     def instructions(self, code: CodeType) -> Sequence[Ins]:
-        return instructions(code)
+        return self._listings(code)
 
     def _claim(self) -> int:
         if self._tool is not None:
@@ -166,7 +168,7 @@ class MonitoringBackend(Backend):
     def _needs_start(self, code: CodeType, offset: int) -> bool:
         if not ONE_LINERS_NEED_PY_START:
             return False
-        listing = instructions(code)
+        listing = self._listings(code)
         body = [ins for ins in listing if not ins.prologue]
         if not body or body[0].key != offset:
             return False
@@ -251,6 +253,7 @@ class MonitoringBackend(Backend):
         self._lines.clear()
         self._starts.clear()
         self._codes.clear()
+        self._listings.clear()
         events = monitoring.events
         try:
             monitoring.register_callback(tool, events.LINE, None)
