@@ -335,3 +335,14 @@ def test_a_snapshot_of_ten_thousand_values_draws_only_what_is_opened(
     branch.locator(".toggle").first.click()
     expect(tree.locator("li.node")).to_have_count(200)
     expect(branch.locator(".children > li").nth(42)).to_contain_text("[42] = dict (1)")
+
+
+def test_the_theme_follows_the_browser(browser: Any, env: Env) -> None:
+    colours = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(base_url=env.server.url, color_scheme=scheme)
+        page = context.new_page()
+        page.goto("/login")
+        colours[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        context.close()
+    assert colours == {"light": "rgb(255, 255, 255)", "dark": "rgb(15, 18, 22)"}
