@@ -18,6 +18,7 @@ from peephole.server.ui.probes import (
     placeholders,
     template_error,
 )
+from peephole.server.ui.source import probes_on
 
 pytestmark = pytest.mark.server
 
@@ -89,3 +90,10 @@ def test_an_error_the_form_has_no_field_for_is_shown_at_the_top() -> None:
         form.body()
     errors = _validation_errors(refused.value)
     assert list(errors) == ["form"] and errors["form"].message.startswith("kind: ")
+
+
+def test_a_probe_shows_in_the_gutter_of_its_file_only() -> None:
+    probe = {"file": "shop/app.py", "line": 3, "statuses": []}
+    assert probes_on([probe], "/srv/shop/app.py") == {3: [probe]}
+    assert probes_on([probe], "/srv/myshop/app.py") == {}
+    assert probes_on([probe], "/srv/shop/webapp.py") == {}

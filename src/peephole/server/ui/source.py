@@ -52,7 +52,8 @@ def probes_on(probes: list[dict[str, Any]], path: str) -> dict[int, list[dict[st
     by_line: dict[int, list[dict[str, Any]]] = {}
     for probe in probes:
         resolved = {s.get("path") for s in probe["statuses"]}
-        if path in resolved or path.endswith(probe["file"].lstrip("/")) or probe["file"] == path:
+        wanted = probe["file"].lstrip("/")
+        if path in resolved or path == probe["file"] or path.endswith("/" + wanted):
             by_line.setdefault(probe["line"], []).append(probe)
     return by_line
 
