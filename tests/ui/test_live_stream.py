@@ -88,3 +88,25 @@ def test_a_page_gets_what_was_stored_while_it_loaded(tmp_path: Path) -> None:
         assert message["event"]["message"] == "<b>between render and stream</b>"
     finally:
         server.stop()
+
+
+def test_revoking_a_token_ends_its_live_page(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path).start()
+    try:
+        with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10,
+                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as api:
+            made = api.post("/tokens", json={"name": "leaving", "role": "viewer"}).json()
+            token_id = next(t["id"] for t in api.get("/tokens").json() if t["name"] == "leaving")
+            lines: list[str] = []
+            with httpx.stream("GET", f"{server.url}/live", timeout=20,
+                              cookies={"peephole_session": made["token"]}) as stream:
+                assert stream.status_code == 200
+                for line in stream.iter_lines():
+                    lines.append(line)
+                    if line == ": connected":
+                        assert api.post(f"/tokens/{token_id}/revoke").status_code == 200
+        # the loop ended: the server closed the stream, after saying why
+        errors = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+        assert errors and errors[-1]["type"] == "error", lines
+    finally:
+        server.stop()
