@@ -346,3 +346,19 @@ def test_the_theme_follows_the_browser(browser: Any, env: Env) -> None:
         colours[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
         context.close()
     assert colours == {"light": "rgb(255, 255, 255)", "dark": "rgb(15, 18, 22)"}
+
+
+def test_a_revoked_token_sends_its_open_page_to_sign_in(open_browser: Any, env: Env) -> None:
+    with api(env) as client:
+        made = client.post("/tokens", json={"name": "ui-revoked", "role": "viewer"}).json()
+        token_id = next(t["id"] for t in client.get("/tokens").json()
+                        if t["name"] == "ui-revoked")
+        watched = open_browser(None)
+        page = watched.page
+        page.goto("/login")
+        page.fill("input[name=token]", made["token"])
+        page.click("button[type=submit]")
+        page.goto("/logs")
+        expect(page.locator("body.live")).to_have_count(1)
+        assert client.post(f"/tokens/{token_id}/revoke").status_code == 200
+    expect(page).to_have_url(re.compile(r"/login"))

@@ -146,7 +146,10 @@ export function follow() {
   source.addEventListener("error", () => document.body.classList.remove("live"));
   source.addEventListener("message", (message) => {
     const data = JSON.parse(message.data);
-    if (data.type === "probe") onProbe(data.probe);
+    if (data.type === "error") {  // the session's token was revoked or expired
+      source.close();
+      window.location.assign("/login");
+    } else if (data.type === "probe") onProbe(data.probe);
     else if (data.type === "event") {
       const event = data.event;
       if (event.type === "log") { onLog(event); onHit(event); }
