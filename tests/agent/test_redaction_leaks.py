@@ -215,3 +215,12 @@ def test_instance_tags_leave_without_secrets() -> None:
     tags = Transport(config).instance_info().tags
     assert SECRET not in str(tags)
     assert tags["team"] == "payments" and tags["api_token"] == MASK
+
+
+def test_numbers_under_configured_names_stay_hidden() -> None:
+    capturer = Capturer(Limits(), Redactor(extra_names=["discount"]))
+    node = capturer.value({"discount": 0.25, "order_discount": 3, "token_count": 3})
+    values = {key["v"]: value for key, value in node["entries"]}
+    assert values["discount"] == {"t": "float", "cut": "redacted"}
+    assert values["order_discount"] == {"t": "int", "cut": "redacted"}
+    assert values["token_count"] == {"t": "int", "v": 3}

@@ -15,13 +15,13 @@ from peephole.agent import health, otel
 from peephole.agent.clock import REAL, Clock
 from peephole.agent.config import AgentConfig
 from peephole.agent.delivery.buffer import EventBuffer, Sink
+from peephole.agent.placement import source
 from peephole.agent.placement.imports import HOOK, FileWatcher
 from peephole.agent.placement.instrument import Backend, Unavailable, new_backend
-from peephole.agent.placement.locate import get_source, locate
+from peephole.agent.placement.locate import locate
 from peephole.agent.placement.paths import (
     LocateError,
     NotLoaded,
-    application_files,
     matches,
     normalize,
 )
@@ -400,15 +400,17 @@ class Agent:
     # --- source ---------------------------------------------------------------------------
 
     def get_source(self, path: str) -> Dict[str, Any]:
-        """``{"path", "text", "lines"}`` of a loaded file, or ``{"path", "error"}``."""
+        """``{"path", "text", "lines"}`` of a loaded file, or ``{"path", "error"}``: only what
+        the source policy allows, with secret literals masked (``placement/source.py``)."""
         try:
-            return get_source(path)
+            policy = source.SourcePolicy.from_settings(self.config, self._policy)
+            return source.serve(path, policy, self.redactor)
         except Exception as exc:
             return {"path": path, "error": f"cannot read {path}: {exc!r}"}
 
     def list_files(self) -> List[str]:
         try:
-            return application_files()
+            return source.list_files(source.SourcePolicy.from_settings(self.config, self._policy))
         except Exception as exc:
             health.internal_error("listing files", exc)
             return []

@@ -243,7 +243,9 @@ class Redactor:
         self.word_names: FrozenSet[str] = WORD_SECRET_NAMES - self.allow_names
         alternatives = "|".join(sorted(map(re.escape, self.substring_names), key=len))
         self._substring = re.compile(alternatives) if alternatives else None
-        numeric = "|".join(sorted(NUMERIC_SECRET_NAMES - self.allow_names, key=len))
+        # Numbers are hidden under numeric secrets' names and under every configured name.
+        numeric = "|".join(sorted(map(re.escape, (NUMERIC_SECRET_NAMES | extra)
+                                      - self.allow_names), key=len))
         self._numeric = re.compile(numeric) if numeric else None
         self.errors: List[str] = []  # configured patterns that could not be compiled
         self.patterns: List[Pattern[str]] = []
@@ -285,7 +287,8 @@ class Redactor:
 
     def hides(self, name: Union[str, bytes], value: object) -> bool:
         """Whether ``value`` under the secret name ``name`` is hidden: text, bytes, containers
-        and objects are; ``bool`` and ``None`` never; numbers under numeric secret names."""
+        and objects are; ``bool`` and ``None`` never; numbers under numeric secret names and
+        under the names configured in ``redact_names`` or the policy."""
         cls_id = id(type(value))
         if cls_id in _SHOWN_SCALARS:
             return False
