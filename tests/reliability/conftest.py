@@ -16,8 +16,6 @@ from typing import Any, Callable, Optional
 import httpx
 import pytest
 
-pytestmark = [pytest.mark.server, pytest.mark.slow]
-
 ADMIN_TOKEN = "reliability-admin-token"
 AGENT_KEY = "reliability-agent-key"
 

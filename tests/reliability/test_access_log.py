@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
+import pytest
 from websockets.asyncio.client import connect
 
 from .conftest import ADMIN_TOKEN, ServerProcess, wait_for
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 def test_the_token_in_a_stream_url_is_not_logged(

@@ -11,11 +11,14 @@ import uuid
 from typing import Any, Callable, Optional
 
 import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from peephole import protocol
 
 from .conftest import AGENT_KEY, ServerProcess, admin_client
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 AGENTS = 200
 SERVICES = 20  # ten agents each; service "svc0" gets the huge list

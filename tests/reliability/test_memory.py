@@ -11,9 +11,13 @@ import threading
 import time
 from typing import Callable
 
+import pytest
+
 from peephole import protocol
 
 from .conftest import ServerProcess
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 MIB = 1024 * 1024
 BODIES = 3  # as in the report: three 200 MiB bodies took the server from 210 MiB to 1.3 GB

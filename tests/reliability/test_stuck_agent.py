@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable
 
 import httpx
+import pytest
 
 from .conftest import (
     IDLE_LINE,
@@ -19,6 +20,8 @@ from .conftest import (
     all_events,
     wait_for,
 )
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 SEND_TIMEOUT = 8.0
 FILL = 200  # big probes for the paused service: ~5 MB, more than the sockets buffer
