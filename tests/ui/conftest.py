@@ -178,6 +178,10 @@ def sign_in(page: Page, token: str) -> None:
 
 
 def screenshot(page: Page, name: str) -> None:
-    """The screenshots in the docs are made here, from the real pages."""
+    """The screenshots in the docs are made here, from the real pages, when
+    ``PEEPHOLE_SCREENSHOTS=1`` (otherwise every test run would change the committed images:
+    their times and temporary paths differ each time)."""
+    if os.environ.get("PEEPHOLE_SCREENSHOTS") != "1":
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
