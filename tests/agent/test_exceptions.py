@@ -547,7 +547,7 @@ def test_on_import_runs_after_the_module_has_run(tmp_path: Any, monkeypatch: Any
     import late_module_for_peephole
 
     assert seen == [42]
-    assert not any(type(f).__name__ == "_PostImportFinder" for f in sys.meta_path)
+    assert not any(type(f).__name__ == "ImportHook" for f in sys.meta_path)
     assert late_module_for_peephole.__loader__.__class__.__name__ == "SourceFileLoader"
     integrations.on_import("late_module_for_peephole", lambda m: seen.append(m.VALUE))
     assert seen == [42, 42]  # already imported: at once
