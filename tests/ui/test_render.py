@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from peephole.server.ui import render
 from peephole.server.ui.live import sse
-from peephole.server.ui.pages import _safe_next
+from peephole.server.ui.pages import _safe_next, instances_by_service
 from peephole.server.ui.probes import (
     ProbeForm,
     _validation_errors,
@@ -97,3 +97,11 @@ def test_a_probe_shows_in_the_gutter_of_its_file_only() -> None:
     assert probes_on([probe], "/srv/shop/app.py") == {3: [probe]}
     assert probes_on([probe], "/srv/myshop/app.py") == {}
     assert probes_on([probe], "/srv/shop/webapp.py") == {}
+
+
+def test_a_service_restarted_many_times_lists_its_newest_gone_instances() -> None:
+    rows = [{"service": "shop", "instance_id": "live", "connected": True}] + [
+        {"service": "shop", "instance_id": f"old-{n}", "connected": False} for n in range(12)]
+    shown, hidden = instances_by_service(rows)
+    assert [i["instance_id"] for i in shown["shop"]] == ["live"] + [f"old-{n}" for n in range(5)]
+    assert hidden == {"shop": 7}

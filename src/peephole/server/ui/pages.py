@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -27,6 +28,8 @@ from peephole.server.ui.session import (
 )
 
 router = APIRouter()
+
+GONE_SHOWN = 5  # disconnected instances listed per service (the newest); the rest are counted
 
 
 def _safe_next(target: Optional[str]) -> str:
@@ -110,6 +113,21 @@ def live_probe_counts(session: Session, now: float) -> dict[str, int]:
     return {service or "*": int(count) for service, count in rows}
 
 
+def instances_by_service(
+    instances: list[dict[str, Any]],
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+    """Each service's live instances and its newest gone ones (a service restarted a hundred
+    times lists five), with how many gone ones are left out."""
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    gone: Counter[str] = Counter()
+    for instance in instances:  # newest first within each service
+        name = instance["service"]
+        if instance["connected"] or gone[name] < GONE_SHOWN:
+            by_service.setdefault(name, []).append(instance)
+        gone[name] += not instance["connected"]
+    return by_service, {name: max(0, count - GONE_SHOWN) for name, count in gone.items()}
+
+
 @router.get("/")
 async def services_page(request: Request, viewer: Viewer = Depends(signed_in)) -> Response:
     broker = broker_of(request)
@@ -121,10 +139,8 @@ async def services_page(request: Request, viewer: Viewer = Depends(signed_in)) -
     since = time.time() - 3600
     exceptions = await broker.db.read(lambda s: exception_counts(s, since))
     probe_counts = await broker.db.read(lambda s: live_probe_counts(s, since + 3600))
-    by_service: dict[str, list[dict[str, Any]]] = {}
-    for instance in instances:
-        by_service.setdefault(instance["service"], []).append(instance)
+    by_service, hidden = instances_by_service(instances)
     return page(
         request, "services.html", viewer, services=services, instances=by_service,
-        probe_counts=probe_counts, exceptions=exceptions,
+        probe_counts=probe_counts, exceptions=exceptions, hidden=hidden,
     )
