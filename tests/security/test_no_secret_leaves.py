@@ -288,3 +288,24 @@ def test_no_secret_leaves_the_process(
     assert len(needles) >= 100
     found = leaks(outputs, needles)
     assert not found, f"{len(found)} leaks:\n" + "\n".join(sorted(found))
+
+
+def test_an_admin_turns_the_source_view_off_live(server: ServerProcess, tmp_path: Path) -> None:
+    """The service's policy reaches the running agent: no file listed, none served."""
+    api = httpx.Client(base_url=f"{server.url}/api/v1",
+                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    app = App(server.url, tmp_path / "audit.log")
+    try:
+        eventually(lambda: SERVICE in api.get("/instances").text, "the instance")
+        files = f"/services/{SERVICE}/files"
+        assert any(f.endswith("shop_config.py") for f in api.get(files).json()["files"])
+        assert api.put(f"/services/{SERVICE}/policy",
+                       json={"serve_source": False}).status_code == 200
+        eventually(lambda: api.get(files).json()["files"] == [], "an empty file list")
+        answer = api.get(f"/services/{SERVICE}/source", params={"path": "shop_config.py"})
+        assert answer.status_code == 404 and "turned off" in answer.text
+        api.put(f"/services/{SERVICE}/policy", json={"serve_source": True})
+        eventually(lambda: api.get(files).json()["files"] != [], "the files again")
+    finally:
+        app.close()
+        api.close()
