@@ -6,6 +6,7 @@ import importlib
 import os
 import sys
 import textwrap
+import types
 from pathlib import Path
 from typing import Iterator, List
 
@@ -194,3 +195,20 @@ def test_get_source_serves_text_and_probe_lines() -> None:
     assert shop_line("multi-middle") in lines
     assert 3 not in lines  # module level
     assert "error" in get_source("nowhere/missing_module_x.py")
+
+
+def test_a_module_that_gets_its_file_late_is_found(tmp_path: Path) -> None:
+    """``__main__`` is in ``sys.modules`` before it has a ``__file__`` (``sitecustomize``, and
+    so ``peephole run``, runs in between): a probe that came first must still find it."""
+    path = tmp_path / "main_like.py"
+    path.write_text("def f():\n    return 1\n")
+    module = types.ModuleType("main_like_for_peephole")
+    sys.modules["main_like_for_peephole"] = module
+    try:
+        with pytest.raises(NotLoaded):
+            resolve_file(str(path))
+        module.__file__ = str(path)
+        exec(compile(path.read_text(), str(path), "exec"), vars(module))
+        assert resolve_file(str(path)) == str(path)
+    finally:
+        del sys.modules["main_like_for_peephole"]

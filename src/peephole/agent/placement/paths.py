@@ -120,9 +120,13 @@ class _Table:
     rows: List[Tuple[str, str, types.ModuleType]] = []
 
 
-def _entries() -> List[Tuple[str, str, types.ModuleType]]:
-    if _Table.size != len(sys.modules) or any(
-        sys.modules.get(name) is not module for _, name, module in _Table.rows[-3:]
+def _entries(fresh: bool = False) -> List[Tuple[str, str, types.ModuleType]]:
+    """The table; ``fresh`` remakes it even if ``sys.modules`` kept its size (a module that
+    got its ``__file__`` late, as ``__main__`` does after ``sitecustomize``)."""
+    if (
+        fresh
+        or _Table.size != len(sys.modules)
+        or any(sys.modules.get(name) is not module for _, name, module in _Table.rows[-3:])
     ):
         modules = list(sys.modules.items())
         _Table.rows = [
@@ -185,13 +189,16 @@ def resolve_file(path: str, finished: Optional[str] = None) -> str:
     found: Dict[str, str] = {}
     importing: List[str] = []
     named = matcher(wanted)
-    for filename, name, module in _entries():
-        if not named(filename) or sys.modules.get(name) is not module:
-            continue
-        if filename != finished and is_initializing(module):
-            importing.append(filename)
-        else:
-            found.setdefault(real_path(filename), filename)
+    for fresh in (False, True):  # a miss looks again at a remade table
+        for filename, name, module in _entries(fresh):
+            if not named(filename) or sys.modules.get(name) is not module:
+                continue
+            if filename != finished and is_initializing(module):
+                importing.append(filename)
+            else:
+                found.setdefault(real_path(filename), filename)
+        if found or importing:
+            break
     if len(found) == 1:
         return next(iter(found.values()))
     if len(found) > 1:
