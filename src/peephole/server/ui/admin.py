@@ -95,6 +95,8 @@ async def put_policy(
     allow_names: str = Form("", max_length=20_000),
     redact_patterns: str = Form("", max_length=20_000),
     capture_exceptions: bool = Form(False),
+    serve_source: bool = Form(False),
+    source_deny: str = Form("", max_length=20_000),
     viewer: Viewer = Depends(signed_in),
 ) -> Response:
     check_csrf(request, viewer, csrf)
@@ -107,6 +109,7 @@ async def put_policy(
         body = PolicyBody.model_validate({
             "redact_names": lines(redact_names), "allow_names": lines(allow_names),
             "redact_patterns": lines(redact_patterns), "capture_exceptions": capture_exceptions,
+            "serve_source": serve_source, "source_deny": lines(source_deny),
         })
     except ValidationError as exc:
         return await _admin_page(request, viewer, 422, error=exc.errors()[0]["msg"])
