@@ -3,6 +3,7 @@ item 6): an exception message, a log line, a value or a name could rewrite the t
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -63,3 +64,14 @@ def test_exception_groups_escape_control_characters(capsys: pytest.CaptureFixtur
 def test_printable_escapes_and_keeps_ordinary_text() -> None:
     assert render.printable("naïve café ✓") == "naïve café ✓"
     assert render.printable("a\nb\tc\x1b\u202e") == "a\\nb\\tc\\x1b\\u202e"
+
+
+def test_json_output_escapes_c1_controls_and_bidi_overrides(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from peephole.cli.common import print_json
+
+    print_json({"message": HOSTILE})
+    out = capsys.readouterr().out
+    assert RAW_CONTROL.search(out) is None, repr(out)
+    assert json.loads(out) == {"message": HOSTILE}

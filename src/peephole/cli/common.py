@@ -73,8 +73,19 @@ def json_option(func: F) -> F:
                         help="Print JSON (the server's shape) instead of a table.")(func)
 
 
+# JSON escapes the C0 controls itself; with non-ASCII kept readable, DEL, the C1 controls
+# (0x9b starts an escape sequence on some terminals) and bidi overrides would pass raw.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(data: Any, indent: int | None = None) -> str:
+    """JSON for a terminal: readable non-ASCII text, every control character escaped."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    click.echo(json_text(data, indent=2))
 
 
 def console() -> Console:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
-from peephole.cli.common import State, console, json_option, pass_state
+from peephole.cli.common import State, console, json_option, json_text, pass_state
 
 if TYPE_CHECKING:
     from peephole.client import Event
@@ -61,7 +60,7 @@ def tail(state: State, follow: bool, event_type: str | None, probe_id: str | Non
 
 def _print(event: Event, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(event.to_dict(), ensure_ascii=False))
+        click.echo(json_text(event.to_dict()))
         return
     from peephole.cli import render
 
