@@ -7,15 +7,15 @@ import importlib
 import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Iterator, List
 
 import pytest
 from conftest import Collector, state_of, tracepoint, wait_for
 
-from peephole.agent import integrations
+from peephole.agent import health, integrations
 from peephole.agent.core import Agent
-from peephole.agent.placement.imports import HOOK
+from peephole.agent.placement.imports import HOOK, FileWatcher
 from peephole.protocol import ACTIVE, ERROR
 
 SOURCE = "def f(x):\n    value = x + 1\n    return value\n"
@@ -115,3 +115,31 @@ def test_an_error_that_cannot_heal_is_not_watched(agent: Agent) -> None:
     status = agent.set_probe(tracepoint("p", "templates/page.html", 3))
     assert status.state == ERROR
     assert not HOOK.installed()
+
+
+class _Broken(FileWatcher):
+    def wants(self, filename: str) -> bool:
+        return filename.endswith("broken_watch.py")
+
+    def before(self, filename: str, code: CodeType) -> CodeType:
+        raise RuntimeError("bug in the agent")
+
+    def after(self, filename: str) -> None:
+        raise RuntimeError("bug in the agent")
+
+
+def test_a_failing_watcher_never_fails_the_import_and_is_counted(
+    tmp_path: Path, clean_modules: None
+) -> None:
+    (tmp_path / "broken_watch.py").write_text(SOURCE)
+    sys.path.insert(0, str(tmp_path))
+    importlib.invalidate_caches()
+    before = health.snapshot().internal_errors
+    watcher = _Broken()
+    HOOK.watch(watcher)
+    try:
+        module = importlib.import_module("broken_watch")
+    finally:
+        HOOK.unwatch(watcher)
+    assert module.f(1) == 2
+    assert health.snapshot().internal_errors == before + 2

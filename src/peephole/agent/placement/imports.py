@@ -23,6 +23,7 @@ from importlib.abc import Loader, MetaPathFinder
 from importlib.machinery import ModuleSpec, SourceFileLoader
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from peephole.agent.health import internal_error
 from peephole.agent.placement.registry import REGISTRY
 
 Callback = Callable[[types.ModuleType], None]
@@ -223,14 +224,16 @@ class _OneImport(Loader):
 def _asks(watcher: FileWatcher, origin: str) -> bool:
     try:
         return watcher.wants(origin)
-    except Exception:
+    except Exception as exc:
+        internal_error("asking which imports probes wait for", exc)
         return False
 
 
 def _before(watcher: FileWatcher, origin: str, code: types.CodeType) -> types.CodeType:
     try:
         armed = watcher.before(origin, code)
-    except Exception:
+    except Exception as exc:
+        internal_error("arming a module before its body runs", exc)
         return code
     return armed if isinstance(armed, types.CodeType) else code
 
@@ -238,15 +241,15 @@ def _before(watcher: FileWatcher, origin: str, code: types.CodeType) -> types.Co
 def _after(watcher: FileWatcher, origin: str) -> None:
     try:
         watcher.after(origin)
-    except Exception:
-        pass
+    except Exception as exc:
+        internal_error("arming probes after an import", exc)
 
 
 def _run(callback: Callback, module: types.ModuleType) -> None:
     try:
         callback(module)
-    except Exception:
-        pass
+    except Exception as exc:  # an integration that cannot install must not break an import
+        internal_error(f"a callback after importing {vars(module).get('__name__')}", exc)
 
 
 HOOK = ImportHook()
