@@ -7,5 +7,6 @@ SIGNING_PEM = """-----BEGIN EC PRIVATE KEY-----
 MHcCAQEEIlitpemBodyZq84Kw2Lx9Nv3Tb
 -----END EC PRIVATE KEY-----"""
 TIMEOUT = 30
-REGION = "eu-west-1"
+# --- where it runs ---
+REGION = "eu-west-1"  # after a form feed, as in many source files
 

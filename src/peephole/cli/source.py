@@ -45,7 +45,8 @@ def source(state: State, service: str, path: str | None, around: int | None,
         print_json(found.to_dict())
         return
     probe_lines = set(found.lines)
-    lines = found.text.splitlines()
+    # Lines end at "\n" only: splitlines() also breaks at form feeds, shifting every number.
+    lines = [line.rstrip("\r") for line in found.text.removesuffix("\n").split("\n")]
     first, last = 1, len(lines)
     if around is not None:
         first, last = max(1, around - 10), min(len(lines), around + 10)
