@@ -106,3 +106,11 @@ def test_untokenizable_text_is_masked_line_by_line() -> None:
     source = 'x = """unclosed\npassword=hunter2\n'
     masked = mask_source(source, Redactor())
     assert "hunter2" not in masked and masked.count("\n") == 2
+
+
+def test_literals_after_a_form_feed_are_masked_in_place() -> None:
+    source = 'A = 1\n\x0c\nPASSWORD = "hunter2-ff"\nB = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"\n'
+    masked = mask_source(source, Redactor())
+    assert masked.split("\n")[:2] == source.split("\n")[:2]
+    assert masked.split("\n")[2] == 'PASSWORD = "[redacted]"'
+    assert masked.split("\n")[3] == 'B = "[redacted]"'

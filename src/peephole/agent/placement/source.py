@@ -191,8 +191,8 @@ def mask_source(text: str, redactor: Redactor) -> str:
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError, IndentationError, ValueError):
-        return "".join(redactor.mask(line) for line in text.splitlines(keepends=True))
-    lines = text.splitlines(keepends=True)
+        return "".join(redactor.mask(line) for line in _lines(text))
+    lines = _lines(text)
     replacements: List[Tuple[Tuple[int, int], Tuple[int, int], str]] = []
     secret_name: Optional[str] = None  # the secret name the next literals are assigned to
     last_name: Optional[str] = None
@@ -212,6 +212,12 @@ def mask_source(text: str, redactor: Redactor) -> str:
             if kind == token.STRING:
                 last_name = _string_value(string)
     return _apply(lines, replacements) if replacements else text
+
+
+def _lines(text: str) -> List[str]:
+    """Lines as the tokenizer and linecache count them: ended by ``\\n`` only (``splitlines``
+    also breaks at form feeds and other separators, which would shift every row after)."""
+    return io.StringIO(text).readlines()
 
 
 def _masked_literal(
@@ -258,5 +264,5 @@ def _apply(
         last = lines[end_row - 1]
         breaks = max(0, end_row - start_row - masked.count("\n"))
         joined = first[:start_col] + masked + "\n" * breaks + last[end_col:]
-        lines[start_row - 1 : end_row] = joined.splitlines(keepends=True) or [""]
+        lines[start_row - 1 : end_row] = _lines(joined) or [""]
     return "".join(lines)
