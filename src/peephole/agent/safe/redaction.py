@@ -162,18 +162,31 @@ def _mask_card(match: re.Match[str]) -> str:
     return text
 
 
-# A key that says secret, a separator, then the value: quoted (up to the closing quote) or
-# bare (words up to ``&;,`` or the next ``name=``), so "password=correct horse battery" is
-# masked whole and "pw=x user=bob" keeps "user=bob".
+# A key, a separator, then the value: quoted (up to the closing quote) or bare (words up to
+# ``&;,`` or the next ``name=``), so "password=correct horse battery" is masked whole and
+# "pw=x user=bob" keeps "user=bob". The key is any name (at most 64 characters, starting at
+# a name's start); whether it says secret is decided on the key alone (:data:`_SECRET_KEY`),
+# so no part of the regex can backtrack more than the key's length at each name.
 _KEY_VALUE = (
-    r"(?i)((?<![a-z0-9])(?:[a-z0-9]+[_.-])*"
-    r"(?:pass(?:word|wd|phrase)?|pwd|pw|secret|token|api[_ -]?key|access[_ -]?key"
-    r"|private[_ -]?key|credentials?|session[_-]?id|auth)"
-    r"(?:[_.-][a-z0-9]+)*)"
+    r"(?i)(?<![a-z0-9_.-])([a-z0-9_.-]{1,64})"
     r"(\"?'?\s*[=:]\s*(?:[bru](?=[\"']))?)"
     r"(?:(\"|')(?!\[redacted\])[^\"'\r\n]+(?=\3)"
     r"|(?![\"']|\[redacted\])[^\s&;,\"']+(?:[ \t]+(?![^\s=:&;,\"']+\s*[=:])[^\s&;,\"'=:]+)*)"
 )
+# A secret word that starts one of the key's segments and ends one: "db_password",
+# "client.secret", "pw"; not "passport" or "author".
+_SECRET_KEY = re.compile(
+    r"(?i)(?<![a-z0-9])(?:pass(?:word|wd|phrase)?|pwd|pw|secret|token|credentials?|auth"
+    r"|(?:api|access|private)[_-]?key|session[_-]?id)(?![a-z0-9])"
+)
+
+
+def _mask_key_value(match: re.Match[str]) -> str:
+    key, separator, quote = match.group(1), match.group(2), match.group(3) or ""
+    if _SECRET_KEY.search(key) is None:
+        return match.group(0)
+    return f"{key}{separator}{quote}{MASK}"
+
 
 _Replacement = Union[str, Callable[["re.Match[str]"], str]]
 
@@ -202,7 +215,7 @@ def _builtin_patterns() -> Tuple[List[_Pattern], List[_Pattern]]:
         group = always if name in _SHORT_FORMATS else long_tokens
         group.append((markers, re.compile(regex), _kept(keep)))
     key_words = ("pass", "pw", "secret", "token", "key", "credential", "session", "auth")
-    always.append((key_words, re.compile(_KEY_VALUE), r"\1\2\3" + MASK))
+    always.append((key_words, re.compile(_KEY_VALUE), _mask_key_value))
     return always, long_tokens
 
 
