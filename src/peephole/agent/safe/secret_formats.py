@@ -14,7 +14,11 @@ peephole's own and marked so.
 Each entry is ``(name, markers, regex, keep)``: ``markers`` are lower-case substrings one of
 which the lower-cased text must contain before the regex runs (Python's regex engine is slow to
 scan for alternations, substring tests are fast), and ``keep`` is how many leading groups of
-the match survive masking ("Bearer [redacted]", "postgres://app:[redacted]@db").
+the match survive masking ("Bearer [redacted]", "postgres://app:[redacted]@db"). Every
+regex is linear in the text's length (no nested or unbounded repetition that can backtrack
+over the same characters twice): they run on every captured string. The npm entry matches
+from ``:_authToken=`` only, for that reason (detect-secrets also matches the ``//host/``
+before it).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ TOKEN_FORMATS: List[Tuple[str, Tuple[str, ...], str, int]] = [
     ("stripe live key", ("k_live_",), r"(?:r|s)k_live_[0-9a-zA-Z]{24,}", 0),
     ("sendgrid key", ("sg.",), r"SG\.[a-zA-Z0-9_-]{22}\.[a-zA-Z0-9_-]{43}", 0),
     ("square oauth secret", ("sq0csp-",), r"sq0csp-[0-9A-Za-z\\\-_]{43}", 0),
-    ("npm token", ("_authtoken",), r"(//.+/:_authToken=\s*)(?:npm_\S+|[A-Fa-f0-9-]{36})", 1),
+    ("npm token", ("_authtoken",), r"(:_authToken=\s*)(?:npm_\S+|[A-Fa-f0-9-]{36})", 1),
     ("pypi token", ("pypi-",),
      r"pypi-(?:AgEIcHlwaS5vcmc|AgENdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{70,}", 0),
     ("openai key", ("t3blbkfj",), r"sk-[A-Za-z0-9_-]*[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}", 0),
