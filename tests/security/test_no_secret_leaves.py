@@ -285,7 +285,9 @@ def test_no_secret_leaves_the_process(
     assert "expression reads" in outputs["rest probes"]  # the refused logpoint said why
     region = next(number for number, text in enumerate(
         (HERE / "shop_config.py").read_text().split("\n"), start=1) if text.startswith("REGION"))
-    assert re.search(rf"\b{region}  REGION = ", outputs[f"cli source {SERVICE}"]), "line numbers moved"
+    assert re.search(rf"\b{region}  REGION = ", outputs[f"cli source {SERVICE}"]), (
+        "line numbers moved"
+    )
 
     needles = [(s.label, s.needle) for s in corpus.all_secrets()] + SOURCE_NEEDLES
     assert len(needles) >= 100
