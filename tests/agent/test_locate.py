@@ -14,7 +14,7 @@ import pytest
 from conftest import TARGETS, shop_line
 
 from peephole.agent.placement.instrument import new_backend
-from peephole.agent.placement.locate import get_source, locate
+from peephole.agent.placement.locate import locate
 from peephole.agent.placement.paths import (
     LocateError,
     NotLoaded,
@@ -184,17 +184,6 @@ def test_statements_by_line() -> None:
     assert source.unit_at(10).kind == "ExceptHandler"  # type: ignore[union-attr]
     assert source.unit_at(1).in_function is False
     assert source.unit_at(9).in_function is True  # type: ignore[union-attr]
-
-
-def test_get_source_serves_text_and_probe_lines() -> None:
-    served = get_source("targets/shop.py")
-    assert served["text"] == Path(SHOP).read_text()
-    lines = served["lines"]
-    assert isinstance(lines, list)
-    assert shop_line("method") in lines
-    assert shop_line("multi-middle") in lines
-    assert 3 not in lines  # module level
-    assert "error" in get_source("nowhere/missing_module_x.py")
 
 
 def test_a_module_that_gets_its_file_late_is_found(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import tempfile
 from typing import Any, Callable, Dict
 
 import pytest
-from conftest import TARGETS, line_of
+from conftest import TARGETS, line_of, shop_line
 from targets import hardcoded, shop, shop_settings  # noqa: F401 - loaded, so servable
 
 from peephole.agent.core import Agent
@@ -114,3 +114,14 @@ def test_literals_after_a_form_feed_are_masked_in_place() -> None:
     assert masked.split("\n")[:2] == source.split("\n")[:2]
     assert masked.split("\n")[2] == 'PASSWORD = "[redacted]"'
     assert masked.split("\n")[3] == 'B = "[redacted]"'
+
+
+def test_source_is_served_with_its_probe_lines(agent: Agent) -> None:
+    served = agent.get_source("targets/shop.py")
+    assert served["text"] == (TARGETS / "shop.py").read_text()
+    lines = served["lines"]
+    assert isinstance(lines, list)
+    assert shop_line("method") in lines
+    assert shop_line("multi-middle") in lines
+    assert 3 not in lines  # module level
+    assert "error" in agent.get_source("nowhere/missing_module_x.py")

@@ -15,7 +15,6 @@ from typing import Callable, Dict, Hashable, List, Optional, Sequence
 
 from peephole.agent.placement.paths import (
     LocateError,
-    NotLoaded,
     modules_of,
     resolve_file,
     spellings,
@@ -29,7 +28,6 @@ from peephole.agent.placement.statements import (
     code_lines,
     nearest_text,
     no_code_text,
-    source_lines,
     source_map,
     statement_entries,
 )
@@ -146,19 +144,3 @@ def module_source_map(filename: str) -> Optional[SourceMap]:
     file (a zip archive, say)."""
     modules = modules_of([filename])
     return source_map(filename, vars(modules[0]) if modules else None)
-
-
-def get_source(path: str) -> Dict[str, object]:
-    """The deployed text of a loaded file and the lines that can take a probe."""
-    try:
-        filename = resolve_file(path)
-    except NotLoaded as exc:
-        return {"path": path, "error": f"{path} is not loaded yet ({exc})"}
-    except LocateError as exc:
-        return {"path": path, "error": str(exc)}
-    modules = modules_of([filename])
-    text = "".join(source_lines(filename, vars(modules[0]) if modules else None))
-    if not text:
-        return {"path": filename, "error": f"the source of {filename} cannot be read"}
-    source = module_source_map(filename)
-    return {"path": filename, "text": text, "lines": source.probe_lines() if source else []}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 import types
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -230,24 +229,3 @@ def find_on_sys_path(wanted: str) -> Optional[str]:
             if os.path.isfile(candidate) and matches(wanted, candidate):
                 return candidate
     return None
-
-
-def application_files() -> List[str]:
-    """Loaded source files a person may want to browse: not the standard library, not us."""
-    stdlib = {
-        os.path.normpath(p)
-        for key in ("stdlib", "platstdlib")
-        for p in [sysconfig.get_paths().get(key)]
-        if p
-    }
-    own = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = []
-    for filename in loaded_files():
-        normalized = os.path.normpath(os.path.abspath(filename))
-        if normalized.startswith(own + os.sep):
-            continue
-        in_stdlib = any(normalized.startswith(root + os.sep) for root in stdlib)
-        if in_stdlib and "site-packages" not in normalized:
-            continue
-        result.append(filename)
-    return sorted(result)
