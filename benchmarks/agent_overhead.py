@@ -22,20 +22,34 @@ lifted so every hit does its full work; the sink drops what it receives.
     python benchmarks/agent_overhead.py [--repeat 5] [--scale 1.0]
 
 Prints a Markdown table with the machine and the Python version.
+
+``--part issue`` runs the "Speed" issue's workload instead: a probe on the last line of a
+22-frame call chain with ten locals (ints, a float, a bool, a short string, a 50-item dict, an
+object with ten attributes, a list), per hit: a false condition, a logpoint with four
+placeholders (one an attribute), a snapshot on the application thread, and a snapshot's whole
+cost (plus the CPU its encoding and sending take on the delivery thread, measured with
+``time.thread_time`` around :meth:`Transport.deliver` to a loopback server that only acks).
+``--part latency`` calls a request handler in a loop, without and with the agent, while a
+snapshot probe fires at its default rate and a logpoint at 1,000 lines/s, the events going
+through the real transport to that server; it reports p50, p99 and the maximum per call.
 """
 
 # ruff: noqa: F841 - the snapshot target's locals are only read through its frame
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
+from peephole.agent.delivery.transport import Transport
 from peephole.protocol import ProbeSpec
 
 HERE = os.path.abspath(__file__)
@@ -116,7 +130,14 @@ def line_of(marker: str) -> int:
 
 
 def _agent() -> Agent:
-    config = AgentConfig(
+    agent = Agent(_config(), sink=lambda batch: True)
+    agent.start()
+    return agent
+
+
+def _config(**settings: Any) -> AgentConfig:
+    """Rates, hit limits and the CPU budget lifted so every hit does its full work."""
+    return AgentConfig(
         service="bench",
         max_hit_limit=UNLIMITED,
         snapshot_rate=UNLIMITED,
@@ -125,10 +146,8 @@ def _agent() -> Agent:
         log_process_rate=UNLIMITED,
         cpu_budget=1000.0,
         buffer_bytes=1024 * 1024,
+        **settings,
     )
-    agent = Agent(config, sink=lambda batch: True)
-    agent.start()
-    return agent
 
 
 def _probe(kind: str, marker: str, **fields: Any) -> ProbeSpec:
@@ -285,6 +304,294 @@ def measure(repeat: int, scale: float) -> List[Dict[str, Any]]:
     return rows
 
 
+# --- the "Speed" issue's workload -----------------------------------------------------------
+
+
+def _issue_leaf() -> int:
+    user_id = 1042
+    count = 3
+    retries = 0
+    total = 150.25
+    paid = True
+    name = "checkout"
+    prices = {f"sku-{index}": index * 10 for index in range(50)}
+    order = Order()
+    items = [1, 2, 3, 4, 5]
+    limit = 100
+    return count + retries  # @issue-hot
+
+
+def issue_workload(n: int) -> int:
+    """``n`` runs of the probed line at the bottom of a 22-frame chain (21 ``_deep`` frames
+    and the leaf, below this loop)."""
+    total = 0
+    for _ in range(n):
+        total += _deep(20, _issue_leaf)
+    return total
+
+
+ISSUE_CONDITION = "count < 0"
+ISSUE_TEMPLATE = "user {user_id} paid={paid} total={total} order={order.field1}"
+
+_ACK_SERVER = """
+import json, sys
+from websockets.sync.server import serve
+
+EVENTS = '{"type":"events","seq":'
+
+def session(conn):
+    conn.recv()
+    conn.send(json.dumps({"type": "welcome", "config": None}))
+    conn.send(json.dumps({"type": "probes", "probes": []}))
+    for text in conn:  # the seq without parsing the batch: little CPU taken from the agent
+        if text.startswith(EVENTS):
+            conn.send(json.dumps({"type": "ack", "seq": int(text[len(EVENTS):].split(",")[0])}))
+
+with serve(session, "127.0.0.1", 0, max_size=2**23) as server:
+    print(server.socket.getsockname()[1], flush=True)
+    server.serve_forever()
+"""
+
+
+class AckServer:
+    """A loopback WebSocket peer that welcomes the agent and acks every batch, in its own
+    process so its work is not counted against the agent's threads, reading only the
+    batch's ``seq`` so it takes little CPU from the agent's on a small machine."""
+
+    def __enter__(self) -> str:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _ACK_SERVER], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        return f"ws://127.0.0.1:{self.process.stdout.readline().strip()}/agent/v1/ws"
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+
+def _per_hit(work: Callable[[int], int], n: int, repeat: int, probe: Optional[ProbeSpec]) -> float:
+    """Seconds added per hit by ``probe``: the fastest of many short runs with it, against the
+    fastest of as many without it, taken in the same process just before (see ``_best``)."""
+    work(n)  # warm up
+    base = _best(work, n, repeat)
+    agent = _agent()
+    try:
+        if probe is not None:
+            _set(agent, probe)
+        work(n // CHUNKS)  # arm a sys.monitoring line on its first run
+        return (_best(work, n, repeat) - base) / n
+    finally:
+        agent.stop()
+
+
+def _set(agent: Agent, spec: ProbeSpec) -> None:
+    status = agent.set_probe(spec)
+    if status.state != "active":
+        raise RuntimeError(f"{spec.id}: {status.state} {status.message}")
+
+
+def _captured_snapshots(count: int) -> List[Dict[str, Any]]:
+    """``count`` snapshot events of the workload, as the delivery thread receives them."""
+    events: List[Dict[str, Any]] = []
+    agent = Agent(_config(), sink=lambda batch: events.extend(batch) is None)
+    agent.start()
+    try:
+        _set(agent, _probe("tracepoint", "issue-hot"))
+        issue_workload(count)
+        agent.flush(30.0)
+    finally:
+        agent.stop()
+    return events
+
+
+def _delivery_cpu(events: List[Dict[str, Any]], repeat: int, batch: int) -> float:
+    """CPU seconds per event that :meth:`Transport.deliver` spends on this thread (encoding,
+    framing, compressing, writing) sending ``events`` in batches of ``batch``: the best of
+    ``repeat`` passes. Waiting for the acks costs no CPU and is not counted."""
+    with AckServer() as url:
+        transport = Transport(AgentConfig(service="bench", server=url))
+        transport.start(Agent(AgentConfig(service="bench")))
+        try:
+            if not transport.wait_connected(10.0):
+                raise RuntimeError("the ack server did not welcome the transport")
+            best = float("inf")
+            for _ in range(repeat):
+                spent = 0.0
+                for first in range(0, len(events), batch):
+                    started = time.thread_time()
+                    if not transport.deliver(events[first : first + batch]):
+                        raise RuntimeError("a batch was not acknowledged")
+                    spent += time.thread_time() - started
+                best = min(best, spent)
+            return best / len(events)
+        finally:
+            transport.stop()
+
+
+def measure_issue(repeat: int, scale: float) -> List[Tuple[str, float, str]]:
+    """Microseconds per hit of each measure the issue names, with its target."""
+    n = max(int(200 * scale), 10)
+    condition = _probe("tracepoint", "issue-hot", condition=ISSUE_CONDITION)
+    logpoint = _probe("logpoint", "issue-hot", template=ISSUE_TEMPLATE)
+    snapshot = _probe("tracepoint", "issue-hot")
+    false_us = _per_hit(issue_workload, n * 10, repeat, condition) * 1e6
+    log_us = _per_hit(issue_workload, n, repeat, logpoint) * 1e6
+    snap_us = _per_hit(issue_workload, n, repeat, snapshot) * 1e6
+    events = _captured_snapshots(120)
+    size = sum(len(json.dumps(event, separators=(",", ":"))) for event in events) / len(events)
+    send_us = _delivery_cpu(events, repeat, 120) * 1e6
+    return [
+        ("false condition", false_us, "1 us"),
+        ("logpoint, 4 placeholders", log_us, "10 us"),
+        ("snapshot, on the application thread", snap_us, "50 us"),
+        (f"snapshot, encoding and sending ({size / 1024:.1f} KB each)", send_us, "-"),
+        ("snapshot, whole cost", snap_us + send_us, "150 us"),
+    ]
+
+
+def issue_table(rows: List[Tuple[str, float, str]]) -> str:
+    lines = [f"Machine: {machine()}", "", "| measure | per hit | target |", "|---|---:|---:|"]
+    lines += [f"| {name} | {value:.2f} us | {target} |" for name, value, target in rows]
+    return "\n".join(lines)
+
+
+# --- latency of a probed request handler ----------------------------------------------------
+
+
+def handle_request(size: int) -> int:
+    """A request handler's pure-Python work (about half a millisecond at ``size`` 4000)."""
+    rows = [{"id": index, "price": index * 3 % 17} for index in range(size)]
+    total = sum(row["price"] for row in rows)  # @latency-log
+    if total < 0:
+        raise ValueError(total)
+    return _deep(20, lambda: total)  # @latency-snapshot
+
+
+def _call_times(seconds: float, limit: int, size: int) -> List[float]:
+    """Per-call wall times of the handler, called in a loop for at most ``seconds`` and at
+    most ``limit`` calls."""
+    times: List[float] = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < limit:
+        started = time.perf_counter()
+        handle_request(size)
+        ended = time.perf_counter()
+        times.append(ended - started)
+        if ended > deadline:
+            break
+    return times
+
+
+def _percentiles(times: List[float]) -> Tuple[float, float, float, int]:
+    ordered = sorted(times)
+    return (
+        ordered[len(ordered) // 2],
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        ordered[-1],
+        len(ordered),
+    )
+
+
+def measure_latency(
+    seconds: float, size: int = 4000, rounds: int = 6
+) -> List[Tuple[str, Tuple[float, ...]]]:
+    """The handler's latency without probes and with a snapshot probe at its default rate and
+    a logpoint at 1,000 lines/s, delivered through the transport to the ack server. The two
+    alternate ``rounds`` times, so a neighbour's burst on a shared machine hits both alike."""
+    limit = int(seconds * 20_000)
+    share = seconds / rounds
+    _call_times(0.2, limit, size)  # warm up
+    without: List[float] = []
+    with_probes: List[float] = []
+    with AckServer() as url:
+        # Default rates and capture limits; the hit limit and the CPU budget lifted so the
+        # probes keep firing for the whole run.
+        config = AgentConfig(
+            service="bench", server=url, max_hit_limit=UNLIMITED, cpu_budget=1000.0
+        )
+        transport = Transport(config)
+        agent = Agent(config, sink=transport.deliver)
+        agent.start()
+        transport.start(agent)
+        try:
+            if not transport.wait_connected(10.0):
+                raise RuntimeError("the ack server did not welcome the transport")
+            snapshot = _probe("tracepoint", "latency-snapshot")
+            logpoint = _probe("logpoint", "latency-log", template="total={total}", rate=1000)
+            sent = 0
+            for _ in range(rounds):
+                agent.flush(10.0)
+                without += _call_times(share, limit, size)
+                _set(agent, snapshot)
+                _set(agent, logpoint)
+                with_probes += _call_times(share, limit, size)
+                sent += sum(status.captures for status in agent.statuses())
+                agent.remove_probe(snapshot.id)
+                agent.remove_probe(logpoint.id)
+        finally:
+            agent.stop()
+            transport.stop()
+    title = f"snapshot 5/s + logpoint 1,000/s ({sent:,} events sent)"
+    return [("no probes", _percentiles(without)), (title, _percentiles(with_probes))]
+
+
+def longest_stall(events: List[Dict[str, Any]], repeat: int) -> Tuple[float, float]:
+    """The longest an application thread waited to run while a batch was delivered, against
+    the same thread's longest wait while the process was idle (the machine's own noise): the
+    lowest of ``repeat`` tries of each. The thread wakes every 0.1 ms to note the time."""
+    stop = threading.Event()
+    gaps: List[float] = [0.0]
+
+    def ticker() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            stop.wait(0.0001)
+            now = time.perf_counter()
+            gaps[-1] = max(gaps[-1], now - last)
+            last = now
+
+    def worst(during: Callable[[], object]) -> float:
+        best = float("inf")
+        for _ in range(repeat):
+            gaps.append(0.0)
+            during()
+            stop.wait(0.002)  # the ticker notes the gap that ended with ``during``
+            best = min(best, gaps[-1])
+        return best
+
+    thread = threading.Thread(target=ticker, daemon=True)
+    with AckServer() as url:
+        transport = Transport(AgentConfig(service="bench", server=url))
+        transport.start(Agent(AgentConfig(service="bench")))
+        try:
+            if not transport.wait_connected(10.0):
+                raise RuntimeError("the ack server did not welcome the transport")
+            thread.start()
+            delivering = worst(lambda: transport.deliver(events))
+            idle = worst(lambda: time.sleep(0.05))
+        finally:
+            stop.set()
+            thread.join(10.0)
+            transport.stop()
+    return delivering, idle
+
+
+def latency_table(rows: List[Tuple[str, Tuple[float, ...]]]) -> str:
+    lines = [
+        f"Machine: {machine()}",
+        "",
+        "| handler | calls | p50 | p99 | max |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, (p50, p99, worst, calls) in rows:
+        lines.append(
+            f"| {name} | {calls:,} | {p50 * 1e3:.3f} ms | {p99 * 1e3:.3f} ms | "
+            f"{worst * 1e3:.2f} ms |"
+        )
+    return "\n".join(lines)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -323,8 +630,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="best of this many runs")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the loop sizes")
+    parser.add_argument(
+        "--part", choices=("lines", "issue", "latency"), default="lines", help="what to run"
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="latency: per scenario")
     args = parser.parse_args()
-    print(table(measure(args.repeat, args.scale)))
+    if args.part == "issue":
+        print(issue_table(measure_issue(args.repeat, args.scale)))
+    elif args.part == "latency":
+        print(latency_table(measure_latency(args.seconds)))
+        delivering, idle = longest_stall(_captured_snapshots(120), args.repeat)
+        print(
+            f"\nLongest wait of a thread for the GIL while 120 snapshots are delivered: "
+            f"{delivering * 1e3:.2f} ms (idle: {idle * 1e3:.2f} ms)"
+        )
+    else:
+        print(table(measure(args.repeat, args.scale)))
 
 
 if __name__ == "__main__":

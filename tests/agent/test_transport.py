@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 from peephole import __version__, protocol
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
+from peephole.agent.delivery import encoding
 from peephole.agent.delivery.transport import Transport, agent_url, backoff_delay, runtime_name
 
 pytestmark = pytest.mark.timeout(60)
@@ -421,3 +424,79 @@ def test_stop_while_the_server_is_unreachable_is_quick() -> None:
     assert not [t for t in threading.enumerate()
                 if t.name == "peephole-transport" and t not in before]
     agent.agent.stop()
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+
+class _CountsNameReads(type):
+    """A metaclass counting reads of its classes' ``__name__``: the encoders' fallback reads
+    it once each time it encodes an instance, so it counts the encodings of an event."""
+
+    reads = 0
+
+    @property
+    def __name__(cls) -> str:  # type: ignore[override]
+        _CountsNameReads.reads += 1
+        return "Marker"
+
+
+class Marker(metaclass=_CountsNameReads):
+    pass
+
+
+def test_each_event_is_encoded_once(gateway: Gateway, connected: Connected) -> None:
+    _CountsNameReads.reads = 0
+    assert connected.transport.deliver([{**log_event("marked"), "extra": Marker()}])
+    assert gateway.events[0]["extra"] == "<Marker>"
+    assert _CountsNameReads.reads == 1
+
+
+def test_encoding_a_batch_lets_a_waiting_thread_run() -> None:
+    """With a switch interval longer than the test, another thread gets the GIL only when
+    the encoding thread releases it: it must do so between slices of a big batch."""
+    transport = Transport(AgentConfig(service="shop", server="http://127.0.0.1:1"))
+    events = [log_event(f"{n}:" + "z" * 4000) for n in range(400)]
+    ticks: List[int] = []
+    stop = threading.Event()
+
+    def other_thread() -> None:
+        while not stop.is_set():
+            ticks.append(1)
+            stop.wait(0.0001)
+
+    interval = sys.getswitchinterval()
+    thread = threading.Thread(target=other_thread)
+    sys.setswitchinterval(30.0)
+    try:
+        thread.start()
+        ticks.clear()
+        chunks = transport._chunks(events)
+        during = len(ticks)
+    finally:
+        sys.setswitchinterval(interval)
+        stop.set()
+        thread.join(10)
+    assert sum(len(chunk) for chunk in chunks) == len(events)
+    assert during > 0
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "log", "text": "naïve ☃ \U0001f600", "n": 2**70, "f": 1e16, "neg": -0.5},
+        {"type": "log", "lone": "\ud800", "nested": [{"a": [1, None, True]}], "obj": Marker()},
+        {"type": "log", "tuple": (1, "two"), "empty": {}, "big": -(2**64)},
+    ],
+)
+def test_every_encoder_writes_what_protocol_encode_writes(event: Dict[str, Any]) -> None:
+    expected = json.loads(protocol.encode(event))
+    for dumps in (encoding.encoder(), encoding.stdlib_dumps):
+        assert json.loads(dumps(event)) == expected
+    message = json.loads(encoding.events_message(7, [encoding.stdlib_dumps(event)], 2))
+    assert message == {"type": "events", "seq": 7, "events": [expected], "dropped": 2}
+
+
+def test_orjson_is_used_when_installed() -> None:
+    """The agent-test environments install the ``fast`` extra: the fast path is tested."""
+    assert encoding.library() == "orjson"

@@ -4,7 +4,8 @@ The application's threads never touch the network. The transport thread connects
 ``hello``, applies what the server pushes (probes, policy) and answers its requests (source,
 files); the agent's delivery thread hands it batches of events through :meth:`Transport.deliver`
 and waits for the server's ``ack``, so events that were not stored stay in the agent's buffer
-and are sent again after a reconnect.
+and are sent again after a reconnect. Each event is encoded once, on the delivery thread, in
+slices that let the application's threads run (:mod:`peephole.agent.delivery.encoding`).
 
 Diagnostics go to the ``peephole`` logger, which has a ``NullHandler``: nothing is printed
 unless the application configures logging, and then a problem (server unreachable, key
@@ -32,6 +33,7 @@ from peephole import __version__, protocol
 from peephole.agent import health
 from peephole.agent.clock import REAL
 from peephole.agent.config import AgentConfig, ConfigError
+from peephole.agent.delivery.encoding import encode_events, events_message
 from peephole.agent.safe.redaction import Redactor, masked_tags
 from peephole.protocol import AgentPolicy, InstanceInfo, ProbeSpec, ProbeStatus, ProtocolError
 
@@ -264,19 +266,27 @@ class Transport:
 
     # --- events ---------------------------------------------------------------------------
 
-    def _chunks(self, events: List[Dict[str, Any]]) -> List[List[Dict[str, Any]]]:
-        """Split a batch so each message stays under the protocol's size limit."""
+    def _chunks(self, events: List[Dict[str, Any]]) -> List[List[bytes]]:
+        """Encode each event once and pack them, in order, into messages that stay under the
+        protocol's size limit; an event larger than a message alone is dropped and counted."""
         limit = protocol.MAX_MESSAGE_BYTES - _ENVELOPE_BYTES
-        size = len(protocol.encode({"events": events}).encode())
-        if size <= limit:
-            return [events]
-        if len(events) == 1:
-            self._oversized_drops += 1  # one event larger than a message: it cannot be sent
-            return []
-        middle = len(events) // 2
-        return self._chunks(events[:middle]) + self._chunks(events[middle:])
+        chunks: List[List[bytes]] = []
+        chunk: List[bytes] = []
+        size = 0
+        for data in encode_events(events):
+            if len(data) + 1 > limit:
+                self._oversized_drops += 1
+                continue
+            if chunk and size + len(data) + 1 > limit:
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append(data)
+            size += len(data) + 1  # and its comma
+        if chunk:
+            chunks.append(chunk)
+        return chunks
 
-    def _send_events(self, conn: ClientConnection, events: List[Dict[str, Any]]) -> bool:
+    def _send_events(self, conn: ClientConnection, events: List[bytes]) -> bool:
         agent_drops = self._agent.dropped if self._agent is not None else 0
         dropped = max(0, agent_drops - self._reported_drops) + self._oversized_drops
         oversized = self._oversized_drops
@@ -285,10 +295,10 @@ class Transport:
             self._seq += 1
             seq = self._seq
             self._pending[seq] = ack
-        message = {"type": "events", "seq": seq, "events": events, "dropped": dropped}
+        text = events_message(seq, events, dropped)
         try:
             with self._send_lock:
-                if self._closing or not self._send(conn, message):
+                if self._closing or not self._send_text(conn, text):
                     return False
             ack.done.wait(self.ack_timeout)
             if ack.ok:
@@ -512,8 +522,11 @@ class Transport:
 
     def _send(self, conn: ClientConnection, message: Dict[str, Any]) -> bool:
         """Send one message; False if the connection is gone (the receive loop notices)."""
+        return self._send_text(conn, protocol.encode(message))
+
+    def _send_text(self, conn: ClientConnection, text: str) -> bool:
         try:
-            conn.send(protocol.encode(message))
+            conn.send(text)
             return True
         except Exception as exc:
             logger.debug("peephole: send failed: %s", exc)
