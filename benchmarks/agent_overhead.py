@@ -38,6 +38,7 @@ through the real transport to that server; it reports p50, p99 and the maximum p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -45,7 +46,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
@@ -370,6 +371,20 @@ class AckServer:
         self.process.wait(10)
 
 
+@contextlib.contextmanager
+def sending_transport() -> Iterator[Transport]:
+    """A transport connected to an :class:`AckServer`, for calling ``deliver`` directly."""
+    with AckServer() as url:
+        transport = Transport(AgentConfig(service="bench", server=url))
+        transport.start(Agent(AgentConfig(service="bench")))
+        try:
+            if not transport.wait_connected(10.0):
+                raise RuntimeError("the ack server did not welcome the transport")
+            yield transport
+        finally:
+            transport.stop()
+
+
 def _per_hit(work: Callable[[int], int], n: int, repeat: int, probe: Optional[ProbeSpec]) -> float:
     """Seconds added per hit by ``probe``: the fastest of many short runs with it, against the
     fastest of as many without it, taken in the same process just before (see ``_best``)."""
@@ -409,24 +424,17 @@ def _delivery_cpu(events: List[Dict[str, Any]], repeat: int, batch: int) -> floa
     """CPU seconds per event that :meth:`Transport.deliver` spends on this thread (encoding,
     framing, compressing, writing) sending ``events`` in batches of ``batch``: the best of
     ``repeat`` passes. Waiting for the acks costs no CPU and is not counted."""
-    with AckServer() as url:
-        transport = Transport(AgentConfig(service="bench", server=url))
-        transport.start(Agent(AgentConfig(service="bench")))
-        try:
-            if not transport.wait_connected(10.0):
-                raise RuntimeError("the ack server did not welcome the transport")
-            best = float("inf")
-            for _ in range(repeat):
-                spent = 0.0
-                for first in range(0, len(events), batch):
-                    started = time.thread_time()
-                    if not transport.deliver(events[first : first + batch]):
-                        raise RuntimeError("a batch was not acknowledged")
-                    spent += time.thread_time() - started
-                best = min(best, spent)
-            return best / len(events)
-        finally:
-            transport.stop()
+    with sending_transport() as transport:
+        best = float("inf")
+        for _ in range(repeat):
+            spent = 0.0
+            for first in range(0, len(events), batch):
+                started = time.thread_time()
+                if not transport.deliver(events[first : first + batch]):
+                    raise RuntimeError("a batch was not acknowledged")
+                spent += time.thread_time() - started
+            best = min(best, spent)
+        return best / len(events)
 
 
 def measure_issue(repeat: int, scale: float) -> List[Tuple[str, float, str]]:
@@ -561,19 +569,14 @@ def longest_stall(events: List[Dict[str, Any]], repeat: int) -> Tuple[float, flo
         return best
 
     thread = threading.Thread(target=ticker, daemon=True)
-    with AckServer() as url:
-        transport = Transport(AgentConfig(service="bench", server=url))
-        transport.start(Agent(AgentConfig(service="bench")))
+    with sending_transport() as transport:
+        thread.start()
         try:
-            if not transport.wait_connected(10.0):
-                raise RuntimeError("the ack server did not welcome the transport")
-            thread.start()
             delivering = worst(lambda: transport.deliver(events))
             idle = worst(lambda: time.sleep(0.05))
         finally:
             stop.set()
             thread.join(10.0)
-            transport.stop()
     return delivering, idle
 
 
