@@ -487,6 +487,7 @@ def test_encoding_a_batch_lets_a_waiting_thread_run() -> None:
         {"type": "log", "text": "naïve ☃ \U0001f600", "n": 2**70, "f": 1e16, "neg": -0.5},
         {"type": "log", "lone": "\ud800", "nested": [{"a": [1, None, True]}], "obj": Marker()},
         {"type": "log", "tuple": (1, "two"), "empty": {}, "big": -(2**64)},
+        {"type": "log", "keys": {1: "int key", None: "none key"}, "deep": [[[[{}]]]]},
     ],
 )
 def test_every_encoder_writes_what_protocol_encode_writes(event: Dict[str, Any]) -> None:
