@@ -65,7 +65,18 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Optional, Tuple
+from typing import (
+    Any,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 PROTOCOL_VERSION = 1
 AGENT_PATH = "/agent/v1/ws"
@@ -409,3 +420,65 @@ def _caret(text: str, column: int, message: str) -> str:
     flat = "".join(" " if char in "\t\r\n" else char for char in text)
     column = max(1, min(column, len(flat) + 1))
     return f"{message}\n    {flat}\n    {' ' * (column - 1)}^"
+
+
+# --- Settings from PEEPHOLE_* environment variables ---------------------------------------------
+# The agent (``PEEPHOLE_*``) and the server (``PEEPHOLE_SERVER_*``) read their variables with
+# this one loader, so a value means the same in both and a bad one is refused the same way.
+
+ENV_TRUE = ("1", "true", "yes", "on")
+ENV_FALSE = ("0", "false", "no", "off", "")  # empty: the switch is off
+_KIND_NAMES = {bool: "boolean (1/true/yes/on or 0/false/no/off)", int: "integer", float: "number"}
+
+
+class EnvError(ValueError):
+    """A variable whose value cannot be used; the message names the variable and the value."""
+
+
+def env_value(variable: str, raw: str, kind: type) -> Any:
+    """``raw`` read as ``kind``: bool, int, float, list (comma-separated, blanks dropped) or
+    str (empty: ``None``, the setting is not set)."""
+    text = raw.strip()
+    try:
+        if kind is bool:
+            if text.lower() in ENV_TRUE or text.lower() in ENV_FALSE:
+                return text.lower() in ENV_TRUE
+            raise ValueError(text)
+        if kind in (int, float):
+            return kind(text)
+    except ValueError:
+        raise EnvError(f"{variable}={text!r} is not a valid {_KIND_NAMES[kind]}") from None
+    if kind is list:
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return text or None
+
+
+def env_kinds(settings: type) -> Dict[str, type]:
+    """Field name -> kind for a settings dataclass, from its type hints (``Optional[X]`` is X);
+    fields of other types (dicts, nested dataclasses) are left out for the caller to handle."""
+    kinds: Dict[str, type] = {}
+    for name, hint in get_type_hints(settings).items():
+        if get_origin(hint) is Union:
+            hint = next(arg for arg in get_args(hint) if arg is not type(None))
+        kind = get_origin(hint) or hint
+        if kind in (bool, int, float, str, list):
+            kinds[name] = kind
+    return kinds
+
+
+def env_settings(
+    environ: Mapping[str, str],
+    prefix: str,
+    kinds: Mapping[str, type],
+    aliases: Optional[Mapping[str, str]] = None,
+) -> Dict[str, Any]:
+    """The settings named in ``kinds`` that ``environ`` sets as ``<prefix><NAME>`` (or by an
+    alias: variable -> name), each parsed by :func:`env_value`; other variables are ignored."""
+    values: Dict[str, Any] = {}
+    for variable, raw in environ.items():
+        if not variable.startswith(prefix):
+            continue
+        name = (aliases or {}).get(variable, variable[len(prefix) :].lower())
+        if name in kinds:
+            values[name] = env_value(variable, raw, kinds[name])
+    return values

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from peephole.agent.config import AgentConfig, ConfigError
 from peephole.server.app import app_from_environment
 from peephole.server.settings import ServerSettings, SettingsError
 
@@ -40,3 +42,21 @@ def test_app_factory_reads_the_environment(
     assert (tmp_path / "peephole.db").exists()
     assert (tmp_path / "peephole.db").stat().st_mode & 0o777 == 0o600
     app.state.broker.db.close()
+
+
+@dataclass
+class _SettingsWithASwitch(ServerSettings):
+    """The server's settings with a boolean, as the agent's have: both read variables alike."""
+
+    verbose: bool = False
+
+
+@pytest.mark.parametrize("raw", ["maybe", "tru", "2"])
+def test_a_bad_boolean_is_refused_by_the_agent_and_the_server_alike(raw: str) -> None:
+    with pytest.raises(SettingsError) as server_error:
+        _SettingsWithASwitch.load({"PEEPHOLE_SERVER_VERBOSE": raw})
+    with pytest.raises(ConfigError) as agent_error:
+        AgentConfig.load({"PEEPHOLE_CAPTURE_EXCEPTIONS": raw})
+    expected = "is not a valid boolean (1/true/yes/on or 0/false/no/off)"
+    assert str(server_error.value) == f"PEEPHOLE_SERVER_VERBOSE={raw!r} {expected}"
+    assert str(agent_error.value) == f"PEEPHOLE_CAPTURE_EXCEPTIONS={raw!r} {expected}"

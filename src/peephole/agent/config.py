@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional
 
-from peephole.protocol import Limits
+from peephole.protocol import EnvError, Limits, env_kinds, env_settings
 
 ENV_PREFIX = "PEEPHOLE_"
 ENV_ALIASES = {"PEEPHOLE_ENV": "environment"}
@@ -22,6 +22,18 @@ ENV_ALIASES = {"PEEPHOLE_ENV": "environment"}
 
 class ConfigError(ValueError):
     """A setting with a value the agent cannot use."""
+
+
+def _env_values(cls: type, environ: Mapping[str, str]) -> Dict[str, Any]:
+    """The settings ``environ`` gives as ``PEEPHOLE_*``: tags as ``k=v`` pairs, limits in
+    code only (a nested dataclass), the rest by type with the loader the server uses too."""
+    try:
+        values = env_settings(environ, ENV_PREFIX, {**env_kinds(cls), "tags": list}, ENV_ALIASES)
+    except EnvError as exc:
+        raise ConfigError(str(exc)) from None
+    if "tags" in values:
+        values["tags"] = parse_tags(values["tags"])
+    return values
 
 
 @dataclass
@@ -86,13 +98,7 @@ class AgentConfig:
         """Build a config from keyword arguments, then the environment, then defaults."""
         environ = os.environ if environ is None else environ
         known = {f.name: f for f in fields(cls)}
-        values: Dict[str, Any] = {}
-        for name, raw in environ.items():
-            if not name.startswith(ENV_PREFIX):
-                continue
-            attr = ENV_ALIASES.get(name, name[len(ENV_PREFIX) :].lower())
-            if attr in known and attr != "limits":
-                values[attr] = _parse(attr, known[attr].default, raw)
+        values = _env_values(cls, environ)
         for name, value in overrides.items():
             if name not in known:
                 raise ConfigError(f"unknown agent setting {name!r}")
@@ -127,30 +133,6 @@ def _check(name: str, default: Any, value: Any) -> Any:
     if not ok:
         raise ConfigError(f"agent setting {name}={value!r} must be a {type(default).__name__}")
     return value
-
-
-def _parse(name: str, default: Any, raw: str) -> Any:
-    """Parse an environment variable by the type of the field's default."""
-    raw = raw.strip()
-    try:
-        if isinstance(default, bool):
-            lowered = raw.lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(raw)
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError:
-        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid value") from None
-    if name == "tags":
-        return parse_tags(raw.split(","))
-    if name in ("redact_names", "allow_names", "redact_patterns", "source_deny"):
-        return [item.strip() for item in raw.split(",") if item.strip()]
-    return raw or None
 
 
 def parse_tags(items: List[str]) -> Dict[str, str]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from peephole.protocol import EnvError, env_kinds, env_settings
+
 ENV_PREFIX = "PEEPHOLE_SERVER_"
 
 
@@ -65,31 +67,14 @@ class ServerSettings:
     def load(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> ServerSettings:
         """Build settings from keyword arguments, then the environment, then defaults."""
         environ = os.environ if environ is None else environ
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for name, raw in environ.items():
-            if not name.startswith(ENV_PREFIX):
-                continue
-            attr = name[len(ENV_PREFIX) :].lower()
-            if attr in known:
-                values[attr] = _parse(attr, known[attr].default, raw)
+        known = {f.name for f in fields(cls)}
+        try:
+            values = env_settings(environ, ENV_PREFIX, env_kinds(cls))
+        except EnvError as exc:
+            raise SettingsError(str(exc)) from None
         for name, value in overrides.items():
             if name not in known:
                 raise SettingsError(f"unknown server setting {name!r}")
             if value is not None:
                 values[name] = value
         return cls(**values)
-
-
-def _parse(name: str, default: Any, raw: str) -> Any:
-    raw = raw.strip()
-    try:
-        if isinstance(default, bool):
-            return raw.lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError:
-        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid value") from None
-    return raw or None
