@@ -422,6 +422,72 @@ def _caret(text: str, column: int, message: str) -> str:
     return f"{message}\n    {flat}\n    {' ' * (column - 1)}^"
 
 
+# --- captured values: where a shared value was first shown, as a person reads it ----------
+
+
+def readable_ref(ref: Any, event: Dict[str, Any]) -> str:
+    """The place a ``{"ref": ...}`` value points at, as a person reads it: the JSON Pointer
+    ``/frames/0/locals/lines/items/2`` becomes ``frames[0].locals.lines[2]``, a dict entry
+    shows its key and a watch its expression. The CLI and the web UI both show this."""
+    if isinstance(ref, (list, tuple)):
+        return ".".join(str(part) for part in ref)
+    if not isinstance(ref, str) or not ref.startswith("/"):
+        return str(ref)
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in ref[1:].split("/")]
+    parts = [p for p in parts if p not in ("", "None")]  # no segment: the value itself
+    text, node, index = "", event, 0
+    while index < len(parts):
+        step, arg = parts[index], parts[index + 1] if index + 1 < len(parts) else None
+        text, node, used = _ref_step(text, node, step, arg)
+        index += used
+    return text or "the event"
+
+
+def _ref_step(text: str, node: Any, step: str, arg: Optional[str]) -> Tuple[str, Any, int]:
+    """One step of :func:`readable_ref`: the text so far, the node reached (``None`` when
+    the pointer leaves the data) and how many segments the step used."""
+    if step in ("frames", "watches") and arg is not None and arg.isdigit():
+        return f"{text}{step}[{arg}]", _child(_child(node, step), int(arg)), 2
+    if step == "value" and isinstance(node, dict) and "expr" in node:
+        return f"{text} ({node['expr']})", node.get("value"), 1
+    if step == "locals" and arg is not None:
+        return f"{text}.locals.{arg}", _child(_child(node, "locals"), arg), 2
+    if step == "items" and arg is not None and arg.isdigit():
+        return f"{text}[{arg}]", _child(_child(node, "items"), int(arg)), 2
+    if step == "entries" and arg is not None and arg.isdigit():
+        entry = _child(_child(node, "entries"), int(arg))
+        ok = isinstance(entry, (list, tuple)) and len(entry) == 2
+        key = key_text(entry[0]) if ok else f"#{arg}"
+        return f"{text}[{key}]", entry[1] if ok else None, 3
+    if step == "fields" and arg is not None:
+        return f"{text}.{arg}", _child(_child(node, "fields"), arg), 2
+    return f"{text}.{step}" if text else step, None, 1
+
+
+def _child(node: Any, key: Any) -> Any:
+    try:
+        return node[key]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def key_text(key: Any) -> str:
+    """A captured dict key as Python would write it (``'sku'``, ``3``, ``b'k'``); a key
+    that was cut or is no scalar shows its type in angle quotes."""
+    if isinstance(key, dict) and "v" in key and "cut" not in key:
+        kind, value = str(key.get("t", "")), key["v"]
+        if kind == "str" and isinstance(value, str):
+            return repr(value)
+        if kind == "bytes":
+            return f"b'{value}'" if isinstance(value, str) else repr(value)
+        if value is None:
+            return "None"
+        return repr(value) if not isinstance(value, str) else value
+    if isinstance(key, dict):
+        return f"\u2039{key.get('t', '?')}\u203a"
+    return repr(key)
+
+
 # --- Settings from PEEPHOLE_* environment variables ---------------------------------------------
 # The agent (``PEEPHOLE_*``) and the server (``PEEPHOLE_SERVER_*``) read their variables with
 # this one loader, so a value means the same in both and a bad one is refused the same way.

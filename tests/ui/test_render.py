@@ -105,3 +105,21 @@ def test_a_service_restarted_many_times_lists_its_newest_gone_instances() -> Non
     shown, hidden = instances_by_service(rows)
     assert [i["instance_id"] for i in shown["shop"]] == ["live"] + [f"old-{n}" for n in range(5)]
     assert hidden == {"shop": 7}
+
+
+def test_a_shared_value_says_where_it_was_shown_as_a_path_not_a_pointer() -> None:
+    """Issue 15 item 6 on the web UI: the snapshot page showed
+    ``same as /frames/0/locals/lines/items/0``."""
+    line = {"t": "shop.CartLine", "fields": {"ref": {"t": "str", "v": "a field named ref"}}}
+    event = {"frames": [{"locals": {
+        "lines": {"t": "list", "items": [line]},
+        "line": {"t": "shop.CartLine", "ref": "/frames/0/locals/lines/items/0"},
+    }}]}
+    shown = render.with_readable_refs(event)
+    local = shown["frames"][0]["locals"]
+    assert local["line"]["ref_path"] == "frames[0].locals.lines[0]"
+    assert render.one_line(local["line"]) == (
+        "shop.CartLine \u2039same as frames[0].locals.lines[0]\u203a"
+    )
+    assert "ref_path" not in local["lines"]["items"][0]["fields"]  # a field named ref is data
+    assert "ref_path" not in event["frames"][0]["locals"]["line"]  # the stored event is unchanged

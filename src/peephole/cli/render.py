@@ -23,6 +23,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from peephole.client.models import AuditEntry, Event, ExceptionGroup, Instance, Probe, Service
+from peephole.protocol import key_text, readable_ref
 
 SCALARS = ("NoneType", "bool", "int", "float")
 OPEN, CLOSE = "\u2039", "\u203a"  # the angle quotes around a cut: <depth>
@@ -381,7 +382,8 @@ def _describe(name: str, value: dict[str, Any],
     cut = value.get("cut")
     label = Text(printable(name))
     if "ref" in value:
-        return label + Text(f": {kind} ") + _mark(f"same as {_ref(value['ref'], root)}"), [], ""
+        where = readable_ref(value["ref"], root)
+        return label + Text(f": {kind} ") + _mark(f"same as {where}"), [], ""
     if cut in ("depth", "redacted", "budget", "unsupported"):
         return label + Text(f": {kind} ") + _mark(str(cut)), [], ""
     omitted = int(value.get("omitted") or 0)
@@ -393,7 +395,7 @@ def _describe(name: str, value: dict[str, Any],
     if "entries" in value:
         entries = value.get("entries") or []
         label += Text(f": {kind} ({_count(value.get('len', len(entries)), 'item')})", DIM)
-        children = [(f"[{_key(k)}]", v) for k, v in entries]
+        children = [(f"[{key_text(k)}]", v) for k, v in entries]
         return label, children, _more(omitted, "item")
     if "fields" in value:
         label += Text(f": {kind}", DIM)
@@ -419,60 +421,6 @@ def _scalar(kind: str, v: Any) -> str:
     if v is None:
         return "None"
     return repr(v) if not isinstance(v, str) else v
-
-
-def _key(key: Any) -> str:
-    if isinstance(key, dict) and "v" in key and "cut" not in key:
-        return _scalar(str(key.get("t", "")), key["v"])
-    if isinstance(key, dict):
-        return f"{OPEN}{key.get('t', '?')}{CLOSE}"
-    return repr(key)
-
-
-def _ref(ref: Any, root: dict[str, Any]) -> str:
-    """Where a shared or cyclic value was shown first, as a person reads it:
-    ``/frames/0/locals/lines/items/2`` (a JSON Pointer into the event) becomes
-    ``frames[0].locals.lines[2]``, a dict entry shows its key, a watch its expression."""
-    if isinstance(ref, (list, tuple)):
-        return ".".join(str(part) for part in ref)
-    if not isinstance(ref, str) or not ref.startswith("/"):
-        return str(ref)
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in ref[1:].split("/")]
-    parts = [p for p in parts if p not in ("", "None")]  # no segment: the value itself
-    text, node, index = "", root, 0
-    while index < len(parts):
-        step, arg = parts[index], parts[index + 1] if index + 1 < len(parts) else None
-        text, node, used = _ref_step(text, node, step, arg)
-        index += used
-    return text or "the event"
-
-
-def _ref_step(text: str, node: Any, step: str, arg: str | None) -> tuple[str, Any, int]:
-    """One step of :func:`_ref`: the text so far, the node reached (``None`` when the
-    pointer leaves the data) and how many segments the step used."""
-    if step in ("frames", "watches") and arg is not None and arg.isdigit():
-        return f"{text}{step}[{arg}]", _child(_child(node, step), int(arg)), 2
-    if step == "value" and isinstance(node, dict) and "expr" in node:
-        return f"{text} ({node['expr']})", node.get("value"), 1
-    if step == "locals" and arg is not None:
-        return f"{text}.locals.{arg}", _child(_child(node, "locals"), arg), 2
-    if step == "items" and arg is not None and arg.isdigit():
-        return f"{text}[{arg}]", _child(_child(node, "items"), int(arg)), 2
-    if step == "entries" and arg is not None and arg.isdigit():
-        entry = _child(_child(node, "entries"), int(arg))
-        ok = isinstance(entry, (list, tuple)) and len(entry) == 2
-        key = _key(entry[0]) if ok else f"#{arg}"
-        return f"{text}[{key}]", entry[1] if ok else None, 3
-    if step == "fields" and arg is not None:
-        return f"{text}.{arg}", _child(_child(node, "fields"), arg), 2
-    return f"{text}.{step}" if text else step, None, 1
-
-
-def _child(node: Any, key: Any) -> Any:
-    try:
-        return node[key]
-    except (KeyError, IndexError, TypeError):
-        return None
 
 
 def _mark(text: str, style: str = CUT) -> Text:

@@ -100,7 +100,9 @@ async def event_page(
     viewer: Viewer = Depends(signed_in),
 ) -> Response:
     broker = broker_of(request)
-    event = await event_api.get_event(event_id, broker=broker, _=viewer.principal)
+    event = render.with_readable_refs(
+        await event_api.get_event(event_id, broker=broker, _=viewer.principal)
+    )
     frames = stack(event.get("frames") or [])
     chosen = frames[frame] if frame < len(frames) else None
     source: list[tuple[int, Any]] = []
@@ -124,8 +126,10 @@ async def compare_page(
     viewer: Viewer = Depends(signed_in),
 ) -> Response:
     broker = broker_of(request)
-    first = await event_api.get_event(a, broker=broker, _=viewer.principal)
-    second = await event_api.get_event(b, broker=broker, _=viewer.principal)
+    first = render.with_readable_refs(
+        await event_api.get_event(a, broker=broker, _=viewer.principal))
+    second = render.with_readable_refs(
+        await event_api.get_event(b, broker=broker, _=viewer.principal))
     if first["time"] > second["time"]:
         first, second = second, first
     rows = render.compare(
@@ -223,8 +227,8 @@ async def exception_page(
     chart = render.occurrences(times, time.time())
     newest = None
     if group.get("last_event_id"):
-        newest = await event_api.get_event(group["last_event_id"], broker=broker,
-                                         _=viewer.principal)
+        newest = render.with_readable_refs(await event_api.get_event(
+            group["last_event_id"], broker=broker, _=viewer.principal))
     frames = stack((newest or {}).get("frames") or [])
     return page(request, "exception.html", viewer, group=group, chart=chart,
                 peak=max(chart) or 1, newest=newest, frames=frames)

@@ -18,6 +18,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 from pygments.token import STANDARD_TYPES, _TokenType
 
+from peephole.protocol import readable_ref
+
 CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
 CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
 CUT_WORDS = {
@@ -110,7 +112,7 @@ def one_line(value: Any, room: int = 120) -> str:
     kind = str(value.get("t", "?"))
     cut = cut_word(value)
     if "ref" in value:
-        return f"{kind} \u2039same as {value['ref']}\u203a"
+        return f"{kind} \u2039same as {value.get('ref_path', value['ref'])}\u203a"
     if cut and "v" not in value and "items" not in value and "entries" not in value:
         return f"{kind} \u2039{cut}\u203a"
     if "v" in value:
@@ -246,3 +248,20 @@ LIBRARY = re.compile(r"[\\/](site-packages|dist-packages)[\\/]|[\\/]lib[\\/]pyth
 def is_library(path: str) -> bool:
     """Installed packages and the standard library (folded away in stacks and file lists)."""
     return LIBRARY.search(path) is not None
+
+
+def with_readable_refs(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` with a ``ref_path`` beside every ``ref`` (``frames[0].locals.lines[2]``, not
+    a JSON Pointer), so pages and the variable tree say where a shared value was shown."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            copy = {key: walk(value) for key, value in node.items()}
+            if isinstance(node.get("t"), str) and isinstance(node.get("ref"), str):
+                copy["ref_path"] = readable_ref(node["ref"], event)
+            return copy
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(event)  # type: ignore[no-any-return]

@@ -37,7 +37,7 @@ function children(value) {
 export function summary(value, room = 80) {
   if (!value || typeof value !== "object") return visible(JSON.stringify(value));
   const kind = visible(value.t ?? "?");
-  if ("ref" in value) return `${kind} ‹same as ${visible(value.ref)}›`;
+  if ("ref" in value) return `${kind} ‹same as ${visible(value.ref_path ?? value.ref)}›`;
   if (value.t === "error") return `‹error: ${visible(value.error)}›`;
   if ("v" in value) {
     let text = value.t === "NoneType" ? "None" : value.t === "str" ? JSON.stringify(value.v) : String(value.v);
@@ -60,7 +60,7 @@ function cutText(value) {
 export function plain(value) {
   if (!value || typeof value !== "object") return value;
   if (value.cut && !("v" in value) && !children(value).length) return `‹${CUTS[value.cut] || value.cut}›`;
-  if ("ref" in value) return `‹same as ${value.ref}›`;
+  if ("ref" in value) return `‹same as ${value.ref_path ?? value.ref}›`;
   if ("v" in value) return value.v;
   if (Array.isArray(value.items)) return value.items.map(plain);
   if (Array.isArray(value.entries)) {
