@@ -41,6 +41,8 @@ class Health(Model):
 class User(Model):
     name: str = ""
     role: str = ""
+    id: int | None = None  # the token's id
+    expires_at: float | None = None  # when the token stops working (None: never)
 
 
 @dataclass
@@ -66,6 +68,8 @@ class Instance(Model):
     started_at: float | None = None
     last_seen: float | None = None
     connected: bool = False
+    dropped: int = 0  # events its agent dropped (full buffer) and said so
+    last_disconnect: str | None = None  # why the server last closed its connection
     internal_errors: int = 0  # failures inside its agent, caught and counted
     last_internal_error: str | None = None
     abandoned_events: int = 0  # events its agent could not send before the process exited
@@ -196,7 +200,8 @@ class NewProbe:
 
 @dataclass
 class Event(Model):
-    """A snapshot, log line or exception; the payload varies by type, see ``raw``."""
+    """A snapshot, log line or exception; the payload fields a type does not have keep their
+    defaults."""
 
     id: str
     type: str
@@ -204,23 +209,27 @@ class Event(Model):
     service: str | None = None
     instance_id: str | None = None
     probe_id: str | None = None
+    probe_version: int | None = None
     file: str | None = None
     line: int | None = None
+    thread: str | None = None
     trace_id: str | None = None
     span_id: str | None = None
     trace_link: str | None = None
-
-    @property
-    def frames(self) -> list[dict[str, Any]]:
-        return list(self.raw.get("frames") or ())
-
-    @property
-    def watches(self) -> list[dict[str, Any]]:
-        return list(self.raw.get("watches") or ())
-
-    @property
-    def message(self) -> str:
-        return str(self.raw.get("message") or "")
+    size: int = 0  # bytes captured
+    frames: list[dict[str, Any]] = field(default_factory=list)  # snapshots, exceptions
+    watches: list[dict[str, Any]] = field(default_factory=list)  # snapshots
+    errors: list[Any] = field(default_factory=list)  # logs: template expressions that failed
+    message: str = ""  # logs, exceptions
+    level: str | None = None  # logs
+    exc_type: str | None = None  # exceptions from here on
+    fingerprint: str | None = None
+    origin: str | None = None  # what caught it: "thread", "logging", a framework...
+    snapshot: bool = False  # True: this one has the frames' locals
+    count: int = 0  # occurrences this event stands for
+    first_time: float | None = None
+    last_time: float | None = None
+    chain: list[dict[str, Any]] = field(default_factory=list)  # causes and contexts
 
 
 @dataclass
@@ -270,6 +279,7 @@ class Token(Model):
     role: str = ""
     token: str | None = None  # only when just created
     id: int | None = None
+    created_at: float | None = None
     expires_at: float | None = None
     revoked_at: float | None = None
     active: bool = True
@@ -280,6 +290,7 @@ class AgentKey(Model):
     name: str
     key: str | None = None  # only when just created
     id: int | None = None
+    created_at: float | None = None
     expires_at: float | None = None
     revoked_at: float | None = None
     services: list[str] | None = None  # None: any service
