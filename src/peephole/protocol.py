@@ -475,14 +475,7 @@ def key_text(key: Any) -> str:
     """A captured dict key as Python would write it (``'sku'``, ``3``, ``b'k'``); a key
     that was cut or is no scalar shows its type in angle quotes."""
     if isinstance(key, dict) and "v" in key and "cut" not in key:
-        kind, value = str(key.get("t", "")), key["v"]
-        if kind == "str" and isinstance(value, str):
-            return repr(value)
-        if kind == "bytes":
-            return f"b'{value}'" if isinstance(value, str) else repr(value)
-        if value is None:
-            return "None"
-        return repr(value) if not isinstance(value, str) else value
+        return scalar_text(str(key.get("t", "")), key["v"])
     if isinstance(key, dict):
         return f"\u2039{key.get('t', '?')}\u203a"
     return repr(key)
@@ -548,3 +541,15 @@ def env_settings(
         if name in kinds:
             values[name] = env_value(variable, raw, kinds[name])
     return values
+
+
+def scalar_text(kind: str, value: Any) -> str:
+    """A captured scalar's ``v`` as Python would write it: ``'text'``, ``b'raw'``, ``None``,
+    ``3``; a value already sent as text (a date, a Decimal) as it is."""
+    if kind == "str" and isinstance(value, str):
+        return repr(value)
+    if kind == "bytes":
+        return f"b'{value}'" if isinstance(value, str) else repr(value)
+    if value is None:
+        return "None"
+    return repr(value) if not isinstance(value, str) else value

@@ -23,7 +23,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from peephole.client.models import AuditEntry, Event, ExceptionGroup, Instance, Probe, Service
-from peephole.protocol import key_text, readable_ref
+from peephole.protocol import key_text, readable_ref, scalar_text
 
 SCALARS = ("NoneType", "bool", "int", "float")
 OPEN, CLOSE = "\u2039", "\u203a"  # the angle quotes around a cut: <depth>
@@ -402,7 +402,7 @@ def _describe(name: str, value: dict[str, Any],
         children = list((value.get("fields") or {}).items())
         return label, children, _more(omitted, "field")
     if "v" in value:
-        label += Text(" = ") + Text(printable(_scalar(kind, value["v"])))
+        label += Text(" = ") + Text(printable(scalar_text(kind, value["v"])))
         if kind not in SCALARS and kind != "str":
             label += Text(f"  {kind}", DIM)
         if kind == "bytes" and "len" in value:
@@ -411,16 +411,6 @@ def _describe(name: str, value: dict[str, Any],
             label += Text(f" {OPEN}truncated, {value.get('len', '?')} chars{CLOSE}", CUT)
         return label, [], ""
     return label + Text(f": {kind}", DIM), [], ""
-
-
-def _scalar(kind: str, v: Any) -> str:
-    if kind == "str" and isinstance(v, str):
-        return repr(v)
-    if kind == "bytes":
-        return f"b'{v}'" if isinstance(v, str) else repr(v)
-    if v is None:
-        return "None"
-    return repr(v) if not isinstance(v, str) else v
 
 
 def _mark(text: str, style: str = CUT) -> Text:
