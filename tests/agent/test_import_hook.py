@@ -111,6 +111,25 @@ def test_an_error_that_heals_is_retried_by_housekeeping(
     assert agent.flush() and len(collector.of("p")) == 1
 
 
+def test_a_new_version_that_does_not_compile_stays_in_error_after_a_healing_one(
+    agent: Agent, tmp_path: Path, clean_modules: None
+) -> None:
+    """A version in an error that heals (no such file yet), replaced by one whose condition
+    does not compile, must not be armed by the retry once the file appears."""
+    path = tmp_path / "heals_later.py"
+    assert agent.set_probe(tracepoint("p", str(path), 2)).state == ERROR
+    broken = tracepoint("p", str(path), 2, condition="x ==", version=2)
+    assert agent.set_probe(broken).state == ERROR
+    path.write_text(SOURCE)
+    module = ModuleType("heals_later")
+    module.__file__ = str(path)
+    sys.modules["heals_later"] = module
+    exec(compile(SOURCE, str(path), "exec"), vars(module))
+    agent._retry_pending()  # what housekeeping does every second
+    assert state_of(agent, "p").startswith("error: expression refused")
+    assert not HOOK.installed()
+
+
 def test_an_error_that_cannot_heal_is_not_watched(agent: Agent) -> None:
     status = agent.set_probe(tracepoint("p", "templates/page.html", 3))
     assert status.state == ERROR

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import types
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from peephole import protocol
 from peephole.agent import health, otel
@@ -72,7 +72,6 @@ class Agent:
         self._init_runtime()
         self._backend: Optional[Backend] = None
         self._watcher = _Waiting(self)
-        self._healing: Set[str] = set()  # probes in an error that may heal: retried
         self._probes: Dict[str, Probe] = {}
 
     def _init_runtime(self) -> None:
@@ -192,6 +191,8 @@ class Agent:
                 probe.continue_from(existing)
             self._probes[spec.id] = probe
             self._install(probe)
+            if existing is not None:  # the version replaced may have been what the hook waited for
+                self._update_watcher()
             status = probe.status()
         self._poke()
         return status
@@ -278,19 +279,16 @@ class Agent:
             self._update_watcher()
             return
         except LocateError as exc:
-            if exc.heals:  # retried by housekeeping and when a matching module is imported
-                self._healing.add(spec.id)
-            else:
-                self._healing.discard(spec.id)
+            probe.heals = exc.heals  # retried by housekeeping and when its module is imported
             probe.set_state(ERROR, str(exc))
             self._update_watcher()
             return
         except Unavailable as exc:
-            self._healing.discard(spec.id)
+            probe.heals = False
             probe.set_state(ERROR, str(exc))
             return
         except Exception as exc:
-            self._healing.discard(spec.id)
+            probe.heals = False
             probe.set_state(ERROR, f"cannot locate {spec.file}:{spec.line}: {exc!r}")
             return
         armed = []
@@ -304,7 +302,7 @@ class Agent:
                     backend.disarm(target, probe.hit)
                 except Exception as disarm_exc:
                     health.internal_error("disarming after a failed arm", disarm_exc)
-            self._healing.discard(spec.id)
+            probe.heals = False
             probe.set_state(ERROR, f"cannot instrument {resolution.path}: {exc!r}")
             return
         probe.targets = armed
@@ -336,7 +334,7 @@ class Agent:
         return [
             probe
             for probe in list(self._probes.values())
-            if probe.state == PENDING or (probe.state == ERROR and probe.spec.id in self._healing)
+            if probe.state == PENDING or (probe.state == ERROR and probe.heals)
         ]
 
     def _update_watcher(self) -> None:

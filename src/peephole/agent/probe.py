@@ -91,6 +91,7 @@ class Probe:
         self.state = PENDING
         self.message: Optional[str] = None
         self.path: Optional[str] = None
+        self.heals = False  # in an error that placing it again may end (a file not there yet)
         self.targets: List[Target] = []
         self.hits = 0
         self.captures = 0
