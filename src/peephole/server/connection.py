@@ -33,6 +33,12 @@ log = logging.getLogger("peephole.server")
 OUTBOX_MESSAGES = 1000  # queued messages (acks, answers, policies) before an agent is too slow
 ENVELOPE_BYTES = 1024  # room left in a message for its type and fields
 POLICY_VIOLATION = 1008
+MAX_CLOSE_REASON_BYTES = 120  # a WebSocket close reason holds 123 bytes of UTF-8
+
+
+def close_reason(reason: str) -> str:
+    """``reason`` cut to what a close frame holds, in bytes (a character cut can overflow)."""
+    return reason.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
 
 
 class ProbeLists:
@@ -120,7 +126,6 @@ class AgentConnection:
         self.kicked: Optional[str] = None  # why the server ended this connection
         self.sent: dict[str, str] = {}  # probe id -> spec as last sent
         self.ever_sent: set[str] = set()  # probes whose events this connection may send
-        self.withheld = 0  # probes left out of the last full list (too big for a message)
         self._synced = False
         self._wanted: Optional[dict[str, str]] = None
         self._wanted_generation = -1
@@ -245,7 +250,7 @@ class AgentConnection:
         return True
 
     async def _close_now(self, code: int, reason: str) -> None:
-        reason = reason.encode()[:120].decode(errors="ignore")
+        reason = close_reason(reason)
         if await self._deliver(protocol.encode({"type": "error", "reason": reason})):
             try:
                 await asyncio.wait_for(self.websocket.close(code, reason), self.send_timeout)
@@ -265,10 +270,10 @@ class AgentConnection:
             return []
         previous, self.sent, self._synced = self.sent, wanted, True
         if not self.deltas:
-            message, self.withheld = full_message(wanted)
-            if self.withheld:
+            message, withheld = full_message(wanted)
+            if withheld:
                 log.warning("instance %s: %d probes left out, its list is over %d bytes",
-                            self.instance_id, self.withheld, protocol.MAX_MESSAGE_BYTES)
+                            self.instance_id, withheld, protocol.MAX_MESSAGE_BYTES)
             return [message]
         changed = [text for pid, text in wanted.items() if previous.get(pid) != text]
         removed = [pid for pid in previous if pid not in wanted]

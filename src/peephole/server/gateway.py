@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from peephole import protocol
 from peephole.server import wire
 from peephole.server.broker import Broker
-from peephole.server.connection import AgentConnection
+from peephole.server.connection import POLICY_VIOLATION, AgentConnection, close_reason
 from peephole.server.store import credentials
 from peephole.server.store import instances as instance_store
 from peephole.server.wsprotocol import EXTENSION, SocketControl
@@ -24,7 +24,6 @@ from peephole.server.wsprotocol import EXTENSION, SocketControl
 log = logging.getLogger("peephole.server")
 
 HELLO_TIMEOUT = 10.0
-POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013
 MAX_EVENTS_PER_MESSAGE = 10_000
@@ -296,7 +295,7 @@ def _statuses(message: dict[str, Any]) -> list[protocol.ProbeStatus]:
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     if websocket.application_state != WebSocketState.CONNECTED:
         return
-    reason = reason.encode()[:120].decode(errors="ignore")
+    reason = close_reason(reason)
     try:  # a peer that does not read gets no longer than a hello to do so
         await asyncio.wait_for(
             websocket.send_text(protocol.encode({"type": "error", "reason": reason})),

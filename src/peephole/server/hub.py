@@ -22,8 +22,8 @@ STREAM_QUEUE = 1000  # messages buffered per live-stream subscriber before the o
 class Subscriber:
     """A person's live stream with its filters; a slow reader loses the oldest messages.
 
-    ``token_id`` is the token it was opened with (``expires_at``: its end): when that is
-    revoked or expires, housekeeping or a revocation notice ends the stream with
+    ``token_id`` is the token it was opened with: when that is revoked or expires,
+    housekeeping or a revocation notice ends the stream with
     ``{"type": "error", "reason": ...}``."""
 
     service: Optional[str] = None
@@ -34,7 +34,6 @@ class Subscriber:
     )
     dropped: int = 0
     token_id: Optional[int] = None
-    expires_at: Optional[float] = None
     ended: Optional[str] = None  # why the server ends this stream
 
     def end(self, reason: str) -> None:

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from peephole import protocol
 from peephole.server.auth import authenticate, bearer_token
 from peephole.server.broker import Broker
+from peephole.server.connection import POLICY_VIOLATION, close_reason
 from peephole.server.hub import Subscriber
 from peephole.server.wsprotocol import EXTENSION, SocketControl
 
@@ -41,7 +42,7 @@ async def stream_endpoint(websocket: WebSocket) -> None:
         return
     subscriber = Subscriber(
         service=params.get("service") or None, probe_id=params.get("probe_id") or None,
-        type=kind, token_id=principal.id, expires_at=principal.expires_at,
+        type=kind, token_id=principal.id,
     )
     broker.hub.subscribers.add(subscriber)
     control: Optional[SocketControl] = websocket.scope.get("extensions", {}).get(EXTENSION)
@@ -73,7 +74,9 @@ async def _send(websocket: WebSocket, subscriber: Subscriber, deadline: float) -
             message = await subscriber.queue.get()
             await asyncio.wait_for(websocket.send_text(protocol.encode(message)), deadline)
             if message.get("type") == "error":
-                await asyncio.wait_for(websocket.close(1008, message["reason"][:120]), deadline)
+                await asyncio.wait_for(
+                    websocket.close(POLICY_VIOLATION, close_reason(message["reason"])), deadline
+                )
                 return
     subscriber.ended = subscriber.ended or "did not read in time"
 
@@ -81,4 +84,4 @@ async def _send(websocket: WebSocket, subscriber: Subscriber, deadline: float) -
 async def _refuse(websocket: WebSocket, reason: str) -> None:
     with contextlib.suppress(Exception):
         await websocket.send_text(protocol.encode({"type": "error", "reason": reason}))
-        await websocket.close(1008, reason[:120])
+        await websocket.close(POLICY_VIOLATION, close_reason(reason))

@@ -92,7 +92,7 @@ async def live(
     kind = type if type in STREAM_TYPES else None
     subscriber = Subscriber(
         service=service or None, probe_id=probe_id or None, type=kind,
-        token_id=viewer.principal.id, expires_at=viewer.principal.expires_at,
+        token_id=viewer.principal.id,
     )
 
     # Set by ``peephole server``: the stream ends when the server stops, instead of holding
