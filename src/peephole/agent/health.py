@@ -38,7 +38,6 @@ class _Health:
         self.last: Optional[str] = None
         self.abandoned = 0
         self.places: Set[str] = set()  # where errors happened
-        self.logged: Set[str] = set()  # places already logged
         self.unlogged: List[str] = []  # first description of each place not logged yet
 
 

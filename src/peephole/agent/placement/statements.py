@@ -164,11 +164,6 @@ class Entry(NamedTuple):
     caught_in: bool = False  # an exception raised outside the statement is handled here
 
 
-def statement_starts(instrs: Sequence[Ins], source: SourceMap, unit: Unit) -> List[Hashable]:
-    """Keys of the instructions where control enters ``unit`` from outside it."""
-    return [entry.key for entry in statement_entries(instrs, source, unit)]
-
-
 def statement_entries(instrs: Sequence[Ins], source: SourceMap, unit: Unit) -> List[Entry]:
     """The instructions where control enters ``unit`` from outside it, with how it does."""
     units = _units(instrs, source)

@@ -125,7 +125,6 @@ _TYPE_CACHE_SIZE = 1024
 
 _WORDS = re.compile(r"[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*(?![a-z])|[0-9]+")
 _SEPARATORS = str.maketrans("", "", "_-. ")
-_TEXT_TYPES = (str, bytes)
 _SHOWN_SCALARS = frozenset({id(bool), id(NoneType)})
 _NUMBERS = frozenset({id(int), id(float)})
 

@@ -26,7 +26,6 @@ CUT_WORDS = {
     "depth": "depth limit", "items": "items omitted", "length": "truncated",
     "budget": "budget full", "redacted": "redacted", "unsupported": "not captured",
 }
-SCALARS = ("NoneType", "bool", "int", "float", "str", "complex")
 
 
 def visible(text: str) -> str:
