@@ -3,7 +3,7 @@
 
     python3 dev.py demo    build what is missing, then run the server, a demo shop under the
                            agent and a little traffic; Ctrl-C stops it all
-    python3 dev.py test    build what is missing, then run ruff, mypy and every test: the
+    python3 dev.py test    build what is missing, then run ruff (lint and format), mypy and every test: the
                            agent's on each Python from 3.9 to 3.13, the agent and CLI on
                            the lowest dependency versions declared, the rest on this one
 
@@ -35,9 +35,16 @@ REPORTS = ROOT / ".venvs" / "reports"
 FLOORS_VENV = AGENT_VENVS / "floors"
 # The agent's and the CLI's direct dependencies, tested at their declared lowest versions.
 FLOOR_PACKAGES = ("click", "websockets", "bytecode", "httpx", "rich")
-FLOOR_TESTS = ("tests/cli/test_usage.py", "tests/cli/test_errors.py", "tests/cli/test_render.py",
-               "tests/cli/test_newcomer.py", "tests/client", "tests/agent/test_transport.py",
-               "tests/agent/test_instrument.py", "tests/agent/test_launch.py")
+FLOOR_TESTS = (
+    "tests/cli/test_usage.py",
+    "tests/cli/test_errors.py",
+    "tests/cli/test_render.py",
+    "tests/cli/test_newcomer.py",
+    "tests/client",
+    "tests/agent/test_transport.py",
+    "tests/agent/test_instrument.py",
+    "tests/agent/test_launch.py",
+)
 PG_PORT = 5432  # where tests/server/conftest.py looks
 PG_DIR = AGENT_VENVS / "postgres"
 LINTED = ("src", "tests", "benchmarks", "tools", "dev.py")
@@ -147,27 +154,58 @@ def ensure_postgres(port: int = PG_PORT, directory: Path = PG_DIR) -> Callable[[
     if _port_open(port):
         return None
     bindir = _postgres_bindir()
-    why = ("no PostgreSQL binaries (initdb, pg_ctl) were found; install them, e.g. "
-           "`apt install postgresql`" if bindir is None else
-           "initdb refuses to run as root" if os.geteuid() == 0 else "")
+    why = (
+        "no PostgreSQL binaries (initdb, pg_ctl) were found; install them, e.g. "
+        "`apt install postgresql`"
+        if bindir is None
+        else "initdb refuses to run as root"
+        if os.geteuid() == 0
+        else ""
+    )
     if why:
-        print(f"==> no PostgreSQL on 127.0.0.1:{port} and {why}: its tests are skipped",
-              flush=True)
+        print(f"==> no PostgreSQL on 127.0.0.1:{port} and {why}: its tests are skipped", flush=True)
         return None
     assert bindir is not None
     data, quiet = directory / "data", {"stdout": subprocess.DEVNULL, "check": True}
     if not (data / "PG_VERSION").exists():
         shutil.rmtree(data, ignore_errors=True)
-        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                        "--auth=trust", "-E", "UTF8"], **quiet)
+        subprocess.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+            **quiet,
+        )
     print(f"==> starting a throwaway PostgreSQL on 127.0.0.1:{port} ({data})", flush=True)
-    subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(directory / "log"), "-w",
-                    "-o", f"-h 127.0.0.1 -p {port} -k {directory}", "start"], **quiet)
+    subprocess.run(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(directory / "log"),
+            "-w",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {directory}",
+            "start",
+        ],
+        **quiet,
+    )
     createdb = shutil.which("createdb") or str(bindir / "createdb")
-    subprocess.run([createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "test"],
-                   stderr=subprocess.DEVNULL, check=False)  # fails once it exists
-    return lambda: subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                                   "-w", "stop"], **quiet)
+    subprocess.run(
+        [createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "test"],
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )  # fails once it exists
+    return lambda: subprocess.run(
+        [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], **quiet
+    )
 
 
 def _port_open(port: int) -> bool:
@@ -183,9 +221,10 @@ def _postgres_bindir() -> Path | None:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
-                        else 0)
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     return candidates[-1].parent if candidates else None
 
 
@@ -228,20 +267,27 @@ def run_tests(fast: bool, extra: list[str]) -> int:
     failures = 0
     steps: list[tuple[str, list[str]]] = [
         ("ruff", [str(python), "-m", "ruff", "check", *LINTED]),
+        ("ruff format", [str(python), "-m", "ruff", "format", "--check", *LINTED]),
         ("mypy", [str(python), "-m", "mypy"]),
     ]
     for version, interpreter in pythons.items():
         steps.append(
-            (f"agent tests on Python {version}", _pytest(interpreter, f"agent-{version}",
-             ["tests/agent"]))
+            (
+                f"agent tests on Python {version}",
+                _pytest(interpreter, f"agent-{version}", ["tests/agent"]),
+            )
         )
     steps.append(
-        ("agent and CLI on the lowest declared versions of their dependencies",
-         _pytest(str(ensure_floors_venv()), "floors", list(FLOOR_TESTS)))
+        (
+            "agent and CLI on the lowest declared versions of their dependencies",
+            _pytest(str(ensure_floors_venv()), "floors", list(FLOOR_TESTS)),
+        )
     )
     steps.append(
-        ("server, client, CLI and end-to-end tests", _pytest(str(python), "main",
-         ["tests", "--ignore=tests/agent", *extra]))
+        (
+            "server, client, CLI and end-to-end tests",
+            _pytest(str(python), "main", ["tests", "--ignore=tests/agent", *extra]),
+        )
     )
     stop_postgres = ensure_postgres()
     try:
@@ -267,8 +313,11 @@ def ensure_chromium() -> None:
     if Path(CHROMIUM).exists() or os.environ.get("PEEPHOLE_CHROMIUM"):
         return
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        print(f"==> {CHROMIUM} is missing: install Debian's chromium package "
-              "(the browser tests fail without it)", flush=True)
+        print(
+            f"==> {CHROMIUM} is missing: install Debian's chromium package "
+            "(the browser tests fail without it)",
+            flush=True,
+        )
         return
     print("==> installing chromium for the browser tests (apt-get)", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

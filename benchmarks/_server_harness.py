@@ -146,9 +146,16 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         command = [
-            _peephole_command(), "server", "--port", str(self.port),
-            "--data-dir", self._data_dir.name,
-            "--admin-token", ADMIN_TOKEN, "--agent-key", AGENT_KEY,
+            _peephole_command(),
+            "server",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            self._data_dir.name,
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--agent-key",
+            AGENT_KEY,
         ]
         if self.database:
             command += ["--database", self.database]
@@ -247,17 +254,27 @@ class FakeAgent:
 
     def __post_init__(self) -> None:
         self.info = protocol.InstanceInfo(
-            instance_id=uuid.uuid4().hex[:16], service=self.service, version="1.0",
-            environment="bench", host=socket.gethostname(), pid=os.getpid(),
-            runtime=f"CPython {platform.python_version()}", agent_version="bench",
+            instance_id=uuid.uuid4().hex[:16],
+            service=self.service,
+            version="1.0",
+            environment="bench",
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            runtime=f"CPython {platform.python_version()}",
+            agent_version="bench",
             started_at=time.time(),
         )
 
     async def connect(self) -> FakeAgent:
-        self.ws = await connect(self.ws_url + protocol.AGENT_PATH, max_size=None,
-                                open_timeout=CONNECT_TIMEOUT)
-        hello = {"type": "hello", "key": AGENT_KEY, "instance": self.info.to_dict(),
-                 "protocol": protocol.PROTOCOL_VERSION}
+        self.ws = await connect(
+            self.ws_url + protocol.AGENT_PATH, max_size=None, open_timeout=CONNECT_TIMEOUT
+        )
+        hello = {
+            "type": "hello",
+            "key": AGENT_KEY,
+            "instance": self.info.to_dict(),
+            "protocol": protocol.PROTOCOL_VERSION,
+        }
         await self.ws.send(protocol.encode(hello))
         welcome = protocol.decode(await asyncio.wait_for(self.ws.recv(), CONNECT_TIMEOUT))
         if welcome["type"] != "welcome":
@@ -283,11 +300,18 @@ class FakeAgent:
         changed = [s for s in specs if self._reported.get(s["id"]) != s["version"]]
         self._reported = {s["id"]: s["version"] for s in specs}
         if changed:
-            statuses = [protocol.ProbeStatus(probe_id=s["id"], state=protocol.ACTIVE,
-                                             version=s["version"], path=f"/srv/{s['file']}")
-                        for s in changed]
-            await self.ws.send(protocol.encode(
-                {"type": "status", "probes": [s.to_dict() for s in statuses]}))
+            statuses = [
+                protocol.ProbeStatus(
+                    probe_id=s["id"],
+                    state=protocol.ACTIVE,
+                    version=s["version"],
+                    path=f"/srv/{s['file']}",
+                )
+                for s in changed
+            ]
+            await self.ws.send(
+                protocol.encode({"type": "status", "probes": [s.to_dict() for s in statuses]})
+            )
 
     async def _beat(self) -> None:
         assert self.ws is not None
@@ -336,22 +360,37 @@ def snapshot_event(probe_id: str) -> dict[str, Any]:
             {"t": "str", "v": f"customer-{i:04d}@example.com"},
             {"t": "float", "v": 12.5 * i},
             {"t": "list", "len": 3, "items": [{"t": "int", "v": n} for n in range(3)]},
-            {"t": "shop.Cart", "fields": {"id": {"t": "int", "v": i},
-                                          "currency": {"t": "str", "v": "EUR"}}},
+            {
+                "t": "shop.Cart",
+                "fields": {"id": {"t": "int", "v": i}, "currency": {"t": "str", "v": "EUR"}},
+            },
         ]
         return kinds[i % len(kinds)]
 
     frames = []
     for depth in range(8):
-        frame: dict[str, Any] = {"file": f"/srv/app/shop/module_{depth}.py", "line": 40 + depth,
-                                 "function": f"handler_{depth}", "module": f"shop.module_{depth}"}
+        frame: dict[str, Any] = {
+            "file": f"/srv/app/shop/module_{depth}.py",
+            "line": 40 + depth,
+            "function": f"handler_{depth}",
+            "module": f"shop.module_{depth}",
+        }
         if depth < 3:
             frame["locals"] = {f"local_{n}": value(n + depth) for n in range(5)}
         frames.append(frame)
     return protocol.new_event(
-        protocol.SNAPSHOT, probe_id=probe_id, probe_version=1, file="shop/cart.py", line=42,
-        thread="MainThread", frames=frames,
-        watches=[{"expr": "cart.total", "value": {"t": "float", "v": 99.5}},
-                 {"expr": "len(cart.items)", "value": {"t": "int", "v": 3}}],
-        size=2048, trace_id=uuid.uuid4().hex, span_id=uuid.uuid4().hex[:16],
+        protocol.SNAPSHOT,
+        probe_id=probe_id,
+        probe_version=1,
+        file="shop/cart.py",
+        line=42,
+        thread="MainThread",
+        frames=frames,
+        watches=[
+            {"expr": "cart.total", "value": {"t": "float", "v": 99.5}},
+            {"expr": "len(cart.items)", "value": {"t": "int", "v": 3}},
+        ],
+        size=2048,
+        trace_id=uuid.uuid4().hex,
+        span_id=uuid.uuid4().hex[:16],
     )

@@ -83,12 +83,18 @@ def main() -> None:
         assert template.render(f_locals, f_globals) == ("user 7 total=150.00 items=3", [])
         assert len(stack_of(frame, 20)) == 20
         return [
-            ("false condition",
-             _per_op(lambda: condition.evaluate(f_locals, f_globals), number * 50)),
-            ("template, 3 expressions",
-             _per_op(lambda: template.render(f_locals, f_globals), number * 10)),
-            ("snapshot (20 frames, 3 with locals)",
-             _per_op(lambda: capturer.frames(stack_of(frame, 20), range(3)), number)),
+            (
+                "false condition",
+                _per_op(lambda: condition.evaluate(f_locals, f_globals), number * 50),
+            ),
+            (
+                "template, 3 expressions",
+                _per_op(lambda: template.render(f_locals, f_globals), number * 10),
+            ),
+            (
+                "snapshot (20 frames, 3 with locals)",
+                _per_op(lambda: capturer.frames(stack_of(frame, 20), range(3)), number),
+            ),
             ("yardstick: 50 dict entries as dicts", _per_op(yardstick, number)),
         ]
 

@@ -168,8 +168,10 @@ def capture_table() -> None:
                     elapsed = time_captures(setup.exceptions, depth)
                     if round_number:
                         samples[(mode, depth)].append(elapsed)
-    print(f"\nOne exception raised through N frames, caught and captured; best of {ROUNDS} "
-          f"rounds of {CAPTURES}, minus the same with capture off:\n")
+    print(
+        f"\nOne exception raised through N frames, caught and captured; best of {ROUNDS} "
+        f"rounds of {CAPTURES}, minus the same with capture off:\n"
+    )
     print("| frames in the traceback | counted | snapshot with locals |")
     print("|---:|---:|---:|")
     for depth in depths:
@@ -208,8 +210,10 @@ def request_table() -> None:
     results = [(min(f), min(o)) for f, o in samples]
     base_fail, base_ok = results[0]
     version = ".".join(map(str, sys.version_info[:3]))
-    print(f"Flask {metadata.version('flask')} on CPython {version}; best of {ROUNDS} rounds "
-          f"of {REQUESTS} requests through the WSGI app; CPU time of the process.\n")
+    print(
+        f"Flask {metadata.version('flask')} on CPython {version}; best of {ROUNDS} rounds "
+        f"of {REQUESTS} requests through the WSGI app; CPU time of the process.\n"
+    )
     print("| setup | request that raises (500) | added | request that does not raise | added |")
     print("|---|---:|---:|---:|---:|")
     for setup, (fail, ok) in zip(setups, results):

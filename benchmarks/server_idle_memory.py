@@ -40,9 +40,15 @@ PROBES = 3
 async def measure(server: ServerProcess, agents: int, settle: float) -> dict[str, float]:
     async with api_client(server) as api:
         for line in range(40, 40 + PROBES):
-            response = await api.post("/probes", json={
-                "kind": "tracepoint", "file": "shop/cart.py", "line": line,
-                "target": {"service": SERVICE}})
+            response = await api.post(
+                "/probes",
+                json={
+                    "kind": "tracepoint",
+                    "file": "shop/cart.py",
+                    "line": line,
+                    "target": {"service": SERVICE},
+                },
+            )
             response.raise_for_status()
     before = server.rss_mb()
     started = time.monotonic()
@@ -54,17 +60,29 @@ async def measure(server: ServerProcess, agents: int, settle: float) -> dict[str
             await asyncio.sleep(1)
             readings.append(server.rss_mb())
         connected = server.metric("peephole_agents_connected")
-    return {"before": before, "peak": max(readings), "last": readings[-1],
-            "connected": connected, "connect_seconds": connect_seconds}
+    return {
+        "before": before,
+        "peak": max(readings),
+        "last": readings[-1],
+        "connected": connected,
+        "connect_seconds": connect_seconds,
+    }
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", help="a postgresql:// URL (a fresh schema is used and "
-                        "dropped); default: SQLite in a temporary directory")
+    parser.add_argument(
+        "--database",
+        help="a postgresql:// URL (a fresh schema is used and "
+        "dropped); default: SQLite in a temporary directory",
+    )
     parser.add_argument("--agents", type=int, default=500)
-    parser.add_argument("--settle", type=float, default=protocol.HEARTBEAT_SECONDS + 5,
-                        help="seconds to watch memory once all agents are connected")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=protocol.HEARTBEAT_SECONDS + 5,
+        help="seconds to watch memory once all agents are connected",
+    )
     args = parser.parse_args(argv)
     setup = machine_rows()
     with ExitStack() as stack:
@@ -76,22 +94,31 @@ def main(argv: Optional[list[str]] = None) -> int:
     per_agent_kb = (memory["peak"] - memory["before"]) * 1024 / args.agents
     setup += [
         ("database", database_label(args.database)),
-        ("agents", f"{args.agents} fake agents in one asyncio process, real WebSockets, "
-                   f"{PROBES} live probes, heartbeats every {protocol.HEARTBEAT_SECONDS:g} s"),
+        (
+            "agents",
+            f"{args.agents} fake agents in one asyncio process, real WebSockets, "
+            f"{PROBES} live probes, heartbeats every {protocol.HEARTBEAT_SECONDS:g} s",
+        ),
     ]
     passed = memory["peak"] < TARGET_MB and memory["connected"] == args.agents
     print_report(
         f"Server memory with {args.agents} idle agents",
         setup,
         [
-            Result("agents connected (server's /metrics)", f"{memory['connected']:.0f}",
-                   str(args.agents), memory["connected"] == args.agents),
-            Result("time to connect them all (50 at a time)",
-                   f"{memory['connect_seconds']:.1f} s"),
+            Result(
+                "agents connected (server's /metrics)",
+                f"{memory['connected']:.0f}",
+                str(args.agents),
+                memory["connected"] == args.agents,
+            ),
+            Result("time to connect them all (50 at a time)", f"{memory['connect_seconds']:.1f} s"),
             Result("resident memory before the agents connect", f"{memory['before']:.0f} MB"),
-            Result(f"resident memory with {args.agents} idle agents (peak over "
-                   f"{args.settle:g} s)", f"{memory['peak']:.0f} MB", f"< {TARGET_MB:g} MB",
-                   memory["peak"] < TARGET_MB),
+            Result(
+                f"resident memory with {args.agents} idle agents (peak over {args.settle:g} s)",
+                f"{memory['peak']:.0f} MB",
+                f"< {TARGET_MB:g} MB",
+                memory["peak"] < TARGET_MB,
+            ),
             Result("added per connected agent", f"{per_agent_kb:.0f} KB"),
         ],
     )

@@ -66,44 +66,58 @@ def batch_template(probe_id: str, size: int) -> tuple[str, int]:
     identity (``ID_MARK``, in every event id) and ``seq``; and one snapshot's size."""
     base = snapshot_event(probe_id)
     events = [dict(base, id=f"{ID_MARK}{index:08x}") for index in range(size)]
-    message = protocol.encode({"type": "events", "seq": SEQ_MARK, "events": events,
-                               "dropped": 0})
+    message = protocol.encode({"type": "events", "seq": SEQ_MARK, "events": events, "dropped": 0})
     return message.replace(f'"seq":{SEQ_MARK}', '"seq":@SEQ@'), len(protocol.encode(events[0]))
 
 
 async def send(agent: FakeAgent, number: int, template: str, first: int, batches: int) -> None:
     for seq in range(first, first + batches):
-        text = template.replace(ID_MARK, f"{number:08x}{seq:016x}").replace(
-            "@SEQ@", str(seq), 1
-        )
+        text = template.replace(ID_MARK, f"{number:08x}{seq:016x}").replace("@SEQ@", str(seq), 1)
         await agent.send_events(seq, text)
 
 
 async def run(server: ServerProcess, label: str, agents: int, batches: int, size: int) -> Ingest:
     async with api_client(server) as api:
-        response = await api.post("/probes", json={
-            "kind": "tracepoint", "file": "shop/cart.py", "line": 42, "hit_limit": None,
-            "target": {"service": SERVICE}})
+        response = await api.post(
+            "/probes",
+            json={
+                "kind": "tracepoint",
+                "file": "shop/cart.py",
+                "line": 42,
+                "hit_limit": None,
+                "target": {"service": SERVICE},
+            },
+        )
         response.raise_for_status()
         probe_id = response.json()["id"]
     template, event_bytes = batch_template(probe_id, size)
     async with fleet(server.ws_url, agents) as connected:
-        await asyncio.gather(*(send(a, n, template, 1, WARMUP_BATCHES)
-                               for n, a in enumerate(connected)))
+        await asyncio.gather(
+            *(send(a, n, template, 1, WARMUP_BATCHES) for n, a in enumerate(connected))
+        )
         cpu_before, agents_before = server.cpu_seconds(), time.process_time()
         started = time.perf_counter()
         await asyncio.wait_for(
-            asyncio.gather(*(send(a, n, template, 1 + WARMUP_BATCHES, batches)
-                             for n, a in enumerate(connected))),
+            asyncio.gather(
+                *(
+                    send(a, n, template, 1 + WARMUP_BATCHES, batches)
+                    for n, a in enumerate(connected)
+                )
+            ),
             DEADLINE,
         )
         seconds = time.perf_counter() - started
         server_cpu = server.cpu_seconds() - cpu_before
         agents_cpu = time.process_time() - agents_before
     return Ingest(
-        database=label, snapshots=agents * batches * size, seconds=seconds,
-        server_cpu=server_cpu, agents_cpu=agents_cpu, event_bytes=event_bytes,
-        stored=int(server.metric(STORED)), expected=agents * (WARMUP_BATCHES + batches) * size,
+        database=label,
+        snapshots=agents * batches * size,
+        seconds=seconds,
+        server_cpu=server_cpu,
+        agents_cpu=agents_cpu,
+        event_bytes=event_bytes,
+        stored=int(server.metric(STORED)),
+        expected=agents * (WARMUP_BATCHES + batches) * size,
     )
 
 
@@ -116,8 +130,11 @@ def measure(database: Optional[str], agents: int, batches: int, size: int) -> In
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL at URL "
-                        "(in a fresh schema, dropped afterwards)")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also measure PostgreSQL at URL (in a fresh schema, dropped afterwards)",
+    )
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--batches", type=int, default=20, help="timed batches per agent")
     parser.add_argument("--batch", type=int, default=50, help="snapshots per events message")
@@ -128,9 +145,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         runs.append(measure(args.postgres, args.agents, args.batches, args.batch))
     setup += [
         ("agents", f"{args.agents} fake agents in one asyncio process, real WebSockets"),
-        ("load", f"{args.batches} timed batches of {args.batch} snapshots per agent "
-                 f"({runs[0].event_bytes:,} bytes of JSON each), one batch in flight per "
-                 f"agent; after {WARMUP_BATCHES} warm-up batches"),
+        (
+            "load",
+            f"{args.batches} timed batches of {args.batch} snapshots per agent "
+            f"({runs[0].event_bytes:,} bytes of JSON each), one batch in flight per "
+            f"agent; after {WARMUP_BATCHES} warm-up batches",
+        ),
     ]
     results = []
     ok = True
@@ -139,14 +159,26 @@ def main(argv: Optional[list[str]] = None) -> int:
         passed = None if target is None else r.rate >= target
         ok = ok and passed is not False and r.stored == r.expected
         results += [
-            Result(f"{r.database}: snapshots stored per second", f"{r.rate:,.0f}",
-                   f">= {target:,.0f}" if target else "", passed),
-            Result(f"{r.database}: server CPU per snapshot (its own process)",
-                   f"{r.server_cpu / r.snapshots * 1e6:.0f} us"),
-            Result(f"{r.database}: the fake agents' CPU per snapshot (load generator)",
-                   f"{r.agents_cpu / r.snapshots * 1e6:.0f} us"),
-            Result(f"{r.database}: stored (from /metrics) / sent", f"{r.stored:,} / {r.expected:,}",
-                   "all", r.stored == r.expected),
+            Result(
+                f"{r.database}: snapshots stored per second",
+                f"{r.rate:,.0f}",
+                f">= {target:,.0f}" if target else "",
+                passed,
+            ),
+            Result(
+                f"{r.database}: server CPU per snapshot (its own process)",
+                f"{r.server_cpu / r.snapshots * 1e6:.0f} us",
+            ),
+            Result(
+                f"{r.database}: the fake agents' CPU per snapshot (load generator)",
+                f"{r.agents_cpu / r.snapshots * 1e6:.0f} us",
+            ),
+            Result(
+                f"{r.database}: stored (from /metrics) / sent",
+                f"{r.stored:,} / {r.expected:,}",
+                "all",
+                r.stored == r.expected,
+            ),
         ]
     print_report(f"Ingest: {args.agents} agents sending snapshots", setup, results)
     return 0 if ok else 1

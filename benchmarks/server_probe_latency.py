@@ -94,12 +94,18 @@ def all_active(probe: dict[str, Any], agents: int) -> bool:
 async def measure(server: ServerProcess, agents: int, probes: int) -> Timings:
     """Time ``probes`` creations, one at a time, with ``agents`` connected."""
     timings = Timings()
-    body: dict[str, Any] = {"kind": "tracepoint", "file": "shop/cart.py", "line": 42,
-                            "target": {"service": SERVICE}}
+    body: dict[str, Any] = {
+        "kind": "tracepoint",
+        "file": "shop/cart.py",
+        "line": 42,
+        "target": {"service": SERVICE},
+    }
     stream_url = f"{server.ws_url}/api/v1/stream?token={ADMIN_TOKEN}&type=probe"
-    async with fleet(server.ws_url, agents), api_client(server) as api, connect(
-        stream_url
-    ) as stream:
+    async with (
+        fleet(server.ws_url, agents),
+        api_client(server) as api,
+        connect(stream_url) as stream,
+    ):
         watcher = ActiveWatcher(stream, agents)
         reader = asyncio.create_task(watcher.run())
         try:
@@ -135,8 +141,11 @@ async def measure(server: ServerProcess, agents: int, probes: int) -> Timings:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", help="a postgresql:// URL (a fresh schema is used and "
-                        "dropped); default: SQLite in a temporary directory")
+    parser.add_argument(
+        "--database",
+        help="a postgresql:// URL (a fresh schema is used and "
+        "dropped); default: SQLite in a temporary directory",
+    )
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--probes", type=int, default=100, help="probes created, one at a time")
     args = parser.parse_args(argv)
@@ -158,14 +167,25 @@ def main(argv: Optional[list[str]] = None) -> int:
         "Probe created until active on every agent",
         setup,
         [
-            Result("POST until the stream shows all agents active, median", f"{median:.1f} ms",
-                   f"<= {TARGET_MEDIAN_MS:g} ms", median <= TARGET_MEDIAN_MS),
+            Result(
+                "POST until the stream shows all agents active, median",
+                f"{median:.1f} ms",
+                f"<= {TARGET_MEDIAN_MS:g} ms",
+                median <= TARGET_MEDIAN_MS,
+            ),
             Result("same, p99", f"{percentile(active, 0.99):.1f} ms" if active else "-"),
             Result("same, max", f"{max(active):.1f} ms" if active else "-"),
-            Result("POST response time (probe stored and pushed), median",
-                   f"{statistics.median(response):.1f} ms"),
-            Result(f"creations the stream did not show active within {STREAM_GRACE:g} s "
-                   "(the REST API did)", str(timings.lost), "0", timings.lost == 0),
+            Result(
+                "POST response time (probe stored and pushed), median",
+                f"{statistics.median(response):.1f} ms",
+            ),
+            Result(
+                f"creations the stream did not show active within {STREAM_GRACE:g} s "
+                "(the REST API did)",
+                str(timings.lost),
+                "0",
+                timings.lost == 0,
+            ),
         ],
     )
     return 0 if median <= TARGET_MEDIAN_MS and timings.lost == 0 else 1

@@ -48,43 +48,71 @@ def seed(app: Any, events: int, probes: int) -> dict[str, str]:
 
     def make_probes(session: Any) -> None:
         for n in range(probes):
-            fields = {"kind": protocol.TRACEPOINT, "file": f"app/module_{n % 50}.py",
-                      "line": 10 + n, "condition": "user.id == 42", "watches": ["cart.total"],
-                      "hit_limit": 1000, "expire_seconds": 3600.0,
-                      "target": {"service": SERVICES[n % len(SERVICES)]}}
+            fields = {
+                "kind": protocol.TRACEPOINT,
+                "file": f"app/module_{n % 50}.py",
+                "line": 10 + n,
+                "condition": "user.id == 42",
+                "watches": ["cart.total"],
+                "hit_limit": 1000,
+                "expire_seconds": 3600.0,
+                "target": {"service": SERVICES[n % len(SERVICES)]},
+            }
             probe_ids.append(probe_store.create(session, fields, "bench", now).id)
 
     db.run(make_probes)
     for service in SERVICES:  # one instance each, as a connected agent would have registered
-        info = protocol.InstanceInfo(f"instance-{service}", service, version="1.0.0",
-                                     environment="bench", host="bench", pid=1)
+        info = protocol.InstanceInfo(
+            f"instance-{service}",
+            service,
+            version="1.0.0",
+            environment="bench",
+            host="bench",
+            pid=1,
+        )
         db.run(lambda s, info=info: instance_store.register(s, info, now))
     batch = 1000
     for start in range(0, events, batch):
-        items = [_event(i, probe_ids, now - (events - i) * 0.5) for i in range(start,
-                 min(events, start + batch))]
+        items = [
+            _event(i, probe_ids, now - (events - i) * 0.5)
+            for i in range(start, min(events, start + batch))
+        ]
         service = SERVICES[(start // batch) % len(SERVICES)]
         origin = event_store.Origin(service, f"instance-{service}", "1.0.0")
         db.run(lambda s, items=items, origin=origin: event_store.insert(s, origin, items, now))
-    snapshot = db.run(lambda s: event_store.query(
-        s, event_store.EventFilter(type=protocol.SNAPSHOT), 1)[0][0])
+    snapshot = db.run(
+        lambda s: event_store.query(s, event_store.EventFilter(type=protocol.SNAPSHOT), 1)[0][0]
+    )
     group = db.run(lambda s: event_store.exception_groups(s, None, 1)[0])
-    return {"probe": snapshot["probe_id"], "snapshot": snapshot["id"],
-            "fingerprint": group["fingerprint"]}
+    return {
+        "probe": snapshot["probe_id"],
+        "snapshot": snapshot["id"],
+        "fingerprint": group["fingerprint"],
+    }
 
 
 def _event(i: int, probe_ids: list[str], moment: float) -> dict[str, Any]:
     probe_id = probe_ids[i % len(probe_ids)]
     kind = i % 10
     if kind < 6:
-        event = protocol.new_event(protocol.LOG, probe_id=probe_id, level="info",
-                                   message=f"order {i} total={i * 3.5:.2f} <ok>", errors=[])
+        event = protocol.new_event(
+            protocol.LOG,
+            probe_id=probe_id,
+            level="info",
+            message=f"order {i} total={i * 3.5:.2f} <ok>",
+            errors=[],
+        )
     elif kind < 9:
         event = snapshot_event(probe_id)
     else:
         event = protocol.new_event(
-            protocol.EXCEPTION, fingerprint=f"fp-{i % 100}", exc_type="ValueError",
-            message=f"bad order {i}", frames=snapshot_event(probe_id)["frames"], count=1)
+            protocol.EXCEPTION,
+            fingerprint=f"fp-{i % 100}",
+            exc_type="ValueError",
+            message=f"bad order {i}",
+            frames=snapshot_event(probe_id)["frames"],
+            count=1,
+        )
     event["time"] = moment
     return event
 
@@ -123,8 +151,15 @@ def source_render(text: str) -> Callable[[], object]:
 
     def work() -> object:
         rows = render.source_rows(render.highlight_lines(text), probeable, {}, None, "big.py")
-        return template.render(viewer=_viewer(), service="svc-0", path="/srv/app/big.py",
-                               error=None, rows=rows, gutter={}, line=None)
+        return template.render(
+            viewer=_viewer(),
+            service="svc-0",
+            path="/srv/app/big.py",
+            error=None,
+            rows=rows,
+            gutter={},
+            line=None,
+        )
 
     return work
 
@@ -133,10 +168,18 @@ def big_tree(nodes: int) -> dict[str, Any]:
     """Locals with ``nodes`` values: 100 lists of 99 dicts (the tree the browser opens)."""
     per = nodes // 100
     return {
-        f"rows_{n}": {"t": "list", "len": per, "items": [
-            {"t": "dict", "len": 1, "entries": [[{"t": "str", "v": "id"}, {"t": "int", "v": i}]]}
-            for i in range(per - 1)
-        ]}
+        f"rows_{n}": {
+            "t": "list",
+            "len": per,
+            "items": [
+                {
+                    "t": "dict",
+                    "len": 1,
+                    "entries": [[{"t": "str", "v": "id"}, {"t": "int", "v": i}]],
+                }
+                for i in range(per - 1)
+            ],
+        }
         for n in range(100)
     }
 
@@ -171,23 +214,56 @@ def main() -> int:
                 timings = time_page(client, url, args.repeat)
                 results.append(_result(f"page: {name}", timings))
         text = source_text(5000)
-        results.append(_result("source view of a 5,000-line file", time_call(
-            source_render(text), args.repeat)))
+        results.append(
+            _result("source view of a 5,000-line file", time_call(source_render(text), args.repeat))
+        )
         highlight = render.highlight_lines.__wrapped__  # the first view of a file, uncached
-        results.append(_result("highlighting it the first time (Pygments)", time_call(
-            lambda: highlight(text), 3), target=None))
+        results.append(
+            _result(
+                "highlighting it the first time (Pygments)",
+                time_call(lambda: highlight(text), 3),
+                target=None,
+            )
+        )
         tree = big_tree(10_000)
         template = environment.get_template("event.html")
-        event = {"id": "e" * 32, "type": "snapshot", "time": time.time(), "service": "svc-0",
-                 "instance_id": "i", "frames": []}
-        results.append(_result("snapshot page with a 10,000-node tree (template)", time_call(
-            lambda: template.render(viewer=_viewer(), event=event, frames=[], frame=0,
-                                    chosen={"function": "f", "file": "f.py", "line": 1},
-                                    source=[], no_source="", older=None, newer=None,
-                                    values=tree, watches={}), args.repeat)))
-    setup = [*machine_rows(), ("stored events", f"{args.events:,}"),
-             ("probes", f"{args.probes:,}"), ("database", "SQLite (WAL), temporary directory"),
-             ("time to seed", f"{seeded:.0f} s"), ("requests per page", str(args.repeat))]
+        event = {
+            "id": "e" * 32,
+            "type": "snapshot",
+            "time": time.time(),
+            "service": "svc-0",
+            "instance_id": "i",
+            "frames": [],
+        }
+        results.append(
+            _result(
+                "snapshot page with a 10,000-node tree (template)",
+                time_call(
+                    lambda: template.render(
+                        viewer=_viewer(),
+                        event=event,
+                        frames=[],
+                        frame=0,
+                        chosen={"function": "f", "file": "f.py", "line": 1},
+                        source=[],
+                        no_source="",
+                        older=None,
+                        newer=None,
+                        values=tree,
+                        watches={},
+                    ),
+                    args.repeat,
+                ),
+            )
+        )
+    setup = [
+        *machine_rows(),
+        ("stored events", f"{args.events:,}"),
+        ("probes", f"{args.probes:,}"),
+        ("database", "SQLite (WAL), temporary directory"),
+        ("time to seed", f"{seeded:.0f} s"),
+        ("requests per page", str(args.repeat)),
+    ]
     print_report("Web UI: server-side render time", setup, results)
     return 0 if all(r.passed is not False for r in results) else 1
 

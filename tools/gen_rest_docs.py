@@ -37,9 +37,7 @@ METHOD_ORDER = ("get", "post", "put", "patch", "delete")
 # OpenAPI cannot say them.
 FALLBACK = {
     ("get", "/api/v1/health"): 'Liveness: `{"status": "ok", "version": "0.1.0"}`',
-    ("get", "/api/v1/me"): (
-        'Who the token belongs to: `{"name", "role", "id", "expires_at"}`'
-    ),
+    ("get", "/api/v1/me"): ('Who the token belongs to: `{"name", "role", "id", "expires_at"}`'),
     ("get", "/api/v1/audit"): (
         'Recent changes, newest first: `[{"time", "actor", "actor_id", "action", "probe_id", '
         '"details"}]` (`actor` is the token\'s name, `actor_id` its unique id)'
@@ -90,9 +88,7 @@ FALLBACK = {
     ("post", "/api/v1/probes/{probe_id}/disable"): (
         "Disable a probe (agents uninstall it, the server keeps it): `Probe`"
     ),
-    ("get", "/api/v1/events"): (
-        'Events, newest first: `{"events": [Event], "next_cursor"}`'
-    ),
+    ("get", "/api/v1/events"): ('Events, newest first: `{"events": [Event], "next_cursor"}`'),
     ("get", "/api/v1/events/{event_id}"): "One event: `Event`",
     ("get", "/api/v1/exceptions"): (
         'Exception groups by last seen: `[{"fingerprint", "exc_type", "message", "count", '

@@ -333,16 +333,18 @@ def template_problem(source: str) -> Optional[str]:
             index += 2
         elif source[index] == "}":
             column = index + 1
-            return _caret(source, column,
-                          f"single '}}' at column {column}; write '}}}}' for a brace")
+            return _caret(
+                source, column, f"single '}}' at column {column}; write '}}}}' for a brace"
+            )
         elif source[index] != "{":
             index += 1
         else:
             end, expression_end = _placeholder_end(source, index + 1)
             if end < 0:
                 column = index + 1
-                return _caret(source, column,
-                              f"placeholder at column {column} is not closed with '}}'")
+                return _caret(
+                    source, column, f"placeholder at column {column} is not closed with '}}'"
+                )
             problem = _placeholder_problem(source, index + 1, expression_end)
             if problem:
                 return problem

@@ -96,6 +96,7 @@ class Gateway:
 
     def _ack(self, session: Session, seq: int) -> None:
         """Acknowledge a batch, ``ack_delay`` later (on a timer: messages keep being read)."""
+
         def send() -> None:
             try:
                 session.send({"type": "ack", "seq": seq})
@@ -125,8 +126,11 @@ class Gateway:
             self.sessions.append(session)
         try:
             session.send(
-                {"type": "welcome", "instance_id": session.instance.get("instance_id"),
-                 "config": self.policy}
+                {
+                    "type": "welcome",
+                    "instance_id": session.instance.get("instance_id"),
+                    "config": self.policy,
+                }
             )
             if self.probes_delay:
                 session.closed.wait(self.probes_delay)

@@ -46,10 +46,12 @@ def _stubs(node: Any) -> Iterator[Dict[str, Any]]:
 def _hostile_values() -> Dict[str, Callable[[], Any]]:
     return {
         "cube": lambda: [[[i for i in range(100)] for _ in range(100)] for _ in range(100)],
-        "wide_strings": lambda: {f"k{i}": {f"j{j}": "x" * 200 for j in range(100)}
-                                 for i in range(100)},
-        "dicts_of_lists": lambda: [{"a": [[1, 2]] * 100, "b": list(range(100))}
-                                   for _ in range(100)],
+        "wide_strings": lambda: {
+            f"k{i}": {f"j{j}": "x" * 200 for j in range(100)} for i in range(100)
+        },
+        "dicts_of_lists": lambda: [
+            {"a": [[1, 2]] * 100, "b": list(range(100))} for _ in range(100)
+        ],
         "objects": lambda: [_Node(_Node(_Node(None))) for _ in range(100)],
     }
 

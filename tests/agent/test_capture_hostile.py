@@ -140,8 +140,10 @@ def test_hostile_objects_inside_containers_and_as_keys() -> None:
     RAN.clear()  # building the dict above hashed WithMeta
     node = capturer().value([data, data_with_key])
     keys = [entry[0] for entry in node["items"][1]["entries"]]
-    assert keys == [{"t": f"{__name__}.Meta", "v": f"{__name__}.WithMeta"},
-                    {"t": f"{__name__}.DictProperty", "cut": "unsupported"}]
+    assert keys == [
+        {"t": f"{__name__}.Meta", "v": f"{__name__}.WithMeta"},
+        {"t": f"{__name__}.DictProperty", "cut": "unsupported"},
+    ]
     assert json.dumps(node)
 
 
@@ -350,8 +352,9 @@ def test_any_value_serializes_within_budget(
        max_bytes=st.integers(min_value=500, max_value=20_000))  # fmt: skip
 def test_any_frame_serializes_within_budget(locals_: Dict[str, Any], max_bytes: int) -> None:
     namespace = dict(locals_)
-    exec(compile("import sys as _sys\n_frame = _sys._getframe()", "<hypothesis>", "exec"),
-         namespace)
+    exec(
+        compile("import sys as _sys\n_frame = _sys._getframe()", "<hypothesis>", "exec"), namespace
+    )
     result = capturer(max_bytes=max_bytes).frames([(namespace["_frame"], 1)], [0])
     encoded = json.dumps(result, separators=(",", ":"), allow_nan=False)
     assert len(encoded) <= max_bytes * 1.2 + 600

@@ -349,8 +349,9 @@ def raise_distinct(count: int, times: int = 1) -> None:
     """Raise (and log) ``times`` each of ``count`` exceptions with distinct fingerprints."""
     for i in range(count):
         namespace: Dict[str, Any] = {}
-        exec(compile(f"def f():\n    raise ValueError({i})\n", f"/app/mod{i}.py", "exec"),
-             namespace)
+        exec(
+            compile(f"def f():\n    raise ValueError({i})\n", f"/app/mod{i}.py", "exec"), namespace
+        )
         for _ in range(times):
             try:
                 namespace["f"]()
@@ -371,8 +372,7 @@ def test_the_first_occurrence_of_a_fingerprint_is_sent_at_once() -> None:
     with harness(exception_rate=0.01) as agent:  # one snapshot, the next in 100 s
         raise_distinct(3, times=2)
         events = agent.events  # no flush(): the counts of later ones wait for it
-        assert [(e["snapshot"], e["count"]) for e in events] == [
-            (True, 1), (False, 1), (False, 1)]
+        assert [(e["snapshot"], e["count"]) for e in events] == [(True, 1), (False, 1), (False, 1)]
         assert len({e["fingerprint"] for e in events}) == 3
         agent.exceptions.flush()
         assert sum(e["count"] for e in agent.events) == 6

@@ -429,8 +429,9 @@ def test_template_failing_placeholder() -> None:
     assert line == (
         "a={!error: user.total is a property; peephole does not run application code} b=3"
     )
-    assert errors == ["{user.total}: user.total is a property; peephole does not run "
-                      "application code"]
+    assert errors == [
+        "{user.total}: user.total is a property; peephole does not run application code"
+    ]
 
 
 def test_template_redacts_values() -> None:
@@ -479,8 +480,23 @@ COMPARE = ["==", "!=", "<", "<=", ">", ">=", "is", "is not", "in", "not in"]
 atoms = st.one_of(
     st.sampled_from(NAMES),
     st.integers(-1000, 1000).map(str),
-    st.sampled_from(["0.5", "1e308", "-0.0", "'a'", "'password'", "b'x'", "None", "True",
-                     "()", "[]", "{}", "10 ** 6", "'x' * 3"]),
+    st.sampled_from(
+        [
+            "0.5",
+            "1e308",
+            "-0.0",
+            "'a'",
+            "'password'",
+            "b'x'",
+            "None",
+            "True",
+            "()",
+            "[]",
+            "{}",
+            "10 ** 6",
+            "'x' * 3",
+        ]
+    ),
 )
 
 

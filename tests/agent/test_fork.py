@@ -28,8 +28,13 @@ def price(amount: int) -> int:
 
 
 PRICE_LINE = price.__code__.co_firstlineno + 2
-PROBE = {"id": "fork", "kind": "tracepoint", "file": "agent/" + os.path.basename(__file__),
-         "line": PRICE_LINE, "hit_limit": 100}
+PROBE = {
+    "id": "fork",
+    "kind": "tracepoint",
+    "file": "agent/" + os.path.basename(__file__),
+    "line": PRICE_LINE,
+    "hit_limit": 100,
+}
 
 
 @pytest.fixture
@@ -40,8 +45,15 @@ def gateway() -> Iterator[Gateway]:
 
 @pytest.fixture
 def agent(gateway: Gateway) -> Iterator[ManagedAgent]:
-    started = start_agent(service="forks", server=gateway.url, key="test-key", wait=10,
-                          capture_exceptions=False, snapshot_rate=100.0, cpu_budget=1.0)
+    started = start_agent(
+        service="forks",
+        server=gateway.url,
+        key="test-key",
+        wait=10,
+        capture_exceptions=False,
+        snapshot_rate=100.0,
+        cpu_budget=1.0,
+    )
     assert isinstance(started, ManagedAgent)
     gateway.wait_for(lambda: _active(started))
     yield started
@@ -83,9 +95,7 @@ def session_of(gateway: Gateway, pid: int) -> Session:
     return gateway.wait_for(lambda: [s for s in gateway.sessions if s.instance["pid"] == pid])[0]
 
 
-def test_a_forked_child_is_an_instance_of_its_own(
-    gateway: Gateway, agent: ManagedAgent
-) -> None:
+def test_a_forked_child_is_an_instance_of_its_own(gateway: Gateway, agent: ManagedAgent) -> None:
     parent_id = agent.config.instance_id
     pid = os.fork()
     if pid == 0:
@@ -129,8 +139,14 @@ def test_multiprocessing_fork_workers_each_register_and_capture(
 
 def test_a_fork_right_after_start_gets_a_working_agent(gateway: Gateway) -> None:
     """The fork may land while the transport thread is still importing websockets."""
-    agent = start_agent(service="early", server=gateway.url, key="test-key",
-                        capture_exceptions=False, snapshot_rate=100.0, cpu_budget=1.0)
+    agent = start_agent(
+        service="early",
+        server=gateway.url,
+        key="test-key",
+        capture_exceptions=False,
+        snapshot_rate=100.0,
+        cpu_budget=1.0,
+    )
     try:
         pid = os.fork()
         if pid == 0:

@@ -24,9 +24,13 @@ def _broken_capture(*args: Any, **kwargs: Any) -> Dict[str, Any]:
 
 
 def _errors_logged(caplog: pytest.LogCaptureFixture) -> List[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name == "peephole" and "internal error" in r.getMessage()
-            and "probe hit" in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "peephole"
+        and "internal error" in r.getMessage()
+        and "probe hit" in r.getMessage()
+    ]
 
 
 def test_a_failing_hit_is_counted_logged_once_and_never_printed(
@@ -61,17 +65,20 @@ def test_a_failing_hit_is_counted_logged_once_and_never_printed(
 
 def test_internal_errors_reach_the_server_with_the_status(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Capturer, "frames", _broken_capture)
-    with Gateway(probes=[{"id": "p", "kind": "tracepoint", "file": SHOP_PATH,
-                          "line": shop_line("method")}]) as gateway:
-        agent = start_agent(server=gateway.url, key="test-key", wait=10,
-                            capture_exceptions=False)
+    with Gateway(
+        probes=[{"id": "p", "kind": "tracepoint", "file": SHOP_PATH, "line": shop_line("method")}]
+    ) as gateway:
+        agent = start_agent(server=gateway.url, key="test-key", wait=10, capture_exceptions=False)
         try:
             shop.Cart("bob").add(2.0)
             count = health.snapshot().internal_errors
 
             def reported() -> Any:
-                return [m["agent"] for m in gateway.sessions[0].of_type("status")
-                        if m["agent"]["internal_errors"] == count]
+                return [
+                    m["agent"]
+                    for m in gateway.sessions[0].of_type("status")
+                    if m["agent"]["internal_errors"] == count
+                ]
 
             [report, *_] = gateway.wait_for(reported)
             assert report["last_internal_error"] == "probe hit: RuntimeError: capture broke"

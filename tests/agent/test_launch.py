@@ -88,8 +88,9 @@ def test_start_never_waits_for_the_server_by_default() -> None:
 def test_waiting_gives_up_after_wait_seconds(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="peephole")
     started = time.monotonic()
-    agent = start_agent(server=f"http://127.0.0.1:{free_port()}", wait=0.5,
-                        capture_exceptions=False)
+    agent = start_agent(
+        server=f"http://127.0.0.1:{free_port()}", wait=0.5, capture_exceptions=False
+    )
     try:
         assert 0.45 <= time.monotonic() - started < 3
         assert any("not connected" in r.getMessage() for r in caplog.records)
@@ -120,7 +121,10 @@ def test_settings_come_from_the_environment(
     assert peephole.start() is agent
     instance = gateway.sessions[0].instance
     assert (instance["service"], instance["environment"], instance["version"]) == (
-        "from-env", "staging", "9.9")
+        "from-env",
+        "staging",
+        "9.9",
+    )
     assert instance["tags"] == {"team": "pay", "region": "eu"}
 
 
@@ -171,8 +175,14 @@ def run_app(tmp_path: Path, env: Dict[str, str]) -> subprocess.CompletedProcess[
     app.write_text(APP)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
     environ.update(env)
-    return subprocess.run([sys.executable, str(app)], env=environ, capture_output=True,
-                          text=True, timeout=60, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, str(app)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
 
 
 def probe_line() -> int:
@@ -180,10 +190,18 @@ def probe_line() -> int:
 
 
 def test_bootstrap_starts_the_agent_before_the_program(tmp_path: Path, gateway: Gateway) -> None:
-    gateway.probes = [{"id": "boot", "kind": "tracepoint", "file": "bootstrapped_app.py",
-                       "line": probe_line()}]
-    result = run_app(tmp_path, {"PYTHONPATH": BOOTSTRAP_DIR, "PEEPHOLE_SERVER": gateway.url,
-                                "PEEPHOLE_KEY": "test-key", "PEEPHOLE_SERVICE": "boot-shop"})
+    gateway.probes = [
+        {"id": "boot", "kind": "tracepoint", "file": "bootstrapped_app.py", "line": probe_line()}
+    ]
+    result = run_app(
+        tmp_path,
+        {
+            "PYTHONPATH": BOOTSTRAP_DIR,
+            "PEEPHOLE_SERVER": gateway.url,
+            "PEEPHOLE_KEY": "test-key",
+            "PEEPHOLE_SERVICE": "boot-shop",
+        },
+    )
     assert result.returncode == 0, result.stderr
     assert "agent: boot-shop" in result.stdout
     assert "flushed: True" in result.stdout
@@ -197,8 +215,10 @@ def test_bootstrap_runs_the_sitecustomize_it_hides(tmp_path: Path) -> None:
     other = tmp_path / "site"
     other.mkdir()
     (other / "sitecustomize.py").write_text("import sys\nsys.chained_sitecustomize = True\n")
-    result = run_app(tmp_path, {"PYTHONPATH": os.pathsep.join([BOOTSTRAP_DIR, str(other)]),
-                                "PEEPHOLE_SERVICE": "chain"})
+    result = run_app(
+        tmp_path,
+        {"PYTHONPATH": os.pathsep.join([BOOTSTRAP_DIR, str(other)]), "PEEPHOLE_SERVICE": "chain"},
+    )
     assert result.returncode == 0, result.stderr
     assert "agent: chain" in result.stdout
     assert "chained: True" in result.stdout
@@ -214,11 +234,17 @@ def test_a_bad_setting_never_stops_the_program(tmp_path: Path) -> None:
 def test_bootstrap_adds_no_start_up_delay_without_a_server(tmp_path: Path) -> None:
     (tmp_path / "noop.py").write_text("import peephole\nassert peephole.current_agent()\n")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
-    environ.update({"PYTHONPATH": BOOTSTRAP_DIR,
-                    "PEEPHOLE_SERVER": f"http://127.0.0.1:{free_port()}"})
+    environ.update(
+        {"PYTHONPATH": BOOTSTRAP_DIR, "PEEPHOLE_SERVER": f"http://127.0.0.1:{free_port()}"}
+    )
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(tmp_path / "noop.py")], env=environ,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "noop.py")],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 5  # an unreachable server does not hold up the exit
 
@@ -247,10 +273,16 @@ def test_a_short_job_delivers_its_snapshot_at_exit(tmp_path: Path, gateway: Gate
     line = next(n for n, t in enumerate(SHORT_JOB.splitlines(), 1) if t.endswith("# @probe"))
     gateway.probes = [{"id": "job", "kind": "tracepoint", "file": "short_job.py", "line": line}]
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
-    environ.update({"PYTHONPATH": BOOTSTRAP_DIR, "PEEPHOLE_SERVER": gateway.url,
-                    "PEEPHOLE_KEY": "test-key"})
-    result = subprocess.run([sys.executable, str(tmp_path / "short_job.py")], env=environ,
-                            capture_output=True, text=True, timeout=60)
+    environ.update(
+        {"PYTHONPATH": BOOTSTRAP_DIR, "PEEPHOLE_SERVER": gateway.url, "PEEPHOLE_KEY": "test-key"}
+    )
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "short_job.py")],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     [snapshot] = [e for e in gateway.events if e["type"] == protocol.SNAPSHOT]
     assert snapshot["frames"][0]["locals"]["result"]["v"] == 42
@@ -265,10 +297,22 @@ def run_script(tmp_path: Path, source: str, gateway: Gateway, **env: str) -> str
     (lib / "jobs.py").write_text(source)
     (tmp_path / "job.py").write_text("import jobs\njobs.main()\n")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
-    environ.update({"PYTHONPATH": os.pathsep.join([BOOTSTRAP_DIR, str(lib)]),
-                    "PEEPHOLE_SERVER": gateway.url, "PEEPHOLE_KEY": "test-key", **env})
-    result = subprocess.run([sys.executable, str(tmp_path / "job.py")], env=environ,
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    environ.update(
+        {
+            "PYTHONPATH": os.pathsep.join([BOOTSTRAP_DIR, str(lib)]),
+            "PEEPHOLE_SERVER": gateway.url,
+            "PEEPHOLE_KEY": "test-key",
+            **env,
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "job.py")],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     return result.stderr
 
@@ -291,8 +335,16 @@ EAGER_JOB = textwrap.dedent(
 
 def test_wait_returns_once_the_probes_are_installed(tmp_path: Path) -> None:
     with Gateway(probes_delay=0.5) as gateway:  # as a server that reads them from its database
-        gateway.probes = [{"id": "eager", "kind": "logpoint", "file": "jobs.py",
-                           "line": marked(EAGER_JOB, "probe"), "template": "n={n}", "rate": 1000}]
+        gateway.probes = [
+            {
+                "id": "eager",
+                "kind": "logpoint",
+                "file": "jobs.py",
+                "line": marked(EAGER_JOB, "probe"),
+                "template": "n={n}",
+                "rate": 1000,
+            }
+        ]
         run_script(tmp_path, EAGER_JOB, gateway, PEEPHOLE_WAIT="10", PEEPHOLE_CPU_BUDGET="1")
         logs = [e for e in gateway.events if e["type"] == protocol.LOG]
         assert len(logs) == 300
@@ -331,14 +383,30 @@ def test_at_exit_what_matters_goes_first_and_the_rest_is_counted(
     tmp_path: Path,
 ) -> None:
     def probe(probe_id: str, kind: str, **fields: Any) -> Dict[str, Any]:
-        return {"id": probe_id, "kind": kind, "file": "jobs.py",
-                "line": marked(FLOODING_JOB, probe_id), "rate": 100000, **fields}
+        return {
+            "id": probe_id,
+            "kind": kind,
+            "file": "jobs.py",
+            "line": marked(FLOODING_JOB, probe_id),
+            "rate": 100000,
+            **fields,
+        }
 
     with Gateway(ack_delay=0.3) as slow:  # 500 events per ack: far too slow for 10,000
-        slow.probes = [probe("flood", "logpoint", template="{n}"),
-                       probe("rare", "logpoint", template="{n}"), probe("snap", "tracepoint")]
-        run_script(tmp_path, FLOODING_JOB, slow, PEEPHOLE_WAIT="10", PEEPHOLE_EXIT_TIMEOUT="1",
-                   PEEPHOLE_LOG_PROCESS_RATE="100000", PEEPHOLE_CPU_BUDGET="1")
+        slow.probes = [
+            probe("flood", "logpoint", template="{n}"),
+            probe("rare", "logpoint", template="{n}"),
+            probe("snap", "tracepoint"),
+        ]
+        run_script(
+            tmp_path,
+            FLOODING_JOB,
+            slow,
+            PEEPHOLE_WAIT="10",
+            PEEPHOLE_EXIT_TIMEOUT="1",
+            PEEPHOLE_LOG_PROCESS_RATE="100000",
+            PEEPHOLE_CPU_BUDGET="1",
+        )
         slow.wait_for(lambda: slow.sessions[0].closed.is_set())
         events = list(slow.events)
         last = slow.sessions[0].messages[-1]

@@ -42,8 +42,11 @@ def test_deltas_install_update_and_remove(gateway: Gateway) -> None:
         session.send(delta(set=[tracepoint("d")], keep=["c"]))  # a new connection's first
         gateway.wait_for(lambda: installed(agent) == ["c", "d"])
         session.send(delta(set=[{"id": "bad", "kind": "nope"}]))
-        invalid = gateway.wait_for(lambda: [p for m in session.of_type("status")
-                                            for p in m["probes"] if p["probe_id"] == "bad"])
+        invalid = gateway.wait_for(
+            lambda: [
+                p for m in session.of_type("status") for p in m["probes"] if p["probe_id"] == "bad"
+            ]
+        )
         assert invalid[0]["state"] == protocol.ERROR
         assert installed(agent) == ["c", "d"]
     finally:

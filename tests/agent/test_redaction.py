@@ -125,8 +125,9 @@ def test_long_text_is_redacted_without_caching(redactor: Redactor) -> None:
 
 def test_from_policy_merges_config_and_policy() -> None:
     config = AgentConfig(service="svc", redact_names=["tenant"], redact_patterns=[r"ACME-\d+"])
-    policy = AgentPolicy(redact_names=["region"], allow_names=["session"],
-                         redact_patterns=[r"ZZ-\d+"])
+    policy = AgentPolicy(
+        redact_names=["region"], allow_names=["session"], redact_patterns=[r"ZZ-\d+"]
+    )
     redactor = Redactor.from_policy(config, policy)
     assert redactor.is_secret_name("tenant_name")
     assert redactor.is_secret_name("region")

@@ -80,8 +80,9 @@ def test_token_formats_are_masked(token: str) -> None:
 
 
 def test_pem_private_key_block_is_masked_whole() -> None:
-    block = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n"
-             "-----END OPENSSH PRIVATE KEY-----")
+    block = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----"
+    )
     assert Redactor().redact_text(f"key:\n{block}\nend") == f"key:\n{MASK}\nend"
 
 
@@ -113,8 +114,14 @@ def test_public_whole_text_api() -> None:
 
 
 def test_asgi_header_pairs_hide_values_and_show_names(capturer: Capturer) -> None:
-    scope = {"type": "http", "headers": [(b"host", b"shop"), (b"cookie", SECRET.encode()),
-                                         (b"x-api-key", SECRET.encode())]}
+    scope = {
+        "type": "http",
+        "headers": [
+            (b"host", b"shop"),
+            (b"cookie", SECRET.encode()),
+            (b"x-api-key", SECRET.encode()),
+        ],
+    }
     text = shown(capturer, scope)
     assert SECRET not in text and "shop" not in text
     assert '"v": "cookie"' in text and '"v": "x-api-key"' in text
@@ -185,8 +192,16 @@ def test_wsgi_environ_headers_are_secret(capturer: Capturer) -> None:
 
 
 def test_flags_counts_and_none_under_secret_names_are_shown(capturer: Capturer) -> None:
-    node = capturer.value({"fuzzy_with_tokens": True, "token_count": 3, "password": None,
-                           "api_key": "k", "pin": 1234, "session": {"a": 1}})
+    node = capturer.value(
+        {
+            "fuzzy_with_tokens": True,
+            "token_count": 3,
+            "password": None,
+            "api_key": "k",
+            "pin": 1234,
+            "session": {"a": 1},
+        }
+    )
     values = {key["v"]: value for key, value in node["entries"]}
     assert values["fuzzy_with_tokens"] == {"t": "bool", "v": True}
     assert values["token_count"] == {"t": "int", "v": 3}
@@ -211,8 +226,11 @@ def test_instance_tags_leave_without_secrets() -> None:
     from peephole.agent.config import AgentConfig
     from peephole.agent.delivery.transport import Transport
 
-    config = AgentConfig(service="svc", server="http://127.0.0.1:9", tags={
-        "api_token": SECRET, "dsn": f"postgres://shop:{SECRET}@db/shop", "team": "payments"})
+    config = AgentConfig(
+        service="svc",
+        server="http://127.0.0.1:9",
+        tags={"api_token": SECRET, "dsn": f"postgres://shop:{SECRET}@db/shop", "team": "payments"},
+    )
     tags = Transport(config).instance_info().tags
     assert SECRET not in str(tags)
     assert tags["team"] == "payments" and tags["api_token"] == MASK

@@ -16,8 +16,13 @@ from peephole.agent.placement.source import mask_source
 from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import AgentPolicy
 
-SECRETS = ["sk_live_4eC39HqLyjWDarjtT1zdp7dc", "hunter2-in-source", "MIIEpAIBAAKCAQEA75bKQk1TXkv7x",
-           "pg-pass-in-source", "tok-default-in-source"]
+SECRETS = [
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "hunter2-in-source",
+    "MIIEpAIBAAKCAQEA75bKQk1TXkv7x",
+    "pg-pass-in-source",
+    "tok-default-in-source",
+]
 
 
 def test_served_source_masks_secret_literals_and_keeps_line_numbers(agent: Agent) -> None:
@@ -52,8 +57,9 @@ def test_no_answer_tells_whether_a_path_exists_on_the_host(agent: Agent) -> None
         return str(answer["error"]).replace(path, "<path>")
 
     assert "text" not in existing
-    assert without_path(existing, handle.name) == without_path(missing, handle.name[:-3]
-                                                              + "_not_there.py")
+    assert without_path(existing, handle.name) == without_path(
+        missing, handle.name[:-3] + "_not_there.py"
+    )
 
 
 def test_application_files_first_and_never_the_agent_or_its_dependencies(agent: Agent) -> None:

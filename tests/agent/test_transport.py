@@ -37,8 +37,13 @@ THIS_FILE = "agent/" + os.path.basename(__file__)
 
 
 def tracepoint(probe_id: str = "p1", **fields: Any) -> Dict[str, Any]:
-    return {"id": probe_id, "kind": "tracepoint", "file": THIS_FILE, "line": CHECKOUT_LINE,
-            **fields}
+    return {
+        "id": probe_id,
+        "kind": "tracepoint",
+        "file": THIS_FILE,
+        "line": CHECKOUT_LINE,
+        **fields,
+    }
 
 
 def free_port() -> int:
@@ -51,14 +56,27 @@ def free_port() -> int:
 class Connected:
     """An Agent wired to a Transport, as launch does it, with test-friendly timings."""
 
-    def __init__(self, server: str, key: Optional[str] = "test-key", buffer_bytes: int = 1 << 20,
-                 **transport: Any) -> None:
-        self.config = AgentConfig(service="shop", version="1.2", environment="test",
-                                  tags={"team": "pay"}, server=server, key=key,
-                                  capture_exceptions=False, buffer_bytes=buffer_bytes,
-                                  # rates and the CPU budget must not get in the way here
-                                  snapshot_rate=1000.0, snapshot_process_rate=1000.0,
-                                  cpu_budget=1.0)
+    def __init__(
+        self,
+        server: str,
+        key: Optional[str] = "test-key",
+        buffer_bytes: int = 1 << 20,
+        **transport: Any,
+    ) -> None:
+        self.config = AgentConfig(
+            service="shop",
+            version="1.2",
+            environment="test",
+            tags={"team": "pay"},
+            server=server,
+            key=key,
+            capture_exceptions=False,
+            buffer_bytes=buffer_bytes,
+            # rates and the CPU budget must not get in the way here
+            snapshot_rate=1000.0,
+            snapshot_process_rate=1000.0,
+            cpu_budget=1.0,
+        )
         options = {**FAST, **transport}
         self.transport = Transport(self.config, **options)
         self.agent = Agent(self.config, sink=self.transport.deliver)
@@ -86,8 +104,9 @@ def connected(gateway: Gateway) -> Iterator[Connected]:
 
 
 def log_event(message: str = "hello") -> Dict[str, Any]:
-    return protocol.new_event(protocol.LOG, probe_id="p0", file="x.py", line=1, level="info",
-                              message=message, errors=[])
+    return protocol.new_event(
+        protocol.LOG, probe_id="p0", file="x.py", line=1, level="info", message=message, errors=[]
+    )
 
 
 # --- addresses and timing ------------------------------------------------------------------
@@ -119,7 +138,7 @@ def test_agent_url_refuses_what_is_not_a_server(server: str) -> None:
 @given(st.integers(min_value=0, max_value=10_000))
 def test_backoff_is_jittered_under_a_doubling_ceiling(attempt: int) -> None:
     delay = backoff_delay(attempt, 0.5, 30.0)
-    assert 0.0 <= delay <= min(30.0, 0.5 * 2**min(attempt, 64))
+    assert 0.0 <= delay <= min(30.0, 0.5 * 2 ** min(attempt, 64))
 
 
 def test_backoff_spreads_delays() -> None:
@@ -152,10 +171,13 @@ def test_probes_are_installed_and_their_snapshots_acknowledged(
 ) -> None:
     gateway.push_probes([tracepoint()])
     session = gateway.sessions[0]
-    gateway.wait_for(lambda: any(
-        s["probe_id"] == "p1" and s["state"] == protocol.ACTIVE
-        for m in session.of_type("status") for s in m["probes"]
-    ))
+    gateway.wait_for(
+        lambda: any(
+            s["probe_id"] == "p1" and s["state"] == protocol.ACTIVE
+            for m in session.of_type("status")
+            for s in m["probes"]
+        )
+    )
     checkout(120.0)
     assert connected.agent.flush(10)
     [snapshot] = [e for e in gateway.events if e["type"] == protocol.SNAPSHOT]
@@ -183,12 +205,15 @@ def test_a_probe_missing_from_the_list_is_removed(gateway: Gateway, connected: C
 
 
 def test_an_invalid_probe_gets_an_error_status(gateway: Gateway, connected: Connected) -> None:
-    gateway.push_probes([{"id": "bad", "kind": "watchpoint", "file": "x.py", "line": 1},
-                         tracepoint("good")])
+    gateway.push_probes(
+        [{"id": "bad", "kind": "watchpoint", "file": "x.py", "line": 1}, tracepoint("good")]
+    )
     session = gateway.sessions[0]
-    statuses = gateway.wait_for(lambda: [
-        s for m in session.of_type("status") for s in m["probes"] if s["probe_id"] == "bad"
-    ])
+    statuses = gateway.wait_for(
+        lambda: [
+            s for m in session.of_type("status") for s in m["probes"] if s["probe_id"] == "bad"
+        ]
+    )
     assert statuses[0]["state"] == protocol.ERROR
     assert "watchpoint" in statuses[0]["message"]
     gateway.wait_for(lambda: [s.probe_id for s in connected.agent.statuses()] == ["good"])
@@ -200,8 +225,11 @@ def test_policy_from_welcome_and_later_pushes_is_applied() -> None:
         try:
             assert agent.transport.wait_connected(10)
             gateway.push_probes([tracepoint(hit_limit=1000)])
-            gateway.wait_for(lambda: agent.agent.statuses()
-                             and agent.agent.statuses()[0].state == protocol.ACTIVE)
+            gateway.wait_for(
+                lambda: (
+                    agent.agent.statuses() and agent.agent.statuses()[0].state == protocol.ACTIVE
+                )
+            )
             checkout(10.0)
             assert agent.agent.flush(10)
             local = gateway.events[-1]["frames"][0]["locals"]["discount"]
@@ -225,8 +253,11 @@ def test_source_and_file_requests_are_answered(gateway: Gateway, connected: Conn
     session.send({"type": "get_source", "request_id": "r1", "path": THIS_FILE})
     session.send({"type": "get_source", "request_id": "r2", "path": "no/such/file.py"})
     session.send({"type": "list_files", "request_id": "r3"})
-    answers = gateway.wait_for(lambda: len(session.of_type("source")) == 2
-                               and session.of_type("files") and session.messages)
+    answers = gateway.wait_for(
+        lambda: (
+            len(session.of_type("source")) == 2 and session.of_type("files") and session.messages
+        )
+    )
     assert answers
     by_id = {m["request_id"]: m for m in session.of_type("source")}
     assert "def checkout(total: float)" in by_id["r1"]["text"]
@@ -333,8 +364,10 @@ def test_an_event_larger_than_a_message_is_dropped_and_counted(
     assert connected.transport.deliver([small[0], huge, *small[1:]])
     assert [e["message"] for e in gateway.events] == [f"small {n}" for n in range(3)]
     assert gateway.dropped == 1
-    assert all(len(protocol.encode(m)) <= protocol.MAX_MESSAGE_BYTES
-               for m in gateway.sessions[0].of_type("events"))
+    assert all(
+        len(protocol.encode(m)) <= protocol.MAX_MESSAGE_BYTES
+        for m in gateway.sessions[0].of_type("events")
+    )
 
 
 def test_a_batch_over_the_message_size_is_split(gateway: Gateway, connected: Connected) -> None:
@@ -364,15 +397,17 @@ def test_a_rejected_key_is_logged_once_and_retried(
     agent = Connected(gateway.url, key="wrong", backoff_max=0.1)
     try:
         gateway.wait_for(lambda: len(gateway.rejected) >= 3)
-        warnings = [r for r in caplog.records
-                    if r.name == "peephole" and r.levelno == logging.WARNING]
+        warnings = [
+            r for r in caplog.records if r.name == "peephole" and r.levelno == logging.WARNING
+        ]
         assert len(warnings) == 1
         assert "unknown agent key" in warnings[0].getMessage()
         assert not agent.transport.connected
         gateway.key = "wrong"
         assert agent.transport.wait_connected(10)
-        assert any("connected" in r.getMessage() for r in caplog.records
-                   if r.levelno == logging.WARNING)
+        assert any(
+            "connected" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+        )
     finally:
         agent.stop()
 
@@ -409,8 +444,9 @@ def test_stop_closes_the_connection_within_a_second(gateway: Gateway) -> None:
     assert time.monotonic() - started < 1.5
     gateway.wait_for(lambda: gateway.sessions[0].closed.is_set(), timeout=2)
     assert not agent.transport.connected
-    assert not [t for t in threading.enumerate()
-                if t.name == "peephole-transport" and t not in before]
+    assert not [
+        t for t in threading.enumerate() if t.name == "peephole-transport" and t not in before
+    ]
     agent.agent.stop()
 
 
@@ -421,8 +457,9 @@ def test_stop_while_the_server_is_unreachable_is_quick() -> None:
     started = time.monotonic()
     agent.transport.stop()
     assert time.monotonic() - started < 1.5
-    assert not [t for t in threading.enumerate()
-                if t.name == "peephole-transport" and t not in before]
+    assert not [
+        t for t in threading.enumerate() if t.name == "peephole-transport" and t not in before
+    ]
     agent.agent.stop()
 
 

@@ -32,8 +32,9 @@ def test_a_watch_reads_an_item_of_an_attribute(
 
     agent = make_agent()
     line = line_of(path, "checkout")
-    agent.set_probe(tracepoint("w", "watch_cart.py", line,
-                               watches=["cart.items[0]['qty']", "cart.items[0]"]))
+    agent.set_probe(
+        tracepoint("w", "watch_cart.py", line, watches=["cart.items[0]['qty']", "cart.items[0]"])
+    )
     watch_cart.checkout(watch_cart.Cart())
     assert collector.wait(1, probe_id="w")
     watches: List[Any] = collector.of("w")[0]["watches"]

@@ -42,12 +42,22 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
-        command = [sys.executable, "-m", "peephole.cli.main", "server", "--port", str(self.port),
-                   "--data-dir", str(self.data_dir), "--admin-token", ADMIN_TOKEN,
-                   "--agent-key", AGENT_KEY]
+        command = [
+            sys.executable,
+            "-m",
+            "peephole.cli.main",
+            "server",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--agent-key",
+            AGENT_KEY,
+        ]
         with open(self.log_path, "wb") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             env=env)
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -78,12 +88,23 @@ class ProtocolPeer:
     """One instance of a service as the server sees it: hello, heartbeats, and a status for
     every probe it is sent (``judge`` picks the state and message)."""
 
-    def __init__(self, url: str, service: str,
-                 judge: Callable[[dict[str, Any]], tuple[str, str | None]] | None = None,
-                 **info: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        service: str,
+        judge: Callable[[dict[str, Any]], tuple[str, str | None]] | None = None,
+        **info: Any,
+    ) -> None:
         self.instance_id = uuid.uuid4().hex[:16]
-        self.info = protocol.InstanceInfo(self.instance_id, service, host="test", pid=os.getpid(),
-                                          runtime="CPython", agent_version="test", **info)
+        self.info = protocol.InstanceInfo(
+            self.instance_id,
+            service,
+            host="test",
+            pid=os.getpid(),
+            runtime="CPython",
+            agent_version="test",
+            **info,
+        )
         self.url = url.replace("http", "ws", 1) + protocol.AGENT_PATH
         self.judge = judge or (lambda probe: (protocol.ACTIVE, None))
         self.probes: list[dict[str, Any]] = []
@@ -93,8 +114,9 @@ class ProtocolPeer:
 
     def __enter__(self) -> ProtocolPeer:
         self._ws = connect(self.url).__enter__()  # closed in __exit__
-        self._ws.send(protocol.encode({"type": "hello", "instance": self.info.to_dict(),
-                                       "key": AGENT_KEY}))
+        self._ws.send(
+            protocol.encode({"type": "hello", "instance": self.info.to_dict(), "key": AGENT_KEY})
+        )
         welcome = protocol.decode(self._ws.recv(timeout=10))
         assert welcome["type"] == "welcome", welcome
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -110,10 +132,12 @@ class ProtocolPeer:
     def send_events(self, *events: dict[str, Any]) -> None:
         assert self._ws is not None
         self._seq += 1
-        stamped = [{**e, "instance_id": self.instance_id, "service": self.info.service}
-                   for e in events]
-        self._ws.send(protocol.encode({"type": "events", "seq": self._seq, "events": stamped,
-                                       "dropped": 0}))
+        stamped = [
+            {**e, "instance_id": self.instance_id, "service": self.info.service} for e in events
+        ]
+        self._ws.send(
+            protocol.encode({"type": "events", "seq": self._seq, "events": stamped, "dropped": 0})
+        )
 
     def _read(self) -> None:
         assert self._ws is not None
@@ -131,6 +155,9 @@ class ProtocolPeer:
         statuses = []
         for probe in probes:
             state, reason = self.judge(probe)
-            statuses.append(protocol.ProbeStatus(probe["id"], state, reason,
-                                                 version=probe.get("version", 1)).to_dict())
+            statuses.append(
+                protocol.ProbeStatus(
+                    probe["id"], state, reason, version=probe.get("version", 1)
+                ).to_dict()
+            )
         self._ws.send(protocol.encode({"type": "status", "probes": statuses}))

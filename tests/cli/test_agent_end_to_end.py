@@ -45,9 +45,25 @@ def app(logged_in: ServerProcess, tmp_path: Path) -> Iterator[str]:
     (tmp_path / "tiny.py").write_text(PROGRAM)
     log = open(tmp_path / "app.log", "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, "-m", "peephole.cli.main", "run", "--service", service,
-         "--server", logged_in.url, "--key", AGENT_KEY, "--", sys.executable, "tiny.py"],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "peephole.cli.main",
+            "run",
+            "--service",
+            service,
+            "--server",
+            logged_in.url,
+            "--key",
+            AGENT_KEY,
+            "--",
+            sys.executable,
+            "tiny.py",
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         from peephole.client import Client
 
@@ -65,8 +81,18 @@ def app(logged_in: ServerProcess, tmp_path: Path) -> Iterator[str]:
 
 
 def test_tracepoint_snapshot_show(cli: Cli, app: str) -> None:
-    added = cli("tracepoint", "add", f"tiny.py:{LINE}", "--service", app, "--hits", "2",
-                "--watch", "cart['pear'] > 0", "--json")
+    added = cli(
+        "tracepoint",
+        "add",
+        f"tiny.py:{LINE}",
+        "--service",
+        app,
+        "--hits",
+        "2",
+        "--watch",
+        "cart['pear'] > 0",
+        "--json",
+    )
     assert added.code == 0, added.err
     probe = json.loads(added.out)
     assert [s["state"] in ("active", "done") for s in probe["statuses"]] == [True]
@@ -98,8 +124,9 @@ def test_tracepoint_snapshot_show(cli: Cli, app: str) -> None:
 
 
 def test_logpoint_lines_in_events_tail(cli: Cli, app: str) -> None:
-    added = cli("logpoint", "add", f"tiny.py:{LINE}", "total is {total}", "--service", app,
-                "--hits", "3")
+    added = cli(
+        "logpoint", "add", f"tiny.py:{LINE}", "total is {total}", "--service", app, "--hits", "3"
+    )
     assert added.code == 0, added.err
     probe_id = added.out.split()[1]
     deadline = time.monotonic() + 20
@@ -114,8 +141,9 @@ def test_logpoint_lines_in_events_tail(cli: Cli, app: str) -> None:
 
 
 def test_agent_rejects_an_expression(cli: Cli, app: str) -> None:
-    result = cli("tracepoint", "add", f"tiny.py:{LINE}", "--service", app,
-                 "--condition", "cart.clear()")
+    result = cli(
+        "tracepoint", "add", f"tiny.py:{LINE}", "--service", app, "--condition", "cart.clear()"
+    )
     assert result.code == 1
     assert result.err.count("\n") == 1
     assert " rejected tracepoint " in result.err and "cart.clear" in result.err
@@ -142,8 +170,9 @@ def test_source_as_deployed(cli: Cli, app: str) -> None:
 def test_a_refused_place_is_fixed_with_probes_move(cli: Cli, app: str) -> None:
     """With the real agent's reasons: an expression is fixed with `probes edit`, a line
     without code with `probes move` to the nearest line that has some."""
-    refused = cli("tracepoint", "add", f"tiny.py:{LINE}", "--service", app,
-                  "--condition", "cart.clear()")
+    refused = cli(
+        "tracepoint", "add", f"tiny.py:{LINE}", "--service", app, "--condition", "cart.clear()"
+    )
     assert "fix it with `peephole probes edit " in refused.err
     edited = cli("probes", "edit", refused.out.split()[1], "--condition", "discount > 0")
     assert edited.code == 0, edited.err

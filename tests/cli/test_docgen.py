@@ -17,10 +17,32 @@ def test_cli_reference_matches_the_cli() -> None:
 
 def test_reference_covers_every_command() -> None:
     text = generate()
-    for command in ("login", "services", "instances", "tracepoint add", "logpoint add",
-                    "probes list", "probes show", "probes edit", "probes move", "probes enable",
-                    "probes disable", "probes rm", "snapshots list", "snapshots show",
-                    "events tail", "exceptions list", "exceptions show", "source", "tokens create",
-                    "tokens list", "agent-keys create", "audit", "policy show", "policy set",
-                    "server", "run"):
+    for command in (
+        "login",
+        "services",
+        "instances",
+        "tracepoint add",
+        "logpoint add",
+        "probes list",
+        "probes show",
+        "probes edit",
+        "probes move",
+        "probes enable",
+        "probes disable",
+        "probes rm",
+        "snapshots list",
+        "snapshots show",
+        "events tail",
+        "exceptions list",
+        "exceptions show",
+        "source",
+        "tokens create",
+        "tokens list",
+        "agent-keys create",
+        "audit",
+        "policy show",
+        "policy set",
+        "server",
+        "run",
+    ):
         assert f"## `peephole {command}`" in text

@@ -9,13 +9,24 @@ import pytest
 from .conftest import Cli
 
 COMMANDS = [
-    ["services"], ["instances"], ["probes", "list"], ["probes", "show", "ab12"],
-    ["probes", "disable", "ab12"], ["probes", "enable", "ab12"], ["probes", "rm", "ab12"],
-    ["probes", "edit", "ab12", "--hits", "3"], ["snapshots", "list"],
-    ["snapshots", "show", "e1"], ["events", "tail"], ["events", "tail", "--follow"],
-    ["exceptions", "list"], ["exceptions", "show", "f1"], ["tracepoint", "add", "a.py:1"],
+    ["services"],
+    ["instances"],
+    ["probes", "list"],
+    ["probes", "show", "ab12"],
+    ["probes", "disable", "ab12"],
+    ["probes", "enable", "ab12"],
+    ["probes", "rm", "ab12"],
+    ["probes", "edit", "ab12", "--hits", "3"],
+    ["snapshots", "list"],
+    ["snapshots", "show", "e1"],
+    ["events", "tail"],
+    ["events", "tail", "--follow"],
+    ["exceptions", "list"],
+    ["exceptions", "show", "f1"],
+    ["tracepoint", "add", "a.py:1"],
     ["tracepoint", "add", "a.py:1", "--service", "shop"],
-    ["logpoint", "add", "a.py:1", "x={x}", "-s", "shop"], ["login", "--token", "t"],
+    ["logpoint", "add", "a.py:1", "x={x}", "-s", "shop"],
+    ["login", "--token", "t"],
 ]
 
 

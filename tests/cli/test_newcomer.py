@@ -32,26 +32,57 @@ def golden_probe() -> Probe:
 
 def snapshot_with_ref(ref: str) -> Event:
     items = {"t": "list", "len": 1, "items": [{"t": "int", "v": 7}]}
-    return Event.from_dict({
-        "id": "e1", "type": "snapshot", "time": 0, "probe_id": "p1", "file": "a.py", "line": 3,
-        "frames": [{"file": "a.py", "line": 3, "function": "f", "module": "a",
-                    "locals": {"lines": {"t": "list", "len": 3, "items": [
-                        {"t": "int", "v": 1}, {"t": "int", "v": 2}, items]},
-                               "again": {"t": "list", "ref": ref}}}],
-        "watches": [{"expr": "cart", "value": {"t": "dict", "len": 1, "entries": [
-            [{"t": "str", "v": "k"}, {"t": "list", "ref": ref}]]}}],
-    })
+    return Event.from_dict(
+        {
+            "id": "e1",
+            "type": "snapshot",
+            "time": 0,
+            "probe_id": "p1",
+            "file": "a.py",
+            "line": 3,
+            "frames": [
+                {
+                    "file": "a.py",
+                    "line": 3,
+                    "function": "f",
+                    "module": "a",
+                    "locals": {
+                        "lines": {
+                            "t": "list",
+                            "len": 3,
+                            "items": [{"t": "int", "v": 1}, {"t": "int", "v": 2}, items],
+                        },
+                        "again": {"t": "list", "ref": ref},
+                    },
+                }
+            ],
+            "watches": [
+                {
+                    "expr": "cart",
+                    "value": {
+                        "t": "dict",
+                        "len": 1,
+                        "entries": [[{"t": "str", "v": "k"}, {"t": "list", "ref": ref}]],
+                    },
+                }
+            ],
+        }
+    )
 
 
-@pytest.mark.parametrize(("ref", "readable"), [
-    ("/frames/0/locals/lines/items/2", "frames[0].locals.lines[2]"),
-    ("/watches/0/value/None", "watches[0] (cart)"),
-    ("/watches/0/value/entries/0/1", "watches[0] (cart)['k']"),
-    ("/frames/0/locals/cart/fields/items", "frames[0].locals.cart.items"),
-    ("self.items[0]", "self.items[0]"),
-])
-def test_a_reference_is_a_readable_path(capsys: pytest.CaptureFixture[str], ref: str,
-                                        readable: str) -> None:
+@pytest.mark.parametrize(
+    ("ref", "readable"),
+    [
+        ("/frames/0/locals/lines/items/2", "frames[0].locals.lines[2]"),
+        ("/watches/0/value/None", "watches[0] (cart)"),
+        ("/watches/0/value/entries/0/1", "watches[0] (cart)['k']"),
+        ("/frames/0/locals/cart/fields/items", "frames[0].locals.cart.items"),
+        ("self.items[0]", "self.items[0]"),
+    ],
+)
+def test_a_reference_is_a_readable_path(
+    capsys: pytest.CaptureFixture[str], ref: str, readable: str
+) -> None:
     console().print(render.snapshot(snapshot_with_ref(ref)))
     out = capsys.readouterr().out
     assert f"same as {readable}{render.CLOSE}" in out
@@ -61,14 +92,23 @@ def test_a_reference_is_a_readable_path(capsys: pytest.CaptureFixture[str], ref:
 # --- COLUMNS is honoured, ids and exception types are never cut ----------------------------
 
 
-def test_piped_output_honours_columns(capsys: pytest.CaptureFixture[str],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_piped_output_honours_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     assert console().width == 200
     long_path = "services/checkout/src/shop/payments/providers/stripe_gateway.py:1234"
-    event = Event.from_dict({"id": "0123456789abcdef0123456789abcdef", "type": "snapshot",
-                             "time": 0, "service": "checkout", "probe_id": "p1",
-                             "file": long_path.rsplit(":", 1)[0], "line": 1234})
+    event = Event.from_dict(
+        {
+            "id": "0123456789abcdef0123456789abcdef",
+            "type": "snapshot",
+            "time": 0,
+            "service": "checkout",
+            "probe_id": "p1",
+            "file": long_path.rsplit(":", 1)[0],
+            "line": 1234,
+        }
+    )
     console().print(render.events([event]))
     out = capsys.readouterr().out
     assert event.id in out and "payments/providers" not in out  # the list shortens paths
@@ -76,10 +116,15 @@ def test_piped_output_honours_columns(capsys: pytest.CaptureFixture[str],
 
 
 def test_exception_types_and_ids_are_never_cut(capsys: pytest.CaptureFixture[str]) -> None:
-    group = ExceptionGroup.from_dict({
-        "fingerprint": "f" * 32, "exc_type": "shop.payments.errors.PaymentProviderTimeoutError",
-        "message": "the provider did not answer within 30 s " * 4, "count": 3,
-        "services": ["checkout-service-eu-west-1"]})
+    group = ExceptionGroup.from_dict(
+        {
+            "fingerprint": "f" * 32,
+            "exc_type": "shop.payments.errors.PaymentProviderTimeoutError",
+            "message": "the provider did not answer within 30 s " * 4,
+            "count": 3,
+            "services": ["checkout-service-eu-west-1"],
+        }
+    )
     console().print(render.exceptions([group]))
     out = capsys.readouterr().out
     assert "shop.payments.errors.PaymentProviderTimeoutError" in out
@@ -111,13 +156,19 @@ def test_captures_and_hits_are_named_apart(capsys: pytest.CaptureFixture[str]) -
 # --- range errors name the flags the person typed -------------------------------------------
 
 
-@pytest.mark.parametrize(("field", "reason", "expected"), [
-    ("hit_limit", "Input should be less than or equal to 1000", "--hits must be at most 1000"),
-    ("expire_seconds", "Input should be less than or equal to 604800",
-     "--expire must be at most 604800 seconds (7d)"),
-    ("rate", "Input should be less than or equal to 100000", "--rate must be at most 100000"),
-    ("watches.2", "too long", "invalid --watch (the third): too long"),
-])
+@pytest.mark.parametrize(
+    ("field", "reason", "expected"),
+    [
+        ("hit_limit", "Input should be less than or equal to 1000", "--hits must be at most 1000"),
+        (
+            "expire_seconds",
+            "Input should be less than or equal to 604800",
+            "--expire must be at most 604800 seconds (7d)",
+        ),
+        ("rate", "Input should be less than or equal to 100000", "--rate must be at most 100000"),
+        ("watches.2", "too long", "invalid --watch (the third): too long"),
+    ],
+)
 def test_range_errors_name_the_flag(field: str, reason: str, expected: str) -> None:
     assert explain(InvalidRequest(reason, field)) == expected
 
@@ -128,8 +179,7 @@ def test_range_errors_name_the_flag(field: str, reason: str, expected: str) -> N
 @pytest.fixture
 def other_http_service() -> Iterator[str]:
     """Some other web service on a loopback port: 404 for everything, in HTML."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             http.server.SimpleHTTPRequestHandler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     server.RequestHandlerClass.log_message = lambda *args: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -139,8 +189,9 @@ def other_http_service() -> Iterator[str]:
     thread.join(5)
 
 
-@pytest.mark.parametrize("args", [["probes", "show", "ab12"], ["probes", "list"],
-                                  ["snapshots", "show", "e1"]])
+@pytest.mark.parametrize(
+    "args", [["probes", "show", "ab12"], ["probes", "list"], ["snapshots", "show", "e1"]]
+)
 def test_a_wrong_url_says_it_is_not_a_peephole_server(
     cli: Cli, other_http_service: str, args: list[str]
 ) -> None:
@@ -166,14 +217,18 @@ def test_errors_work_without_click_82s_no_args_error(
 def test_source_lists_application_files_first() -> None:
     from peephole.cli.source import application_first
 
-    files = ["/venv/lib/python3.12/site-packages/websockets/client.py",
-             "/srv/shop/shop/checkout.py",
-             "/usr/lib/python3/dist-packages/bytecode/concrete.py",
-             "/srv/shop/shop/cart.py"]
-    assert application_first(files) == [
-        "/srv/shop/shop/cart.py", "/srv/shop/shop/checkout.py",
+    files = [
+        "/venv/lib/python3.12/site-packages/websockets/client.py",
+        "/srv/shop/shop/checkout.py",
         "/usr/lib/python3/dist-packages/bytecode/concrete.py",
-        "/venv/lib/python3.12/site-packages/websockets/client.py"]
+        "/srv/shop/shop/cart.py",
+    ]
+    assert application_first(files) == [
+        "/srv/shop/shop/cart.py",
+        "/srv/shop/shop/checkout.py",
+        "/usr/lib/python3/dist-packages/bytecode/concrete.py",
+        "/venv/lib/python3.12/site-packages/websockets/client.py",
+    ]
 
 
 def test_an_older_versions_error_is_not_the_probes_error() -> None:
@@ -186,11 +241,17 @@ def test_an_older_versions_error_is_not_the_probes_error() -> None:
 
 
 def test_an_exception_events_type_is_never_cut(capsys: pytest.CaptureFixture[str]) -> None:
-    event = Event.from_dict({"id": "e" * 32, "type": "exception", "time": 0,
-                             "service": "checkout-service-eu-west-1",
-                             "exc_type": "shop.payments.errors.PaymentProviderTimeoutError",
-                             "message": "the provider did not answer within 30 s " * 3,
-                             "frames": [{"file": "/srv/app/shop/payments/stripe.py", "line": 88}]})
+    event = Event.from_dict(
+        {
+            "id": "e" * 32,
+            "type": "exception",
+            "time": 0,
+            "service": "checkout-service-eu-west-1",
+            "exc_type": "shop.payments.errors.PaymentProviderTimeoutError",
+            "message": "the provider did not answer within 30 s " * 3,
+            "frames": [{"file": "/srv/app/shop/payments/stripe.py", "line": 88}],
+        }
+    )
     console().print(render.events([event]))
     assert "shop.payments.errors.PaymentProviderTimeoutError" in capsys.readouterr().out
 
@@ -198,24 +259,40 @@ def test_an_exception_events_type_is_never_cut(capsys: pytest.CaptureFixture[str
 # --- syntax errors: what the server refuses, with a column and a caret ----------------------
 
 
-@pytest.mark.parametrize("template", [
-    "{x!r}", "{x:.2f}", "{d['}']}", "{a != b}", "{ x }", "{ {'a': 1}['a'] }",
-    "{(lambda: 1)()}", "{x[1:2]}", "{{literal}} {len(cart)}", '{"""a}b"""}', "{x!r:>10}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{x!r}",
+        "{x:.2f}",
+        "{d['}']}",
+        "{a != b}",
+        "{ x }",
+        "{ {'a': 1}['a'] }",
+        "{(lambda: 1)()}",
+        "{x[1:2]}",
+        "{{literal}} {len(cart)}",
+        '{"""a}b"""}',
+        "{x!r:>10}",
+    ],
+)
 def test_templates_the_agent_takes_are_not_refused(template: str) -> None:
     from peephole.protocol import template_problem
 
     assert template_problem(template) is None
 
 
-@pytest.mark.parametrize(("template", "first_line", "caret_at"), [
-    ("total {cart.total", "placeholder at column 7 is not closed with '}'", 7),
-    ("total {cart.total +}", "syntax error at column 20: invalid syntax", 20),
-    ("a } b", "single '}' at column 3; write '}}' for a brace", 3),
-    ("x {}", "empty placeholder at column 3", 3),
-])
-def test_a_refused_template_points_at_the_column(template: str, first_line: str,
-                                                 caret_at: int) -> None:
+@pytest.mark.parametrize(
+    ("template", "first_line", "caret_at"),
+    [
+        ("total {cart.total", "placeholder at column 7 is not closed with '}'", 7),
+        ("total {cart.total +}", "syntax error at column 20: invalid syntax", 20),
+        ("a } b", "single '}' at column 3; write '}}' for a brace", 3),
+        ("x {}", "empty placeholder at column 3", 3),
+    ],
+)
+def test_a_refused_template_points_at_the_column(
+    template: str, first_line: str, caret_at: int
+) -> None:
     from peephole.protocol import template_problem
 
     problem = template_problem(template)
@@ -223,9 +300,14 @@ def test_a_refused_template_points_at_the_column(template: str, first_line: str,
     assert problem.splitlines() == [first_line, f"    {template}", " " * (3 + caret_at) + "^"]
 
 
-@pytest.mark.parametrize(("condition", "column"), [
-    ("total >", 8), ("  a +* b", 6), ("a b", 3),
-])
+@pytest.mark.parametrize(
+    ("condition", "column"),
+    [
+        ("total >", 8),
+        ("  a +* b", 6),
+        ("a b", 3),
+    ],
+)
 def test_a_condition_syntax_error_points_at_the_column(condition: str, column: int) -> None:
     from peephole.protocol import expression_problem
 

@@ -30,8 +30,10 @@ def strict(probe: dict[str, Any]) -> tuple[str, str | None]:
     if probe["line"] == 3:
         return protocol.ERROR, NO_CODE
     if probe["file"].startswith("missing/"):
-        return protocol.ERROR, f"no such file: no loaded module or file on sys.path matches " \
-                               f"{probe['file']}"
+        return (
+            protocol.ERROR,
+            f"no such file: no loaded module or file on sys.path matches {probe['file']}",
+        )
     return protocol.ACTIVE, None
 
 
@@ -46,8 +48,7 @@ def test_edit_reports_the_new_versions_status(cli: Cli, logged_in: ServerProcess
         probe_id = probe_id_of(added.out)
         edited = cli("probes", "edit", probe_id, "--condition", "total > 1")
         assert edited.code == 0, edited.err
-        assert edited.out == (f"probe {probe_id} updated to version 2: "
-                              "active on 1 of 1 instance\n")
+        assert edited.out == (f"probe {probe_id} updated to version 2: active on 1 of 1 instance\n")
         cli("probes", "rm", probe_id)
 
 
@@ -68,13 +69,12 @@ def test_a_misplaced_probe_suggests_moving_it(cli: Cli, logged_in: ServerProcess
 
         moved = cli("probes", "move", probe_id, "a.py:2")
         assert moved.code == 0, moved.err
-        assert moved.out == (f"probe {probe_id} moved to a.py:2 (version 2): "
-                             "active on 1 of 1 instance\n")
-        assert eventually(lambda: any(p["id"] == probe_id and p["line"] == 2
-                                      for p in peer.probes))
+        assert moved.out == (
+            f"probe {probe_id} moved to a.py:2 (version 2): active on 1 of 1 instance\n"
+        )
+        assert eventually(lambda: any(p["id"] == probe_id and p["line"] == 2 for p in peer.probes))
         audit = json.loads(cli("audit", "--probe", probe_id, "--json").out)
-        assert any(e["action"] == "probe.update" and e["details"].get("line") == 2
-                   for e in audit)
+        assert any(e["action"] == "probe.update" and e["details"].get("line") == 2 for e in audit)
         for listed in (probe_id, probe_id_of(missing.out)):
             cli("probes", "rm", listed)
 
@@ -101,8 +101,9 @@ def test_a_syntax_error_has_a_column_and_a_caret(cli: Cli, logged_in: ServerProc
         "           ^",
     ]
     with Client() as client, pytest.raises(InvalidRequest) as caught:
-        client.create_probe(NewProbe("tracepoint", "a.py", 4, condition="a +* b",
-                                     target=Target(service="x")))
+        client.create_probe(
+            NewProbe("tracepoint", "a.py", 4, condition="a +* b", target=Target(service="x"))
+        )
     assert caught.value.reason.startswith("syntax error at column 4")
 
 
@@ -112,7 +113,8 @@ def test_an_unclosed_template_brace_is_refused_by_the_server(
     result = cli("logpoint", "add", "a.py:4", "total {cart.total", "-s", "x")
     assert result.code == 1
     assert result.err.splitlines()[0] == (
-        "error: invalid TEMPLATE: placeholder at column 7 is not closed with '}'")
+        "error: invalid TEMPLATE: placeholder at column 7 is not closed with '}'"
+    )
     bad = cli("logpoint", "add", "a.py:4", "total {cart.total +}", "-s", "x")
     assert bad.code == 1 and "syntax error at column" in bad.err
     fine = cli("logpoint", "add", "a.py:4", "{{literal}} {len(cart)}", "-s", "x", "--json")
@@ -126,8 +128,8 @@ def test_an_unknown_service_is_warned_about(cli: Cli, logged_in: ServerProcess) 
         result = cli("tracepoint", "add", "a.py:4", "--service", "nope-" + known)
         assert result.code == 0, result.err
         assert result.err.startswith(
-            f"warning: no instance of service 'nope-{known}' has ever connected; known "
-            "services: ")
+            f"warning: no instance of service 'nope-{known}' has ever connected; known services: "
+        )
         assert known in result.err
         quiet = cli("tracepoint", "add", "a.py:4", "--service", known)
         assert quiet.err == ""
@@ -137,8 +139,9 @@ def test_an_unknown_service_is_warned_about(cli: Cli, logged_in: ServerProcess) 
 
 def test_any_unique_prefix_of_an_id_is_accepted(cli: Cli, logged_in: ServerProcess) -> None:
     with ProtocolPeer(logged_in.url, unique("prefix")) as peer:
-        created = [json.loads(cli("tracepoint", "add", "a.py:9", "--json").out)["id"]
-                   for _ in range(17)]  # 17 hex ids: two share their first character
+        created = [
+            json.loads(cli("tracepoint", "add", "a.py:9", "--json").out)["id"] for _ in range(17)
+        ]  # 17 hex ids: two share their first character
         shown = cli("probes", "show", created[0][:10], "--json")
         assert shown.code == 0, shown.err
         assert json.loads(shown.out)["id"] == created[0]
@@ -148,8 +151,15 @@ def test_any_unique_prefix_of_an_id_is_accepted(cli: Cli, logged_in: ServerProce
         assert ambiguous.code == 1
         assert f"'{first}' is ambiguous" in ambiguous.err
 
-        event = {"id": uuid.uuid4().hex, "type": "snapshot", "time": time.time(),
-                 "probe_id": created[0], "file": "a.py", "line": 9, "frames": []}
+        event = {
+            "id": uuid.uuid4().hex,
+            "type": "snapshot",
+            "time": time.time(),
+            "probe_id": created[0],
+            "file": "a.py",
+            "line": 9,
+            "frames": [],
+        }
         peer.send_events(event)
         with Client() as client:
             assert eventually(lambda: client.events(probe_id=created[0]).items)

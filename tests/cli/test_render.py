@@ -36,13 +36,17 @@ def check(name: str, text: str) -> None:
     assert text == path.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize(("golden", "frame", "depth"), [
-    ("snapshot_show.txt", None, None),
-    ("snapshot_show_frame1.txt", 1, None),
-    ("snapshot_show_depth1.txt", 0, 1),
-])
-def test_snapshot(capsys: pytest.CaptureFixture[str], golden: str, frame: int | None,
-                  depth: int | None) -> None:
+@pytest.mark.parametrize(
+    ("golden", "frame", "depth"),
+    [
+        ("snapshot_show.txt", None, None),
+        ("snapshot_show_frame1.txt", 1, None),
+        ("snapshot_show_depth1.txt", 0, 1),
+    ],
+)
+def test_snapshot(
+    capsys: pytest.CaptureFixture[str], golden: str, frame: int | None, depth: int | None
+) -> None:
     console().print(render.snapshot(load("snapshot_event.json"), frame, depth))
     check(golden, capsys.readouterr().out)
 
@@ -50,11 +54,17 @@ def test_snapshot(capsys: pytest.CaptureFixture[str], golden: str, frame: int | 
 def test_every_cut_is_visible(capsys: pytest.CaptureFixture[str]) -> None:
     console().print(render.snapshot(load("snapshot_event.json")))
     out = capsys.readouterr().out
-    for marker in ("… 110 more items", "… 1 more item", f"password: str {cut('redacted')}",
-                   f"address: shop.users.Address {cut('depth')}",
-                   cut("truncated, 10000 chars"), cut("same as self.items[0]"),
-                   cut("unsupported"), cut("error: name 'user' is not defined"),
-                   "trace link https://jaeger.example/trace/4bf92f3577b34da6a3ce929d0e0e4736"):
+    for marker in (
+        "… 110 more items",
+        "… 1 more item",
+        f"password: str {cut('redacted')}",
+        f"address: shop.users.Address {cut('depth')}",
+        cut("truncated, 10000 chars"),
+        cut("same as self.items[0]"),
+        cut("unsupported"),
+        cut("error: name 'user' is not defined"),
+        "trace link https://jaeger.example/trace/4bf92f3577b34da6a3ce929d0e0e4736",
+    ):
         assert marker in out
 
 
@@ -73,9 +83,18 @@ def test_probe(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_data_is_never_read_as_markup(capsys: pytest.CaptureFixture[str]) -> None:
-    event = Event.from_dict({"id": "e1", "type": "log", "time": 0, "service": "[bold]x[/bold]",
-                             "file": "a.py", "line": 1, "level": "info",
-                             "message": "[red]not markup[/red]"})
+    event = Event.from_dict(
+        {
+            "id": "e1",
+            "type": "log",
+            "time": 0,
+            "service": "[bold]x[/bold]",
+            "file": "a.py",
+            "line": 1,
+            "level": "info",
+            "message": "[red]not markup[/red]",
+        }
+    )
     console().print(render.event_line(event), soft_wrap=True)
     console().print(render.events([event]))
     out = capsys.readouterr().out

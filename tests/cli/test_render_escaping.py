@@ -21,18 +21,33 @@ RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069
 
 def hostile_event(kind: str) -> Event:
     value = {"t": "str", "v": HOSTILE}
-    frame = {"file": f"app{HOSTILE}.py", "line": 3, "function": f"f{HOSTILE}",
-             "module": HOSTILE, "locals": {f"name{HOSTILE}": value,
-                                          "raw": {"t": "bytes", "v": HOSTILE, "len": 4},
-                                          "d": {"t": "dict", "len": 1,
-                                                "entries": [[value, value]]},
-                                          "o": {"t": f"T{HOSTILE}", "fields": {HOSTILE: value}}}}
+    frame = {
+        "file": f"app{HOSTILE}.py",
+        "line": 3,
+        "function": f"f{HOSTILE}",
+        "module": HOSTILE,
+        "locals": {
+            f"name{HOSTILE}": value,
+            "raw": {"t": "bytes", "v": HOSTILE, "len": 4},
+            "d": {"t": "dict", "len": 1, "entries": [[value, value]]},
+            "o": {"t": f"T{HOSTILE}", "fields": {HOSTILE: value}},
+        },
+    }
     data: dict[str, Any] = {
-        "id": "e1", "type": kind, "time": 1.0, "service": f"svc{HOSTILE}",
-        "instance_id": HOSTILE, "probe_id": "p1", "file": f"app{HOSTILE}.py", "line": 3,
-        "message": HOSTILE, "exc_type": f"Err{HOSTILE}", "level": "info", "thread": HOSTILE,
-        "frames": [frame], "watches": [{"expr": HOSTILE, "value": value},
-                                       {"expr": "x", "error": HOSTILE}],
+        "id": "e1",
+        "type": kind,
+        "time": 1.0,
+        "service": f"svc{HOSTILE}",
+        "instance_id": HOSTILE,
+        "probe_id": "p1",
+        "file": f"app{HOSTILE}.py",
+        "line": 3,
+        "message": HOSTILE,
+        "exc_type": f"Err{HOSTILE}",
+        "level": "info",
+        "thread": HOSTILE,
+        "frames": [frame],
+        "watches": [{"expr": HOSTILE, "value": value}, {"expr": "x", "error": HOSTILE}],
         "chain": [{"exc_type": "Cause", "message": HOSTILE}],
     }
     return Event.from_dict(data)
@@ -44,8 +59,9 @@ def printed(capsys: pytest.CaptureFixture[str], renderable: Any) -> str:
 
 
 @pytest.mark.parametrize("kind", ["snapshot", "exception", "log"])
-def test_event_views_escape_control_characters(capsys: pytest.CaptureFixture[str],
-                                               kind: str) -> None:
+def test_event_views_escape_control_characters(
+    capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
     event = hostile_event(kind)
     for renderable in (render.snapshot(event), render.events([event]), render.event_line(event)):
         out = printed(capsys, renderable)
@@ -54,8 +70,16 @@ def test_event_views_escape_control_characters(capsys: pytest.CaptureFixture[str
 
 
 def test_exception_groups_escape_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
-    group = ExceptionGroup.from_dict({"fingerprint": "f", "exc_type": "E", "message": HOSTILE,
-                                      "count": 1, "services": [HOSTILE], "events": []})
+    group = ExceptionGroup.from_dict(
+        {
+            "fingerprint": "f",
+            "exc_type": "E",
+            "message": HOSTILE,
+            "count": 1,
+            "services": [HOSTILE],
+            "events": [],
+        }
+    )
     for renderable in (render.exceptions([group]), render.exception_group(group)):
         out = printed(capsys, renderable)
         assert RAW_CONTROL.search(out) is None, repr(out)

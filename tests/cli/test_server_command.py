@@ -20,8 +20,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 
 def server_command(port: int, data_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "peephole.cli.main", "server", "--port", str(port),
-            "--data-dir", str(data_dir)]
+    return [
+        sys.executable,
+        "-m",
+        "peephole.cli.main",
+        "server",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
 
 
 def clean_env() -> dict[str, str]:
@@ -48,8 +56,13 @@ def test_a_busy_port_creates_no_credentials(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run(server_command(port, tmp_path), capture_output=True, text=True,
-                              env=clean_env(), timeout=60)
+        done = subprocess.run(
+            server_command(port, tmp_path),
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            timeout=60,
+        )
     assert done.returncode == 1, done
     assert "shown once" not in done.stdout + done.stderr
     assert not (tmp_path / "peephole.db").exists()
@@ -57,8 +70,13 @@ def test_a_busy_port_creates_no_credentials(tmp_path: Path) -> None:
     assert "--admin-token" in done.stderr  # how to recover lost credentials
     assert done.stderr.count("\n") <= 2, done.stderr  # a message, not a traceback
     port = free_port()
-    process = subprocess.Popen(server_command(port, tmp_path), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env=clean_env())
+    process = subprocess.Popen(
+        server_command(port, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
+    )
     try:
         wait_for_health(f"http://127.0.0.1:{port}", process)
     finally:
@@ -70,8 +88,13 @@ def test_a_busy_port_creates_no_credentials(tmp_path: Path) -> None:
 def test_ctrl_c_is_a_clean_exit(tmp_path: Path) -> None:
     """Before: "error: aborted" and exit 1 after a clean shutdown."""
     port = free_port()
-    process = subprocess.Popen(server_command(port, tmp_path), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=clean_env())
+    process = subprocess.Popen(
+        server_command(port, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
     try:
         wait_for_health(f"http://127.0.0.1:{port}", process)
     finally:

@@ -84,8 +84,7 @@ def test_services_and_instances(cli: Cli, logged_in: ServerProcess) -> None:
     with ProtocolPeer(logged_in.url, service, version="1.2", environment="prod") as peer:
         services = json.loads(cli("services", "--json").out)
         mine = next(s for s in services if s["name"] == service)
-        assert (mine["instances"], mine["versions"], mine["environments"]) == (
-            1, ["1.2"], ["prod"])
+        assert (mine["instances"], mine["versions"], mine["environments"]) == (1, ["1.2"], ["prod"])
         table = cli("services").out
         assert service in table and "1.2" in table
         instances = json.loads(cli("instances", "--service", service, "--json").out)
@@ -96,15 +95,31 @@ def test_services_and_instances(cli: Cli, logged_in: ServerProcess) -> None:
 def test_probe_lifecycle(cli: Cli, logged_in: ServerProcess) -> None:
     service = unique("shop")
     with ProtocolPeer(logged_in.url, service) as peer:
-        added = cli("tracepoint", "add", "shop/cart.py:42", "--condition", "total > 100",
-                    "-w", "len(items)", "-w", "user.id", "--hits", "5", "--expire", "30m",
-                    "--json")
+        added = cli(
+            "tracepoint",
+            "add",
+            "shop/cart.py:42",
+            "--condition",
+            "total > 100",
+            "-w",
+            "len(items)",
+            "-w",
+            "user.id",
+            "--hits",
+            "5",
+            "--expire",
+            "30m",
+            "--json",
+        )
         assert added.code == 0, added.err
         probe = json.loads(added.out)
         assert probe["target"]["service"] == service  # the only connected service
         assert (probe["kind"], probe["file"], probe["line"]) == ("tracepoint", "shop/cart.py", 42)
         assert (probe["condition"], probe["watches"], probe["hit_limit"]) == (
-            "total > 100", ["len(items)", "user.id"], 5)
+            "total > 100",
+            ["len(items)", "user.id"],
+            5,
+        )
         assert abs(probe["expires_at"] - (time.time() + 1800)) < 60
         assert [s["instance_id"] for s in probe["statuses"]] == [peer.instance_id]
         probe_id = probe["id"]
@@ -117,8 +132,11 @@ def test_probe_lifecycle(cli: Cli, logged_in: ServerProcess) -> None:
         edited = cli("probes", "edit", probe_id, "--condition", "total > 5", "--hits", "7")
         assert edited.code == 0, edited.err
         assert edited.out.startswith(f"probe {probe_id} updated to version 2")
-        assert eventually(lambda: any(p.get("version") == 2 and p["condition"] == "total > 5"
-                                      for p in peer.probes))
+        assert eventually(
+            lambda: any(
+                p.get("version") == 2 and p["condition"] == "total > 5" for p in peer.probes
+            )
+        )
 
         assert cli("probes", "disable", probe_id).code == 0
         disabled = json.loads(cli("probes", "show", probe_id, "--json").out)
@@ -130,13 +148,27 @@ def test_probe_lifecycle(cli: Cli, logged_in: ServerProcess) -> None:
         assert (removed.code, removed.out) == (0, f"probe {probe_id} removed\n")
         gone = cli("probes", "show", probe_id)
         assert gone.code == 1
-        assert gone.err == (f"error: probe '{probe_id}' not found; list them with "
-                            "`peephole probes list`\n")
+        assert gone.err == (
+            f"error: probe '{probe_id}' not found; list them with `peephole probes list`\n"
+        )
 
 
 def test_logpoint_with_explicit_target(cli: Cli, logged_in: ServerProcess) -> None:
-    result = cli("logpoint", "add", "shop/pay.py:7", "paid {amount}", "--service", "nobody-yet",
-                 "--env", "prod", "--tag", "region=eu", "--level", "warning", "--json")
+    result = cli(
+        "logpoint",
+        "add",
+        "shop/pay.py:7",
+        "paid {amount}",
+        "--service",
+        "nobody-yet",
+        "--env",
+        "prod",
+        "--tag",
+        "region=eu",
+        "--level",
+        "warning",
+        "--json",
+    )
     assert result.code == 0, result.err
     probe = json.loads(result.out)
     assert (probe["template"], probe["level"]) == ("paid {amount}", "warning")
@@ -145,10 +177,16 @@ def test_logpoint_with_explicit_target(cli: Cli, logged_in: ServerProcess) -> No
     cli("probes", "rm", probe["id"])
 
 
-@pytest.mark.parametrize("args", [
-    ["probes", "show", "nope"], ["probes", "edit", "nope", "--hits", "2"],
-    ["probes", "enable", "nope"], ["probes", "disable", "nope"], ["probes", "rm", "nope"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["probes", "show", "nope"],
+        ["probes", "edit", "nope", "--hits", "2"],
+        ["probes", "enable", "nope"],
+        ["probes", "disable", "nope"],
+        ["probes", "rm", "nope"],
+    ],
+)
 def test_unknown_probe_id(cli: Cli, logged_in: ServerProcess, args: list[str]) -> None:
     result = cli(*args)
     assert (result.code, result.out) == (1, "")
@@ -162,9 +200,7 @@ def test_unknown_event_and_exception(cli: Cli, logged_in: ServerProcess) -> None
     assert group.code == 1 and "peephole exceptions list" in group.err
 
 
-def test_default_target_needs_a_flag_with_two_services(
-    cli: Cli, logged_in: ServerProcess
-) -> None:
+def test_default_target_needs_a_flag_with_two_services(cli: Cli, logged_in: ServerProcess) -> None:
     first, second = unique("alpha"), unique("beta")
     with ProtocolPeer(logged_in.url, first), ProtocolPeer(logged_in.url, second):
         result = cli("tracepoint", "add", "a.py:3")
@@ -198,10 +234,12 @@ def test_expression_rejected_by_the_agent(cli: Cli, logged_in: ServerProcess) ->
         result = cli("tracepoint", "add", "a.py:3", "--condition", "total() > 1")
         assert result.code == 1
         assert result.err.count("\n") == 1
-        assert result.err.startswith(f"error: the agent on instance {peer.instance_id} rejected "
-                                     "tracepoint ")
+        assert result.err.startswith(
+            f"error: the agent on instance {peer.instance_id} rejected tracepoint "
+        )
         assert "condition: calls are not allowed: total(); fix it with `peephole probes edit" in (
-            result.err)
+            result.err
+        )
         probe_id = result.out.split()[1]
         accepted = cli("tracepoint", "add", "a.py:3", "--condition", "total > 1")
         assert accepted.code == 0, accepted.err
@@ -216,9 +254,17 @@ def test_snapshots_events_and_exceptions(cli: Cli, logged_in: ServerProcess) -> 
         probe = json.loads(cli("tracepoint", "add", "shop/cart.py:42", "--json").out)
         snapshot = fixture_event("snapshot_event.json", probe_id=probe["id"])
         exception = fixture_event("exception_event.json", fingerprint=unique("fp"))
-        log = {"id": uuid.uuid4().hex, "type": "log", "time": time.time(), "level": "info",
-               "probe_id": probe["id"], "file": "shop/cart.py", "line": 42,
-               "message": "cart 7 has [bold]3[/bold] items", "errors": []}
+        log = {
+            "id": uuid.uuid4().hex,
+            "type": "log",
+            "time": time.time(),
+            "level": "info",
+            "probe_id": probe["id"],
+            "file": "shop/cart.py",
+            "line": 42,
+            "message": "cart 7 has [bold]3[/bold] items",
+            "errors": [],
+        }
         peer.send_events(snapshot, exception, log)
         client = Client()
         assert eventually(lambda: len(client.events(service=service).items) == 3)
@@ -231,9 +277,13 @@ def test_snapshots_events_and_exceptions(cli: Cli, logged_in: ServerProcess) -> 
 
         shown = cli("snapshots", "show", snapshot["id"])
         assert shown.code == 0, shown.err
-        for text in (f"service {service} · instance {peer.instance_id}",
-                     "▶   0   add_item", "Locals of frame 0: add_item",
-                     "… 110 more items", "len(cart.items) = 112"):
+        for text in (
+            f"service {service} · instance {peer.instance_id}",
+            "▶   0   add_item",
+            "Locals of frame 0: add_item",
+            "… 110 more items",
+            "len(cart.items) = 112",
+        ):
             assert text in shown.out
         frame = cli("snapshots", "show", snapshot["id"], "--frame", "1", "--depth", "0")
         assert "Locals of frame 1: add_to_cart" in frame.out
@@ -249,7 +299,8 @@ def test_snapshots_events_and_exceptions(cli: Cli, logged_in: ServerProcess) -> 
 
         groups = json.loads(cli("exceptions", "list", "--service", service, "--json").out)
         assert [(g["fingerprint"], g["exc_type"]) for g in groups] == [
-            (exception["fingerprint"], "ZeroDivisionError")]
+            (exception["fingerprint"], "ZeroDivisionError")
+        ]
         group = cli("exceptions", "show", exception["fingerprint"])
         assert group.code == 0, group.err
         assert "ZeroDivisionError: division by zero" in group.out
@@ -262,9 +313,24 @@ def test_events_tail_follow(logged_in: ServerProcess) -> None:
     env = {**os.environ, "PEEPHOLE_URL": logged_in.url, "PEEPHOLE_TOKEN": ADMIN_TOKEN}
     with ProtocolPeer(logged_in.url, service) as peer:
         tail = subprocess.Popen(
-            [sys.executable, "-m", "peephole.cli.main", "events", "tail", "--follow",
-             "--service", service, "--lines", "0", "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            [
+                sys.executable,
+                "-m",
+                "peephole.cli.main",
+                "events",
+                "tail",
+                "--follow",
+                "--service",
+                service,
+                "--lines",
+                "0",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         lines: queue.Queue[str] = queue.Queue()
         assert tail.stdout is not None
         reader = threading.Thread(target=lambda: [lines.put(x) for x in tail.stdout], daemon=True)
@@ -274,9 +340,17 @@ def test_events_tail_follow(logged_in: ServerProcess) -> None:
             line = None
             deadline = time.monotonic() + 20
             while line is None and time.monotonic() < deadline:
-                peer.send_events({"id": uuid.uuid4().hex, "type": "log", "time": time.time(),
-                                  "level": "info", "file": "a.py", "line": 1,
-                                  "message": "live!"})
+                peer.send_events(
+                    {
+                        "id": uuid.uuid4().hex,
+                        "type": "log",
+                        "time": time.time(),
+                        "level": "info",
+                        "file": "a.py",
+                        "line": 1,
+                        "message": "live!",
+                    }
+                )
                 try:
                     line = lines.get(timeout=0.5)
                 except queue.Empty:
@@ -296,7 +370,8 @@ async def test_async_client(logged_in: ServerProcess) -> None:
         from peephole.client import NewProbe, Target
 
         probe = await client.create_probe(
-            NewProbe("tracepoint", "a.py", 9, target=Target(service=service)))
+            NewProbe("tracepoint", "a.py", 9, target=Target(service=service))
+        )
         assert [p.id for p in await client.probes(service)] == [probe.id]
         stream = await client.stream(probe_id=probe.id)
         async with stream:
@@ -333,8 +408,16 @@ def test_tokens_roles_and_audit(cli: Cli, logged_in: ServerProcess) -> None:
 def test_policy_set_and_show(cli: Cli, logged_in: ServerProcess) -> None:
     service = unique("pol")
     with ProtocolPeer(logged_in.url, service):
-        saved = cli("policy", "set", service, "--redact-name", "pin", "--redact-name", "iban",
-                    "--no-capture-exceptions")
+        saved = cli(
+            "policy",
+            "set",
+            service,
+            "--redact-name",
+            "pin",
+            "--redact-name",
+            "iban",
+            "--no-capture-exceptions",
+        )
         assert saved.code == 0, saved.err
         shown = json.loads(cli("policy", "show", service, "--json").out)
         assert (shown["redact_names"], shown["capture_exceptions"]) == (["pin", "iban"], False)

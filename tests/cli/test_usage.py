@@ -10,27 +10,40 @@ from peephole.cli.common import parse_duration, parse_location
 from .conftest import Cli
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("shop/cart.py:42", ("shop/cart.py", 42)),
-    ("./main.py:1", ("./main.py", 1)),
-    ("/srv/app/x.py:7", ("/srv/app/x.py", 7)),
-    ("C:\\app\\x.py:7", ("C:\\app\\x.py", 7)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("shop/cart.py:42", ("shop/cart.py", 42)),
+        ("./main.py:1", ("./main.py", 1)),
+        ("/srv/app/x.py:7", ("/srv/app/x.py", 7)),
+        ("C:\\app\\x.py:7", ("C:\\app\\x.py", 7)),
+    ],
+)
 def test_location(text: str, expected: tuple[str, int]) -> None:
     assert parse_location(text) == expected
 
 
-@pytest.mark.parametrize("text", ["cart.py", "cart.py:", ":42", "cart.py:0", "cart.py:x",
-                                  "cart.py:-3", "cart.py:4.5"])
+@pytest.mark.parametrize(
+    "text", ["cart.py", "cart.py:", ":42", "cart.py:0", "cart.py:x", "cart.py:-3", "cart.py:4.5"]
+)
 def test_bad_location(text: str) -> None:
     with pytest.raises(click.BadParameter, match=r"shop/cart\.py:42"):
         parse_location(text)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("30m", 1800), ("90s", 90), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("45", 45),
-    ("1.5h", 5400), (" 10M ", 600),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30m", 1800),
+        ("90s", 90),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1h30m", 5400),
+        ("45", 45),
+        ("1.5h", 5400),
+        (" 10M ", 600),
+    ],
+)
 def test_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -67,8 +80,10 @@ def test_bad_tag_exits_2(cli: Cli, closed_url: str) -> None:
 def test_edit_without_changes_exits_2(cli: Cli, closed_url: str) -> None:
     result = cli("--url", closed_url, "probes", "edit", "ab12")
     assert (result.code, result.err) == (
-        2, "error: nothing to change: give at least one option, e.g. --condition "
-           "(see `peephole probes edit --help`)\n")
+        2,
+        "error: nothing to change: give at least one option, e.g. --condition "
+        "(see `peephole probes edit --help`)\n",
+    )
 
 
 def test_unknown_command_and_option(cli: Cli) -> None:
@@ -76,7 +91,8 @@ def test_unknown_command_and_option(cli: Cli) -> None:
     result = cli("probes", "list", "--bogus")
     assert result.code == 2 and result.err in (  # click 8.2+, and 8.1 (the declared floor)
         "error: No such option '--bogus' (see `peephole probes list --help`)\n",
-        "error: No such option: --bogus (see `peephole probes list --help`)\n")
+        "error: No such option: --bogus (see `peephole probes list --help`)\n",
+    )
 
 
 def test_bare_command_prints_help(cli: Cli) -> None:
@@ -96,11 +112,12 @@ def test_help_does_not_import_the_heavy_modules() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from peephole.cli.main import run; run(['--help']); "
-            "heavy = sorted(m for m in ('httpx', 'rich', 'peephole.server', 'websockets', "
-            "'peephole.agent') if m in sys.modules); print(heavy, file=sys.stderr)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import sys; from peephole.cli.main import run; run(['--help']); "
+        "heavy = sorted(m for m in ('httpx', 'rich', 'peephole.server', 'websockets', "
+        "'peephole.agent') if m in sys.modules); print(heavy, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.strip() == "[]"
 
 
@@ -114,4 +131,6 @@ def test_server_flag_errors_are_usage_errors(cli: Cli, tmp_path: object) -> None
     pytest.importorskip("peephole.server.main")
     result = cli("server", "--cert", "cert.pem", "--data-dir", str(tmp_path))
     assert (result.code, result.err) == (
-        2, "error: TLS needs both --cert and --key (see `peephole server --help`)\n")
+        2,
+        "error: TLS needs both --cert and --key (see `peephole server --help`)\n",
+    )

@@ -47,7 +47,10 @@ def test_precedence(tmp_path: Path) -> None:
     environ |= {"PEEPHOLE_URL": "http://saved:1/", "PEEPHOLE_TOKEN": "env-token"}
     from_env = config.resolve(environ=environ)
     assert (from_env.url, from_env.token, from_env.token_source) == (
-        "http://saved:1", "env-token", "PEEPHOLE_TOKEN")
+        "http://saved:1",
+        "env-token",
+        "PEEPHOLE_TOKEN",
+    )
     given = config.resolve("http://arg:2", "arg-token", environ=environ)
     assert (given.url, given.token, given.url_source) == ("http://arg:2", "arg-token", "argument")
 

@@ -46,9 +46,14 @@ def test_other_statuses_are_one_line() -> None:
 
 
 def test_422_drops_the_validators_prefix() -> None:
-    detail = [{"loc": ["body", "redact_patterns", 0],
-               "msg": "Value error, bad regular expression '(': missing ), unterminated "
-                      "subpattern at position 0", "type": "value_error"}]
+    detail = [
+        {
+            "loc": ["body", "redact_patterns", 0],
+            "msg": "Value error, bad regular expression '(': missing ), unterminated "
+            "subpattern at position 0",
+            "type": "value_error",
+        }
+    ]
     error = error_for(422, {"detail": detail}, "http://h")
     assert isinstance(error, InvalidRequest)
     assert error.reason.startswith("bad regular expression '('")

@@ -26,18 +26,28 @@ def test_event_keeps_its_payload() -> None:
     raw = json.loads((GOLDEN / "snapshot_event.json").read_text())
     event = Event.from_dict(raw)
     assert (event.type, event.file, event.line, event.probe_id) == (
-        "snapshot", "shop/cart.py", 42, "9e8d7c6b")
+        "snapshot",
+        "shop/cart.py",
+        42,
+        "9e8d7c6b",
+    )
     assert event.frames[0]["function"] == "add_item"
     assert event.watches[1]["error"] == "name 'user' is not defined"
     assert event.to_dict() is raw
 
 
 def test_new_probe_request_body() -> None:
-    body = NewProbe("logpoint", "a.py", 3, template="x={x}",
-                    target=Target(service="shop", instances=["i1"])).to_request()
+    body = NewProbe(
+        "logpoint", "a.py", 3, template="x={x}", target=Target(service="shop", instances=["i1"])
+    ).to_request()
     assert body["template"] == "x={x}" and body["expire_seconds"] is None
-    assert body["target"] == {"service": "shop", "version": None, "environment": None,
-                              "tags": {}, "instances": ["i1"]}
+    assert body["target"] == {
+        "service": "shop",
+        "version": None,
+        "environment": None,
+        "tags": {},
+        "instances": ["i1"],
+    }
 
 
 def test_update_refuses_unknown_fields() -> None:
@@ -52,7 +62,8 @@ def test_update_refuses_unknown_fields() -> None:
 
 def test_stream_url_and_messages() -> None:
     assert stream_url("https://h:1/base/", "t k", service="shop") == (
-        "wss://h:1/base/api/v1/stream?token=t+k&service=shop")
+        "wss://h:1/base/api/v1/stream?token=t+k&service=shop"
+    )
     assert stream_url("http://h:1", None) == "ws://h:1/api/v1/stream"
     event = stream_message(json.dumps({"type": "event", "event": {"id": "e1", "type": "log"}}))
     assert isinstance(event, Event) and event.id == "e1"

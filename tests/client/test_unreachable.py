@@ -22,8 +22,10 @@ def test_sync_client(closed_url: str) -> None:
     with Client(closed_url, "t") as client, pytest.raises(ServerUnreachable) as caught:
         client.probes()
     assert caught.value.url == closed_url
-    assert str(caught.value) == f"cannot reach the peephole server at {closed_url} " \
-                                "(connection refused)"
+    assert (
+        str(caught.value) == f"cannot reach the peephole server at {closed_url} "
+        "(connection refused)"
+    )
 
 
 def test_sync_stream(closed_url: str) -> None:

@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 
 T = TypeVar("T")
 SERVICE = "contract-shop"
-TARGET = '''\
+TARGET = """\
 import logging
 
 
@@ -61,7 +61,7 @@ def fail(order):
         raise KeyError(order)
     except KeyError:
         logging.getLogger("contract").exception("order failed")
-'''
+"""
 
 
 def eventually(fetch: Callable[[], T], ready: Callable[[T], bool], what: str) -> T:
@@ -77,8 +77,11 @@ def eventually(fetch: Callable[[], T], ready: Callable[[T], bool], what: str) ->
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[Client]:
-    settings = make_settings(f"sqlite:///{tmp_path / 'p.db'}", tmp_path,
-                             trace_link_template="https://traces.example/{trace_id}")
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'p.db'}",
+        tmp_path,
+        trace_link_template="https://traces.example/{trace_id}",
+    )
     server = LiveServer(settings).start()
     try:
         with Client(server.url, ADMIN_TOKEN) as api:
@@ -95,8 +98,15 @@ def target(tmp_path: Path, client: Client) -> Iterator[Any]:
     (package / "__init__.py").write_text("")
     (package / "shop.py").write_text(TARGET)
     sys.path.insert(0, str(tmp_path))
-    peephole.start(service=SERVICE, server=client.url, key=AGENT_KEY, wait=10,
-                   version="1.0", environment="test", tags={"region": "eu"})
+    peephole.start(
+        service=SERVICE,
+        server=client.url,
+        key=AGENT_KEY,
+        wait=10,
+        version="1.0",
+        environment="test",
+        tags={"region": "eu"},
+    )
     try:
         import contract_target.shop as shop
 
@@ -111,17 +121,34 @@ def target(tmp_path: Path, client: Client) -> Iterator[Any]:
 def responses(client: Client, shop: Any) -> list[Model]:
     """Every kind of object the client parses, as the server sent it."""
     file = "contract_target/shop.py"
-    trace = client.create_probe(NewProbe(kind="tracepoint", file=file, line=6,
-                                         watches=["subtotal"], target=Target(service=SERVICE)))
-    log = client.create_probe(NewProbe(kind="logpoint", file=file, line=6, level="warning",
-                                       template="total {subtotal}", target=Target(SERVICE)))
+    trace = client.create_probe(
+        NewProbe(
+            kind="tracepoint",
+            file=file,
+            line=6,
+            watches=["subtotal"],
+            target=Target(service=SERVICE),
+        )
+    )
+    log = client.create_probe(
+        NewProbe(
+            kind="logpoint",
+            file=file,
+            line=6,
+            level="warning",
+            template="total {subtotal}",
+            target=Target(SERVICE),
+        )
+    )
     eventually(client.probes, lambda ps: all(p.statuses for p in ps), "probe statuses")
     with TracerProvider().get_tracer("contract").start_as_current_span("checkout"):
         shop.total([1, 2], 1)  # events in a trace carry its ids and a link
     shop.fail(7)
-    events = eventually(lambda: client.events(service=SERVICE).items,
-                        lambda es: {e.type for e in es} == {"snapshot", "log", "exception"},
-                        "an event of each type")
+    events = eventually(
+        lambda: client.events(service=SERVICE).items,
+        lambda es: {e.type for e in es} == {"snapshot", "log", "exception"},
+        "an event of each type",
+    )
     groups = client.exceptions(SERVICE)
     token = client.create_token("ci", "viewer", expires_seconds=3600)
     key = client.create_agent_key("ci-agent", services=[SERVICE])
@@ -144,9 +171,7 @@ def nested(model: Model) -> Iterator[Model]:
                 yield from nested(item)
 
 
-def test_every_field_the_server_sends_is_one_the_client_reads(
-    client: Client, target: Any
-) -> None:
+def test_every_field_the_server_sends_is_one_the_client_reads(client: Client, target: Any) -> None:
     sent: dict[type, set[str]] = defaultdict(set)
     for response in responses(client, target):
         for model in nested(response):
@@ -159,6 +184,19 @@ def test_every_field_the_server_sends_is_one_the_client_reads(
         if known - keys:
             problems.append(f"{kind.__name__}: the server never sends {sorted(known - keys)}")
     assert not problems, "\n".join(problems)
-    every_model = {Health, User, Service, Instance, Probe, ProbeInstanceStatus, Target, Event,
-                   ExceptionGroup, Source, Token, AgentKey, AuditEntry}
+    every_model = {
+        Health,
+        User,
+        Service,
+        Instance,
+        Probe,
+        ProbeInstanceStatus,
+        Target,
+        Event,
+        ExceptionGroup,
+        Source,
+        Token,
+        AgentKey,
+        AuditEntry,
+    }
     assert every_model <= set(sent), f"not exercised: {every_model - set(sent)}"

@@ -34,7 +34,8 @@ class ShopClient:
         assert status == 201
         for product_id, quantity in items:
             status, _ = self.call(
-                "POST", f"/carts/{cart['id']}/items",
+                "POST",
+                f"/carts/{cart['id']}/items",
                 {"product_id": product_id, "quantity": quantity},
             )
             assert status == 200

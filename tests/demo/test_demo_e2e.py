@@ -43,9 +43,19 @@ def clean_copy(tmp_path: Path) -> Iterator[Path]:
         ROOT,
         copy,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".venvs", ".peephole-demo*", "__pycache__", "*.egg-info",
-            ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "node_modules",
-            "build", "dist",
+            ".git",
+            ".venv",
+            ".venvs",
+            ".peephole-demo*",
+            "__pycache__",
+            "*.egg-info",
+            ".pytest_cache",
+            ".mypy_cache",
+            ".ruff_cache",
+            ".hypothesis",
+            "node_modules",
+            "build",
+            "dist",
         ),
     )
     yield copy
@@ -68,18 +78,26 @@ def processes_of(copy: Path) -> List[int]:
 
 def start_demo(copy: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     """``python3 dev.py demo --port PORT`` in its own process group, as a terminal runs it."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PEEPHOLE_", "PYTEST_", "VIRTUAL_ENV", "PYTHONPATH"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PEEPHOLE_", "PYTEST_", "VIRTUAL_ENV", "PYTHONPATH"))
+    }
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "dev.py", "demo", "--port", str(port)],
-            cwd=copy, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cwd=copy,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
 
-def wait_for(what: str, seconds: float, check: Callable[[], Any],
-              process: subprocess.Popen[bytes], log: Path) -> Any:
+def wait_for(
+    what: str, seconds: float, check: Callable[[], Any], process: subprocess.Popen[bytes], log: Path
+) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         result = check()
@@ -103,7 +121,10 @@ def peephole(copy: Path, port: int, token: str, *args: str) -> Any:
     env = dict(os.environ, PEEPHOLE_URL=f"http://127.0.0.1:{port}", PEEPHOLE_TOKEN=token)
     result = subprocess.run(
         [str(copy / ".venv" / "bin" / "peephole"), *args, "--json"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -132,8 +153,9 @@ def test_the_readme_run_command_from_a_clean_copy(clean_copy: Path, tmp_path: Pa
     started: List[subprocess.Popen[bytes]] = [demo]
     try:
         wait_for("server", BUILD_SECONDS + START_SECONDS, lambda: health(port), demo, log)
-        wait_for("banner", START_SECONDS, lambda: "Ctrl-C stops everything" in log.read_text(),
-                 demo, log)
+        wait_for(
+            "banner", START_SECONDS, lambda: "Ctrl-C stops everything" in log.read_text(), demo, log
+        )
         data_dir = default_data_dir(clean_copy, port)  # .peephole-demo-PORT: not 7777
         credentials = json.loads((data_dir / "credentials.json").read_text())
         token = credentials["admin_token"]
@@ -145,13 +167,24 @@ def test_the_readme_run_command_from_a_clean_copy(clean_copy: Path, tmp_path: Pa
         assert suggested["summary"] == "active on 1 of 1 instance", suggested
 
         line = _line_of(clean_copy, "shop/checkout.py", "inventory.reserve(cart.lines)")
-        probe = peephole(clean_copy, port, token, "tracepoint", "add",
-                         f"shop/checkout.py:{line}", "--service", "shop")
+        probe = peephole(
+            clean_copy,
+            port,
+            token,
+            "tracepoint",
+            "add",
+            f"shop/checkout.py:{line}",
+            "--service",
+            "shop",
+        )
         snapshots = wait_for(
-            "snapshot", SNAPSHOT_SECONDS,
-            lambda: peephole(clean_copy, port, token, "snapshots", "list",
-                             "--probe", probe["id"])["events"],
-            demo, log,
+            "snapshot",
+            SNAPSHOT_SECONDS,
+            lambda: peephole(clean_copy, port, token, "snapshots", "list", "--probe", probe["id"])[
+                "events"
+            ],
+            demo,
+            log,
         )
         assert snapshots[0]["line"] == line
         assert snapshots[0]["frames"][0]["function"] == "checkout"
@@ -164,8 +197,13 @@ def test_the_readme_run_command_from_a_clean_copy(clean_copy: Path, tmp_path: Pa
         again = start_demo(clean_copy, port, log)
         started.append(again)
         wait_for("server on the second run", START_SECONDS, lambda: health(port), again, log)
-        wait_for("banner on the second run", START_SECONDS,
-                 lambda: "Ctrl-C stops everything" in log.read_text()[first_run:], again, log)
+        wait_for(
+            "banner on the second run",
+            START_SECONDS,
+            lambda: "Ctrl-C stops everything" in log.read_text()[first_run:],
+            again,
+            log,
+        )
         assert "preparing .venv" not in log.read_text()[first_run:]
         ids = [p["id"] for p in peephole(clean_copy, port, token, "probes", "list")]
         assert probe["id"] in ids

@@ -72,7 +72,9 @@ def test_client_mistakes_get_4xx_with_a_reason(shop) -> None:
 def test_the_shop_runs_as_a_program_and_stops_on_sigterm() -> None:
     shop = subprocess.Popen(
         [sys.executable, "-m", "peephole.demo.shop", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert shop.stdout is not None

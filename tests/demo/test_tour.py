@@ -33,13 +33,15 @@ QUICKSTART = (ROOT / "docs" / "quickstart.md").read_text()
 class Tour:
     def __init__(self, port: int, shop_port: int, token: str) -> None:
         self.shop = f"http://127.0.0.1:{shop_port}"
-        self.env = dict(os.environ, PEEPHOLE_URL=f"http://127.0.0.1:{port}",
-                        PEEPHOLE_TOKEN=token)
+        self.env = dict(os.environ, PEEPHOLE_URL=f"http://127.0.0.1:{port}", PEEPHOLE_TOKEN=token)
 
     def peephole(self, *args: str) -> Any:
         result = subprocess.run(
             [sys.executable, "-m", "peephole.cli.main", *args, "--json"],
-            env=self.env, capture_output=True, text=True, timeout=60,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 0, f"peephole {shlex.join(args)}: {result.stderr}"
         return json.loads(result.stdout)
@@ -54,8 +56,11 @@ class Tour:
     def checkout(self, items: List[Tuple[str, int]], coupon: Any = None) -> int:
         cart = self.call("POST", "/carts", {})[1]
         for product_id, quantity in items:
-            self.call("POST", f"/carts/{cart['id']}/items",
-                      {"product_id": product_id, "quantity": quantity})
+            self.call(
+                "POST",
+                f"/carts/{cart['id']}/items",
+                {"product_id": product_id, "quantity": quantity},
+            )
         return self.call("POST", f"/carts/{cart['id']}/checkout", {"coupon": coupon})[0]
 
     def call(self, method: str, path: str, body: Any) -> Tuple[int, Any]:
@@ -77,13 +82,28 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tour]:
     output = data_dir / "launcher.out"
     with open(output, "wb") as out:
         launcher = subprocess.Popen(
-            [sys.executable, "-m", "peephole.demo.launcher", "--port", str(port),
-             "--shop-port", str(shop_port), "--no-traffic", "--data-dir", str(data_dir)],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "peephole.demo.launcher",
+                "--port",
+                str(port),
+                "--shop-port",
+                str(shop_port),
+                "--no-traffic",
+                "--data-dir",
+                str(data_dir),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
-        _until(lambda: "Ctrl-C stops everything" in output.read_text(), 90,
-               lambda: f"the demo did not start:\n{output.read_text()}")
+        _until(
+            lambda: "Ctrl-C stops everything" in output.read_text(),
+            90,
+            lambda: f"the demo did not start:\n{output.read_text()}",
+        )
         token = json.loads((data_dir / "credentials.json").read_text())["admin_token"]
         yield Tour(port, shop_port, token)
         os.killpg(launcher.pid, signal.SIGINT)
@@ -130,7 +150,8 @@ def test_the_intermittent_500(tour: Tour) -> None:
     assert tour.checkout([("bk-101", 1), ("kt-301", 1)], "SPRING10") == 201  # condition false
     assert tour.checkout([("bk-101", 1), ("gc-401", 1)], "SPRING10") == 500
     events = _until(
-        lambda: tour.peephole("snapshots", "list", "--probe", probe["id"])["events"], 30,
+        lambda: tour.peephole("snapshots", "list", "--probe", probe["id"])["events"],
+        30,
         lambda: "no snapshot of the failing checkout",
     )
     assert len(events) == 1
@@ -143,7 +164,8 @@ def test_the_intermittent_500(tour: Tour) -> None:
     assert _fields(shown["fields"]["product"])["category"] == "gift-cards"
     groups = _until(
         lambda: [g for g in tour.peephole("exceptions", "list") if "KeyError" in g["exc_type"]],
-        30, lambda: "the KeyError was not captured",
+        30,
+        lambda: "the KeyError was not captured",
     )
     assert groups[0]["count"] >= 1
 
@@ -154,21 +176,36 @@ def test_the_wrong_discount(tour: Tour) -> None:
 
     def lines() -> List[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "peephole.cli.main", "events", "tail", "--type", "log",
-             "--json"],
-            env=tour.env, capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "peephole.cli.main",
+                "events",
+                "tail",
+                "--type",
+                "log",
+                "--json",
+            ],
+            env=tour.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         return [json.loads(line)["message"] for line in result.stdout.splitlines()]
 
-    _until(lambda: "no bulk discount for cart of 5 items" in lines(), 30,
-           lambda: f"no log line for the 5-item cart: {lines()}")
+    _until(
+        lambda: "no bulk discount for cart of 5 items" in lines(),
+        30,
+        lambda: f"no log line for the 5-item cart: {lines()}",
+    )
 
 
 def test_the_slow_checkout(tour: Tour) -> None:
     probe = tour.from_docs("peephole tracepoint add shop/inventory.py", QUICKSTART)
     assert tour.checkout([("bk-102", 12), ("gm-203", 2)]) == 201
     events = _until(
-        lambda: tour.peephole("snapshots", "list", "--probe", probe["id"])["events"], 30,
+        lambda: tour.peephole("snapshots", "list", "--probe", probe["id"])["events"],
+        30,
         lambda: "no snapshot of the big cart",
     )
     watches = {watch["expr"]: watch["value"]["v"] for watch in events[0]["watches"]}

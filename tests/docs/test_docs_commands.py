@@ -44,8 +44,9 @@ def commands(page: Path) -> List[Tuple[int, str]]:
     return found
 
 
-def parse(command: Any, args: List[str], parent: Optional[Any] = None,
-          name: str = "peephole") -> Dict[str, Any]:
+def parse(
+    command: Any, args: List[str], parent: Optional[Any] = None, name: str = "peephole"
+) -> Dict[str, Any]:
     """Parse ``args`` down to the subcommand, as running it would, but run nothing."""
     context = command.make_context(name, args, parent=parent)
     if isinstance(command, click.Group):
@@ -64,7 +65,8 @@ def test_the_docs_show_commands() -> None:
 
 
 @pytest.mark.parametrize(
-    ("page", "number", "command"), CASES,
+    ("page", "number", "command"),
+    CASES,
     ids=[f"{page.name}:{number}" for page, number, _ in CASES],
 )
 def test_command_is_accepted_by_the_cli(page: Path, number: int, command: str) -> None:

@@ -25,11 +25,13 @@ def test_every_metric_is_documented() -> None:
 
 
 def test_every_server_setting_is_documented() -> None:
-    pages = "".join((ROOT / "docs" / page).read_text()
-                    for page in ("operations.md", "limits.md", "security.md"))
+    pages = "".join(
+        (ROOT / "docs" / page).read_text() for page in ("operations.md", "limits.md", "security.md")
+    )
     internal = {"retention_interval", "housekeeping_interval"}  # tuning knobs for tests
     missing = [
-        item.name for item in fields(ServerSettings)
+        item.name
+        for item in fields(ServerSettings)
         if item.name not in internal
         and f"--{item.name.replace('_', '-')}" not in pages
         and f"PEEPHOLE_SERVER_{item.name.upper()}" not in pages

@@ -30,8 +30,13 @@ AGENT_KEY = "e2e-run-agent-key"
 
 def test_flags_become_peephole_variables_and_win_over_existing_ones() -> None:
     environ = run_environment(
-        service="shop", env="prod", version="1.4", tags=["team=pay", "region=eu"],
-        server="http://127.0.0.1:7777", key="k", wait=2,
+        service="shop",
+        env="prod",
+        version="1.4",
+        tags=["team=pay", "region=eu"],
+        server="http://127.0.0.1:7777",
+        key="k",
+        wait=2,
         base={"PEEPHOLE_SERVICE": "old", "PEEPHOLE_ENV": "staging", "HOME": "/h"},
     )
     assert environ["PEEPHOLE_SERVICE"] == "shop"
@@ -67,8 +72,12 @@ def test_the_bootstrap_goes_first_on_the_python_path_once() -> None:
 
 @pytest.mark.parametrize(
     "flags",
-    [{"tags": ["no-equals-sign"]}, {"base": {"PEEPHOLE_WAIT": "later"}},
-     {"base": {"PEEPHOLE_CAPTURE_EXCEPTIONS": "maybe"}}, {"server": "ftp://files.example"}],
+    [
+        {"tags": ["no-equals-sign"]},
+        {"base": {"PEEPHOLE_WAIT": "later"}},
+        {"base": {"PEEPHOLE_CAPTURE_EXCEPTIONS": "maybe"}},
+        {"server": "ftp://files.example"},
+    ],
 )
 def test_a_bad_setting_is_refused_before_the_program_starts(flags: Dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
@@ -85,16 +94,25 @@ def test_run_command_reports_what_it_cannot_run(capsys: pytest.CaptureFixture[st
 
 def test_run_command_execs_the_program_with_the_agent(tmp_path: Path) -> None:
     script = tmp_path / "show.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import os, peephole
         agent = peephole.current_agent()
         print(os.getpid(), agent.config.service, agent.config.environment, agent.config.tags)
-    """))
-    launcher = ("import os, sys; from peephole.cli.run import run_command; print(os.getpid(), "
-                "flush=True); sys.exit(run_command(sys.argv[1:], service='execd', env='qa', "
-                "tags=['k=v']))")
-    result = subprocess.run([sys.executable, "-c", launcher, sys.executable, str(script)],
-                            capture_output=True, text=True, timeout=60, env=_clean_env())
+    """)
+    )
+    launcher = (
+        "import os, sys; from peephole.cli.run import run_command; print(os.getpid(), "
+        "flush=True); sys.exit(run_command(sys.argv[1:], service='execd', env='qa', "
+        "tags=['k=v']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", launcher, sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_clean_env(),
+    )
     assert result.returncode == 0, result.stderr
     before, after = result.stdout.splitlines()
     pid, service, environment, tags = after.split(" ", 3)
@@ -134,12 +152,29 @@ class Server:
         self.log = data_dir / "server.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "peephole.cli.main", "server", "--port", str(self.port),
-                 "--data-dir", str(data_dir), "--admin-token", ADMIN_TOKEN,
-                 "--agent-key", AGENT_KEY],
-                stdout=log, stderr=subprocess.STDOUT, env=_clean_env())
-        self.api = httpx.Client(base_url=f"{self.url}/api/v1", timeout=10,
-                                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+                [
+                    sys.executable,
+                    "-m",
+                    "peephole.cli.main",
+                    "server",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(data_dir),
+                    "--admin-token",
+                    ADMIN_TOKEN,
+                    "--agent-key",
+                    AGENT_KEY,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=_clean_env(),
+            )
+        self.api = httpx.Client(
+            base_url=f"{self.url}/api/v1",
+            timeout=10,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
         wait_for(self._healthy, 30, f"the server to start:\n{self.log.read_text()}")
 
     def _healthy(self) -> bool:
@@ -215,15 +250,33 @@ def test_gunicorn_workers_each_register_and_get_probes(
     service = f"gshop-{'preload' if preload else 'lazy'}"
     (tmp_path / "wsgi_shop.py").write_text(WSGI_APP)
     port = free_port()
-    command = peephole_run("--service", service, "--env", "e2e", "--tag", "kind=gunicorn",
-                           "--server", server.url, "--key", AGENT_KEY, "--",
-                           sys.executable, "-m", "gunicorn", "-w", "3", "-b",
-                           f"127.0.0.1:{port}", *(["--preload"] if preload else []),
-                           "wsgi_shop:application")
+    command = peephole_run(
+        "--service",
+        service,
+        "--env",
+        "e2e",
+        "--tag",
+        "kind=gunicorn",
+        "--server",
+        server.url,
+        "--key",
+        AGENT_KEY,
+        "--",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "3",
+        "-b",
+        f"127.0.0.1:{port}",
+        *(["--preload"] if preload else []),
+        "wsgi_shop:application",
+    )
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                                   env=_clean_env())
+        process = subprocess.Popen(
+            command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=_clean_env()
+        )
     try:
         # The master is this process (peephole run execs); the workers are its forks.
         def workers() -> List[Dict[str, Any]]:
@@ -239,10 +292,16 @@ def test_gunicorn_workers_each_register_and_get_probes(
             assert instance["environment"] == "e2e"
             assert instance["tags"] == {"kind": "gunicorn"}
 
-        created = server.api.post("/probes", json={
-            "kind": "tracepoint", "file": "wsgi_shop.py", "line": probe_line(WSGI_APP),
-            "hit_limit": 200, "target": {"service": service},
-        })
+        created = server.api.post(
+            "/probes",
+            json={
+                "kind": "tracepoint",
+                "file": "wsgi_shop.py",
+                "line": probe_line(WSGI_APP),
+                "hit_limit": 200,
+                "target": {"service": service},
+            },
+        )
         assert created.status_code == 201, created.text
         probe_id = created.json()["id"]
 
@@ -262,8 +321,7 @@ def test_gunicorn_workers_each_register_and_get_probes(
             events = server.api.get("/events", params={"probe_id": probe_id, "limit": 200})
             return {e["instance_id"] for e in events.json()["events"]} & worker_ids
 
-        wait_for(lambda: snapshot_instances() == worker_ids, 60,
-                 "a snapshot from every worker")
+        wait_for(lambda: snapshot_instances() == worker_ids, 60, "a snapshot from every worker")
         events = server.api.get("/events", params={"probe_id": probe_id, "limit": 1}).json()
         locals_ = events["events"][0]["frames"][0]["locals"]
         assert locals_["total"]["v"] == 12
@@ -305,9 +363,21 @@ def agent_pythons() -> Dict[str, str]:
 def test_a_plain_script_under_peephole_run(server: Server, tmp_path: Path, python: str) -> None:
     service = f"script-shop-{python}"
     (tmp_path / "script_shop.py").write_text(SCRIPT)
-    command = peephole_run("--service", service, "--version", "7", "--server", server.url,
-                           "--key", AGENT_KEY, "--wait", "10", "--",
-                           agent_pythons()[python], "script_shop.py")
+    command = peephole_run(
+        "--service",
+        service,
+        "--version",
+        "7",
+        "--server",
+        server.url,
+        "--key",
+        AGENT_KEY,
+        "--wait",
+        "10",
+        "--",
+        agent_pythons()[python],
+        "script_shop.py",
+    )
     process = subprocess.Popen(command, cwd=tmp_path, env=_clean_env())
     try:
         [instance] = wait_for(lambda: server.instances(service), 30, "the script")
@@ -315,10 +385,16 @@ def test_a_plain_script_under_peephole_run(server: Server, tmp_path: Path, pytho
         assert instance["version"] == "7"
         if python != "main":
             assert instance["runtime"].startswith(f"CPython {python}.")
-        created = server.api.post("/probes", json={
-            "kind": "logpoint", "file": "script_shop.py", "line": probe_line(SCRIPT),
-            "template": "total={total}", "target": {"service": service},
-        })
+        created = server.api.post(
+            "/probes",
+            json={
+                "kind": "logpoint",
+                "file": "script_shop.py",
+                "line": probe_line(SCRIPT),
+                "template": "total={total}",
+                "target": {"service": service},
+            },
+        )
         assert created.status_code == 201, created.text
         probe_id = created.json()["id"]
 
@@ -353,13 +429,28 @@ def test_uvicorn_spawned_workers_each_register_and_get_probes(
     pytest.importorskip("uvicorn")
     (tmp_path / "asgi_shop.py").write_text(ASGI_APP)
     port = free_port()
-    command = peephole_run("--service", "ushop", "--server", server.url, "--key", AGENT_KEY,
-                           "--", sys.executable, "-m", "uvicorn", "--workers", "2", "--port",
-                           str(port), "asgi_shop:app")
+    command = peephole_run(
+        "--service",
+        "ushop",
+        "--server",
+        server.url,
+        "--key",
+        AGENT_KEY,
+        "--",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        "asgi_shop:app",
+    )
     log_path = tmp_path / "uvicorn.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                                   env=_clean_env())
+        process = subprocess.Popen(
+            command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=_clean_env()
+        )
     try:
         # Besides the 2 workers, multiprocessing's resource tracker (also a spawned Python
         # process) registers; it never imports the application, so its probe stays pending.
@@ -368,10 +459,15 @@ def test_uvicorn_spawned_workers_each_register_and_get_probes(
             return [i for i in server.instances("ushop") if i["pid"] != process.pid]
 
         wait_for(lambda: len(others()) >= 2, 60, "the uvicorn workers to register")
-        created = server.api.post("/probes", json={
-            "kind": "tracepoint", "file": "asgi_shop.py", "line": probe_line(ASGI_APP),
-            "target": {"service": "ushop"},
-        })
+        created = server.api.post(
+            "/probes",
+            json={
+                "kind": "tracepoint",
+                "file": "asgi_shop.py",
+                "line": probe_line(ASGI_APP),
+                "target": {"service": "ushop"},
+            },
+        )
         assert created.status_code == 201, created.text
         probe_id = created.json()["id"]
 

@@ -63,12 +63,16 @@ status = asyncio.run(call())
 
 @pytest.mark.parametrize("framework", sorted(APPS))
 def test_framework_imported_after_the_agent_started_is_hooked(framework: str) -> None:
-    script = PRELUDE + textwrap.dedent(APPS[framework]) + textwrap.dedent(
-        """
+    script = (
+        PRELUDE
+        + textwrap.dedent(APPS[framework])
+        + textwrap.dedent(
+            """
         agent.flush()
         print(json.dumps({"status": status, "events": events}))
         peephole.stop()
         """
+        )
     )
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", script], capture_output=True, text=True, timeout=60

@@ -115,7 +115,7 @@ def probe_line() -> int:
 
 
 def test_tracepoints_and_logpoints_carry_the_trace(
-    tracing: Tuple[Tracer, InMemorySpanExporter]
+    tracing: Tuple[Tracer, InMemorySpanExporter],
 ) -> None:
     tracer, _ = tracing
     capturing = Harness(cpu_budget=1.0)  # a loaded test machine must not throttle the probes
@@ -130,8 +130,14 @@ def test_tracepoints_and_logpoints_carry_the_trace(
     try:
         for spec in (
             protocol.ProbeSpec(id="tp", kind="tracepoint", file=__file__, line=probe_line()),
-            protocol.ProbeSpec(id="lp", kind="logpoint", file=__file__, line=probe_line(),
-                               template="total={total}", logger=logpoint_logger.name),
+            protocol.ProbeSpec(
+                id="lp",
+                kind="logpoint",
+                file=__file__,
+                line=probe_line(),
+                template="total={total}",
+                logger=logpoint_logger.name,
+            ),
         ):
             assert agent.set_probe(spec).state == protocol.ACTIVE
         with tracer.start_as_current_span("checkout") as span:

@@ -79,9 +79,20 @@ def server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
-    command = [sys.executable, "-m", "peephole.cli.main", "server", "--port", str(port),
-               "--data-dir", str(tmp_path), "--admin-token", ADMIN_TOKEN,
-               "--agent-key", AGENT_KEY]
+    command = [
+        sys.executable,
+        "-m",
+        "peephole.cli.main",
+        "server",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path),
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--agent-key",
+        AGENT_KEY,
+    ]
     with open(tmp_path / "server.log", "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
@@ -115,7 +126,10 @@ class App:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
         self.process = subprocess.Popen(
             [sys.executable, "-c", APP, SERVICE, server, AGENT_KEY],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         assert self._line() == "ready"
 
@@ -137,8 +151,9 @@ class App:
 
 
 def test_ten_thousand_exceptions_one_snapshot_and_the_policy_switch(server: str) -> None:
-    api = httpx.Client(base_url=f"{server}/api/v1",
-                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+    api = httpx.Client(
+        base_url=f"{server}/api/v1", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
+    )
 
     def groups() -> List[Dict[str, Any]]:
         found: List[Dict[str, Any]] = api.get("/exceptions", params={"service": SERVICE}).json()

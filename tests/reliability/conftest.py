@@ -19,7 +19,7 @@ import pytest
 ADMIN_TOKEN = "reliability-admin-token"
 AGENT_KEY = "reliability-agent-key"
 
-APP = '''\
+APP = """\
 import logging, os, time
 
 import peephole
@@ -43,7 +43,7 @@ while not os.path.exists(stop):
     work(n)
     time.sleep(0.02)
 peephole.stop()
-'''
+"""
 
 
 IDLE_LINE = next(n for n, text in enumerate(APP.splitlines(), 1) if "# @idle" in text)
@@ -88,10 +88,22 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         with open(self.data_dir / "server.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "peephole.server.main", "--port", str(self.port),
-                 "--data-dir", str(self.data_dir), "--admin-token", ADMIN_TOKEN,
-                 "--agent-key", AGENT_KEY],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                [
+                    sys.executable,
+                    "-m",
+                    "peephole.server.main",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--admin-token",
+                    ADMIN_TOKEN,
+                    "--agent-key",
+                    AGENT_KEY,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
             )
         wait_for(self._healthy, 30, "the server did not start")
         return self
@@ -148,12 +160,21 @@ class AgentApp:
         (workdir / "app.py").write_text(APP)
         self.stop_file = workdir / "stop"
         self.log_path = workdir / "app.log"
-        env = {**os.environ, "PEEPHOLE_SERVER": server.url, "PEEPHOLE_KEY": AGENT_KEY,
-               "PEEPHOLE_SERVICE": service, "APP_STOP_FILE": str(self.stop_file)}
+        env = {
+            **os.environ,
+            "PEEPHOLE_SERVER": server.url,
+            "PEEPHOLE_KEY": AGENT_KEY,
+            "PEEPHOLE_SERVICE": service,
+            "APP_STOP_FILE": str(self.stop_file),
+        }
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([sys.executable, str(workdir / "app.py")],
-                                            cwd=workdir, env=env, stdout=log,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, str(workdir / "app.py")],
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGCONT)
@@ -192,5 +213,6 @@ def all_events(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
 
 
 def admin_client(server: ServerProcess, token: str = ADMIN_TOKEN) -> httpx.Client:
-    return httpx.Client(base_url=server.url + "/api/v1",
-                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return httpx.Client(
+        base_url=server.url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )

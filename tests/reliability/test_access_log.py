@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 def test_the_token_in_a_stream_url_is_not_logged(
-    server_process: Callable[..., ServerProcess]
+    server_process: Callable[..., ServerProcess],
 ) -> None:
     server = server_process()
 
@@ -23,6 +23,9 @@ def test_the_token_in_a_stream_url_is_not_logged(
             pass
 
     asyncio.run(open_stream())
-    wait_for(lambda: "/api/v1/stream?token=***&type=log" in server.log(), 10,
-             f"the stream was not logged:\n{server.log()[-2000:]}")
+    wait_for(
+        lambda: "/api/v1/stream?token=***&type=log" in server.log(),
+        10,
+        f"the stream was not logged:\n{server.log()[-2000:]}",
+    )
     assert ADMIN_TOKEN not in server.log()

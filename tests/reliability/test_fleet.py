@@ -38,14 +38,27 @@ class Agent:
         self.ws: Optional[ClientConnection] = None
 
     async def run(self) -> None:
-        info = protocol.InstanceInfo(uuid.uuid4().hex[:16], self.service, host="fleet",
-                                     pid=os.getpid(), runtime="CPython", agent_version="t",
-                                     started_at=time.time())
+        info = protocol.InstanceInfo(
+            uuid.uuid4().hex[:16],
+            self.service,
+            host="fleet",
+            pid=os.getpid(),
+            runtime="CPython",
+            agent_version="t",
+            started_at=time.time(),
+        )
         async with connect(self.url, max_size=protocol.MAX_MESSAGE_BYTES) as ws:
             self.ws = ws
-            await ws.send(protocol.encode({"type": "hello", "key": AGENT_KEY,
-                                           "instance": info.to_dict(),
-                                           "features": list(protocol.FEATURES)}))
+            await ws.send(
+                protocol.encode(
+                    {
+                        "type": "hello",
+                        "key": AGENT_KEY,
+                        "instance": info.to_dict(),
+                        "features": list(protocol.FEATURES),
+                    }
+                )
+            )
             try:
                 async for raw in ws:
                     self.largest = max(self.largest, len(raw))
@@ -65,33 +78,51 @@ class Agent:
 
 
 def create(api: httpx.Client, service: str, watches: list[str]) -> str:
-    response = api.post("/probes", json={"kind": "tracepoint", "file": "a.py", "line": 1,
-                                         "watches": watches, "target": {"service": service}})
+    response = api.post(
+        "/probes",
+        json={
+            "kind": "tracepoint",
+            "file": "a.py",
+            "line": 1,
+            "watches": watches,
+            "target": {"service": service},
+        },
+    )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
 
 def test_a_fleet_survives_a_service_with_too_many_probes(
-    server_process: Callable[..., ServerProcess]
+    server_process: Callable[..., ServerProcess],
 ) -> None:
     server = server_process()
 
     async def scenario() -> list[Agent]:
-        fleet = [Agent(server.ws_url + protocol.AGENT_PATH, f"svc{i % SERVICES}")
-                 for i in range(AGENTS)]
+        fleet = [
+            Agent(server.ws_url + protocol.AGENT_PATH, f"svc{i % SERVICES}") for i in range(AGENTS)
+        ]
         tasks = [asyncio.create_task(a.run()) for a in fleet]
         with admin_client(server) as api:
             await until(lambda: len(api.get("/instances").json()) == AGENTS, 60, "registered")
             began = time.monotonic()
             big = ['"' + "x" * (BIG // 20 - 2) + '"'] * 20
-            poisoned = [await asyncio.to_thread(create, api, "svc0", big)
-                        for _ in range(BIG_PROBES)]
-            small = [await asyncio.to_thread(create, api, f"svc{i}", ["1"])
-                     for i in range(1, SERVICES)]
-            print(f"\n{len(poisoned) + len(small)} probes placed in "
-                  f"{time.monotonic() - began:.1f} s for {AGENTS} agents")
-            await until(lambda: all(len(a.probes) == (BIG_PROBES if a.service == "svc0" else 1)
-                                    for a in fleet), 60, "every agent got its probes")
+            poisoned = [
+                await asyncio.to_thread(create, api, "svc0", big) for _ in range(BIG_PROBES)
+            ]
+            small = [
+                await asyncio.to_thread(create, api, f"svc{i}", ["1"]) for i in range(1, SERVICES)
+            ]
+            print(
+                f"\n{len(poisoned) + len(small)} probes placed in "
+                f"{time.monotonic() - began:.1f} s for {AGENTS} agents"
+            )
+            await until(
+                lambda: all(
+                    len(a.probes) == (BIG_PROBES if a.service == "svc0" else 1) for a in fleet
+                ),
+                60,
+                "every agent got its probes",
+            )
             assert len(api.get("/instances").json()) == AGENTS
         for agent in fleet:
             assert agent.ws is not None

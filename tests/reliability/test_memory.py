@@ -41,17 +41,21 @@ def send_all(sock: socket.socket, size: int, deadline: float) -> int:
 
 def post_body(port: int, deadline: float) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(f"POST /api/v1/probes HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                     f"application/json\r\nContent-Length: {BODY}\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /api/v1/probes HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            f"application/json\r\nContent-Length: {BODY}\r\n\r\n".encode()
+        )
         return send_all(sock, BODY, deadline)
 
 
 def agent_frame(port: int, deadline: float) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall(f"GET {protocol.AGENT_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {protocol.AGENT_PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
         answer = b""
         while b"\r\n\r\n" not in answer:
             answer += sock.recv(4096)
@@ -75,7 +79,7 @@ def peak_rss_during(server: ServerProcess, work: list[Callable[[], int]]) -> tup
 
 
 def test_unauthenticated_bodies_and_frames_cost_no_memory(
-    server_process: Callable[..., ServerProcess]
+    server_process: Callable[..., ServerProcess],
 ) -> None:
     server = server_process()
     deadline = time.monotonic() + 40
@@ -86,8 +90,10 @@ def test_unauthenticated_bodies_and_frames_cost_no_memory(
         + [lambda: agent_frame(server.port, deadline)] * SOCKETS,
     )
     growth = peak - base
-    print(f"\nRSS {base / MIB:.0f} MiB -> peak {peak / MIB:.0f} MiB while {sent / MIB:.0f} MiB "
-          f"were offered by {BODIES} bodies and {SOCKETS} first frames")
+    print(
+        f"\nRSS {base / MIB:.0f} MiB -> peak {peak / MIB:.0f} MiB while {sent / MIB:.0f} MiB "
+        f"were offered by {BODIES} bodies and {SOCKETS} first frames"
+    )
     assert growth < ALLOWED_GROWTH, f"the server grew by {growth / MIB:.0f} MiB"
     assert server.process is not None and server.process.poll() is None
     assert time.monotonic() < deadline, "refusing took too long"

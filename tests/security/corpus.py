@@ -20,7 +20,11 @@ class Secret:
     needle: str
 
 
-def _token(seed: str, length: int, alphabet: str = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") -> str:  # noqa: E501
+def _token(
+    seed: str,
+    length: int,
+    alphabet: str = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789",
+) -> str:
     """A deterministic pseudo-random token (no dictionary word, so nothing else matches it)."""
     digest = hashlib.sha256(seed.encode()).digest()
     while len(digest) < length:
@@ -90,8 +94,12 @@ def format_secrets() -> List[Secret]:
         "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ" + _token("jwt", 20) + "." + _token("sig", 30),
         "openai project": "sk-proj-" + _token("openai", 40),
         "pypi": "pypi-AgEIcHlwaS5vcmc" + _token("pypi", 72),
-        "slack webhook": "https://hooks.slack.com/services/T" + _token("t", 8) + "/B"
-                         + _token("b", 8) + "/" + _token("w", 24),
+        "slack webhook": "https://hooks.slack.com/services/T"
+        + _token("t", 8)
+        + "/B"
+        + _token("b", 8)
+        + "/"
+        + _token("w", 24),
     }
     found = [Secret(f"format {label}", text, text) for label, text in shapes.items()]
     phrase = "correct horse " + _token("phrase", 10) + " staple"
@@ -101,8 +109,11 @@ def format_secrets() -> List[Secret]:
     url_password = _token("urlpw", 16)
     json_key = _token("jsonkey", 18)
     found += [
-        Secret("format pem block", "-----BEGIN RSA PRIVATE KEY-----\n" + pem_body
-               + "\n-----END RSA PRIVATE KEY-----", pem_body),
+        Secret(
+            "format pem block",
+            "-----BEGIN RSA PRIVATE KEY-----\n" + pem_body + "\n-----END RSA PRIVATE KEY-----",
+            pem_body,
+        ),
         Secret("format bearer header", "Authorization: Bearer " + bearer, bearer),
         Secret("format basic header", "Authorization: Basic " + basic, basic),
         Secret("format url password", f"postgres://shop:{url_password}@db:5432/shop", url_password),
@@ -122,14 +133,30 @@ def format_secrets() -> List[Secret]:
 
 def framework_secrets() -> Dict[str, Secret]:
     """Header and cookie values of the real frameworks' request objects."""
-    labels = ["starlette cookie", "starlette authorization", "starlette x-api-key",
-              "werkzeug cookie", "werkzeug authorization", "werkzeug x-api-key",
-              "django cookie", "django authorization", "django x-custom", "django COOKIES",
-              "requests authorization", "requests cookie", "requests x-api-key",
-              "httpx authorization", "httpx cookie", "stdlib cookie", "header pairs",
-              "asgi x-tenant"]
-    return {label: Secret(f"framework {label}", "hv" + _token(label, 16),
-                          "hv" + _token(label, 16)) for label in labels}
+    labels = [
+        "starlette cookie",
+        "starlette authorization",
+        "starlette x-api-key",
+        "werkzeug cookie",
+        "werkzeug authorization",
+        "werkzeug x-api-key",
+        "django cookie",
+        "django authorization",
+        "django x-custom",
+        "django COOKIES",
+        "requests authorization",
+        "requests cookie",
+        "requests x-api-key",
+        "httpx authorization",
+        "httpx cookie",
+        "stdlib cookie",
+        "header pairs",
+        "asgi x-tenant",
+    ]
+    return {
+        label: Secret(f"framework {label}", "hv" + _token(label, 16), "hv" + _token(label, 16))
+        for label in labels
+    }
 
 
 ENVIRONMENT = {
@@ -149,13 +176,20 @@ TAG_DSN_PASSWORD = "tp" + _token("tagdsn", 16)
 
 
 def metadata_secrets() -> List[Secret]:
-    return [Secret("instance tag named secret", TAG_SECRET, TAG_SECRET),
-            Secret("instance tag dsn password", TAG_DSN_PASSWORD, TAG_DSN_PASSWORD)]
+    return [
+        Secret("instance tag named secret", TAG_SECRET, TAG_SECRET),
+        Secret("instance tag dsn password", TAG_DSN_PASSWORD, TAG_DSN_PASSWORD),
+    ]
 
 
 def all_secrets() -> List[Secret]:
-    return (name_secrets() + format_secrets() + list(framework_secrets().values())
-            + environment_secrets() + metadata_secrets())
+    return (
+        name_secrets()
+        + format_secrets()
+        + list(framework_secrets().values())
+        + environment_secrets()
+        + metadata_secrets()
+    )
 
 
 # What must be visible, so that every path is known to have carried data at all.

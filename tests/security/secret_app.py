@@ -39,8 +39,10 @@ from django.http import HttpRequest  # noqa: E402
 
 # The module's globals are the locals of its frame, captured like any other: the application
 # names what holds its secrets, as a real one would (an innocent name would show them).
-SECRET_HEADERS = {label.split(" ", 1)[1]: s.value for label, s in
-     ((s.label, s) for s in corpus.framework_secrets().values())}
+SECRET_HEADERS = {
+    label.split(" ", 1)[1]: s.value
+    for label, s in ((s.label, s) for s in corpus.framework_secrets().values())
+}
 SECRET_VALUES = {s.label: s.value for s in corpus.name_secrets()}
 FORMATS = [s.value for s in corpus.format_secrets()]
 
@@ -62,44 +64,74 @@ def holders() -> List[Holder]:
 def framework_objects() -> Dict[str, Any]:
     """Real request objects of each framework, their lazy parts (cookies, headers) read."""
     v = SECRET_HEADERS
-    scope = {"type": "http", "method": "GET", "path": "/cart", "query_string": b"",
-             "headers": [(b"host", b"shop"),
-                         (b"cookie", b"session=" + v["starlette cookie"].encode()),
-                         (b"authorization", b"Bearer " + v["starlette authorization"].encode()),
-                         (b"x-api-key", v["starlette x-api-key"].encode()),
-                         (b"x-tenant", v["asgi x-tenant"].encode())]}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/cart",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"shop"),
+            (b"cookie", b"session=" + v["starlette cookie"].encode()),
+            (b"authorization", b"Bearer " + v["starlette authorization"].encode()),
+            (b"x-api-key", v["starlette x-api-key"].encode()),
+            (b"x-tenant", v["asgi x-tenant"].encode()),
+        ],
+    }
     starlette_request = StarletteRequest(scope)
     starlette_request.cookies  # noqa: B018 - parsed and kept on the request, as in a view
     app = flask.Flask("leaks")
-    with app.test_request_context("/cart", headers={
-        "Authorization": "Bearer " + v["werkzeug authorization"],
-        "X-Api-Key": v["werkzeug x-api-key"], "Cookie": "session=" + v["werkzeug cookie"],
-    }):
+    with app.test_request_context(
+        "/cart",
+        headers={
+            "Authorization": "Bearer " + v["werkzeug authorization"],
+            "X-Api-Key": v["werkzeug x-api-key"],
+            "Cookie": "session=" + v["werkzeug cookie"],
+        },
+    ):
         flask_request = flask.request._get_current_object()  # type: ignore[attr-defined]
         flask_request.cookies  # noqa: B018
     django_request = HttpRequest()
-    django_request.META = {"HTTP_COOKIE": "sessionid=" + v["django cookie"],
-                           "HTTP_AUTHORIZATION": "Token " + v["django authorization"],
-                           "HTTP_X_CUSTOM": v["django x-custom"], "PATH_INFO": "/cart"}
+    django_request.META = {
+        "HTTP_COOKIE": "sessionid=" + v["django cookie"],
+        "HTTP_AUTHORIZATION": "Token " + v["django authorization"],
+        "HTTP_X_CUSTOM": v["django x-custom"],
+        "PATH_INFO": "/cart",
+    }
     django_request.COOKIES = {"sessionid": v["django COOKIES"]}
     django_request.headers  # noqa: B018
     prepared = requests.Request(
-        "GET", "http://127.0.0.1:9/x", cookies={"sid": v["requests cookie"]},
-        headers={"Authorization": "Bearer " + v["requests authorization"],
-                 "X-Api-Key": v["requests x-api-key"]},
+        "GET",
+        "http://127.0.0.1:9/x",
+        cookies={"sid": v["requests cookie"]},
+        headers={
+            "Authorization": "Bearer " + v["requests authorization"],
+            "X-Api-Key": v["requests x-api-key"],
+        },
     ).prepare()
-    httpx_request = httpx.Request("GET", "http://127.0.0.1:9/x", headers={
-        "Authorization": "Bearer " + v["httpx authorization"],
-        "Cookie": "sid=" + v["httpx cookie"]})
+    httpx_request = httpx.Request(
+        "GET",
+        "http://127.0.0.1:9/x",
+        headers={
+            "Authorization": "Bearer " + v["httpx authorization"],
+            "Cookie": "sid=" + v["httpx cookie"],
+        },
+    )
     httpx_jar = httpx.Cookies({"sid": v["httpx cookie"]})
     jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
     jar["theme"] = v["stdlib cookie"]
     pairs = [("Content-Type", "application/json"), ("X-Session-Token", v["header pairs"])]
-    return {"asgi_scope": scope, "starlette_request": starlette_request,
-            "starlette_headers": Headers(scope=scope), "flask_request": flask_request,
-            "django_request": django_request, "prepared": prepared,
-            "httpx_request": httpx_request, "httpx_jar": httpx_jar,
-            "jar": jar, "pairs": pairs}
+    return {
+        "asgi_scope": scope,
+        "starlette_request": starlette_request,
+        "starlette_headers": Headers(scope=scope),
+        "flask_request": flask_request,
+        "django_request": django_request,
+        "prepared": prepared,
+        "httpx_request": httpx_request,
+        "httpx_jar": httpx_jar,
+        "jar": jar,
+        "pairs": pairs,
+    }
 
 
 def by_name() -> Dict[str, str]:
@@ -107,8 +139,9 @@ def by_name() -> Dict[str, str]:
 
 
 def by_bytes() -> Dict[bytes, bytes]:
-    return {name.encode(): SECRET_VALUES[f"name bytes:{name}"].encode()
-            for name in corpus.SECRET_NAMES}
+    return {
+        name.encode(): SECRET_VALUES[f"name bytes:{name}"].encode() for name in corpus.SECRET_NAMES
+    }
 
 
 def site(objects: Dict[str, Any]) -> None:
@@ -221,9 +254,16 @@ def main() -> None:
     audit.setLevel(logging.DEBUG)
     audit.propagate = False
     agent = peephole.start(
-        service=service, server=server, key=key, wait=15, cpu_budget=1.0,
-        tags={"api_token": corpus.TAG_SECRET,
-              "dsn": f"postgres://shop:{corpus.TAG_DSN_PASSWORD}@db/shop", "team": "payments"},
+        service=service,
+        server=server,
+        key=key,
+        wait=15,
+        cpu_budget=1.0,
+        tags={
+            "api_token": corpus.TAG_SECRET,
+            "dsn": f"postgres://shop:{corpus.TAG_DSN_PASSWORD}@db/shop",
+            "team": "payments",
+        },
     )
     objects = framework_objects()
     print("ready", flush=True)

@@ -7,6 +7,5 @@ SIGNING_PEM = """-----BEGIN EC PRIVATE KEY-----
 MHcCAQEEIlitpemBodyZq84Kw2Lx9Nv3Tb
 -----END EC PRIVATE KEY-----"""
 TIMEOUT = 30
-# --- where it runs ---
+# --- where it runs ---
 REGION = "eu-west-1"  # after a form feed, as in many source files
-

@@ -48,10 +48,19 @@ WATCHES = [
     "httpx_jar", "jar", "environment", "os.environ", "os.environ._data",
     *[f"note_{i}" for i in range(len(corpus.format_secrets()))],
 ]  # fmt: skip
-TEMPLATE = " ".join(f"{{{w}}}" for w in WATCHES) + " {flask_request.environ}" \
+TEMPLATE = (
+    " ".join(f"{{{w}}}" for w in WATCHES) + " {flask_request.environ}"
     " {django_request.META} {prepared.headers} {starlette_request.scope}"
-LIMITS = {"max_depth": 8, "max_items": 1000, "max_string": 100_000, "max_fields": 1000,
-          "max_bytes": 1_500_000, "max_frames": 20, "frames_with_locals": 3}
+)
+LIMITS = {
+    "max_depth": 8,
+    "max_items": 1000,
+    "max_string": 100_000,
+    "max_fields": 1000,
+    "max_bytes": 1_500_000,
+    "max_frames": 20,
+    "frames_with_locals": 3,
+}
 SOURCE_NEEDLES = [  # literals of shop_config.py and shop_settings.py
     ("source literal stripe", "sk_live_Lq8vTz2Kp4Wm9Xr6Ny3Bc7Hd"),
     ("source literal SECRET_KEY", "lit-secret-key-Gh47Tq2Mz9"),
@@ -82,8 +91,9 @@ class StreamRecorder:
     """Every frame the live stream sends to a viewer of the service, as raw text."""
 
     def __init__(self, url: str) -> None:
-        ws_url = url.replace("http", "ws", 1) + f"/api/v1/stream?token={ADMIN_TOKEN}" \
-            f"&service={SERVICE}"
+        ws_url = (
+            url.replace("http", "ws", 1) + f"/api/v1/stream?token={ADMIN_TOKEN}&service={SERVICE}"
+        )
         self.frames: list[str] = []
         self._connection = connect(ws_url)
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -109,7 +119,11 @@ class App:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
         self.process = subprocess.Popen(
             [sys.executable, str(APP), SERVICE, server, AGENT_KEY, str(log_file)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=HERE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=HERE,
         )
         assert self._line() == "ready"
 
@@ -148,16 +162,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def place_probes(api: httpx.Client) -> dict[str, str]:
     """A tracepoint with every watch, a logpoint with every placeholder (also logged to the
     application's logger), and a logpoint that reads secret names (refused by the agent)."""
-    common = {"file": "secret_app.py", "line": line_of("probe-site"),
-              "target": {"service": SERVICE}, "limits": LIMITS, "hit_limit": 5}
+    common = {
+        "file": "secret_app.py",
+        "line": line_of("probe-site"),
+        "target": {"service": SERVICE},
+        "limits": LIMITS,
+        "hit_limit": 5,
+    }
     bodies = {  # the server takes 20 watches a probe: one tracepoint per 20
         f"tracepoint{i}": {**common, "kind": "tracepoint", "watches": WATCHES[i : i + 20]}
         for i in range(0, len(WATCHES), 20)
     }
-    bodies["logpoint"] = {**common, "kind": "logpoint", "template": TEMPLATE,
-                          "logger": "shop.audit"}
-    bodies["refused"] = {**common, "kind": "logpoint",
-                         "template": "{password} {named['api_key']}"}
+    bodies["logpoint"] = {
+        **common,
+        "kind": "logpoint",
+        "template": TEMPLATE,
+        "logger": "shop.audit",
+    }
+    bodies["refused"] = {**common, "kind": "logpoint", "template": "{password} {named['api_key']}"}
     ids = {}
     for name, body in bodies.items():
         answer = api.post("/probes", json=body)
@@ -186,7 +208,8 @@ def gather_rest(api: httpx.Client) -> dict[str, str]:
     out["rest events"] = "\n".join(api.get(f"/events/{e['id']}").text for e in events)
     groups = api.get("/exceptions", params={"service": SERVICE}).json()
     out["rest exceptions"] = json.dumps(groups) + "\n".join(
-        api.get(f"/exceptions/{g['fingerprint']}").text for g in groups)
+        api.get(f"/exceptions/{g['fingerprint']}").text for g in groups
+    )
     out["rest probes"] = api.get("/probes").text
     out["rest instances"] = api.get("/instances").text + api.get("/services").text
     files = api.get(f"/services/{SERVICE}/files").json()["files"]
@@ -199,18 +222,29 @@ def gather_rest(api: httpx.Client) -> dict[str, str]:
     return out
 
 
-def gather_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-               server: ServerProcess, api: httpx.Client) -> dict[str, str]:
+def gather_cli(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    server: ServerProcess,
+    api: httpx.Client,
+) -> dict[str, str]:
     """What a person sees with the CLI: tables, snapshots, exceptions, source, the tail."""
     monkeypatch.setenv("PEEPHOLE_URL", server.url)
     monkeypatch.setenv("PEEPHOLE_TOKEN", ADMIN_TOKEN)
     monkeypatch.setenv("COLUMNS", "4000")
     events = api.get("/events", params={"service": SERVICE, "limit": 1000}).json()["events"]
     groups = api.get("/exceptions", params={"service": SERVICE}).json()
-    commands = [["events", "tail", "-s", SERVICE, "-n", "1000"], ["snapshots", "list"],
-                ["exceptions", "list"], ["instances"], ["probes", "list"],
-                ["source", SERVICE], ["source", SERVICE, "shop_config.py"],
-                ["source", SERVICE, "secret_app.py"], ["source", SERVICE, "shop_settings.py"]]
+    commands = [
+        ["events", "tail", "-s", SERVICE, "-n", "1000"],
+        ["snapshots", "list"],
+        ["exceptions", "list"],
+        ["instances"],
+        ["probes", "list"],
+        ["source", SERVICE],
+        ["source", SERVICE, "shop_config.py"],
+        ["source", SERVICE, "secret_app.py"],
+        ["source", SERVICE, "shop_settings.py"],
+    ]
     commands += [["snapshots", "show", e["id"]] for e in events if e.get("frames")]
     commands += [["exceptions", "show", g["fingerprint"]] for g in groups]
     out: dict[str, str] = {}
@@ -218,15 +252,17 @@ def gather_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
         capsys.readouterr()
         run(command)
         captured = capsys.readouterr()
-        out[f"cli {' '.join(command[:2])}"] = out.get(f"cli {' '.join(command[:2])}", "") \
-            + captured.out + captured.err
+        out[f"cli {' '.join(command[:2])}"] = (
+            out.get(f"cli {' '.join(command[:2])}", "") + captured.out + captured.err
+        )
     return out
 
 
 def stored(data_dir: Path) -> str:
     """Every byte the server keeps on disk (database, WAL, logs), as text."""
-    return "\n".join(p.read_bytes().decode("latin-1") for p in sorted(data_dir.rglob("*"))
-                     if p.is_file())
+    return "\n".join(
+        p.read_bytes().decode("latin-1") for p in sorted(data_dir.rglob("*")) if p.is_file()
+    )
 
 
 def leaks(outputs: dict[str, str], needles: list[tuple[str, str]]) -> list[str]:
@@ -243,11 +279,16 @@ def leaks(outputs: dict[str, str], needles: list[tuple[str, str]]) -> list[str]:
 
 
 def test_no_secret_leaves_the_process(
-    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    server: ServerProcess,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    api = httpx.Client(base_url=f"{server.url}/api/v1",
-                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    api = httpx.Client(
+        base_url=f"{server.url}/api/v1",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=30,
+    )
     stream = StreamRecorder(server.url)
     audit_log = tmp_path / "audit.log"
     app = App(server.url, audit_log)
@@ -260,14 +301,25 @@ def test_no_secret_leaves_the_process(
         def arrived() -> bool:
             events = api.get("/events", params={"service": SERVICE, "limit": 1000}).json()
             kinds = [e["type"] for e in events["events"]]
-            with_frames = [e for e in events["events"] if e["type"] == "exception"
-                           and e.get("frames")]
-            return kinds.count("snapshot") >= 1 and kinds.count("log") >= 1 \
+            with_frames = [
+                e for e in events["events"] if e["type"] == "exception" and e.get("frames")
+            ]
+            return (
+                kinds.count("snapshot") >= 1
+                and kinds.count("log") >= 1
                 and len(with_frames) >= chunks
+            )
 
-        eventually(arrived, "the snapshot, the log line and every exception snapshot "
-                   + str([(e["type"], bool(e.get("frames"))) for e in api.get(
-                       "/events", params={"service": SERVICE}).json()["events"]]))
+        eventually(
+            arrived,
+            "the snapshot, the log line and every exception snapshot "
+            + str(
+                [
+                    (e["type"], bool(e.get("frames")))
+                    for e in api.get("/events", params={"service": SERVICE}).json()["events"]
+                ]
+            ),
+        )
         outputs = gather_rest(api)
         outputs.update(gather_cli(capsys, monkeypatch, server, api))
     finally:
@@ -283,8 +335,11 @@ def test_no_secret_leaves_the_process(
     assert "shop.audit INFO" in outputs["application log (logpoint lines)"]
     assert "eu-west-1" in outputs["rest source"] and "payments" in outputs["rest instances"]
     assert "expression reads" in outputs["rest probes"]  # the refused logpoint said why
-    region = next(number for number, text in enumerate(
-        (HERE / "shop_config.py").read_text().split("\n"), start=1) if text.startswith("REGION"))
+    region = next(
+        number
+        for number, text in enumerate((HERE / "shop_config.py").read_text().split("\n"), start=1)
+        if text.startswith("REGION")
+    )
     assert re.search(rf"\b{region}  REGION = ", outputs[f"cli source {SERVICE}"]), (
         "line numbers moved"
     )
@@ -297,15 +352,19 @@ def test_no_secret_leaves_the_process(
 
 def test_an_admin_turns_the_source_view_off_live(server: ServerProcess, tmp_path: Path) -> None:
     """The service's policy reaches the running agent: no file listed, none served."""
-    api = httpx.Client(base_url=f"{server.url}/api/v1",
-                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    api = httpx.Client(
+        base_url=f"{server.url}/api/v1",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=30,
+    )
     app = App(server.url, tmp_path / "audit.log")
     try:
         eventually(lambda: SERVICE in api.get("/instances").text, "the instance")
         files = f"/services/{SERVICE}/files"
         assert any(f.endswith("shop_config.py") for f in api.get(files).json()["files"])
-        assert api.put(f"/services/{SERVICE}/policy",
-                       json={"serve_source": False}).status_code == 200
+        assert (
+            api.put(f"/services/{SERVICE}/policy", json={"serve_source": False}).status_code == 200
+        )
         eventually(lambda: api.get(files).json()["files"] == [], "an empty file list")
         answer = api.get(f"/services/{SERVICE}/source", params={"path": "shop_config.py"})
         assert answer.status_code == 404 and "turned off" in answer.text

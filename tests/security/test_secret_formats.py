@@ -23,7 +23,10 @@ SAMPLES = [
     ("GitHub Token", "ghp_" + "aB3dE5fG7hJ9kL2mN4pQ6rS8tU0vW1xY3zA5"),
     ("GitLab Token", "glpat-" + "Zx9Yw8Vu7Ts6Rq5Po4Nm"),
     ("Slack Token", "xoxb-1234567890-1234567890123-" + "abcdefghijklmnopqrstuvwx"),
-    ("Slack Token", "https://hooks.slack.com/services/T01234567/B01234567/abcdefghijklmnopqrstuvwx"),
+    (
+        "Slack Token",
+        "https://hooks.slack.com/services/T01234567/B01234567/abcdefghijklmnopqrstuvwx",
+    ),
     ("Stripe Access Key", "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"),
     ("Stripe Access Key", "rk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"),
     ("SendGrid API Key", "SG." + "a1B2c3D4e5F6g7H8i9J0kL" + "." + "m" * 43),
@@ -33,10 +36,15 @@ SAMPLES = [
     ("Mailchimp Access Key", "0123456789abcdef0123456789abcdef-us12"),
     ("Twilio API Key", "SK" + "0123456789abcdef0123456789abcdef"),
     ("Azure Storage Account access key", "AccountKey=" + "a" * 86 + "=="),
-    ("Private Key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpQIBAAKCAQEA\n"
-                    "-----END RSA PRIVATE KEY-----"),
-    ("Private Key", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n"
-                    "-----END OPENSSH PRIVATE KEY-----"),
+    (
+        "Private Key",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEpQIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+    ),
+    (
+        "Private Key",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n"
+        "-----END OPENSSH PRIVATE KEY-----",
+    ),
     ("JSON Web Token", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlX2J5dGVz"),
     ("Basic Auth Credentials", "https://user:s3cr3tpass@example.com/path"),
 ]

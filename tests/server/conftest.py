@@ -168,8 +168,12 @@ def client_for(server: LiveServer, token: Optional[str] = ADMIN_TOKEN) -> httpx.
 
 
 def tracepoint(service: str = "shop", **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"kind": "tracepoint", "file": "shop/cart.py", "line": 42,
-                            "target": {"service": service}}
+    body: dict[str, Any] = {
+        "kind": "tracepoint",
+        "file": "shop/cart.py",
+        "line": 42,
+        "target": {"service": service},
+    }
     body.update(fields)
     return body
 
@@ -178,7 +182,10 @@ class FakeAgent:
     """An agent as the server sees it: hello, probes in, events and status out."""
 
     def __init__(
-        self, server: LiveServer, service: str = "shop", features: tuple[str, ...] = (),
+        self,
+        server: LiveServer,
+        service: str = "shop",
+        features: tuple[str, ...] = (),
         **info: Any,
     ) -> None:
         self.server = server
@@ -209,11 +216,19 @@ class FakeAgent:
 
     async def connect(self, key: str = AGENT_KEY) -> FakeAgent:
         """Say hello like an agent that accepts messages up to ``MAX_MESSAGE_BYTES``."""
-        self.ws = await connect(self.server.ws_url + protocol.AGENT_PATH,
-                                max_size=protocol.MAX_MESSAGE_BYTES)
-        await self.ws.send(protocol.encode({"type": "hello", "key": key,
-                                            "instance": self.info.to_dict(),
-                                            "features": list(self.features)}))
+        self.ws = await connect(
+            self.server.ws_url + protocol.AGENT_PATH, max_size=protocol.MAX_MESSAGE_BYTES
+        )
+        await self.ws.send(
+            protocol.encode(
+                {
+                    "type": "hello",
+                    "key": key,
+                    "instance": self.info.to_dict(),
+                    "features": list(self.features),
+                }
+            )
+        )
         self.welcome = protocol.decode(await self.ws.recv())
         assert self.welcome["type"] == "welcome", self.welcome
         first = protocol.decode(await self.ws.recv())
@@ -227,8 +242,11 @@ class FakeAgent:
             self.probes = message["probes"]
         elif message["type"] == "probes_delta":
             keep = message.get("keep")
-            have = {p["id"]: p for p in self.probes
-                    if (keep is None or p["id"] in keep) and p["id"] not in message["remove"]}
+            have = {
+                p["id"]: p
+                for p in self.probes
+                if (keep is None or p["id"] in keep) and p["id"] not in message["remove"]
+            }
             have.update((p["id"], p) for p in message["set"])
             self.probes = sorted(have.values(), key=lambda p: p["id"])
         else:
@@ -260,8 +278,11 @@ class FakeAgent:
         self._seq += 1
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._acks[self._seq] = future
-        await self.ws.send(protocol.encode({"type": "events", "seq": self._seq,
-                                            "events": events, "dropped": dropped}))
+        await self.ws.send(
+            protocol.encode(
+                {"type": "events", "seq": self._seq, "events": events, "dropped": dropped}
+            )
+        )
         await asyncio.wait_for(future, 10)
 
     async def send_status(self, *statuses: dict[str, Any]) -> None:
@@ -302,15 +323,28 @@ async def placed(api: httpx.Client, *agents: FakeAgent, **fields: Any) -> str:
 
 
 def snapshot(probe_id: str, **fields: Any) -> dict[str, Any]:
-    return protocol.new_event(protocol.SNAPSHOT, probe_id=probe_id, probe_version=1,
-                              file="shop/cart.py", line=42, frames=[], **fields)
+    return protocol.new_event(
+        protocol.SNAPSHOT,
+        probe_id=probe_id,
+        probe_version=1,
+        file="shop/cart.py",
+        line=42,
+        frames=[],
+        **fields,
+    )
 
 
 def exception(
     exc_type: str = "KeyError", fingerprint: str = "fp1", **fields: Any
 ) -> dict[str, Any]:
-    return protocol.new_event(protocol.EXCEPTION, exc_type=exc_type, message="boom",
-                              fingerprint=fingerprint, frames=[], **fields)
+    return protocol.new_event(
+        protocol.EXCEPTION,
+        exc_type=exc_type,
+        message="boom",
+        fingerprint=fingerprint,
+        frames=[],
+        **fields,
+    )
 
 
 @pytest.fixture

@@ -45,20 +45,37 @@ async def test_events_count_only_for_probes_sent_to_the_connection(
     assert api.get(f"/probes/{probe_id}").json()["captures"] == 1
 
 
-@pytest.mark.parametrize("message,reason", [
-    ('{"type": "events", "seq": 1, "events": [{"id": "a", "type": "log", "time": NaN}]}',
-     "NaN is not a JSON number"),
-    ('{"type": "events", "seq": 1, "events": [{"id": "a", "type": "log", "time": 1e300}]}',
-     "time must be a time in seconds"),
-    ('{"type": "events", "seq": 1, "events": [{"id": "a", "type": "exception", "count": '
-     + str(2**63) + '}]}', "count must be an integer"),
-    ('{"type": "events", "seq": ' + str(2**64) + ', "events": []}', "seq must be an integer"),
-    ('{"type": "events", "seq": 1, "events": [], "dropped": ' + str(2**63) + '}',
-     "dropped must be"),
-    ('{"type": "status", "probes": [{"probe_id": "x", "state": "active", "hits": '
-     + str(2**63) + '}]}', "counters must be integers"),
-    ('{"type": "heartbeat", "time": Infinity}', "Infinity is not a JSON number"),
-])
+@pytest.mark.parametrize(
+    "message,reason",
+    [
+        (
+            '{"type": "events", "seq": 1, "events": [{"id": "a", "type": "log", "time": NaN}]}',
+            "NaN is not a JSON number",
+        ),
+        (
+            '{"type": "events", "seq": 1, "events": [{"id": "a", "type": "log", "time": 1e300}]}',
+            "time must be a time in seconds",
+        ),
+        (
+            '{"type": "events", "seq": 1, "events": [{"id": "a", "type": "exception", "count": '
+            + str(2**63)
+            + "}]}",
+            "count must be an integer",
+        ),
+        ('{"type": "events", "seq": ' + str(2**64) + ', "events": []}', "seq must be an integer"),
+        (
+            '{"type": "events", "seq": 1, "events": [], "dropped": ' + str(2**63) + "}",
+            "dropped must be",
+        ),
+        (
+            '{"type": "status", "probes": [{"probe_id": "x", "state": "active", "hits": '
+            + str(2**63)
+            + "}]}",
+            "counters must be integers",
+        ),
+        ('{"type": "heartbeat", "time": Infinity}', "Infinity is not a JSON number"),
+    ],
+)
 async def test_numbers_no_column_holds_are_1008(
     api: httpx.Client, agents: Any, message: str, reason: str
 ) -> None:
@@ -125,7 +142,8 @@ async def test_connections_waiting_for_hello_are_limited(
             await asyncio.sleep(0.01)
         async with connect(url) as refused:
             assert protocol.decode(await refused.recv())["reason"] == (
-                "too many connections waiting for hello")
+                "too many connections waiting for hello"
+            )
             await refused.wait_closed()
             assert refused.close_code == 1013
     finally:

@@ -22,7 +22,7 @@ from .test_e2e_agent import ADMIN_TOKEN, AGENT_KEY, ServerProcess, wait_for
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-JOB = '''\
+JOB = """\
 import peephole
 from peephole.agent.safe.capture import Capturer
 
@@ -41,7 +41,7 @@ for n in range(3):
     work(n)
 agent.config.exit_timeout = 0.0  # nothing buffered may be sent at exit: all abandoned
 agent.emit({"type": "log", "id": "x" * 32, "time": 1.0, "message": "never sent"})
-'''
+"""
 
 
 @pytest.fixture
@@ -58,14 +58,35 @@ def test_internal_errors_and_abandoned_events_are_stored_with_the_instance(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     (tmp_path / "job.py").write_text(JOB)
-    api = httpx.Client(base_url=server.url + "/api/v1",
-                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
-    api.post("/probes", json={"kind": "tracepoint", "file": "job.py", "line": 10,
-                              "target": {"service": "health-job"}}).raise_for_status()
-    env = {**os.environ, "PEEPHOLE_SERVER": server.url, "PEEPHOLE_KEY": AGENT_KEY,
-           "PEEPHOLE_SERVICE": "health-job", "PYTHONPATH": str(tmp_path)}
-    result = subprocess.run([sys.executable, str(tmp_path / "job.py")], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=60)
+    api = httpx.Client(
+        base_url=server.url + "/api/v1",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    )
+    api.post(
+        "/probes",
+        json={
+            "kind": "tracepoint",
+            "file": "job.py",
+            "line": 10,
+            "target": {"service": "health-job"},
+        },
+    ).raise_for_status()
+    env = {
+        **os.environ,
+        "PEEPHOLE_SERVER": server.url,
+        "PEEPHOLE_KEY": AGENT_KEY,
+        "PEEPHOLE_SERVICE": "health-job",
+        "PYTHONPATH": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "job.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # the agent's failures are never printed
 
@@ -78,8 +99,10 @@ def test_internal_errors_and_abandoned_events_are_stored_with_the_instance(
     assert instance["last_internal_error"] == "probe hit: RuntimeError: capture broke"
     assert instance["abandoned_events"] == 1
     shown = Instance.from_dict(instance).agent_problems()
-    assert shown == ("agent internal errors: 3, last: probe hit: RuntimeError: capture broke; "
-                     "1 events abandoned at exit")
+    assert shown == (
+        "agent internal errors: 3, last: probe hit: RuntimeError: capture broke; "
+        "1 events abandoned at exit"
+    )
     console = Console(width=200, record=True, file=io.StringIO())
     console.print(render.instances([Instance.from_dict(instance)]))
     assert f"{instance['instance_id']}: {shown}" in console.export_text()

@@ -40,8 +40,12 @@ def test_roles_are_enforced_with_403(api: httpx.Client, server: LiveServer) -> N
     viewer = api.post("/tokens", json={"name": "vic", "role": "viewer"}).json()["token"]
     debugger = api.post("/tokens", json={"name": "deb", "role": "debugger"}).json()["token"]
     with client_for(server, viewer) as as_viewer, client_for(server, debugger) as as_debugger:
-        assert as_viewer.get("/me").json() == {"name": "vic", "role": "viewer", "id": 2,
-                                                "expires_at": None}
+        assert as_viewer.get("/me").json() == {
+            "name": "vic",
+            "role": "viewer",
+            "id": 2,
+            "expires_at": None,
+        }
         assert as_viewer.get("/probes").status_code == 200
         refused = as_viewer.post("/probes", json=tracepoint())
         assert refused.status_code == 403
@@ -74,9 +78,14 @@ def test_invalid_probe_is_422_naming_the_field(
 
 
 def test_unknown_ids_are_404(api: httpx.Client) -> None:
-    for method, path in [("GET", "/probes/abc"), ("PATCH", "/probes/abc"),
-                         ("DELETE", "/probes/abc"), ("POST", "/probes/abc/enable"),
-                         ("GET", "/events/abc"), ("GET", "/exceptions/abc")]:
+    for method, path in [
+        ("GET", "/probes/abc"),
+        ("PATCH", "/probes/abc"),
+        ("DELETE", "/probes/abc"),
+        ("POST", "/probes/abc/enable"),
+        ("GET", "/events/abc"),
+        ("GET", "/exceptions/abc"),
+    ]:
         response = api.request(method, path, json={} if method == "PATCH" else None)
         assert response.status_code == 404, (method, path)
     assert api.get("/probes/abc").json() == {"detail": "probe 'abc' not found"}
@@ -110,7 +119,11 @@ def test_edit_enable_disable_delete_are_audited(api: httpx.Client) -> None:
     assert api.get(f"/probes/{probe['id']}").status_code == 404
     log = api.get("/audit").json()
     assert [e["action"] for e in log] == [
-        "probe.delete", "probe.enable", "probe.disable", "probe.update", "probe.create",
+        "probe.delete",
+        "probe.enable",
+        "probe.disable",
+        "probe.update",
+        "probe.create",
     ]
     assert all(e["actor"] == "admin" and e["probe_id"] == probe["id"] for e in log)
     assert log[3]["details"] == {"condition": "x > 1", "hit_limit": 5}
@@ -119,8 +132,9 @@ def test_edit_enable_disable_delete_are_audited(api: httpx.Client) -> None:
 def test_probes_filter_by_service(api: httpx.Client) -> None:
     api.post("/probes", json=tracepoint("shop"))
     api.post("/probes", json=tracepoint("billing"))
-    assert [p["target"]["service"] for p in api.get("/probes", params={"service": "billing"})
-            .json()] == ["billing"]
+    assert [
+        p["target"]["service"] for p in api.get("/probes", params={"service": "billing"}).json()
+    ] == ["billing"]
     assert api.get("/probes", params={"state": "bogus"}).status_code == 422
 
 

@@ -60,9 +60,7 @@ async def test_changes_cross_server_processes(server_factory: Any, postgres_url:
 
 
 @pytest.mark.timeout(60)
-def test_processes_starting_at_once_migrate_and_seed_once(
-    postgres_url: str, tmp_path: Any
-) -> None:
+def test_processes_starting_at_once_migrate_and_seed_once(postgres_url: str, tmp_path: Any) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from peephole.server.app import create_app

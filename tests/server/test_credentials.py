@@ -32,9 +32,7 @@ async def closed_with(stream: ClientConnection) -> tuple[dict[str, Any], int, st
     return last, stream.close_code or 0, stream.close_reason or ""
 
 
-async def test_a_revoked_token_stops_working_at_once(
-    server: LiveServer, api: httpx.Client
-) -> None:
+async def test_a_revoked_token_stops_working_at_once(server: LiveServer, api: httpx.Client) -> None:
     created = api.post("/tokens", json={"name": "ann", "role": "admin"}).json()
     with client_for(server, created["token"]) as as_ann:
         assert as_ann.get("/me").json()["id"] == created["id"]
@@ -48,7 +46,10 @@ async def test_a_revoked_token_stops_working_at_once(
             assert as_ann.get("/me").status_code == 401
             last, code, reason = await closed_with(stream)
             assert (last, code, reason) == (
-                {"type": "error", "reason": "token revoked"}, 1008, "token revoked")
+                {"type": "error", "reason": "token revoked"},
+                1008,
+                "token revoked",
+            )
     [ann] = [t for t in api.get("/tokens").json() if t["id"] == created["id"]]
     assert ann["revoked_at"] is not None and ann["active"] is False
     audit = api.get("/audit").json()
@@ -58,8 +59,9 @@ async def test_a_revoked_token_stops_working_at_once(
 
 
 async def test_an_expired_token_stops_working(server: LiveServer, api: httpx.Client) -> None:
-    created = api.post("/tokens", json={"name": "tmp", "role": "viewer",
-                                        "expires_seconds": 1.0}).json()
+    created = api.post(
+        "/tokens", json={"name": "tmp", "role": "viewer", "expires_seconds": 1.0}
+    ).json()
     assert created["expires_at"] > time.time()
     url = f"{server.ws_url}/api/v1/stream?token={created['token']}"
     async with connect(url) as stream:
@@ -88,9 +90,13 @@ async def test_a_revoked_agent_key_disconnects_its_agents(
             await again.connect(created["key"])
         [key] = [k for k in api.get("/agent-keys").json() if k["id"] == created["id"]]
         assert key["active"] is False
+
         def reason() -> str:
-            [instance] = [i for i in api.get("/instances", params={"include_gone": True}).json()
-                          if i["instance_id"] == agent.instance_id]
+            [instance] = [
+                i
+                for i in api.get("/instances", params={"include_gone": True}).json()
+                if i["instance_id"] == agent.instance_id
+            ]
             return str(instance["last_disconnect"])
 
         deadline = time.monotonic() + 5
@@ -102,8 +108,7 @@ async def test_a_revoked_agent_key_disconnects_its_agents(
 
 
 async def test_an_agent_key_scoped_to_services(server: LiveServer, api: httpx.Client) -> None:
-    created = api.post("/agent-keys", json={"name": "billing-only",
-                                            "services": ["billing"]}).json()
+    created = api.post("/agent-keys", json={"name": "billing-only", "services": ["billing"]}).json()
     agent = await FakeAgent(server, "billing").connect(created["key"])
     await agent.close()
     with pytest.raises(AssertionError, match="may not join service 'shop'"):
@@ -143,8 +148,10 @@ async def test_revocation_reaches_every_server(server_factory: Any, postgres_url
 
 
 def test_credentials_reject_bad_input(api: httpx.Client) -> None:
-    assert api.post("/tokens", json={"name": "x", "role": "viewer",
-                                     "expires_seconds": -1}).status_code == 422
+    assert (
+        api.post("/tokens", json={"name": "x", "role": "viewer", "expires_seconds": -1}).status_code
+        == 422
+    )
     assert api.post("/agent-keys", json={"name": "x", "services": []}).status_code == 422
     assert api.post("/tokens/0/revoke").status_code == 422
     assert protocol.MAX_HELLO_BYTES < protocol.MAX_MESSAGE_BYTES
@@ -160,12 +167,14 @@ def test_the_cli_creates_lists_and_revokes(server: LiveServer, api: httpx.Client
         assert result.exit_code == 0, result.output
         return result.output
 
-    made = json.loads(run("tokens", "create", "eve", "--role", "viewer", "--expires", "2h",
-                          "--json"))
+    made = json.loads(
+        run("tokens", "create", "eve", "--role", "viewer", "--expires", "2h", "--json")
+    )
     assert made["expires_at"] == pytest.approx(time.time() + 7200, abs=60)
     assert f"{made['id']}  eve  viewer  active until " in run("tokens", "list")
     assert run("tokens", "revoke", str(made["id"])).startswith(
-        f"token {made['id']} for eve: revoked ")
+        f"token {made['id']} for eve: revoked "
+    )
     with client_for(server, made["token"]) as as_eve:
         assert as_eve.get("/me").status_code == 401
     key = run("agent-keys", "create", "k", "--service", "shop", "--service", "billing")
@@ -184,7 +193,8 @@ async def test_a_missed_revocation_notice_still_ends_the_stream(
     created = api.post("/tokens", json={"name": "zed", "role": "viewer"}).json()
     async with connect(f"{server.ws_url}/api/v1/stream?token={created['token']}") as stream:
         await subscribed(server)
-        await asyncio.to_thread(server.broker.db.run, lambda s: credentials.revoke_token(
-            s, created["id"], time.time()))
+        await asyncio.to_thread(
+            server.broker.db.run, lambda s: credentials.revoke_token(s, created["id"], time.time())
+        )
         last, code, _ = await closed_with(stream)
         assert (last, code) == ({"type": "error", "reason": "token revoked"}, 1008)

@@ -36,24 +36,35 @@ def test_a_body_without_a_token_is_refused_before_it_is_read(
     server: LiveServer, length: int, status: int
 ) -> None:
     # A body announced and none sent: the answer comes at once, so nothing was read.
-    answer = raw_head(server, "POST /api/v1/probes HTTP/1.1\r\nHost: x\r\n"
-                              f"Content-Type: application/json\r\nContent-Length: {length}"
-                              "\r\n\r\n")
+    answer = raw_head(
+        server,
+        "POST /api/v1/probes HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}"
+        "\r\n\r\n",
+    )
     assert answer.startswith(f"HTTP/1.1 {status}"), answer
 
 
 def test_an_oversized_body_is_refused_from_its_length(server: LiveServer) -> None:
-    answer = raw_head(server, "POST /api/v1/probes HTTP/1.1\r\nHost: x\r\n"
-                              f"Authorization: Bearer {ADMIN_TOKEN}\r\n"
-                              f"Content-Length: {API_BODY_BYTES + 1}\r\n\r\n")
+    answer = raw_head(
+        server,
+        "POST /api/v1/probes HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {ADMIN_TOKEN}\r\n"
+        f"Content-Length: {API_BODY_BYTES + 1}\r\n\r\n",
+    )
     assert answer.startswith("HTTP/1.1 413"), answer
 
 
 def test_a_chunked_body_is_cut_at_the_limit(server: LiveServer) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.settings.port, timeout=10)
     chunks = (b"x" * 65536 for _ in range(API_BODY_BYTES // 65536 + 2))
-    connection.request("POST", "/api/v1/probes", body=chunks, encode_chunked=True,
-                       headers={**AUTH, "Content-Type": "application/json"})
+    connection.request(
+        "POST",
+        "/api/v1/probes",
+        body=chunks,
+        encode_chunked=True,
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
     assert connection.getresponse().status == 413
 
 
@@ -69,8 +80,11 @@ CASES = [
     ("GET", "/api/v1/events?cursor=" + "1" * 200, None),
     ("POST", "/api/v1/tokens", '{"name": "a\\u0000b", "role": "viewer"}'),
     ("POST", "/api/v1/probes", '{"kind": "tracepoint", "file": "a\\u0000.py", "line": 1}'),
-    ("POST", "/api/v1/probes", '{"kind": "tracepoint", "file": "a.py", "line": 1,'
-                               ' "target": {"tags": {"k\\u0000": "v"}}}'),
+    (
+        "POST",
+        "/api/v1/probes",
+        '{"kind": "tracepoint", "file": "a.py", "line": 1, "target": {"tags": {"k\\u0000": "v"}}}',
+    ),
     ("PUT", "/api/v1/services/shop/policy", '{"redact_names": ["\\u0000"]}'),
     ("GET", "/api/v1/exceptions/" + "f" * 200, None),
 ]
@@ -104,8 +118,13 @@ async def test_an_unexpected_error_is_a_500_that_keeps_the_connection() -> None:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    scope = {"type": "http", "method": "GET", "path": "/api/v1/x", "query_string": b"",
-             "headers": []}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/api/v1/x",
+        "query_string": b"",
+        "headers": [],
+    }
     await Edge(failing)(scope, receive, send)  # does not raise: the server keeps the socket
     assert sent[0]["status"] == 500
     assert b"internal error" in sent[1]["body"]

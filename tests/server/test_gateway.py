@@ -36,25 +36,29 @@ def ids(probes: list[dict[str, Any]]) -> list[str]:
     return [p["id"] for p in probes]
 
 
-async def test_registration_shows_instance_and_service(
-    api: httpx.Client, agents: Any
-) -> None:
+async def test_registration_shows_instance_and_service(api: httpx.Client, agents: Any) -> None:
     agent = await agents("shop", version="1.2", environment="prod", tags={"zone": "eu"})
     assert agent.welcome["instance_id"] == agent.instance_id
     assert agent.welcome["config"] == protocol.AgentPolicy().to_dict()
     [instance] = api.get("/instances").json()
     assert instance["instance_id"] == agent.instance_id
-    assert (instance["service"], instance["version"], instance["tags"]) == ("shop", "1.2",
-                                                                            {"zone": "eu"})
+    assert (instance["service"], instance["version"], instance["tags"]) == (
+        "shop",
+        "1.2",
+        {"zone": "eu"},
+    )
     assert instance["connected"] is True and instance["runtime"] == "CPython 3.11"
     [service] = api.get("/services").json()
-    assert service == {"name": "shop", "instances": 1, "versions": ["1.2"],
-                       "environments": ["prod"], "last_seen": service["last_seen"]}
+    assert service == {
+        "name": "shop",
+        "instances": 1,
+        "versions": ["1.2"],
+        "environments": ["prod"],
+        "last_seen": service["last_seen"],
+    }
 
 
-async def test_disconnected_instance_is_gone_unless_asked(
-    api: httpx.Client, agents: Any
-) -> None:
+async def test_disconnected_instance_is_gone_unless_asked(api: httpx.Client, agents: Any) -> None:
     agent = await agents("shop")
     await agent.close()
     deadline = time.monotonic() + 5
@@ -69,8 +73,9 @@ async def test_disconnected_instance_is_gone_unless_asked(
 async def test_bad_agent_key_is_refused(server: LiveServer) -> None:
     agent = FakeAgent(server)
     async with connect(server.ws_url + protocol.AGENT_PATH) as ws:
-        await ws.send(protocol.encode({"type": "hello", "key": "wrong",
-                                       "instance": agent.info.to_dict()}))
+        await ws.send(
+            protocol.encode({"type": "hello", "key": "wrong", "instance": agent.info.to_dict()})
+        )
         error = protocol.decode(await ws.recv())
         assert error == {"type": "error", "reason": "unknown agent key"}
         await ws.wait_closed()
@@ -82,8 +87,10 @@ async def test_probe_reaches_matching_instances_only(api: httpx.Client, agents: 
     us = await agents("shop", version="2", environment="prod", tags={"zone": "us"})
     old = await agents("shop", version="1", environment="prod", tags={"zone": "eu"})
     other = await agents("billing")
-    probe = api.post("/probes", json=tracepoint(
-        target={"service": "shop", "version": "2", "tags": {"zone": "eu"}})).json()
+    probe = api.post(
+        "/probes",
+        json=tracepoint(target={"service": "shop", "version": "2", "tags": {"zone": "eu"}}),
+    ).json()
     await eu.wait_probes(lambda p: ids(p) == [probe["id"]])
     pinned = api.post("/probes", json=tracepoint(target={"instances": [us.instance_id]})).json()
     await us.wait_probes(lambda p: ids(p) == [pinned["id"]])
@@ -126,8 +133,13 @@ async def test_status_makes_the_summary(api: httpx.Client, agents: Any) -> None:
     one, two, three = [await agents("shop") for _ in range(3)]
     probe = api.post("/probes", json=tracepoint()).json()
     await one.send_status({"probe_id": probe["id"], "state": "active", "hits": 4, "captures": 2})
-    await two.send_status({"probe_id": probe["id"], "state": "error",
-                           "message": "no code at line 42; nearest: 41, 44"})
+    await two.send_status(
+        {
+            "probe_id": probe["id"],
+            "state": "error",
+            "message": "no code at line 42; nearest: 41, 44",
+        }
+    )
     await three.send_status({"probe_id": "unknown-probe", "state": "active"})
     deadline = time.monotonic() + 5
     while True:
@@ -180,8 +192,9 @@ async def test_events_are_acked_stored_and_paged(api: httpx.Client, agents: Any)
     await other.send_events([snapshot(p2, time=2000.0)])
     page = api.get("/events", params={"service": "shop", "limit": 3}).json()
     assert [e["id"] for e in page["events"]] == [e["id"] for e in reversed(sent[-3:])]
-    rest = api.get("/events", params={"service": "shop", "limit": 10,
-                                      "cursor": page["next_cursor"]}).json()
+    rest = api.get(
+        "/events", params={"service": "shop", "limit": 10, "cursor": page["next_cursor"]}
+    ).json()
     assert len(rest["events"]) == 4 and rest["next_cursor"] is None
     first = rest["events"][-1]
     assert (first["service"], first["instance_id"]) == ("shop", agent.instance_id)
@@ -216,8 +229,9 @@ async def test_exception_groups_through_the_api(api: httpx.Client, agents: Any) 
     assert group["first_seen"] <= group["last_seen"]
     detail = api.get("/exceptions/fp1").json()
     assert len(detail["events"]) == 3 and detail["events"][0]["id"] == group["last_event_id"]
-    assert [g["fingerprint"] for g in api.get("/exceptions", params={"service": "shop"})
-            .json()] == ["fp1"]
+    assert [
+        g["fingerprint"] for g in api.get("/exceptions", params={"service": "shop"}).json()
+    ] == ["fp1"]
 
 
 async def test_trace_link_from_template(server_factory: Any, tmp_path: Path) -> None:
@@ -226,8 +240,12 @@ async def test_trace_link_from_template(server_factory: Any, tmp_path: Path) -> 
     try:
         with client_for(server) as api:
             probe_id = await placed(api, agent)
-            await agent.send_events([snapshot(probe_id, trace_id="a" * 32, span_id="b" * 16),
-                                     snapshot(probe_id, time=1.0)])
+            await agent.send_events(
+                [
+                    snapshot(probe_id, trace_id="a" * 32, span_id="b" * 16),
+                    snapshot(probe_id, time=1.0),
+                ]
+            )
             linked, plain = api.get("/events").json()["events"]
         assert linked["trace_link"] == f"https://jaeger/trace/{'a' * 32}?span={'b' * 16}"
         assert "trace_link" not in plain
@@ -240,10 +258,16 @@ async def test_trace_link_from_template(server_factory: Any, tmp_path: Path) -> 
     [
         ("not json", 1008, "not JSON"),
         ('{"no": "type"}', 1008, "a message must be a JSON object with a string 'type'"),
-        ('{"type": "events", "seq": 1, "events": [{"id": 5}]}', 1008,
-         "events: each event needs a string id"),
-        ('{"type": "status", "probes": [{"probe_id": "x", "state": "dancing"}]}', 1008,
-         "status: each needs a probe_id and a known state"),
+        (
+            '{"type": "events", "seq": 1, "events": [{"id": 5}]}',
+            1008,
+            "events: each event needs a string id",
+        ),
+        (
+            '{"type": "status", "probes": [{"probe_id": "x", "state": "dancing"}]}',
+            1008,
+            "status: each needs a probe_id and a known state",
+        ),
         ("x" * (protocol.MAX_MESSAGE_BYTES + 1), 1009, "exceeds"),
     ],
 )
@@ -263,8 +287,9 @@ async def test_bad_message_closes_only_that_connection(
     await good.wait_probes(lambda p: ids(p) == [probe["id"]])
 
 
-async def test_oversized_frame_beyond_uvicorn_limit_is_1009(server: LiveServer,
-                                                            agents: Any) -> None:
+async def test_oversized_frame_beyond_uvicorn_limit_is_1009(
+    server: LiveServer, agents: Any
+) -> None:
     good = await agents("shop")
     bad = await agents("shop")
     assert bad.ws is not None
@@ -282,13 +307,22 @@ async def test_source_is_asked_from_a_live_agent(api: httpx.Client, agents: Any)
 
     async def answer() -> None:
         request = await agent.next_message("get_source")
-        await agent.ws.send(protocol.encode({  # type: ignore[union-attr]
-            "type": "source", "request_id": request["request_id"], "path": "/srv/shop/cart.py",
-            "text": "x = 1\n", "lines": [1]}))
+        await agent.ws.send(
+            protocol.encode(
+                {  # type: ignore[union-attr]
+                    "type": "source",
+                    "request_id": request["request_id"],
+                    "path": "/srv/shop/cart.py",
+                    "text": "x = 1\n",
+                    "lines": [1],
+                }
+            )
+        )
 
     task = asyncio.create_task(answer())
-    response = await asyncio.to_thread(api.get, "/services/shop/source",
-                                       params={"path": "shop/cart.py"})
+    response = await asyncio.to_thread(
+        api.get, "/services/shop/source", params={"path": "shop/cart.py"}
+    )
     await task
     assert response.json() == {"path": "/srv/shop/cart.py", "text": "x = 1\n", "lines": [1]}
     silent = await asyncio.to_thread(api.get, "/services/shop/source", params={"path": "a.py"})
@@ -404,21 +438,28 @@ async def test_an_agent_that_goes_silent_is_gone(
     assert live == [talking.instance_id]
     every = api.get("/instances", params={"include_gone": "true"}).json()
     assert {i["instance_id"]: i["connected"] for i in every} == {
-        talking.instance_id: True, quiet.instance_id: False}
+        talking.instance_id: True,
+        quiet.instance_id: False,
+    }
 
 
 @pytest.mark.parametrize(
     ("instance", "reason"),
     [
         (None, "bad instance: InstanceInfo must be an object"),
-        ({"instance_id": "a", "service": "s", "pid": "12"},
-         "bad instance: pid and started_at must be numbers"),
-        ({"instance_id": "a", "service": "s", "tags": {"k": 1}},
-         "bad instance: tags must map strings to strings"),
-        ({"instance_id": "", "service": "s"},
-         "bad instance: instance_id and service are required"),
-        ({"instance_id": "a" * 65, "service": "s"},
-         "bad instance: instance_id must be text of <= 64"),
+        (
+            {"instance_id": "a", "service": "s", "pid": "12"},
+            "bad instance: pid and started_at must be numbers",
+        ),
+        (
+            {"instance_id": "a", "service": "s", "tags": {"k": 1}},
+            "bad instance: tags must map strings to strings",
+        ),
+        ({"instance_id": "", "service": "s"}, "bad instance: instance_id and service are required"),
+        (
+            {"instance_id": "a" * 65, "service": "s"},
+            "bad instance: instance_id must be text of <= 64",
+        ),
     ],
 )
 async def test_bad_hello_is_refused_with_a_reason(

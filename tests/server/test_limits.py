@@ -20,17 +20,22 @@ pytestmark = pytest.mark.server
 def largest_probe() -> dict[str, Any]:
     """The biggest probe the API takes: every field at its limit."""
     return {
-        "kind": "logpoint", "file": "f" * schemas.MAX_FILE, "line": 10_000_000,
+        "kind": "logpoint",
+        "file": "f" * schemas.MAX_FILE,
+        "line": 10_000_000,
         "condition": "1" * schemas.MAX_CONDITION,
         "watches": ["2" * schemas.MAX_WATCH] * schemas.MAX_WATCHES,
-        "template": "t" * schemas.MAX_TEMPLATE, "logger": "l" * schemas.MAX_NAME,
+        "template": "t" * schemas.MAX_TEMPLATE,
+        "logger": "l" * schemas.MAX_NAME,
         "target": {
-            "service": "shop", "version": "v" * schemas.MAX_NAME,
+            "service": "shop",
+            "version": "v" * schemas.MAX_NAME,
             "environment": "e" * schemas.MAX_NAME,
-            "tags": {f"{i:0{schemas.MAX_TAG_KEY}d}": "x" * schemas.MAX_TAG_VALUE
-                     for i in range(schemas.MAX_TAGS)},
-            "instances": [f"{i:0{schemas.MAX_INSTANCE_ID}d}" for i in range(
-                schemas.MAX_INSTANCES)],
+            "tags": {
+                f"{i:0{schemas.MAX_TAG_KEY}d}": "x" * schemas.MAX_TAG_VALUE
+                for i in range(schemas.MAX_TAGS)
+            },
+            "instances": [f"{i:0{schemas.MAX_INSTANCE_ID}d}" for i in range(schemas.MAX_INSTANCES)],
         },
     }
 
@@ -43,18 +48,21 @@ def test_the_largest_probe_is_well_under_the_probe_limit(api: httpx.Client) -> N
     assert encoded < protocol.MAX_PROBE_BYTES * 3 // 4, encoded
 
 
-@pytest.mark.parametrize("field,value", [
-    ("watches", ["1" * (schemas.MAX_WATCH + 1)]),
-    ("watches", ["1"] * (schemas.MAX_WATCHES + 1)),
-    ("condition", "1" * (schemas.MAX_CONDITION + 1)),
-    ("template", "t" * (schemas.MAX_TEMPLATE + 1)),
-    ("file", "f" * (schemas.MAX_FILE + 1)),
-    ("logger", "l" * (schemas.MAX_NAME + 1)),
-    ("target", {"service": "s" * (schemas.MAX_NAME + 1)}),
-    ("target", {"tags": {str(i): "x" for i in range(schemas.MAX_TAGS + 1)}}),
-    ("target", {"tags": {"k": "x" * (schemas.MAX_TAG_VALUE + 1)}}),
-    ("target", {"instances": ["i"] * (schemas.MAX_INSTANCES + 1)}),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("watches", ["1" * (schemas.MAX_WATCH + 1)]),
+        ("watches", ["1"] * (schemas.MAX_WATCHES + 1)),
+        ("condition", "1" * (schemas.MAX_CONDITION + 1)),
+        ("template", "t" * (schemas.MAX_TEMPLATE + 1)),
+        ("file", "f" * (schemas.MAX_FILE + 1)),
+        ("logger", "l" * (schemas.MAX_NAME + 1)),
+        ("target", {"service": "s" * (schemas.MAX_NAME + 1)}),
+        ("target", {"tags": {str(i): "x" for i in range(schemas.MAX_TAGS + 1)}}),
+        ("target", {"tags": {"k": "x" * (schemas.MAX_TAG_VALUE + 1)}}),
+        ("target", {"instances": ["i"] * (schemas.MAX_INSTANCES + 1)}),
+    ],
+)
 def test_every_probe_field_has_a_limit(api: httpx.Client, field: str, value: Any) -> None:
     response = api.post("/probes", json={**tracepoint(), field: value})
     assert response.status_code == 422, response.text[:300]
@@ -100,9 +108,7 @@ async def test_no_message_is_larger_than_an_agent_accepts(
         assert agent.largest <= protocol.MAX_MESSAGE_BYTES
 
 
-async def test_deltas_carry_changes_not_the_whole_list(
-    api: httpx.Client, agents: Any
-) -> None:
+async def test_deltas_carry_changes_not_the_whole_list(api: httpx.Client, agents: Any) -> None:
     agent: FakeAgent = await agents("shop", features=(protocol.PROBE_DELTA,))
     first = api.post("/probes", json=tracepoint()).json()
     await agent.wait_probes(lambda p: [x["id"] for x in p] == [first["id"]])

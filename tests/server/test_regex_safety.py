@@ -13,11 +13,28 @@ from peephole.server import regex_safety
 
 pytestmark = pytest.mark.server
 
-SAFE = [r"AKIA[0-9A-Z]{16}", r"Bearer\s+[A-Za-z0-9._~+/-]+=*", r"\b\d{3}-\d{2}-\d{4}\b",
-        r"sk_live_[0-9a-zA-Z]{24,}", r"-----BEGIN [A-Z ]+PRIVATE KEY-----", r"(?i)password",
-        r"xox[baprs]-[0-9A-Za-z-]{10,48}", r"(?:ghp|gho)_[A-Za-z0-9]{36}"]
-UNSAFE = [r"(a+)+$", r"(a*)*b", r"(a|aa)+$", r"(\w+\s?)*$", r"(a|a)*c", r"(.*a){12}",
-          r"(x+x+)+y", r"(a)\1", r"(?=a)a", r"a+b+c+d+e"]
+SAFE = [
+    r"AKIA[0-9A-Z]{16}",
+    r"Bearer\s+[A-Za-z0-9._~+/-]+=*",
+    r"\b\d{3}-\d{2}-\d{4}\b",
+    r"sk_live_[0-9a-zA-Z]{24,}",
+    r"-----BEGIN [A-Z ]+PRIVATE KEY-----",
+    r"(?i)password",
+    r"xox[baprs]-[0-9A-Za-z-]{10,48}",
+    r"(?:ghp|gho)_[A-Za-z0-9]{36}",
+]
+UNSAFE = [
+    r"(a+)+$",
+    r"(a*)*b",
+    r"(a|aa)+$",
+    r"(\w+\s?)*$",
+    r"(a|a)*c",
+    r"(.*a){12}",
+    r"(x+x+)+y",
+    r"(a)\1",
+    r"(?=a)a",
+    r"a+b+c+d+e",
+]
 
 
 @pytest.mark.parametrize("pattern", SAFE)

@@ -15,8 +15,12 @@ pytestmark = pytest.mark.server
 
 
 def test_flags_win_over_the_environment(tmp_path: Path) -> None:
-    environ = {"PEEPHOLE_SERVER_PORT": "8000", "PEEPHOLE_SERVER_HOST": "0.0.0.0",
-               "PEEPHOLE_SERVER_DATA_DIR": str(tmp_path), "PEEPHOLE_SERVER_RETENTION_DAYS": "2"}
+    environ = {
+        "PEEPHOLE_SERVER_PORT": "8000",
+        "PEEPHOLE_SERVER_HOST": "0.0.0.0",
+        "PEEPHOLE_SERVER_DATA_DIR": str(tmp_path),
+        "PEEPHOLE_SERVER_RETENTION_DAYS": "2",
+    }
     settings = ServerSettings.load(environ, port=9000)
     assert (settings.port, settings.host, settings.retention_days) == (9000, "0.0.0.0", 2.0)
     assert settings.database == f"sqlite:///{tmp_path / 'peephole.db'}"
@@ -31,9 +35,7 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         ServerSettings.load({}, colour="blue")
 
 
-def test_app_factory_reads_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_app_factory_reads_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PEEPHOLE_SERVER_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("PEEPHOLE_SERVER_TRACE_LINK_TEMPLATE", "https://t/{trace_id}")
     app = app_from_environment()

@@ -39,8 +39,9 @@ async def test_an_agent_that_stops_reading_is_dropped(
     info = FakeAgent(server, "slow").info
     # max_queue=1: the client takes one message, then lets the socket fill.
     async with connect(server.ws_url + protocol.AGENT_PATH, max_queue=1) as stalled:
-        await stalled.send(protocol.encode({"type": "hello", "key": AGENT_KEY,
-                                            "instance": info.to_dict()}))
+        await stalled.send(
+            protocol.encode({"type": "hello", "key": AGENT_KEY, "instance": info.to_dict()})
+        )
         with client_for(server) as api:
             slowest = 0.0
             for _ in range(300):  # whole lists of ~20 KB probes: far more than sockets hold

@@ -70,8 +70,15 @@ def test_secrets_are_stored_hashed(db: Database) -> None:
 
 
 def _probe(db: Database, **fields: object) -> str:
-    body = {"kind": "tracepoint", "file": "a.py", "line": 3, "hit_limit": 3,
-            "expire_seconds": 60.0, "target": {"service": "shop"}, **fields}
+    body = {
+        "kind": "tracepoint",
+        "file": "a.py",
+        "line": 3,
+        "hit_limit": 3,
+        "expire_seconds": 60.0,
+        "target": {"service": "shop"},
+        **fields,
+    }
     return db.run(lambda s: probe_store.create(s, body, "ann", time.time()).id)
 
 
@@ -90,8 +97,9 @@ def test_captures_count_across_instances_until_done(db: Database) -> None:
     other = event_store.Origin("shop", "i2", "1.0")
     first = db.run(lambda s: event_store.insert(s, ORIGIN, [snapshot(probe_id)] * 1, now))
     assert first.done_probes == []
-    second = db.run(lambda s: event_store.insert(
-        s, other, [snapshot(probe_id), snapshot(probe_id)], now))
+    second = db.run(
+        lambda s: event_store.insert(s, other, [snapshot(probe_id), snapshot(probe_id)], now)
+    )
     assert second.done_probes == [probe_id]
     probe = db.run(lambda s: probe_store.get(s, probe_id))
     assert (probe.captures, probe.finished) == (3, "done")
@@ -129,14 +137,16 @@ def test_event_pages_follow_the_cursor_newest_first(db: Database) -> None:
 
 def test_event_filters(db: Database) -> None:
     now = time.time()
-    db.run(lambda s: event_store.insert(s, ORIGIN, [snapshot("p1", time=now - 100),
-                                                    snapshot("p2"), exception()], now))
+    db.run(
+        lambda s: event_store.insert(
+            s, ORIGIN, [snapshot("p1", time=now - 100), snapshot("p2"), exception()], now
+        )
+    )
     other = event_store.Origin("billing", "i9", None)
     db.run(lambda s: event_store.insert(s, other, [snapshot("p1")], now))
 
     def ids(**where: object) -> int:
-        page, _ = db.run(lambda s: event_store.query(
-            s, event_store.EventFilter(**where), 100))  # type: ignore[arg-type]
+        page, _ = db.run(lambda s: event_store.query(s, event_store.EventFilter(**where), 100))  # type: ignore[arg-type]
         return len(page)
 
     assert ids() == 4
@@ -151,11 +161,13 @@ def test_event_filters(db: Database) -> None:
 def test_exceptions_group_by_fingerprint(db: Database) -> None:
     now = time.time()
     v2 = event_store.Origin("billing", "i2", "2.0")
-    db.run(lambda s: event_store.insert(s, ORIGIN, [exception(time=now - 50),
-                                                    exception(time=now - 40, count=7)], now))
+    db.run(
+        lambda s: event_store.insert(
+            s, ORIGIN, [exception(time=now - 50), exception(time=now - 40, count=7)], now
+        )
+    )
     db.run(lambda s: event_store.insert(s, v2, [exception(time=now - 10)], now))
-    db.run(lambda s: event_store.insert(s, ORIGIN, [exception("ValueError", "fp2", time=now)],
-                                        now))
+    db.run(lambda s: event_store.insert(s, ORIGIN, [exception("ValueError", "fp2", time=now)], now))
     groups = db.run(lambda s: event_store.exception_groups(s, None, 10))
     assert [g["fingerprint"] for g in groups] == ["fp2", "fp1"]
     fp1 = groups[1]
@@ -164,8 +176,9 @@ def test_exceptions_group_by_fingerprint(db: Database) -> None:
     assert fp1["last_seen"] == pytest.approx(now - 10)
     assert fp1["services"] == ["shop", "billing"]
     assert fp1["versions"] == ["1.0", "2.0"]
-    assert [g["fingerprint"] for g in db.run(
-        lambda s: event_store.exception_groups(s, "billing", 10))] == ["fp1"]
+    assert [
+        g["fingerprint"] for g in db.run(lambda s: event_store.exception_groups(s, "billing", 10))
+    ] == ["fp1"]
     detail = db.run(lambda s: event_store.exception_group(s, "fp1", 2))
     assert len(detail["events"]) == 2 and detail["events"][0]["id"] == fp1["last_event_id"]
 
@@ -175,8 +188,7 @@ def test_a_group_shows_its_newest_snapshot_not_a_later_count(db: Database) -> No
     spanning first_time..last_time): the group must keep pointing at the locals."""
     now = time.time()
     shown = exception(time=now - 100, snapshot=True)
-    counted = exception(time=now, snapshot=False, count=500, first_time=now - 90,
-                        last_time=now - 5)
+    counted = exception(time=now, snapshot=False, count=500, first_time=now - 90, last_time=now - 5)
     db.run(lambda s: event_store.insert(s, ORIGIN, [shown], now))
     db.run(lambda s: event_store.insert(s, ORIGIN, [counted], now))
     (group,) = db.run(lambda s: event_store.exception_groups(s, None, 10))

@@ -66,8 +66,11 @@ class Env:
 
 
 def _api(server: ServerProcess) -> httpx.Client:
-    return httpx.Client(base_url=f"{server.url}/api/v1", timeout=10,
-                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    return httpx.Client(
+        base_url=f"{server.url}/api/v1",
+        timeout=10,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
 
 
 @pytest.fixture(scope="package")
@@ -81,29 +84,52 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     service = f"shop-{uuid.uuid4().hex[:6]}"
     log = open(workdir / "app.log", "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, "-m", "peephole.cli.main", "run", "--service", service, "--env", "test",
-         "--version", "1.2.3", "--server", server.url, "--key", AGENT_KEY, "--",
-         sys.executable, "target_app.py"],
-        cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "peephole.cli.main",
+            "run",
+            "--service",
+            service,
+            "--env",
+            "test",
+            "--version",
+            "1.2.3",
+            "--server",
+            server.url,
+            "--key",
+            AGENT_KEY,
+            "--",
+            sys.executable,
+            "target_app.py",
+        ],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         # every exception a snapshot (not one per 10 min), so counts change while watched
         env={**os.environ, "PEEPHOLE_EXCEPTION_INTERVAL": "0.2"},
     )
     try:
         with _api(server) as api:
+
             def connected() -> bool:
                 assert process.poll() is None, (workdir / "app.log").read_text()
                 return any(i["connected"] for i in api.get(f"/instances?service={service}").json())
 
             wait_for(connected, 30, "the agent to connect")
-            port = wait_for(lambda: (workdir / "port.txt").exists()
-                            and (workdir / "port.txt").read_text(), 10, "the target's port")
+            port = wait_for(
+                lambda: (workdir / "port.txt").exists() and (workdir / "port.txt").read_text(),
+                10,
+                "the target's port",
+            )
             tokens = {"admin": ADMIN_TOKEN}
             for role in ("debugger", "viewer"):
                 made = api.post("/tokens", json={"name": f"ui-{role}", "role": role})
                 assert made.status_code == 201, made.text
                 tokens[role] = made.json()["token"]
-        yield Env(server, Target(service, f"http://127.0.0.1:{port}", workdir / "target_app.py"),
-                  tokens)
+        yield Env(
+            server, Target(service, f"http://127.0.0.1:{port}", workdir / "target_app.py"), tokens
+        )
     finally:
         process.terminate()
         try:
@@ -154,8 +180,9 @@ def open_browser(browser: Browser, env: Env) -> Iterator[Any]:
     opened: list[Watched] = []
 
     def open_as(role: str | None = "debugger") -> Watched:
-        context = browser.new_context(base_url=env.server.url, viewport={"width": 1400,
-                                                                         "height": 900})
+        context = browser.new_context(
+            base_url=env.server.url, viewport={"width": 1400, "height": 900}
+        )
         context.set_default_timeout(15_000)
         watched = Watched(context)
         opened.append(watched)

@@ -43,8 +43,9 @@ class Demo:
         status, cart = self.call("POST", "/carts", {})
         assert status == 201
         for product, quantity in (("gc-402", 1), ("kt-301", 2)):
-            added = self.call("POST", f"/carts/{cart['id']}/items",
-                              {"product_id": product, "quantity": quantity})
+            added = self.call(
+                "POST", f"/carts/{cart['id']}/items", {"product_id": product, "quantity": quantity}
+            )
             assert added[0] == 200
         assert self.call("POST", f"/carts/{cart['id']}/checkout", {"coupon": "SPRING10"})[0] == 500
 
@@ -56,11 +57,25 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
     log = open(data / "launcher.log", "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, "-m", "peephole.demo.launcher", "--port", str(port), "--shop-port",
-         str(shop_port), "--no-traffic", "--data-dir", str(data / "state")],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "peephole.demo.launcher",
+            "--port",
+            str(port),
+            "--shop-port",
+            str(shop_port),
+            "--no-traffic",
+            "--data-dir",
+            str(data / "state"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
     )
     try:
+
         def running() -> bool:
             assert process.poll() is None, (data / "launcher.log").read_text()
             return "peephole demo is running" in (data / "launcher.log").read_text()

@@ -35,8 +35,9 @@ def test_an_open_live_page_does_not_hold_up_the_server_stopping(tmp_path: Path) 
 
     def follow() -> None:
         try:
-            with httpx.stream("GET", f"{server.url}/live", timeout=60,
-                              cookies={"peephole_session": ADMIN_TOKEN}) as stream:
+            with httpx.stream(
+                "GET", f"{server.url}/live", timeout=60, cookies={"peephole_session": ADMIN_TOKEN}
+            ) as stream:
                 for _ in stream.iter_lines():
                     opened.set()
         except httpx.HTTPError:
@@ -62,26 +63,45 @@ def test_an_open_live_page_does_not_hold_up_the_server_stopping(tmp_path: Path) 
 def test_a_page_gets_what_was_stored_while_it_loaded(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path).start()
     try:
-        with ProtocolPeer(server.url, "replayed") as peer, httpx.Client(
-            base_url=f"{server.url}/api/v1", timeout=10,
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        ) as api:
-            probe = api.post("/probes", json={"kind": "logpoint", "file": "app.py", "line": 3,
-                                              "template": "t", "target": {"service": "replayed"}})
+        with (
+            ProtocolPeer(server.url, "replayed") as peer,
+            httpx.Client(
+                base_url=f"{server.url}/api/v1",
+                timeout=10,
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            ) as api,
+        ):
+            probe = api.post(
+                "/probes",
+                json={
+                    "kind": "logpoint",
+                    "file": "app.py",
+                    "line": 3,
+                    "template": "t",
+                    "target": {"service": "replayed"},
+                },
+            )
             wait_for(lambda: peer.probes, what="the probe to reach the agent")
             made = time.time()  # the page is made; its stream is not open yet
-            event = protocol.new_event(protocol.LOG, probe_id=probe.json()["id"], level="info",
-                                       message="<b>between render and stream</b>")
+            event = protocol.new_event(
+                protocol.LOG,
+                probe_id=probe.json()["id"],
+                level="info",
+                message="<b>between render and stream</b>",
+            )
             peer.send_events(event)
-            wait_for(lambda: api.get("/events?service=replayed").json()["events"],
-                     what="the event to be stored")
+            wait_for(
+                lambda: api.get("/events?service=replayed").json()["events"],
+                what="the event to be stored",
+            )
             url = f"{server.url}/live?type=log&service=replayed&since={made}"
-            with httpx.stream("GET", url, timeout=10,
-                              cookies={"peephole_session": ADMIN_TOKEN}) as stream:
+            with httpx.stream(
+                "GET", url, timeout=10, cookies={"peephole_session": ADMIN_TOKEN}
+            ) as stream:
                 assert stream.status_code == 200, stream.read()
                 for line in stream.iter_lines():
                     if line.startswith("data: "):
-                        message = json.loads(line[len("data: "):])
+                        message = json.loads(line[len("data: ") :])
                         break
         assert message["replay"] is True
         assert message["event"]["id"] == event["id"]
@@ -93,13 +113,17 @@ def test_a_page_gets_what_was_stored_while_it_loaded(tmp_path: Path) -> None:
 def test_revoking_a_token_ends_its_live_page(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path).start()
     try:
-        with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10,
-                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as api:
+        with httpx.Client(
+            base_url=f"{server.url}/api/v1",
+            timeout=10,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as api:
             made = api.post("/tokens", json={"name": "leaving", "role": "viewer"}).json()
             token_id = next(t["id"] for t in api.get("/tokens").json() if t["name"] == "leaving")
             lines: list[str] = []
-            with httpx.stream("GET", f"{server.url}/live", timeout=20,
-                              cookies={"peephole_session": made["token"]}) as stream:
+            with httpx.stream(
+                "GET", f"{server.url}/live", timeout=20, cookies={"peephole_session": made["token"]}
+            ) as stream:
                 assert stream.status_code == 200
                 for line in stream.iter_lines():
                     lines.append(line)

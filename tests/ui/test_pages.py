@@ -24,8 +24,11 @@ XSS_KEY = "</script><script>alert(2)</script>"
 
 
 def api(env: Env) -> httpx.Client:
-    return httpx.Client(base_url=f"{env.server.url}/api/v1", timeout=10,
-                        headers={"Authorization": f"Bearer {env.tokens['admin']}"})
+    return httpx.Client(
+        base_url=f"{env.server.url}/api/v1",
+        timeout=10,
+        headers={"Authorization": f"Bearer {env.tokens['admin']}"},
+    )
 
 
 def source_url(env: Env, line: int | None = None) -> str:
@@ -71,7 +74,7 @@ def test_services_show_live_instances(open_browser: Any, env: Env) -> None:
 
 
 def test_a_service_without_a_live_agent_still_takes_a_probe_by_file_and_line(
-    open_browser: Any
+    open_browser: Any,
 ) -> None:
     page = open_browser("debugger").page
     page.goto("/services/nowhere")
@@ -137,8 +140,10 @@ def test_a_tracepoint_from_a_click_on_a_line_to_snapshots_compared(
     odd = tree.locator("li.node", has=page.locator(".name", has_text=re.compile("^odd$")))
     odd.locator(".toggle").first.click()
     expect(odd.locator(".children .name")).to_have_text(f"[{json.dumps(XSS_KEY)}]")
-    assert page.locator(".tree img").count() == 0 and page.locator("main script:not([type])") \
-        .count() == 0
+    assert (
+        page.locator(".tree img").count() == 0
+        and page.locator("main script:not([type])").count() == 0
+    )
     expect(page.locator(".tree[data-source=watches]")).to_contain_text("n * 10 = 20")
     cart.locator(".copy").first.click()
     copied = json.loads(cart.locator(".copy").first.get_attribute("data-copied") or "")
@@ -225,10 +230,15 @@ def test_a_viewer_sees_no_controls_and_the_server_refuses_changes(
     open_browser: Any, env: Env
 ) -> None:
     with api(env) as client:
-        probe = client.post("/probes", json={
-            "kind": "tracepoint", "file": str(env.target.path), "line": 3,
-            "target": {"service": env.target.service},
-        }).json()
+        probe = client.post(
+            "/probes",
+            json={
+                "kind": "tracepoint",
+                "file": str(env.target.path),
+                "line": 3,
+                "target": {"service": env.target.service},
+            },
+        ).json()
     watched = open_browser("viewer")
     page = watched.page
     page.goto("/probes")
@@ -241,8 +251,9 @@ def test_a_viewer_sees_no_controls_and_the_server_refuses_changes(
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
     refused = page.request.post(f"/probes/{probe['id']}/delete", form={"csrf": csrf or ""})
     assert refused.status == 403
-    refused = page.request.post("/probes/new", form={"csrf": csrf or "", "kind": "tracepoint",
-                                                     "file": "x.py", "line": "1"})
+    refused = page.request.post(
+        "/probes/new", form={"csrf": csrf or "", "kind": "tracepoint", "file": "x.py", "line": "1"}
+    )
     assert refused.status == 403
     assert page.request.get("/admin").status == 403
 
@@ -276,18 +287,24 @@ def test_keyboard_moves_filters_opens_and_closes(open_browser: Any, env: Env) ->
     expect(page.locator("#probe-form")).to_have_count(0)
 
 
-def test_admins_make_tokens_edit_probes_and_read_the_audit_log(
-    open_browser: Any, env: Env
-) -> None:
+def test_admins_make_tokens_edit_probes_and_read_the_audit_log(open_browser: Any, env: Env) -> None:
     page = open_browser("admin").page
     line = marker_line(env.target.path, "# @probe")
     with api(env) as client:
-        probe = client.post("/probes", json={
-            "kind": "tracepoint", "file": str(env.target.path), "line": line,
-            "condition": "n > 100", "target": {"service": env.target.service},
-        }).json()
-        wait_for(lambda: client.get(f"/probes/{probe['id']}").json()["state"] == "active",
-                 what="the probe to be active")
+        probe = client.post(
+            "/probes",
+            json={
+                "kind": "tracepoint",
+                "file": str(env.target.path),
+                "line": line,
+                "condition": "n > 100",
+                "target": {"service": env.target.service},
+            },
+        ).json()
+        wait_for(
+            lambda: client.get(f"/probes/{probe['id']}").json()["state"] == "active",
+            what="the probe to be active",
+        )
     page.goto(f"/probes?service={env.target.service}&state=active")
     expect(page.locator(f"tr[data-probe='{probe['id']}']")).to_contain_text("if n > 100")
     page.goto(f"/probes/{probe['id']}")
@@ -313,20 +330,43 @@ def test_a_snapshot_of_ten_thousand_values_draws_only_what_is_opened(
     open_browser: Any, env: Env
 ) -> None:
     with api(env) as client, ProtocolPeer(env.server.url, "big-snapshots") as peer:
-        probe = client.post("/probes", json={
-            "kind": "tracepoint", "file": "app.py", "line": 3,
-            "target": {"service": "big-snapshots"},
-        }).json()
+        probe = client.post(
+            "/probes",
+            json={
+                "kind": "tracepoint",
+                "file": "app.py",
+                "line": 3,
+                "target": {"service": "big-snapshots"},
+            },
+        ).json()
         wait_for(lambda: peer.probes, what="the probe to reach the agent")
-        rows = {f"rows_{n}": {"t": "list", "len": 100, "items": [
-            {"t": "dict", "len": 1, "entries": [[{"t": "str", "v": "id"}, {"t": "int", "v": i}]]}
-            for i in range(100)]} for n in range(100)}
-        event = protocol.new_event(protocol.SNAPSHOT, probe_id=probe["id"], file="app.py",
-                                   line=3, frames=[{"file": "app.py", "line": 3,
-                                                    "function": "handler", "locals": rows}])
+        rows = {
+            f"rows_{n}": {
+                "t": "list",
+                "len": 100,
+                "items": [
+                    {
+                        "t": "dict",
+                        "len": 1,
+                        "entries": [[{"t": "str", "v": "id"}, {"t": "int", "v": i}]],
+                    }
+                    for i in range(100)
+                ],
+            }
+            for n in range(100)
+        }
+        event = protocol.new_event(
+            protocol.SNAPSHOT,
+            probe_id=probe["id"],
+            file="app.py",
+            line=3,
+            frames=[{"file": "app.py", "line": 3, "function": "handler", "locals": rows}],
+        )
         peer.send_events(event)
-        wait_for(lambda: client.get(f"/events?probe_id={probe['id']}").json()["events"],
-                 what="the snapshot to be stored")
+        wait_for(
+            lambda: client.get(f"/events?probe_id={probe['id']}").json()["events"],
+            what="the snapshot to be stored",
+        )
     page = open_browser("viewer").page
     page.goto(f"/events/{event['id']}")
     tree = page.locator(".tree[data-source=locals]")
@@ -351,8 +391,7 @@ def test_the_theme_follows_the_browser(browser: Any, env: Env) -> None:
 def test_a_revoked_token_sends_its_open_page_to_sign_in(open_browser: Any, env: Env) -> None:
     with api(env) as client:
         made = client.post("/tokens", json={"name": "ui-revoked", "role": "viewer"}).json()
-        token_id = next(t["id"] for t in client.get("/tokens").json()
-                        if t["name"] == "ui-revoked")
+        token_id = next(t["id"] for t in client.get("/tokens").json() if t["name"] == "ui-revoked")
         watched = open_browser(None)
         page = watched.page
         page.goto("/login")

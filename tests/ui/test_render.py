@@ -44,8 +44,11 @@ def test_an_expression_error_points_at_its_column() -> None:
 
 
 def test_template_placeholders_and_the_first_bad_one() -> None:
-    assert placeholders("a {{b}} {c.d} {len(e):>5} {f") == [(9, "c.d"), (15, "len(e):>5"),
-                                                              (27, "f")]
+    assert placeholders("a {{b}} {c.d} {len(e):>5} {f") == [
+        (9, "c.d"),
+        (15, "len(e):>5"),
+        (27, "f"),
+    ]
     assert template_error("total {total:.2f} of {cart!r}") is None
     found = template_error("ok {a} bad {b +}")
     assert found is not None and "{b +}" in found.message
@@ -67,11 +70,16 @@ def test_two_hits_compared_mark_what_changed() -> None:
 
 
 def test_the_live_stream_sends_summaries_not_snapshots() -> None:
-    event = {"id": "e1", "type": "snapshot", "service": "s", "probe_id": "p",
-             "frames": [{"locals": {"secret": {"t": "str", "v": "x" * 1000}}}]}
+    event = {
+        "id": "e1",
+        "type": "snapshot",
+        "service": "s",
+        "probe_id": "p",
+        "frames": [{"locals": {"secret": {"t": "str", "v": "x" * 1000}}}],
+    }
     line = sse({"type": "event", "event": event})
     assert line.startswith("data: ") and line.endswith("\n\n") and "\n" not in line[:-2]
-    body = json.loads(line[len("data: "):])
+    body = json.loads(line[len("data: ") :])
     assert body["event"]["id"] == "e1" and "frames" not in body["event"]
 
 
@@ -101,7 +109,8 @@ def test_a_probe_shows_in_the_gutter_of_its_file_only() -> None:
 
 def test_a_service_restarted_many_times_lists_its_newest_gone_instances() -> None:
     rows = [{"service": "shop", "instance_id": "live", "connected": True}] + [
-        {"service": "shop", "instance_id": f"old-{n}", "connected": False} for n in range(12)]
+        {"service": "shop", "instance_id": f"old-{n}", "connected": False} for n in range(12)
+    ]
     shown, hidden = instances_by_service(rows)
     assert [i["instance_id"] for i in shown["shop"]] == ["live"] + [f"old-{n}" for n in range(5)]
     assert hidden == {"shop": 7}
@@ -111,10 +120,16 @@ def test_a_shared_value_says_where_it_was_shown_as_a_path_not_a_pointer() -> Non
     """Issue 15 item 6 on the web UI: the snapshot page showed
     ``same as /frames/0/locals/lines/items/0``."""
     line = {"t": "shop.CartLine", "fields": {"ref": {"t": "str", "v": "a field named ref"}}}
-    event = {"frames": [{"locals": {
-        "lines": {"t": "list", "items": [line]},
-        "line": {"t": "shop.CartLine", "ref": "/frames/0/locals/lines/items/0"},
-    }}]}
+    event = {
+        "frames": [
+            {
+                "locals": {
+                    "lines": {"t": "list", "items": [line]},
+                    "line": {"t": "shop.CartLine", "ref": "/frames/0/locals/lines/items/0"},
+                }
+            }
+        ]
+    }
     shown = render.with_readable_refs(event)
     local = shown["frames"][0]["locals"]
     assert local["line"]["ref_path"] == "frames[0].locals.lines[0]"

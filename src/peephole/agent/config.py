@@ -92,9 +92,7 @@ class AgentConfig:
             self.limits = Limits.from_dict(self.limits)
 
     @classmethod
-    def load(
-        cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any
-    ) -> AgentConfig:
+    def load(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> AgentConfig:
         """Build a config from keyword arguments, then the environment, then defaults."""
         environ = os.environ if environ is None else environ
         known = {f.name: f for f in fields(cls)}

@@ -33,33 +33,75 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SETTLE_SECONDS = 2.0  # how long to wait for agents to report the new probe
 # Agent reasons about an expression (``probes edit`` fixes them); any other is about the place.
-EXPRESSION_ERRORS = ("condition", "watch", "template", "placeholder", "expression", "syntax",
-                     "a logpoint")
+EXPRESSION_ERRORS = (
+    "condition",
+    "watch",
+    "template",
+    "placeholder",
+    "expression",
+    "syntax",
+    "a logpoint",
+)
 NEAREST = re.compile(r"nearest lines? with code: (\d+)")
 
 
 def probe_options(func: F) -> F:
     """The options both kinds share: target, condition, watches, limits."""
     options = [
-        click.option("--service", "-s", metavar="NAME",
-                     help="Target service (default: the only connected one)."),
-        click.option("--env", "environment", metavar="ENV", help="Only instances in this "
-                     "environment."),
+        click.option(
+            "--service",
+            "-s",
+            metavar="NAME",
+            help="Target service (default: the only connected one).",
+        ),
+        click.option(
+            "--env", "environment", metavar="ENV", help="Only instances in this environment."
+        ),
         click.option("--version", metavar="VERSION", help="Only instances of this version."),
-        click.option("--tag", "tags", metavar="KEY=VALUE", multiple=True,
-                     help="Only instances with this tag (repeatable)."),
-        click.option("--instance", "instances", metavar="ID", multiple=True,
-                     help="Only this instance (repeatable)."),
-        click.option("--condition", "-c", metavar="EXPR",
-                     help='Capture only when this is true, e.g. "cart.total > 100".'),
-        click.option("--watch", "-w", "watches", metavar="EXPR", multiple=True,
-                     help="Also evaluate this expression at each hit (repeatable)."),
-        click.option("--hits", "hit_limit", type=click.IntRange(min=1), metavar="N",
-                     help="Stop after N captures (tracepoint default 10, at most 1000)."),
-        duration_option("--expire", help="Remove after this long: 90s, 30m, 2h, 1d "
-                        "(default 1h, at most 7d)."),
-        click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="PER_S",
-                     help="At most this many hits per second."),
+        click.option(
+            "--tag",
+            "tags",
+            metavar="KEY=VALUE",
+            multiple=True,
+            help="Only instances with this tag (repeatable).",
+        ),
+        click.option(
+            "--instance",
+            "instances",
+            metavar="ID",
+            multiple=True,
+            help="Only this instance (repeatable).",
+        ),
+        click.option(
+            "--condition",
+            "-c",
+            metavar="EXPR",
+            help='Capture only when this is true, e.g. "cart.total > 100".',
+        ),
+        click.option(
+            "--watch",
+            "-w",
+            "watches",
+            metavar="EXPR",
+            multiple=True,
+            help="Also evaluate this expression at each hit (repeatable).",
+        ),
+        click.option(
+            "--hits",
+            "hit_limit",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Stop after N captures (tracepoint default 10, at most 1000).",
+        ),
+        duration_option(
+            "--expire", help="Remove after this long: 90s, 30m, 2h, 1d (default 1h, at most 7d)."
+        ),
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="PER_S",
+            help="At most this many hits per second.",
+        ),
         click.option("--disabled", is_flag=True, help="Create the probe disabled."),
         json_option,
     ]
@@ -94,14 +136,28 @@ def add_tracepoint(state: State, location: tuple[str, int], **options: Any) -> N
 @logpoint.command("add")
 @location_argument
 @click.argument("template")
-@click.option("--level", type=click.Choice(LOG_LEVELS), default="info", show_default=True,
-              help="Log level of the lines.")
-@click.option("--logger", metavar="NAME",
-              help="Also write the lines to this `logging` logger in the application.")
+@click.option(
+    "--level",
+    type=click.Choice(LOG_LEVELS),
+    default="info",
+    show_default=True,
+    help="Log level of the lines.",
+)
+@click.option(
+    "--logger",
+    metavar="NAME",
+    help="Also write the lines to this `logging` logger in the application.",
+)
 @probe_options
 @pass_state
-def add_logpoint(state: State, location: tuple[str, int], template: str, level: str,
-                 logger: str | None, **options: Any) -> None:
+def add_logpoint(
+    state: State,
+    location: tuple[str, int],
+    template: str,
+    level: str,
+    logger: str | None,
+    **options: Any,
+) -> None:
     """Place a logpoint on FILE:LINE that logs TEMPLATE.
 
     TEMPLATE holds expressions in braces, e.g. "user {user.id} paid {total}" ({{ and }} for
@@ -110,22 +166,54 @@ def add_logpoint(state: State, location: tuple[str, int], template: str, level: 
     _add(state, "logpoint", location, template, level, logger, **options)
 
 
-def _add(state: State, kind: str, location: tuple[str, int], template: str | None,
-         level: str, logger: str | None, *, service: str | None, environment: str | None,
-         version: str | None, tags: tuple[str, ...], instances: tuple[str, ...],
-         condition: str | None, watches: tuple[str, ...], hit_limit: int | None,
-         expire: float | None, rate: float | None, disabled: bool, as_json: bool) -> None:
+def _add(
+    state: State,
+    kind: str,
+    location: tuple[str, int],
+    template: str | None,
+    level: str,
+    logger: str | None,
+    *,
+    service: str | None,
+    environment: str | None,
+    version: str | None,
+    tags: tuple[str, ...],
+    instances: tuple[str, ...],
+    condition: str | None,
+    watches: tuple[str, ...],
+    hit_limit: int | None,
+    expire: float | None,
+    rate: float | None,
+    disabled: bool,
+    as_json: bool,
+) -> None:
     from peephole.client import NewProbe, Target
 
     client = state.client()
-    target = Target(service=service, version=version, environment=environment,
-                    tags=parse_tags(tags), instances=list(instances))
+    target = Target(
+        service=service,
+        version=version,
+        environment=environment,
+        tags=parse_tags(tags),
+        instances=list(instances),
+    )
     if not (service or environment or version or tags or instances):
         target.service = _only_service(client)
-    new = NewProbe(kind=kind, file=location[0], line=location[1], template=template,
-                   condition=condition, watches=list(watches), level=level, logger=logger,
-                   hit_limit=hit_limit, expire_seconds=expire, rate=rate, enabled=not disabled,
-                   target=target)
+    new = NewProbe(
+        kind=kind,
+        file=location[0],
+        line=location[1],
+        template=template,
+        condition=condition,
+        watches=list(watches),
+        level=level,
+        logger=logger,
+        hit_limit=hit_limit,
+        expire_seconds=expire,
+        rate=rate,
+        enabled=not disabled,
+        target=target,
+    )
     probe = client.create_probe(new)
     if service:
         _warn_if_unknown(client, service)
@@ -134,8 +222,10 @@ def _add(state: State, kind: str, location: tuple[str, int], template: str | Non
     if as_json:
         print_json(probe.to_dict())
     else:
-        click.echo(f"{kind} {probe.id} placed at {probe.location} on {target.describe()}: "
-                   f"{probe.summary or probe.state}")
+        click.echo(
+            f"{kind} {probe.id} placed at {probe.location} on {target.describe()}: "
+            f"{probe.summary or probe.state}"
+        )
     fail_on_rejection(probe, kind, target.service)
 
 
@@ -154,13 +244,16 @@ def fail_on_rejection(probe: Probe, kind: str, service: str | None) -> None:
     else:
         nearest = NEAREST.search(reason)
         if nearest:
-            hint = (f"move it with `peephole probes move {probe.id} "
-                    f"{probe.file}:{nearest.group(1)}` or {remove}")
+            hint = (
+                f"move it with `peephole probes move {probe.id} "
+                f"{probe.file}:{nearest.group(1)}` or {remove}"
+            )
         else:
             files = f"`peephole source {service}` lists its files; " if service else ""
             hint = f"{files}move it with `peephole probes move {probe.id} FILE:LINE` or {remove}"
-    raise Failure(f"the agent on instance {first.instance_id} rejected {kind} {probe.id}: "
-                  f"{reason}; {hint}")
+    raise Failure(
+        f"the agent on instance {first.instance_id} rejected {kind} {probe.id}: {reason}; {hint}"
+    )
 
 
 def _warn_if_unknown(client: Client, service: str) -> None:
@@ -169,8 +262,11 @@ def _warn_if_unknown(client: Client, service: str) -> None:
     if client.instances(service, include_gone=True):
         return
     known = sorted(s.name for s in client.services())
-    click.echo(f"warning: no instance of service {service!r} has ever connected; known "
-               f"services: {', '.join(known) or 'none yet'} (the probe waits for it)", err=True)
+    click.echo(
+        f"warning: no instance of service {service!r} has ever connected; known "
+        f"services: {', '.join(known) or 'none yet'} (the probe waits for it)",
+        err=True,
+    )
 
 
 def _only_service(client: Client) -> str:
@@ -195,8 +291,10 @@ def settle(client: Client, probe: Probe) -> Probe:
     say the error an edit just fixed, do not count)."""
     target = probe.target
     expected = len(target.instances) or sum(
-        1 for i in client.instances(target.service)
-        if i.connected and target.version in (None, i.version)
+        1
+        for i in client.instances(target.service)
+        if i.connected
+        and target.version in (None, i.version)
         and target.environment in (None, i.environment)
         and all(i.tags.get(k) == v for k, v in target.tags.items())
     )

@@ -24,6 +24,7 @@ EXPIRES_HELP = "Stop working after this long: 12h, 30d, 90m (default: until revo
 
 def standing(credential: Union[Token, AgentKey]) -> str:
     """``active``, ``active until <UTC time>``, ``expired`` or ``revoked <UTC time>``."""
+
     def at(epoch: float) -> str:
         return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
 
@@ -41,20 +42,26 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True,
-              help="viewer reads; debugger also places probes; admin also manages access.")
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default="viewer",
+    show_default=True,
+    help="viewer reads; debugger also places probes; admin also manages access.",
+)
 @duration_option("--expires", help=EXPIRES_HELP)
 @json_option
 @pass_state
-def create_token(state: State, name: str, role: str, expires: float | None,
-                 as_json: bool) -> None:
+def create_token(state: State, name: str, role: str, expires: float | None, as_json: bool) -> None:
     """Create a user token; it is shown once."""
     token = state.client().create_token(name, role, expires)
     if as_json:
         print_json(token.to_dict())
     else:
-        click.echo(f"token {token.id} for {token.name} ({token.role}, {standing(token)}), "
-                   f"shown once: {token.token}")
+        click.echo(
+            f"token {token.id} for {token.name} ({token.role}, {standing(token)}), "
+            f"shown once: {token.token}"
+        )
 
 
 @tokens.command("list")
@@ -91,21 +98,25 @@ def agent_keys() -> None:
 @agent_keys.command("create")
 @click.argument("name")
 @duration_option("--expires", help=EXPIRES_HELP)
-@click.option("--service", "services", multiple=True, metavar="NAME",
-              help="Only agents of this service may join with the key (repeatable; "
-                   "default: any service).")
+@click.option(
+    "--service",
+    "services",
+    multiple=True,
+    metavar="NAME",
+    help="Only agents of this service may join with the key (repeatable; default: any service).",
+)
 @json_option
 @pass_state
-def create_agent_key(state: State, name: str, expires: float | None,
-                     services: tuple[str, ...], as_json: bool) -> None:
+def create_agent_key(
+    state: State, name: str, expires: float | None, services: tuple[str, ...], as_json: bool
+) -> None:
     """Create an agent key; it is shown once."""
     key = state.client().create_agent_key(name, expires, list(services) or None)
     if as_json:
         print_json(key.to_dict())
     else:
         scope = f" for {', '.join(key.services)}" if key.services else ""
-        click.echo(f"agent key {key.id} {key.name}{scope} ({standing(key)}), "
-                   f"shown once: {key.key}")
+        click.echo(f"agent key {key.id} {key.name}{scope} ({standing(key)}), shown once: {key.key}")
 
 
 @agent_keys.command("list")
@@ -136,8 +147,15 @@ def revoke_agent_key(state: State, key_id: int, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--limit", "-n", type=click.IntRange(1, 10_000), default=50, metavar="N",
-              show_default=True, help="How many entries (newest first).")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    metavar="N",
+    show_default=True,
+    help="How many entries (newest first).",
+)
 @click.option("--probe", "probe_id", metavar="ID", help="Only this probe's changes.")
 @json_option
 @pass_state
@@ -174,33 +192,71 @@ def show_policy(state: State, service: str, as_json: bool) -> None:
 
 @policy.command("set")
 @click.argument("service")
-@click.option("--redact-name", "redact_names", metavar="NAME", multiple=True,
-              help="Also redact variables and fields with this name (repeatable; replaces "
-                   "the list).")
-@click.option("--allow-name", "allow_names", metavar="NAME", multiple=True,
-              help="Do not redact this built-in name (repeatable; replaces the list).")
-@click.option("--redact-pattern", "redact_patterns", metavar="REGEX", multiple=True,
-              help="Redact string values matching this (repeatable; replaces the list).")
-@click.option("--capture-exceptions/--no-capture-exceptions", default=None,
-              help="Capture exception snapshots or not.")
-@click.option("--serve-source/--no-serve-source", default=None,
-              help="Let the agents serve the deployed source to the source view, or not.")
-@click.option("--source-deny", "source_deny", metavar="GLOB", multiple=True,
-              help="Never serve files matching this, on top of the built-in deny-list "
-                   "(repeatable; replaces the list).")
-@click.option("--clear", is_flag=True, help="Start from an empty policy instead of the "
-              "current one.")
+@click.option(
+    "--redact-name",
+    "redact_names",
+    metavar="NAME",
+    multiple=True,
+    help="Also redact variables and fields with this name (repeatable; replaces the list).",
+)
+@click.option(
+    "--allow-name",
+    "allow_names",
+    metavar="NAME",
+    multiple=True,
+    help="Do not redact this built-in name (repeatable; replaces the list).",
+)
+@click.option(
+    "--redact-pattern",
+    "redact_patterns",
+    metavar="REGEX",
+    multiple=True,
+    help="Redact string values matching this (repeatable; replaces the list).",
+)
+@click.option(
+    "--capture-exceptions/--no-capture-exceptions",
+    default=None,
+    help="Capture exception snapshots or not.",
+)
+@click.option(
+    "--serve-source/--no-serve-source",
+    default=None,
+    help="Let the agents serve the deployed source to the source view, or not.",
+)
+@click.option(
+    "--source-deny",
+    "source_deny",
+    metavar="GLOB",
+    multiple=True,
+    help="Never serve files matching this, on top of the built-in deny-list "
+    "(repeatable; replaces the list).",
+)
+@click.option(
+    "--clear", is_flag=True, help="Start from an empty policy instead of the current one."
+)
 @json_option
 @pass_state
-def set_policy(state: State, service: str, redact_names: tuple[str, ...],
-               allow_names: tuple[str, ...], redact_patterns: tuple[str, ...],
-               capture_exceptions: bool | None, serve_source: bool | None,
-               source_deny: tuple[str, ...], clear: bool, as_json: bool) -> None:
+def set_policy(
+    state: State,
+    service: str,
+    redact_names: tuple[str, ...],
+    allow_names: tuple[str, ...],
+    redact_patterns: tuple[str, ...],
+    capture_exceptions: bool | None,
+    serve_source: bool | None,
+    source_deny: tuple[str, ...],
+    clear: bool,
+    as_json: bool,
+) -> None:
     """Change a service's policy; its running agents apply it at once (admin)."""
     client = state.client()
     new = {} if clear else dict(client.policy(service))
-    for name, values in (("redact_names", redact_names), ("allow_names", allow_names),
-                         ("redact_patterns", redact_patterns), ("source_deny", source_deny)):
+    for name, values in (
+        ("redact_names", redact_names),
+        ("allow_names", allow_names),
+        ("redact_patterns", redact_patterns),
+        ("source_deny", source_deny),
+    ):
         if values:
             new[name] = list(values)
     if capture_exceptions is not None:

@@ -69,8 +69,12 @@ pass_state = click.make_pass_decorator(State, ensure=True)
 
 def json_option(func: F) -> F:
     """``--json``: print the server's JSON instead of tables."""
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print JSON (the server's shape) instead of a table.")(func)
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print JSON (the server's shape) instead of a table.",
+    )(func)
 
 
 # JSON escapes the C0 controls itself; with non-ASCII kept readable, DEL, the C1 controls
@@ -101,8 +105,9 @@ def console() -> Console:
             options.setdefault("crop", False)
             super().print(*objects, **options)
 
-    return Uncropped(file=sys.stdout, width=output_width(), highlight=False, emoji=False,
-                     soft_wrap=False)
+    return Uncropped(
+        file=sys.stdout, width=output_width(), highlight=False, emoji=False, soft_wrap=False
+    )
 
 
 def output_width() -> int | None:

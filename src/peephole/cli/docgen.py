@@ -35,8 +35,11 @@ def _command(ctx: click.Context, command: click.Command, parts: list[str]) -> No
     parts.append(f"## `{ctx.command_path}`\n")
     parts.append(_help_text(command.help or ""))
     parts.append(f"```\n{command.get_usage(ctx).strip()}\n```\n")
-    rows = [record for param in command.get_params(ctx)
-            if (record := param.get_help_record(ctx)) is not None]
+    rows = [
+        record
+        for param in command.get_params(ctx)
+        if (record := param.get_help_record(ctx)) is not None
+    ]
     if rows:
         parts.append("| Option | Description |\n|---|---|")
         parts.extend(f"| `{_cell(name)}` | {_cell(text)} |" for name, text in rows)

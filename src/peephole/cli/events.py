@@ -24,13 +24,26 @@ def events() -> None:
 @click.option("--type", "event_type", type=click.Choice(TYPES), help="Only this kind.")
 @click.option("--probe", "probe_id", metavar="ID", help="Only this probe's events.")
 @click.option("--service", "-s", metavar="NAME", help="Only this service's events.")
-@click.option("--lines", "-n", type=click.IntRange(0, 1000), default=20, metavar="N",
-              show_default=True,
-              help="How many recent events to print first.")
+@click.option(
+    "--lines",
+    "-n",
+    type=click.IntRange(0, 1000),
+    default=20,
+    metavar="N",
+    show_default=True,
+    help="How many recent events to print first.",
+)
 @json_option
 @pass_state
-def tail(state: State, follow: bool, event_type: str | None, probe_id: str | None,
-         service: str | None, lines: int, as_json: bool) -> None:
+def tail(
+    state: State,
+    follow: bool,
+    event_type: str | None,
+    probe_id: str | None,
+    service: str | None,
+    lines: int,
+    as_json: bool,
+) -> None:
     """Print recent events; with --follow, keep streaming.
 
     Recent events come oldest first; --follow then prints new ones as they arrive, until
@@ -45,8 +58,7 @@ def tail(state: State, follow: bool, event_type: str | None, probe_id: str | Non
     try:
         seen: set[str] = set()
         if lines:
-            page = client.events(type=event_type, probe_id=probe_id, service=service,
-                                 limit=lines)
+            page = client.events(type=event_type, probe_id=probe_id, service=service, limit=lines)
             for event in reversed(page.items):
                 seen.add(event.id)
                 _print(event, as_json)

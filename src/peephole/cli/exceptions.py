@@ -29,8 +29,13 @@ def list_exceptions(state: State, service: str | None, as_json: bool) -> None:
 
 @exceptions.command("show")
 @click.argument("fingerprint")
-@click.option("--depth", "-d", type=click.IntRange(min=0), metavar="D",
-              help="Expand variables D levels deep (default: everything captured).")
+@click.option(
+    "--depth",
+    "-d",
+    type=click.IntRange(min=0),
+    metavar="D",
+    help="Expand variables D levels deep (default: everything captured).",
+)
 @json_option
 @pass_state
 def show(state: State, fingerprint: str, depth: int | None, as_json: bool) -> None:

@@ -8,11 +8,18 @@ from peephole.cli.common import State, json_option, pass_state, print_json
 
 
 @click.command()
-@click.option("--url", "login_url", metavar="URL",
-              help="Server URL (default: --url, PEEPHOLE_URL, the saved one, or "
-                   "http://127.0.0.1:7777).")
-@click.option("--token", "login_token", metavar="TOKEN",
-              help="User token (default: --token or PEEPHOLE_TOKEN; prompted when missing).")
+@click.option(
+    "--url",
+    "login_url",
+    metavar="URL",
+    help="Server URL (default: --url, PEEPHOLE_URL, the saved one, or http://127.0.0.1:7777).",
+)
+@click.option(
+    "--token",
+    "login_token",
+    metavar="TOKEN",
+    help="User token (default: --token or PEEPHOLE_TOKEN; prompted when missing).",
+)
 @json_option
 @pass_state
 def login(state: State, login_url: str | None, login_token: str | None, as_json: bool) -> None:

@@ -35,22 +35,41 @@ HINTS = {
 }
 # The server's field names, as the flags and arguments a person typed them.
 FLAGS = {
-    "hit_limit": "--hits", "expire_seconds": "--expire", "rate": "--rate",
-    "condition": "--condition", "watches": "--watch", "template": "TEMPLATE",
-    "level": "--level", "logger": "--logger", "file": "FILE", "line": "LINE",
-    "limits": "--limits", "name": "NAME", "role": "--role", "redact_patterns": "--redact-pattern",
+    "hit_limit": "--hits",
+    "expire_seconds": "--expire",
+    "rate": "--rate",
+    "condition": "--condition",
+    "watches": "--watch",
+    "template": "TEMPLATE",
+    "level": "--level",
+    "logger": "--logger",
+    "file": "FILE",
+    "line": "LINE",
+    "limits": "--limits",
+    "name": "NAME",
+    "role": "--role",
+    "redact_patterns": "--redact-pattern",
 }
 SECONDS = frozenset({"expire_seconds"})
 DAYS = {"604800": "7d", "604800.0": "7d"}
-BOUND = re.compile(r"Input should be (less than or equal to|greater than or equal to|less than|"
-                   r"greater than) (-?[\d.]+)")
-BOUND_WORDS = {"less than or equal to": "at most", "greater than or equal to": "at least",
-               "less than": "less than", "greater than": "more than"}
+BOUND = re.compile(
+    r"Input should be (less than or equal to|greater than or equal to|less than|"
+    r"greater than) (-?[\d.]+)"
+)
+BOUND_WORDS = {
+    "less than or equal to": "at most",
+    "greater than or equal to": "at least",
+    "less than": "less than",
+    "greater than": "more than",
+}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--url", metavar="URL", help="Server URL [env PEEPHOLE_URL; saved by login; "
-              "default http://127.0.0.1:7777].")
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Server URL [env PEEPHOLE_URL; saved by login; default http://127.0.0.1:7777].",
+)
 @click.option("--token", metavar="TOKEN", help="User token [env PEEPHOLE_TOKEN; saved by login].")
 @click.version_option(__version__, "--version", prog_name="peephole")
 @click.pass_context
@@ -124,16 +143,23 @@ def explain(error: Exception) -> str:
     )
 
     if isinstance(error, ServerUnreachable):
-        return (f"{error}; is `peephole server` running there? Set the address with --url, "
-                "PEEPHOLE_URL or `peephole login`")
+        return (
+            f"{error}; is `peephole server` running there? Set the address with --url, "
+            "PEEPHOLE_URL or `peephole login`"
+        )
     if isinstance(error, NotPeephole):
-        return (f"{error}; give the address of `peephole server` (its root, e.g. "
-                "http://127.0.0.1:7777) with --url, PEEPHOLE_URL or `peephole login`")
+        return (
+            f"{error}; give the address of `peephole server` (its root, e.g. "
+            "http://127.0.0.1:7777) with --url, PEEPHOLE_URL or `peephole login`"
+        )
     if isinstance(error, InvalidRequest) and error.field:
         return flag_error(error.field, error.reason)
     if isinstance(error, AuthError):
-        hint = ("run `peephole login` or set PEEPHOLE_TOKEN" if error.status == 401
-                else "ask an admin for a token with a higher role")
+        hint = (
+            "run `peephole login` or set PEEPHOLE_TOKEN"
+            if error.status == 401
+            else "ask an admin for a token with a higher role"
+        )
         return f"{error}; {hint}"
     if isinstance(error, NotFound) and error.resource in HINTS:
         return f"{error}; {HINTS[error.resource]}"

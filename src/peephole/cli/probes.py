@@ -30,12 +30,12 @@ def probes() -> None:
 
 @probes.command("list")
 @click.option("--service", "-s", metavar="NAME", help="Only probes targeting this service.")
-@click.option("--state", "probe_state", type=click.Choice(STATES),
-              help="Only probes in this state.")
+@click.option(
+    "--state", "probe_state", type=click.Choice(STATES), help="Only probes in this state."
+)
 @json_option
 @pass_state
-def list_probes(state: State, service: str | None, probe_state: str | None,
-                as_json: bool) -> None:
+def list_probes(state: State, service: str | None, probe_state: str | None, as_json: bool) -> None:
     """List probes with their overall state and captures."""
     items = state.client().probes(service, probe_state)
     if as_json:
@@ -64,23 +64,48 @@ def show(state: State, probe_id: str, as_json: bool) -> None:
 @probes.command("edit")
 @click.argument("probe_id", metavar="ID")
 @click.option("--condition", "-c", metavar="EXPR", help='New condition ("" removes it).')
-@click.option("--watch", "-w", "watches", metavar="EXPR", multiple=True,
-              help="Replace the watch expressions (repeatable).")
+@click.option(
+    "--watch",
+    "-w",
+    "watches",
+    metavar="EXPR",
+    multiple=True,
+    help="Replace the watch expressions (repeatable).",
+)
 @click.option("--no-watches", is_flag=True, help="Remove every watch expression.")
 @click.option("--template", metavar="TEMPLATE", help="New logpoint template.")
 @click.option("--level", type=click.Choice(LOG_LEVELS), help="New logpoint level.")
 @click.option("--logger", metavar="NAME", help='New logger name ("" removes it).')
-@click.option("--hits", "hit_limit", type=click.IntRange(min=1), metavar="N",
-              help="New hit limit (captures before the probe is done).")
+@click.option(
+    "--hits",
+    "hit_limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="New hit limit (captures before the probe is done).",
+)
 @duration_option("--expire", help="Expire this long from now: 90s, 30m, 2h, 1d.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="PER_S",
-              help="New rate limit (hits per second).")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="PER_S",
+    help="New rate limit (hits per second).",
+)
 @json_option
 @pass_state
-def edit(state: State, probe_id: str, condition: str | None, watches: tuple[str, ...],
-         no_watches: bool, template: str | None, level: str | None, logger: str | None,
-         hit_limit: int | None, expire: float | None, rate: float | None,
-         as_json: bool) -> None:
+def edit(
+    state: State,
+    probe_id: str,
+    condition: str | None,
+    watches: tuple[str, ...],
+    no_watches: bool,
+    template: str | None,
+    level: str | None,
+    logger: str | None,
+    hit_limit: int | None,
+    expire: float | None,
+    rate: float | None,
+    as_json: bool,
+) -> None:
     """Change a probe; agents pick up the new version at once."""
     changes: dict[str, Any] = {}
     if condition is not None:
@@ -118,8 +143,13 @@ def move(state: State, probe_id: str, location: tuple[str, int], as_json: bool) 
     `probes edit` cannot fix.
     """
     file, line = location
-    _changed(state, probe_id, {"file": file, "line": line},
-             f"moved to {file}:{line} (version {{version}})", as_json)
+    _changed(
+        state,
+        probe_id,
+        {"file": file, "line": line},
+        f"moved to {file}:{line} (version {{version}})",
+        as_json,
+    )
 
 
 @probes.command("enable")
@@ -156,8 +186,9 @@ def remove(state: State, probe_ids: tuple[str, ...]) -> None:
         click.echo(f"probe {probe_id} removed")
 
 
-def _changed(state: State, probe_id: str, changes: dict[str, Any], what: str,
-             as_json: bool) -> None:
+def _changed(
+    state: State, probe_id: str, changes: dict[str, Any], what: str, as_json: bool
+) -> None:
     """Apply an edit, wait for the agents' statuses of the new version (not the previous
     one's), print it, and fail with what to do if an agent refused it."""
     from peephole.cli.add import fail_on_rejection, settle

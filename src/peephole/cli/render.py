@@ -38,8 +38,22 @@ def format_time(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
 
 
-WRAP = frozenset({"details", "target", "versions", "environments", "services", "message",
-                  "module", "service", "version", "env", "process", "runtime"})
+WRAP = frozenset(
+    {
+        "details",
+        "target",
+        "versions",
+        "environments",
+        "services",
+        "message",
+        "module",
+        "service",
+        "version",
+        "env",
+        "process",
+        "runtime",
+    }
+)
 ONE_LINE = frozenset({"status", "what"})  # cut with an ellipsis, first to shrink
 
 
@@ -60,8 +74,12 @@ def _table(*columns: str) -> Table:
     commands); free text gives up its room first and is cut with an ellipsis."""
     table = _Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold", no_wrap=column not in WRAP | ONE_LINE,
-                         min_width=10 if column in ONE_LINE else None)
+        table.add_column(
+            column,
+            overflow="fold",
+            no_wrap=column not in WRAP | ONE_LINE,
+            min_width=10 if column in ONE_LINE else None,
+        )
     return table
 
 
@@ -106,23 +124,40 @@ def services(items: list[Service]) -> RenderableType:
         return _empty("services have connected yet (start one with `peephole run -- ...`)")
     table = _table("service", "instances", "versions", "environments", "last seen")
     for s in items:
-        _row(table, s.name, str(s.instances), ", ".join(s.versions) or "-",
-                      ", ".join(s.environments) or "-", format_time(s.last_seen))
+        _row(
+            table,
+            s.name,
+            str(s.instances),
+            ", ".join(s.versions) or "-",
+            ", ".join(s.environments) or "-",
+            format_time(s.last_seen),
+        )
     return table
 
 
 def instances(items: list[Instance]) -> RenderableType:
     if not items:
         return _empty("instances")
-    table = _table("instance", "service", "version", "env", "process", "runtime", "state",
-                   "last seen")
+    table = _table(
+        "instance", "service", "version", "env", "process", "runtime", "state", "last seen"
+    )
     for i in items:
-        _row(table, i.instance_id, i.service, i.version or "-", i.environment or "-",
-             f"{i.host}:{i.pid}", i.runtime,
-             Text("connected", "green") if i.connected else Text("gone", DIM),
-             format_time(i.last_seen))
-    problems = [Text(f"{i.instance_id}: {p}", "yellow")
-                for i in items if (p := i.agent_problems()) is not None]
+        _row(
+            table,
+            i.instance_id,
+            i.service,
+            i.version or "-",
+            i.environment or "-",
+            f"{i.host}:{i.pid}",
+            i.runtime,
+            Text("connected", "green") if i.connected else Text("gone", DIM),
+            format_time(i.last_seen),
+        )
+    problems = [
+        Text(f"{i.instance_id}: {p}", "yellow")
+        for i in items
+        if (p := i.agent_problems()) is not None
+    ]
     return Group(table, *problems) if problems else table
 
 
@@ -131,8 +166,16 @@ def probes(items: list[Probe]) -> RenderableType:
         return _empty("probes")
     table = _table("id", "kind", "location", "target", "state", "captures", "status")
     for p in items:
-        _row(table, p.id, p.kind, p.location, p.target.describe(), _state(p.state),
-             _captures(p), _one_line(p.summary))
+        _row(
+            table,
+            p.id,
+            p.kind,
+            p.location,
+            p.target.describe(),
+            _state(p.state),
+            _captures(p),
+            _one_line(p.summary),
+        )
     return table
 
 
@@ -142,8 +185,15 @@ def events(items: list[Event], kinds: bool = True) -> RenderableType:
         return _empty("events")
     table = _table("id", "time", "service", *(["type"] if kinds else []), "where", "what")
     for e in items:
-        _row(table, e.id, format_time(e.time), e.service or "-", *([e.type] if kinds else []),
-             _where(e), _one_line(_what(e)))
+        _row(
+            table,
+            e.id,
+            format_time(e.time),
+            e.service or "-",
+            *([e.type] if kinds else []),
+            _where(e),
+            _one_line(_what(e)),
+        )
     return table
 
 
@@ -168,8 +218,15 @@ def exceptions(items: list[ExceptionGroup]) -> RenderableType:
         return _empty("exceptions")
     table = _table("fingerprint", "exception", "count", "last seen", "services", "what")
     for g in items:
-        _row(table, g.fingerprint, g.exc_type or "?", str(g.count), format_time(g.last_seen),
-             ", ".join(g.services) or "-", _one_line(g.message or "-"))
+        _row(
+            table,
+            g.fingerprint,
+            g.exc_type or "?",
+            str(g.count),
+            format_time(g.last_seen),
+            ", ".join(g.services) or "-",
+            _one_line(g.message or "-"),
+        )
     return table
 
 
@@ -206,13 +263,22 @@ def probe(p: Probe) -> RenderableType:
     _row(facts, "created", f"{format_time(p.created_at)} by {p.created_by or '-'}")
     if not p.statuses:
         return Group(facts, Text(""), _empty("instance has reported this probe yet"))
-    table = _table("instance", "state", "hits", "captures", "drops", "cond. errors", "time",
-                   "path", "message")
+    table = _table(
+        "instance", "state", "hits", "captures", "drops", "cond. errors", "time", "path", "message"
+    )
     for s in p.statuses:
-        _row(table, s.instance_id, _state(s.state), str(s.hits), str(s.captures),
-                      str(s.drops), str(s.condition_errors), _duration_ns(s.time_ns),
-                      s.path or "-",
-                      Text(printable(s.message or ""), ERROR if s.state == "error" else ""))
+        _row(
+            table,
+            s.instance_id,
+            _state(s.state),
+            str(s.hits),
+            str(s.captures),
+            str(s.drops),
+            str(s.condition_errors),
+            _duration_ns(s.time_ns),
+            s.path or "-",
+            Text(printable(s.message or ""), ERROR if s.state == "error" else ""),
+        )
     return Group(facts, Text(""), table)
 
 
@@ -264,8 +330,9 @@ def _header(event: Event) -> RenderableType:
     title = Text()
     if event.type == "exception":
         title.append("Exception ", style="bold")
-        title.append(printable(_exception_title(raw.get("exc_type", "?"), event.message)),
-                     style=ERROR)
+        title.append(
+            printable(_exception_title(raw.get("exc_type", "?"), event.message)), style=ERROR
+        )
     else:
         title.append(printable(f"{event.type.capitalize()} "), style="bold")
         title.append(printable(event.id))
@@ -285,22 +352,32 @@ def _header(event: Event) -> RenderableType:
     where.append(format_time(event.time))
     lines.append(Text(printable(" · ".join(where)), style=DIM))
     if event.type == "exception":
-        lines.append(Text(printable(f"event {event.id} · fingerprint "
-                                    f"{raw.get('fingerprint', '-')}"), style=DIM))
+        lines.append(
+            Text(
+                printable(f"event {event.id} · fingerprint {raw.get('fingerprint', '-')}"),
+                style=DIM,
+            )
+        )
     if event.trace_id:
         trace = Text(f"trace {event.trace_id}")
         if event.span_id:
             trace.append(f" span {event.span_id}")
         lines.append(Text(printable(trace.plain)))
         if event.trace_link:
-            lines.append(Text("trace link ") + Text(event.trace_link,
-                                                    style=f"link {event.trace_link}"))
+            lines.append(
+                Text("trace link ") + Text(event.trace_link, style=f"link {event.trace_link}")
+            )
     if event.type == "log":
         lines.append(Text(printable(f"{raw.get('level', 'info')}: {event.message}")))
     if raw.get("cut") == "budget":
         size = raw.get("size")
-        lines.append(Text(f"{OPEN}budget{CLOSE} pruned to fit the snapshot byte budget"
-                          f"{f' ({size} bytes)' if size else ''}", style=CUT))
+        lines.append(
+            Text(
+                f"{OPEN}budget{CLOSE} pruned to fit the snapshot byte budget"
+                f"{f' ({size} bytes)' if size else ''}",
+                style=CUT,
+            )
+        )
     for exc in raw.get("chain") or ():
         if isinstance(exc, dict):
             cause = _exception_title(exc.get("exc_type", "?"), exc.get("message", ""))
@@ -315,10 +392,15 @@ def _stack(frames: list[dict[str, Any]], chosen: int) -> Table:
         marker = "▶" if index == chosen else ""
         app = f.get("app")
         style = DIM if app is False else ""
-        _row(table, marker, str(index), Text(printable(str(f.get("function", "?"))), style),
-                      Text(printable(f"{f.get('file', '?')}:{f.get('line', '?')}"), style),
-                      Text(printable(str(f.get("module") or "-")), style),
-                      f"{len(f['locals'])}" if has_locals else "-")
+        _row(
+            table,
+            marker,
+            str(index),
+            Text(printable(str(f.get("function", "?"))), style),
+            Text(printable(f"{f.get('file', '?')}:{f.get('line', '?')}"), style),
+            Text(printable(str(f.get("module") or "-")), style),
+            f"{len(f['locals'])}" if has_locals else "-",
+        )
     return table
 
 
@@ -335,12 +417,15 @@ def _watches(watches: list[dict[str, Any]], depth: int | None, root: dict[str, A
 
 def _locals(frame: dict[str, Any], index: int, depth: int | None, root: dict[str, Any]) -> Tree:
     where = f"{frame.get('function', '?')} ({frame.get('file', '?')}:{frame.get('line', '?')})"
-    tree = Tree(Text(printable(f"Locals of frame {index}: {where}"), style="bold"),
-                guide_style=DIM)
+    tree = Tree(Text(printable(f"Locals of frame {index}: {where}"), style="bold"), guide_style=DIM)
     variables = frame.get("locals")
     if variables is None:
-        tree.add(Text("no locals captured for this frame (only the innermost frames carry them)",
-                      style=DIM))
+        tree.add(
+            Text(
+                "no locals captured for this frame (only the innermost frames carry them)",
+                style=DIM,
+            )
+        )
     elif not variables:
         tree.add(Text("no local variables", style=DIM))
     else:
@@ -352,8 +437,9 @@ def _locals(frame: dict[str, Any], index: int, depth: int | None, root: dict[str
 # --- the value format (see peephole.protocol) ------------------------------------------------
 
 
-def _add_value(parent: Tree, name: str, value: Any, depth: int | None,
-               root: dict[str, Any]) -> None:
+def _add_value(
+    parent: Tree, name: str, value: Any, depth: int | None, root: dict[str, Any]
+) -> None:
     """Add ``name`` and its value to ``parent``; ``depth`` levels of children are expanded.
     ``root`` is the whole event, where references to values shown elsewhere point."""
     name = printable(name)
@@ -375,8 +461,9 @@ def _add_value(parent: Tree, name: str, value: Any, depth: int | None,
         node.add(Text(more, CUT))
 
 
-def _describe(name: str, value: dict[str, Any],
-              root: dict[str, Any]) -> tuple[Text, list[tuple[str, Any]], str]:
+def _describe(
+    name: str, value: dict[str, Any], root: dict[str, Any]
+) -> tuple[Text, list[tuple[str, Any]], str]:
     """The label of a value, its children, and the "… N more" line for omitted ones."""
     kind = printable(str(value.get("t", "?")))
     cut = value.get("cut")

@@ -26,8 +26,12 @@ def services(state: State, as_json: bool) -> None:
 
 @click.command()
 @click.option("--service", "-s", metavar="NAME", help="Only this service's instances.")
-@click.option("--all", "include_gone", is_flag=True,
-              help="Include instances that are gone (not seen for a while).")
+@click.option(
+    "--all",
+    "include_gone",
+    is_flag=True,
+    help="Include instances that are gone (not seen for a while).",
+)
 @json_option
 @pass_state
 def instances(state: State, service: str | None, include_gone: bool, as_json: bool) -> None:

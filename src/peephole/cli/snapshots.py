@@ -16,20 +16,38 @@ def snapshots() -> None:
 @click.option("--probe", "probe_id", metavar="ID", help="Only this probe's snapshots.")
 @click.option("--service", "-s", metavar="NAME", help="Only this service's snapshots.")
 @click.option("--instance", "instance_id", metavar="ID", help="Only this instance's snapshots.")
-@click.option("--limit", "-n", type=click.IntRange(1, 1000), default=20, metavar="N",
-              show_default=True,
-              help="How many (newest first).")
-@click.option("--cursor", metavar="CURSOR", help="Continue after a previous page "
-              "(next_cursor of --json).")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(1, 1000),
+    default=20,
+    metavar="N",
+    show_default=True,
+    help="How many (newest first).",
+)
+@click.option(
+    "--cursor", metavar="CURSOR", help="Continue after a previous page (next_cursor of --json)."
+)
 @json_option
 @pass_state
-def list_snapshots(state: State, probe_id: str | None, service: str | None,
-                   instance_id: str | None, limit: int, cursor: str | None,
-                   as_json: bool) -> None:
+def list_snapshots(
+    state: State,
+    probe_id: str | None,
+    service: str | None,
+    instance_id: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
     """List snapshots, newest first."""
-    page = state.client().events(type="snapshot", probe_id=state.full_probe_id(probe_id),
-                                 service=service, instance_id=instance_id, limit=limit,
-                                 cursor=cursor)
+    page = state.client().events(
+        type="snapshot",
+        probe_id=state.full_probe_id(probe_id),
+        service=service,
+        instance_id=instance_id,
+        limit=limit,
+        cursor=cursor,
+    )
     if as_json:
         print_json(page.to_dict())
         return
@@ -45,15 +63,23 @@ def list_snapshots(state: State, probe_id: str | None, service: str | None,
 
 @snapshots.command("show")
 @click.argument("event_id", metavar="ID")
-@click.option("--frame", "-f", type=click.IntRange(min=0), metavar="N",
-              help="Show the locals of frame N (0 is innermost; default: the innermost frame "
-                   "with locals).")
-@click.option("--depth", "-d", type=click.IntRange(min=0), metavar="D",
-              help="Expand variables D levels deep (default: everything captured).")
+@click.option(
+    "--frame",
+    "-f",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Show the locals of frame N (0 is innermost; default: the innermost frame with locals).",
+)
+@click.option(
+    "--depth",
+    "-d",
+    type=click.IntRange(min=0),
+    metavar="D",
+    help="Expand variables D levels deep (default: everything captured).",
+)
 @json_option
 @pass_state
-def show(state: State, event_id: str, frame: int | None, depth: int | None,
-         as_json: bool) -> None:
+def show(state: State, event_id: str, frame: int | None, depth: int | None, as_json: bool) -> None:
     """Show a snapshot: its stack and variables.
 
     The stack is a table, the watches and the locals of one frame are trees; every cut the

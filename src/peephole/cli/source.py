@@ -17,12 +17,15 @@ LIBRARY_DIRS = ("site-packages", "dist-packages")
 @click.command()
 @click.argument("service")
 @click.argument("path", required=False)
-@click.option("--around", type=click.IntRange(min=1), metavar="LINE",
-              help="Only the lines near LINE (10 either side).")
+@click.option(
+    "--around",
+    type=click.IntRange(min=1),
+    metavar="LINE",
+    help="Only the lines near LINE (10 either side).",
+)
 @json_option
 @pass_state
-def source(state: State, service: str, path: str | None, around: int | None,
-           as_json: bool) -> None:
+def source(state: State, service: str, path: str | None, around: int | None, as_json: bool) -> None:
     """Show a file of SERVICE as deployed, or list its files.
 
     Without PATH, lists the source files the service has loaded. With PATH (a path suffix,
@@ -61,6 +64,7 @@ def source(state: State, service: str, path: str | None, around: int | None,
 def application_first(files: list[str]) -> list[str]:
     """The service's own files first (what a person places probes in), then installed
     libraries, each group sorted by path."""
+
     def is_library(path: str) -> bool:
         return any(part in LIBRARY_DIRS for part in path.replace("\\", "/").split("/"))
 

@@ -43,8 +43,20 @@ T = TypeVar("T")
 PREFIX = "/api/v1"
 STREAM_PATH = f"{PREFIX}/stream"
 PROBE_CHANGES = frozenset(
-    {"condition", "watches", "template", "level", "logger", "hit_limit", "expire_seconds",
-     "rate", "enabled", "limits", "file", "line"}
+    {
+        "condition",
+        "watches",
+        "template",
+        "level",
+        "logger",
+        "hit_limit",
+        "expire_seconds",
+        "rate",
+        "enabled",
+        "limits",
+        "file",
+        "line",
+    }
 )
 
 
@@ -129,8 +141,9 @@ def probe(probe_id: str) -> Call[Probe]:
 def update_probe(probe_id: str, changes: dict[str, Any]) -> Call[Probe]:
     unknown = sorted(set(changes) - PROBE_CHANGES)
     if unknown:
-        raise InvalidRequest(f"cannot be changed (allowed: {', '.join(sorted(PROBE_CHANGES))})",
-                             unknown[0])
+        raise InvalidRequest(
+            f"cannot be changed (allowed: {', '.join(sorted(PROBE_CHANGES))})", unknown[0]
+        )
     path = f"{PREFIX}/probes/{_segment(probe_id)}"
     return Call("PATCH", path, Probe.from_dict, body=dict(changes), resource="probe")
 
@@ -159,9 +172,16 @@ def events(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Call[Page[Event]]:
-    params = {"type": type, "probe_id": probe_id, "service": service,
-              "instance_id": instance_id, "fingerprint": fingerprint, "since": since,
-              "limit": limit, "cursor": cursor}
+    params = {
+        "type": type,
+        "probe_id": probe_id,
+        "service": service,
+        "instance_id": instance_id,
+        "fingerprint": fingerprint,
+        "since": since,
+        "limit": limit,
+        "cursor": cursor,
+    }
     return Call("GET", f"{PREFIX}/events", _event_page, params)
 
 
@@ -215,8 +235,9 @@ def tokens() -> Call[list[Token]]:
 
 def revoke_token(token_id: int) -> Call[Token]:
     """Revoke a user token by id: at once, on every server; its live streams are closed."""
-    return Call("POST", f"{PREFIX}/tokens/{int(token_id)}/revoke", Token.from_dict,
-                resource="token")
+    return Call(
+        "POST", f"{PREFIX}/tokens/{int(token_id)}/revoke", Token.from_dict, resource="token"
+    )
 
 
 def agent_keys() -> Call[list[AgentKey]]:
@@ -225,8 +246,12 @@ def agent_keys() -> Call[list[AgentKey]]:
 
 def revoke_agent_key(key_id: int) -> Call[AgentKey]:
     """Revoke an agent key by id: agents connected with it are disconnected."""
-    return Call("POST", f"{PREFIX}/agent-keys/{int(key_id)}/revoke", AgentKey.from_dict,
-                resource="agent key")
+    return Call(
+        "POST",
+        f"{PREFIX}/agent-keys/{int(key_id)}/revoke",
+        AgentKey.from_dict,
+        resource="agent key",
+    )
 
 
 def create_agent_key(

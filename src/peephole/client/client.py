@@ -107,7 +107,10 @@ class Client(_Base):
     ) -> None:
         super().__init__(url, token, timeout=timeout, verify=verify, environ=environ)
         self._http = httpx.Client(
-            base_url=self.url, headers=self._headers(), timeout=timeout, verify=verify,
+            base_url=self.url,
+            headers=self._headers(),
+            timeout=timeout,
+            verify=verify,
             transport=transport,
         )
 
@@ -123,8 +126,9 @@ class Client(_Base):
     def send(self, call: api.Call[T]) -> T:
         """Carry one call to the server and return its parsed result."""
         try:
-            response = self._http.request(call.method, call.path, params=call.query(),
-                                          json=call.body)
+            response = self._http.request(
+                call.method, call.path, params=call.query(), json=call.body
+            )
         except httpx.TransportError as exc:
             raise api.unreachable(self.url, exc) from None
         return call.finish(response)
@@ -219,8 +223,9 @@ class Client(_Base):
 
         url, context = self._stream_target(service, probe_id, type)
         try:
-            connection = connect(url, ssl=context, open_timeout=self.timeout,
-                                 additional_headers=self._headers())
+            connection = connect(
+                url, ssl=context, open_timeout=self.timeout, additional_headers=self._headers()
+            )
         except Exception as exc:
             raise self._stream_error(exc) from None
         connection.__enter__()  # Stream owns its lifetime (websockets 17 warns otherwise)
@@ -242,7 +247,10 @@ class AsyncClient(_Base):
     ) -> None:
         super().__init__(url, token, timeout=timeout, verify=verify, environ=environ)
         self._http = httpx.AsyncClient(
-            base_url=self.url, headers=self._headers(), timeout=timeout, verify=verify,
+            base_url=self.url,
+            headers=self._headers(),
+            timeout=timeout,
+            verify=verify,
             transport=transport,
         )
 
@@ -258,8 +266,9 @@ class AsyncClient(_Base):
     async def send(self, call: api.Call[T]) -> T:
         """Carry one call to the server and return its parsed result."""
         try:
-            response = await self._http.request(call.method, call.path, params=call.query(),
-                                                json=call.body)
+            response = await self._http.request(
+                call.method, call.path, params=call.query(), json=call.body
+            )
         except httpx.TransportError as exc:
             raise api.unreachable(self.url, exc) from None
         return call.finish(response)
@@ -360,8 +369,9 @@ class AsyncClient(_Base):
 
         url, context = self._stream_target(service, probe_id, type)
         try:
-            connection = await connect(url, ssl=context, open_timeout=self.timeout,
-                                       additional_headers=self._headers())
+            connection = await connect(
+                url, ssl=context, open_timeout=self.timeout, additional_headers=self._headers()
+            )
         except Exception as exc:
             raise self._stream_error(exc) from None
         return AsyncStream(connection, self.url)

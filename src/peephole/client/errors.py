@@ -48,8 +48,9 @@ class NotPeephole(PeepholeError):
     or a path prefix that is not the server's root)."""
 
     def __init__(self, url: str, status: int) -> None:
-        super().__init__(f"the address {url} does not answer like a peephole server "
-                         f"(HTTP {status})", status)
+        super().__init__(
+            f"the address {url} does not answer like a peephole server (HTTP {status})", status
+        )
         self.url = url
 
 
@@ -82,8 +83,10 @@ def error_for(status: int, body: Any, url: str, resource: str | None = None) -> 
     (``"probe"``, ``"event"``...), so a 404 can say what is missing."""
     detail = body.get("detail") if isinstance(body, dict) else None
     if status in (401, 403):
-        return AuthError(status, _text(detail) or ("missing or invalid token" if status == 401
-                                                   else "insufficient role"))
+        return AuthError(
+            status,
+            _text(detail) or ("missing or invalid token" if status == 401 else "insufficient role"),
+        )
     if status == 404:
         return NotFound(_text(detail) or f"{resource or 'resource'} not found: {url}", resource)
     if status in (400, 422):

@@ -75,7 +75,7 @@ class Instance(Model):
     abandoned_events: int = 0  # events its agent could not send before the process exited
 
     def agent_problems(self) -> str | None:
-        """"agent internal errors: N, last: ...; M events abandoned at exit", or None."""
+        """ "agent internal errors: N, last: ...; M events abandoned at exit", or None."""
         parts = []
         if self.internal_errors:
             last = f", last: {self.last_internal_error}" if self.last_internal_error else ""
@@ -169,8 +169,11 @@ class Probe(Model):
     def errors(self) -> list[ProbeInstanceStatus]:
         """The instances where the agent could not install this version of the probe, and
         why (an older version's error, say the condition an edit just fixed, is history)."""
-        return [s for s in self.statuses
-                if s.state == "error" and (not s.version or s.version >= self.version)]
+        return [
+            s
+            for s in self.statuses
+            if s.state == "error" and (not s.version or s.version >= self.version)
+        ]
 
 
 @dataclass

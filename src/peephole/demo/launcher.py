@@ -134,9 +134,7 @@ def probe_hint() -> Tuple[str, int, str]:
 
 
 def first_command(probe_file: str, line: int, condition: str) -> str:
-    return (
-        f"peephole tracepoint add {probe_file}:{line} --condition {shlex.quote(condition)}"
-    )
+    return f"peephole tracepoint add {probe_file}:{line} --condition {shlex.quote(condition)}"
 
 
 def free_port() -> int:
@@ -256,32 +254,69 @@ class Demo:
         self.credentials = load_credentials(self.data_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         print(f"==> starting the peephole server on {self.server_url}", flush=True)
-        server = self.spawn("server", peephole_command(
-            "server", "--host", HOST, "--port", str(self.port),
-            "--data-dir", str(self.data_dir / "server"),
-            "--admin-token", self.credentials.admin_token,
-            "--agent-key", self.credentials.agent_key,
-        ))
+        server = self.spawn(
+            "server",
+            peephole_command(
+                "server",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir / "server"),
+                "--admin-token",
+                self.credentials.admin_token,
+                "--agent-key",
+                self.credentials.agent_key,
+            ),
+        )
         self.wait_until(server, SERVER_START_SECONDS, self._server_answers)
         if self.stop_requested:
             return
         print(f"==> starting the shop on {self.shop_url} under the agent", flush=True)
-        shop = self.spawn("shop", peephole_command(
-            "run", "--service", "shop", "--env", "demo", "--version", "1.0.0",
-            "--server", self.server_url, "--key", self.credentials.agent_key,
-            "--", sys.executable, "-m", "peephole.demo.shop",
-            "--host", HOST, "--port", str(self.shop_port),
-        ))
+        shop = self.spawn(
+            "shop",
+            peephole_command(
+                "run",
+                "--service",
+                "shop",
+                "--env",
+                "demo",
+                "--version",
+                "1.0.0",
+                "--server",
+                self.server_url,
+                "--key",
+                self.credentials.agent_key,
+                "--",
+                sys.executable,
+                "-m",
+                "peephole.demo.shop",
+                "--host",
+                HOST,
+                "--port",
+                str(self.shop_port),
+            ),
+        )
         self.wait_until(shop, SHOP_START_SECONDS, self._shop_answers)
         if self.stop_requested:
             return
         if not self._wait_for_agent(shop):
-            print(f"demo: the shop's agent has not connected yet; see {self.log_path(shop)}",
-                  flush=True)
+            print(
+                f"demo: the shop's agent has not connected yet; see {self.log_path(shop)}",
+                flush=True,
+            )
         if self.traffic:
-            self.spawn("traffic", [
-                sys.executable, "-m", "peephole.demo.traffic", "--url", self.shop_url,
-            ])
+            self.spawn(
+                "traffic",
+                [
+                    sys.executable,
+                    "-m",
+                    "peephole.demo.traffic",
+                    "--url",
+                    self.shop_url,
+                ],
+            )
 
     def watch(self) -> int:
         """Wait for Ctrl-C or SIGTERM; a child that dies on its own ends the demo."""
@@ -291,8 +326,7 @@ class Demo:
                 if code is None:
                     continue
                 if child.name == "traffic" and code == 0:
-                    print("demo: the traffic generator reached its limit and stopped",
-                          flush=True)
+                    print("demo: the traffic generator reached its limit and stopped", flush=True)
                     self.children.remove(child)
                     child.log_file.close()
                     break
@@ -337,8 +371,10 @@ class Demo:
             while _group_exists(child.process.pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             if _group_exists(child.process.pid):
-                print(f"demo: the {child.name} did not stop in {STOP_SECONDS:g} s; killing it",
-                      flush=True)
+                print(
+                    f"demo: the {child.name} did not stop in {STOP_SECONDS:g} s; killing it",
+                    flush=True,
+                )
                 _signal_group(child.process.pid, signal.SIGKILL)
             child.process.wait()
             child.log_file.close()
@@ -419,8 +455,10 @@ class Demo:
         for label, value in rows:
             print(f"  {label:<{width}}  {value}")
         if web_ui:
-            print(f"\nIn the browser: open {self.server_url}/, sign in with the admin token, "
-                  f"open the service 'shop', the file {probe_file}, and click line {line}.")
+            print(
+                f"\nIn the browser: open {self.server_url}/, sign in with the admin token, "
+                f"open the service 'shop', the file {probe_file}, and click line {line}."
+            )
         print("\nOr in another terminal:\n" if web_ui else "\nIn another terminal:\n")
         if in_venv:
             print(f"  source {shlex.quote(str(activate))}")
@@ -428,8 +466,11 @@ class Demo:
         print(f"  {first_command(probe_file, line, condition)}")
         print("  peephole snapshots list")
         print("  peephole snapshots show <ID>")
-        print(f"\nThe tour: {os.path.relpath(self.root / 'docs' / 'quickstart.md')}."
-              " Ctrl-C stops everything.", flush=True)
+        print(
+            f"\nThe tour: {os.path.relpath(self.root / 'docs' / 'quickstart.md')}."
+            " Ctrl-C stops everything.",
+            flush=True,
+        )
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal closed
@@ -466,10 +507,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the server's port")
     parser.add_argument("--shop-port", type=int, default=None, help="default: a free port")
     parser.add_argument("--no-traffic", action="store_true", help="do not generate traffic")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where the database, credentials and logs go "
-                        "[default: .peephole-demo in the repository; "
-                        ".peephole-demo-PORT for another --port]")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the database, credentials and logs go "
+        "[default: .peephole-demo in the repository; "
+        ".peephole-demo-PORT for another --port]",
+    )
     args = parser.parse_args(argv)
     demo = Demo(find_root(), args.port, not args.no_traffic, args.shop_port, args.data_dir)
     return demo.run()

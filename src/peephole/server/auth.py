@@ -29,9 +29,7 @@ def bearer_token(authorization: Optional[str]) -> Optional[str]:
 
 async def authenticate(broker: Broker, token: Optional[str]) -> Principal:
     if not token:
-        raise HTTPException(
-            401, "missing token: send 'Authorization: Bearer <token>'", CHALLENGE
-        )
+        raise HTTPException(401, "missing token: send 'Authorization: Bearer <token>'", CHALLENGE)
     principal = await broker.db.read(lambda s: credentials.find_token(s, token))
     if principal is None:
         raise HTTPException(401, "invalid token", CHALLENGE)

@@ -30,8 +30,8 @@ RECONNECT_SECONDS = 1.0
 
 def conninfo(sqlalchemy_url: str) -> str:
     """The libpq URL for a ``postgresql+psycopg://`` SQLAlchemy URL."""
-    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(
-        hide_password=False
+    return (
+        make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
 
 

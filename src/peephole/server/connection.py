@@ -78,9 +78,7 @@ def full_message(specs: dict[str, str]) -> tuple[str, int]:
     return '{"type":"probes","probes":[' + ",".join(chosen) + "]}", len(specs) - len(chosen)
 
 
-def delta_messages(
-    changed: list[str], removed: list[str], keep: Optional[list[str]]
-) -> list[str]:
+def delta_messages(changed: list[str], removed: list[str], keep: Optional[list[str]]) -> list[str]:
     """``probes_delta`` messages carrying ``changed`` specs, each under the message limit.
 
     The first message carries ``remove`` and ``keep`` (ids only: 20 bytes a probe, so a
@@ -272,8 +270,12 @@ class AgentConnection:
         if not self.deltas:
             message, withheld = full_message(wanted)
             if withheld:
-                log.warning("instance %s: %d probes left out, its list is over %d bytes",
-                            self.instance_id, withheld, protocol.MAX_MESSAGE_BYTES)
+                log.warning(
+                    "instance %s: %d probes left out, its list is over %d bytes",
+                    self.instance_id,
+                    withheld,
+                    protocol.MAX_MESSAGE_BYTES,
+                )
             return [message]
         changed = [text for pid, text in wanted.items() if previous.get(pid) != text]
         removed = [pid for pid in previous if pid not in wanted]

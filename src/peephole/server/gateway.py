@@ -107,12 +107,16 @@ async def _hello(
         raise Rejected(POLICY_VIOLATION, f"this agent key may not join service {info.service!r}")
     held = broker.hub.agents.get(info.instance_id)
     if held is not None and held.kicked is None:
-        raise Rejected(POLICY_VIOLATION,
-                       f"instance id {info.instance_id!r} is in use by another connection")
+        raise Rejected(
+            POLICY_VIOLATION, f"instance id {info.instance_id!r} is in use by another connection"
+        )
     features = message.get("features")
     connection = AgentConnection(
-        websocket, info, features if isinstance(features, list) else (),
-        broker.settings.send_timeout, control.abort if control is not None else None,
+        websocket,
+        info,
+        features if isinstance(features, list) else (),
+        broker.settings.send_timeout,
+        control.abort if control is not None else None,
     )
     connection.key_id = grant.id
     if control is not None:
@@ -120,8 +124,10 @@ async def _hello(
     try:
         policy, last_disconnect = await broker.register(connection)
     except instance_store.InstanceHeld:
-        raise Rejected(POLICY_VIOLATION, f"instance id {info.instance_id!r} is in use by "
-                       "another connection (on another server)") from None
+        raise Rejected(
+            POLICY_VIOLATION,
+            f"instance id {info.instance_id!r} is in use by another connection (on another server)",
+        ) from None
     connection.send(
         {
             "type": "welcome",
@@ -136,8 +142,15 @@ async def _hello(
 
 
 # Longest accepted text per InstanceInfo field (the database columns' sizes).
-INSTANCE_TEXT = {"instance_id": 64, "service": 200, "version": 200, "environment": 200,
-                 "host": 255, "runtime": 100, "agent_version": 50}
+INSTANCE_TEXT = {
+    "instance_id": 64,
+    "service": 200,
+    "version": 200,
+    "environment": 200,
+    "host": 255,
+    "runtime": 100,
+    "agent_version": 50,
+}
 OPTIONAL_TEXT = ("version", "environment")
 
 
@@ -183,9 +196,7 @@ async def _serve(broker: Broker, connection: AgentConnection) -> None:
             log.debug("ignoring agent message of type %r", kind)
 
 
-async def _receive(
-    websocket: WebSocket, limit: int = protocol.MAX_MESSAGE_BYTES
-) -> wire.Message:
+async def _receive(websocket: WebSocket, limit: int = protocol.MAX_MESSAGE_BYTES) -> wire.Message:
     message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
@@ -248,8 +259,9 @@ def _own_probes_only(
     """The events of probes this connection was sent, and those that name no probe
     (exceptions): a key holder cannot spend another service's hit limit with forged events."""
     sent = connection.ever_sent
-    kept = [i for i, e in enumerate(events) if e.get("probe_id") is None
-            or e.get("probe_id") in sent]
+    kept = [
+        i for i, e in enumerate(events) if e.get("probe_id") is None or e.get("probe_id") in sent
+    ]
     if len(kept) == len(events):
         return events, texts
     broker.metrics.events_refused_total += len(events) - len(kept)
@@ -279,13 +291,19 @@ def _statuses(message: dict[str, Any]) -> list[protocol.ProbeStatus]:
             raise Rejected(POLICY_VIOLATION, f"status: {exc}") from None
         if not isinstance(status.probe_id, str) or status.state not in protocol.PROBE_STATES:
             raise Rejected(POLICY_VIOLATION, "status: each needs a probe_id and a known state")
-        numbers = (status.hits, status.captures, status.drops,
-                   status.condition_errors, status.time_ns)
+        numbers = (
+            status.hits,
+            status.captures,
+            status.drops,
+            status.condition_errors,
+            status.time_ns,
+        )
         if not all(_integer(n, MAX_COUNTER) for n in numbers) or not _integer(
             status.version, MAX_COUNT
         ):
-            raise Rejected(POLICY_VIOLATION,
-                           f"status: counters must be integers from 0 to {MAX_COUNTER}")
+            raise Rejected(
+                POLICY_VIOLATION, f"status: counters must be integers from 0 to {MAX_COUNTER}"
+            )
         if not all(isinstance(t, (str, type(None))) for t in (status.message, status.path)):
             raise Rejected(POLICY_VIOLATION, "status: message and path must be strings")
         statuses.append(status)

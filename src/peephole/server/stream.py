@@ -41,8 +41,10 @@ async def stream_endpoint(websocket: WebSocket) -> None:
         await _refuse(websocket, f"type must be one of {', '.join(STREAM_TYPES)}")
         return
     subscriber = Subscriber(
-        service=params.get("service") or None, probe_id=params.get("probe_id") or None,
-        type=kind, token_id=principal.id,
+        service=params.get("service") or None,
+        probe_id=params.get("probe_id") or None,
+        type=kind,
+        token_id=principal.id,
     )
     broker.hub.subscribers.add(subscriber)
     control: Optional[SocketControl] = websocket.scope.get("extensions", {}).get(EXTENSION)

@@ -92,7 +92,8 @@ def in_thread(values: List[int]) -> List[int]:
     return out
 
 
-def square(x: int) -> int: return x * x  # @one-liner
+def square(x: int) -> int:
+    return x * x  # @one-liner
 
 
 cube = lambda x: x * x * x  # noqa: E731  @lambda

@@ -16,6 +16,7 @@ from peephole.agent.safe.access import type_info
 
 Stack = List[Tuple[FrameType, int, str]]  # (frame, line, kind), innermost first
 
+
 def type_name(cls: type) -> str:
     return type_info(cls).name
 
@@ -132,7 +133,6 @@ def frame_kind(filename: str) -> str:
         frame_kinds.clear()
     frame_kinds[filename] = kind
     return kind
-
 
 
 def after_fork_in_child() -> None:

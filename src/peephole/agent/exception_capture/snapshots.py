@@ -201,8 +201,13 @@ class ExceptionCapture:
                 group.first_pending = group.first_pending or now
                 group.last_pending = now
         for forgotten_fingerprint, forgotten in evicted:
-            self._send_count(forgotten_fingerprint, forgotten.summary, forgotten.pending,
-                             forgotten.first_pending, forgotten.last_pending)
+            self._send_count(
+                forgotten_fingerprint,
+                forgotten.summary,
+                forgotten.pending,
+                forgotten.first_pending,
+                forgotten.last_pending,
+            )
         if not snapshot and group.summary is not None:
             self._ensure_flusher()
             return None
@@ -279,10 +284,10 @@ class ExceptionCapture:
                     frame_dict["library"] = kind
             size += int(result.get("size", 0))
             cut = cut or bool(result.get("cut"))
-            parts.append({"exc_type": type_name(type(exc)), "message": self._message(exc),
-                          "frames": frames})
-        snapshot: Dict[str, Any] = {"frames": parts[0]["frames"], "chain": parts[1:],
-                                    "size": size}
+            parts.append(
+                {"exc_type": type_name(type(exc)), "message": self._message(exc), "frames": frames}
+            )
+        snapshot: Dict[str, Any] = {"frames": parts[0]["frames"], "chain": parts[1:], "size": size}
         if cut:
             snapshot["cut"] = "budget"
         return snapshot
@@ -305,8 +310,15 @@ class ExceptionCapture:
                 due = [(fp, g) for fp, g in self._groups.items() if g.pending]
                 batches = []
                 for fingerprint, group in due:
-                    batches.append((fingerprint, group.summary, group.pending,
-                                    group.first_pending, group.last_pending))
+                    batches.append(
+                        (
+                            fingerprint,
+                            group.summary,
+                            group.pending,
+                            group.first_pending,
+                            group.last_pending,
+                        )
+                    )
                     group.pending, group.first_pending = 0, None
             for fingerprint, summary, count, first, last in batches:
                 self._send_count(fingerprint, summary, count, first, last)
@@ -557,9 +569,7 @@ class _Chained:
 
 
 def _wrap_excepthook(previous: Callable[..., Any]) -> Callable[..., Any]:
-    def peephole_excepthook(
-        exc_type: type, exc: BaseException, tb: Optional[TracebackType]
-    ) -> Any:
+    def peephole_excepthook(exc_type: type, exc: BaseException, tb: Optional[TracebackType]) -> Any:
         capture_active(exc, "uncaught", tb)
         return previous(exc_type, exc, tb)
 

@@ -97,9 +97,7 @@ def _targets(
             continue
         entries = statement_entries(instructions(code), source, unit)
         if entries:
-            found[id(code)] = Target(
-                code, [e.key for e in entries], {e.key: e for e in entries}
-            )
+            found[id(code)] = Target(code, [e.key for e in entries], {e.key: e for e in entries})
     return found
 
 

@@ -148,8 +148,11 @@ def serve(path: str, policy: SourcePolicy, redactor: Redactor) -> Dict[str, obje
     if not found:
         return {"path": path, "error": NOT_SERVED.format(path=path)}
     if len(found) > 1:
-        return {"path": path, "error": f"{path} is ambiguous: it matches {len(found)} loaded "
-                f"files ({', '.join(sorted(found))}); give more of the path"}
+        return {
+            "path": path,
+            "error": f"{path} is ambiguous: it matches {len(found)} loaded "
+            f"files ({', '.join(sorted(found))}); give more of the path",
+        }
     filename = found[0]
     pattern = policy.denied_by(filename)
     if pattern is not None:

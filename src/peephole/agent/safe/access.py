@@ -55,7 +55,6 @@ NoneType = type(None)
 DICT_LEN: Callable[[Any], int] = dict.__len__
 
 
-
 # Keys whose hash and equality are the builtin's own: safe to look up.
 _PLAIN_KEYS = frozenset({id(str), id(int), id(float), id(bool), id(NoneType), id(bytes)})
 _ORDER_CHECK_LIMIT = 1000  # keys checked before an OrderedDict's own order is read
@@ -103,9 +102,7 @@ _BASE_VALUE: Dict[int, Callable[[Any], Any]] = {
     id(int): int.__int__,
     id(float): float.__float__,
 }
-SCALARS = frozenset(
-    {id(str), id(int), id(bool), id(float), id(NoneType), id(bytes), id(bytearray)}
-)
+SCALARS = frozenset({id(str), id(int), id(bool), id(float), id(NoneType), id(bytes), id(bytearray)})
 
 
 _AGENT_PREFIX = "peephole.agent."
@@ -193,8 +190,8 @@ class TypeInfo:
             if self.base is None and id(klass) in _BASE_VALUE:
                 self.base = _BASE_VALUE[id(klass)]
             namespace = type_dict(klass)
-            for attr, descriptor in dict.items(namespace) if type(namespace) is dict else (
-                namespace.items()
+            for attr, descriptor in (
+                dict.items(namespace) if type(namespace) is dict else (namespace.items())
             ):
                 if type(attr) is not str or attr in seen:
                     continue
@@ -202,9 +199,8 @@ class TypeInfo:
                 if attr == "__dict__":
                     if type(descriptor) in _C_DESCRIPTORS:
                         self.dict_getter = descriptor.__get__
-                elif (
-                    type(descriptor) is types.MemberDescriptorType
-                    and not (attr.startswith("__") and attr.endswith("__"))
+                elif type(descriptor) is types.MemberDescriptorType and not (
+                    attr.startswith("__") and attr.endswith("__")
                 ):
                     self.members.append((attr, descriptor.__get__))
 

@@ -69,6 +69,7 @@ from peephole.protocol import Limits
 
 __all__ = ["Capturer", "safe_type_name", "stack_of"]
 
+
 def _frame_locals_type() -> type:
     return type(sys._getframe().f_locals)  # a function's: FrameLocalsProxy on 3.13+
 
@@ -87,6 +88,7 @@ WALK_FACTOR = 2  # the walk stops expanding containers at this many times the by
 MAX_NODES = 5000  # containers one capture expands
 TIME_BUDGET_NS = 5_000_000  # of the capture's clock: a capture over it stops expanding
 _CLOCK_EVERY = 16  # containers expanded between two readings of the clock
+
 
 def _json_size(text: str) -> int:
     """Bytes ``text`` takes in JSON (exact for the common printable ASCII case)."""
@@ -263,7 +265,8 @@ class _Walk:
         if depth >= self.max_depth:
             return self.too_deep(value, info)
         if not self.hide and (
-            self.redactor.is_secret_collection(value) if shape == INSTANCE
+            self.redactor.is_secret_collection(value)
+            if shape == INSTANCE
             else value_id in self.redactor.secret_ids  # a builtin: only the environment's
         ):
             return self.masked(True, self.walk, value, depth, parent, segment)  # type: ignore[no-any-return]
@@ -318,8 +321,7 @@ class _Walk:
             for name in shown[:-1]:
                 if type(name) is not str and type(name) is not bytes:
                     return None
-            items = [self.masked(False, self.walk, name, child, None, None)
-                     for name in shown[:-1]]
+            items = [self.masked(False, self.walk, name, child, None, None) for name in shown[:-1]]
             items.append(self.walk(shown[-1], child, (location, "items"), len(items)))
             return items
         if type(first) is str or type(first) is bytes:
@@ -327,8 +329,10 @@ class _Walk:
                 return None
             if not redactor.hides(first, shown[1]):
                 return None
-            return [self.walk(first, child, None, None),
-                    self.masked(True, self.walk, shown[1], child, (location, "items"), 1)]
+            return [
+                self.walk(first, child, None, None),
+                self.masked(True, self.walk, shown[1], child, (location, "items"), 1),
+            ]
         if redactor.is_header_list(shown):
             return self.masked(True, self.items, shown, depth, location)  # type: ignore[no-any-return]
         return None
@@ -338,8 +342,10 @@ class _Walk:
         self.nodes = nodes = self.nodes + 1
         if nodes == 1:
             self.deadline = self.capturer.clock() + TIME_BUDGET_NS
-        elif self.size > self.limit or nodes > MAX_NODES or (
-            nodes % _CLOCK_EVERY == 0 and self.capturer.clock() > self.deadline
+        elif (
+            self.size > self.limit
+            or nodes > MAX_NODES
+            or (nodes % _CLOCK_EVERY == 0 and self.capturer.clock() > self.deadline)
         ):
             self.over = True
         return self.over
@@ -392,22 +398,27 @@ class _Walk:
         self.size += size
         return items
 
-    def iterable(self, value: Any, cls_id: int, name: str, depth: int, location: Any
-                 ) -> Dict[str, Any]:
+    def iterable(
+        self, value: Any, cls_id: int, name: str, depth: int, location: Any
+    ) -> Dict[str, Any]:
         length = ITERABLES[cls_id](value)
         try:
             shown = list(islice(ITER[cls_id](value), self.max_items))
         except RuntimeError:  # changed size while being read: read a copy instead
             shown = list(islice(ITER[cls_id](COPY[cls_id](value)), self.max_items))
-        node: Dict[str, Any] = {"t": name, "len": length, "items": self.items(shown, depth,
-                                                                            location)}
+        node: Dict[str, Any] = {
+            "t": name,
+            "len": length,
+            "items": self.items(shown, depth, location),
+        }
         if length > len(shown):
             node["omitted"] = length - len(shown)
             node["cut"] = "items"
         return node
 
-    def mapping(self, value: Any, cls_id: int, name: str, depth: int, location: Any
-                ) -> Dict[str, Any]:
+    def mapping(
+        self, value: Any, cls_id: int, name: str, depth: int, location: Any
+    ) -> Dict[str, Any]:
         length = DICT_LEN(value)
         pairs = _read_items(value, DICT_ITEMS[cls_id], self.max_items)
         entries_location = (location, "entries")
@@ -431,8 +442,11 @@ class _Walk:
                     continue
             else:
                 key_node = self.key(key, child)
-                if (type(key) is bytes and self.redactor.is_secret_name(key)
-                        and self.redactor.hides(key, item)):
+                if (
+                    type(key) is bytes
+                    and self.redactor.is_secret_name(key)
+                    and self.redactor.hides(key, item)
+                ):
                     size += 40
                     append([key_node, {"t": type_info(type(item)).name, "cut": "redacted"}])
                     continue
@@ -508,7 +522,11 @@ class _Walk:
         return node
 
     def named(
-        self, pairs: List[Tuple[Any, Any]], out: Dict[str, Any], limit: int, depth: int,
+        self,
+        pairs: List[Tuple[Any, Any]],
+        out: Dict[str, Any],
+        limit: int,
+        depth: int,
         location: Any,
     ) -> Tuple[int, int]:
         """Fill ``out`` with up to ``limit`` named values (fields or locals), redacting secret

@@ -113,10 +113,28 @@ _C_OWNERS = frozenset(id(t) for t in (object, int, float, complex, str, bytes, b
 _BUILTIN_VALUES: Dict[str, object] = {
     name: value
     for name, value in vars(builtins).items()
-    if isinstance(value, type) and (issubclass(value, BaseException) or value in (
-        int, float, bool, str, bytes, bytearray, complex, list, tuple, dict, set, frozenset,
-        type, object, range,
-    ))
+    if isinstance(value, type)
+    and (
+        issubclass(value, BaseException)
+        or value
+        in (
+            int,
+            float,
+            bool,
+            str,
+            bytes,
+            bytearray,
+            complex,
+            list,
+            tuple,
+            dict,
+            set,
+            frozenset,
+            type,
+            object,
+            range,
+        )
+    )
 }
 
 
@@ -141,8 +159,10 @@ def _charge(S: State, units: int) -> None:
     left = S[_WORK] - units
     S[_WORK] = left
     if left < 0:
-        raise _fail(f"the expression went over its evaluation budget of {MAX_WORK} units: "
-                    "it looks at too many items or characters to run at every hit")
+        raise _fail(
+            f"the expression went over its evaluation budget of {MAX_WORK} units: "
+            "it looks at too many items or characters to run at every hit"
+        )
 
 
 _SMALL_NUMBER = 10**12  # shorter than any card number: no secret can hide in it
@@ -469,11 +489,15 @@ def _class_attr(cls: Any, name: str) -> Any:
             return members[name]
         raise _fail(f"class {safe_type_name(cls)} has no attribute {name!r}")
     if id(type(value)) in _CLASS_CALLABLE_IDS:
-        raise _fail(f"{type_info(cls).name}.{name} is a {safe_type_name(value)}; peephole "
-                    "does not call application code")
+        raise _fail(
+            f"{type_info(cls).name}.{name} is a {safe_type_name(value)}; peephole "
+            "does not call application code"
+        )
     if _descriptor_kind(value) != "plain":
-        raise _fail(f"{type_info(cls).name}.{name} is computed by a descriptor; peephole "
-                    "does not run application code")
+        raise _fail(
+            f"{type_info(cls).name}.{name} is computed by a descriptor; peephole "
+            "does not run application code"
+        )
     return value
 
 
@@ -520,8 +544,10 @@ def _item(obj: Any, key: Any, S: State) -> Any:
         if id(type(key)) in _INT_IDS:
             return obj[key]
         if type(key) is slice:
-            if not all(id(type(part)) in _INT_IDS or part is None
-                       for part in (key.start, key.stop, key.step)):
+            if not all(
+                id(type(part)) in _INT_IDS or part is None
+                for part in (key.start, key.stop, key.step)
+            ):
                 raise _fail("slice bounds must be integers")
             size = len(range(*key.indices(len(obj))))
             if size > MAX_RESULT:
@@ -542,8 +568,10 @@ def _item(obj: Any, key: Any, S: State) -> Any:
         return value
     if type(obj) is collections.deque and id(type(key)) in _INT_IDS:
         return collections.deque.__getitem__(obj, key)
-    raise _fail(f"{safe_type_name(obj)}[...] would run its __getitem__; peephole does not run "
-                "application code")
+    raise _fail(
+        f"{safe_type_name(obj)}[...] would run its __getitem__; peephole does not run "
+        "application code"
+    )
 
 
 # Stored keys whose __eq__ is the builtin's own C code, whatever they are compared with.
@@ -557,8 +585,10 @@ def _check_stored_keys(S: State, container: Any, what: str) -> None:
     is_dict = id(type(container)) in _DICT_IDS
     count = dict.__len__(container) if is_dict else len(container)
     if count > MAX_KEYS:
-        raise _fail(f"{what} in a {safe_type_name(container)} of {count} keys: peephole checks "
-                    f"at most {MAX_KEYS} keys for application classes first")
+        raise _fail(
+            f"{what} in a {safe_type_name(container)} of {count} keys: peephole checks "
+            f"at most {MAX_KEYS} keys for application classes first"
+        )
     _charge(S, count >> 4)  # the cheapest pass there is: no copy, C calls only
     keys = dict.keys(container) if is_dict else container
     if set(map(id, map(type, keys))) <= _PLAIN_KEY_IDS:  # C all the way: no key's code runs
@@ -566,9 +596,11 @@ def _check_stored_keys(S: State, container: Any, what: str) -> None:
     budget = [MAX_ITEMS]
     for key in list(keys):
         if id(type(key)) not in _PLAIN_KEY_IDS and not _comparable(key, "__eq__", budget):
-            raise _fail(f"{what} in this {safe_type_name(container)} would compare with a "
-                        f"stored key of type {safe_type_name(key)} and run its __eq__; peephole "
-                        "does not run application code")
+            raise _fail(
+                f"{what} in this {safe_type_name(container)} would compare with a "
+                f"stored key of type {safe_type_name(key)} and run its __eq__; peephole "
+                "does not run application code"
+            )
     _charge_looked_at(S, budget)
 
 
@@ -597,9 +629,7 @@ def _comparable(value: Any, dunder: str, budget: List[int]) -> bool:
             _comparable(k, "__eq__", budget) and _comparable(v, "__eq__", budget)
             for k, v in list(dict.items(value))
         )
-    return not _runs_code(cls, dunder) and not (
-        dunder == "__eq__" and _runs_code(cls, "__ne__")
-    )
+    return not _runs_code(cls, dunder) and not (dunder == "__eq__" and _runs_code(cls, "__ne__"))
 
 
 _COMPARE_DUNDERS = {"==": "__eq__", "!=": "__eq__", "<": "__lt__", "<=": "__le__",
@@ -619,8 +649,10 @@ def _compare(op: str, left: Any, right: Any, S: State) -> bool:
     dunder = _COMPARE_DUNDERS[op]
     budget = [MAX_ITEMS]
     if not (_comparable(left, dunder, budget) and _comparable(right, _REFLECTED[dunder], budget)):
-        raise _fail(f"comparing {safe_type_name(left)} with {safe_type_name(right)} using {op} "
-                    "would run application code (or look at too many items)")
+        raise _fail(
+            f"comparing {safe_type_name(left)} with {safe_type_name(right)} using {op} "
+            "would run application code (or look at too many items)"
+        )
     _charge_looked_at(S, budget)
     _taint_deep(S, left)  # an answer about a secret (creds == {...}, key < 'M') is an oracle
     _taint_deep(S, right)
@@ -657,16 +689,17 @@ def _contains(container: Any, needle: Any, S: State) -> bool:
         if not _hashable(needle, budget):
             raise _fail(f"looking up a {safe_type_name(needle)} would run its __hash__")
         _check_stored_keys(S, container, "a membership test")
-        return (dict.__contains__(container, needle) if id(cls) in _DICT_IDS
-                else needle in container)
+        return dict.__contains__(container, needle) if id(cls) in _DICT_IDS else needle in container
     if cls is list or cls is tuple or cls is collections.deque:
         if len(container) > MAX_ITEMS:
             raise _fail(f"'in' looks at {MAX_ITEMS} items at most; this has {len(container)}")
         if not _comparable(needle, "__eq__", budget) or not _comparable(
             list(container) if cls is collections.deque else container, "__eq__", budget
         ):
-            raise _fail(f"'in' over this {cls.__name__} would compare application objects "
-                        "(or too many items)")
+            raise _fail(
+                f"'in' over this {cls.__name__} would compare application objects "
+                "(or too many items)"
+            )
         _charge_looked_at(S, budget)
         _charge(S, len(container) >> 1)  # the scan compares the needle with each item
         return needle in container
@@ -689,8 +722,11 @@ def _bits(value: Any) -> int:
 def _int_bounds(op: str, left: Any, right: Any) -> None:
     """Refuse an integer operation whose cost or result grows past ``MAX_INT_BITS``."""
     if op == "**":
-        if _bits(left) > 1 and id(type(right)) in _INT_IDS and right > 0 and (
-            _bits(left) * right > MAX_INT_BITS
+        if (
+            _bits(left) > 1
+            and id(type(right)) in _INT_IDS
+            and right > 0
+            and (_bits(left) * right > MAX_INT_BITS)
         ):
             raise _fail(f"the result of ** would exceed {MAX_INT_BITS} bits")
     elif op == "<<":
@@ -742,8 +778,10 @@ def _arith(op: str, left: Any, right: Any, S: State) -> Any:
             _taint_deep(S, left)
             _taint_deep(S, right)
             return _BINARY[op](left, right)
-    raise _fail(f"{safe_type_name(left)} {op} {safe_type_name(right)} is not supported "
-                "(operators work on numbers, strings, bytes, lists, tuples and sets of scalars)")
+    raise _fail(
+        f"{safe_type_name(left)} {op} {safe_type_name(right)} is not supported "
+        "(operators work on numbers, strings, bytes, lists, tuples and sets of scalars)"
+    )
 
 
 _BINARY: Dict[str, Callable[[Any, Any], Any]] = {
@@ -779,8 +817,10 @@ def _truth(value: Any) -> bool:
     if id(cls) in _SCALAR_IDS or id(cls) in _SIZED:
         return bool(value)
     if _runs_code(cls, "__bool__") or _runs_code(cls, "__len__"):
-        raise _fail(f"the truth value of {safe_type_name(value)} would run its __bool__ or "
-                    "__len__; compare it instead (x is not None)")
+        raise _fail(
+            f"the truth value of {safe_type_name(value)} would run its __bool__ or "
+            "__len__; compare it instead (x is not None)"
+        )
     return bool(value)  # only object's, int's, str's... methods: C code
 
 
@@ -805,8 +845,10 @@ def _bounded(S: State, value: Any, what: str) -> List[Any]:
 def _len(S: State, value: Any) -> int:
     size = _SIZED.get(id(type(value)))
     if size is None:
-        raise _fail(f"len() of {safe_type_name(value)} would run its __len__; peephole does not "
-                    "run application code")
+        raise _fail(
+            f"len() of {safe_type_name(value)} would run its __len__; peephole does not "
+            "run application code"
+        )
     _taint(S, value)  # the length of a secret is a fact about it
     return size(value)
 
@@ -818,8 +860,9 @@ def _isinstance(S: State, value: Any, classes: Any) -> bool:
     _charge(S, len(wanted))
     for cls in wanted:
         if not type_info(type(cls)).kind == "type":
-            raise _fail(f"isinstance() needs a class or a tuple of classes, not "
-                        f"{safe_type_name(cls)}")
+            raise _fail(
+                f"isinstance() needs a class or a tuple of classes, not {safe_type_name(cls)}"
+            )
     mro = type_mro(type(value))
     return any(klass is cls for klass in mro for cls in wanted)
 
@@ -828,11 +871,15 @@ def _scalar(S: State, value: Any, what: str) -> Any:
     """``value`` if it is a builtin scalar that can be written as text within the bounds."""
     cls = type(value)
     if id(cls) not in _SCALAR_IDS:
-        raise _fail(f"{what}() of {safe_type_name(value)} would run its code; it works on "
-                    "numbers, strings, bytes, booleans and None")
+        raise _fail(
+            f"{what}() of {safe_type_name(value)} would run its code; it works on "
+            "numbers, strings, bytes, booleans and None"
+        )
     if cls is int and int.bit_length(value) > MAX_INT_TEXT_BITS:
-        raise _fail(f"{what}() of an int of {int.bit_length(value)} bits: ints are written as "
-                    f"text up to {MAX_INT_TEXT_BITS} bits")
+        raise _fail(
+            f"{what}() of an int of {int.bit_length(value)} bits: ints are written as "
+            f"text up to {MAX_INT_TEXT_BITS} bits"
+        )
     if what == "repr" and (cls is str or cls is bytes) and len(value) > MAX_RESULT:
         raise _fail(f"repr() of more than {MAX_RESULT} characters")
     _taint(S, value)
@@ -1057,8 +1104,11 @@ def _short(value: Any, redactor: Optional[Redactor], depth: int = 2, width: int 
     if id(cls) in _DICT_IDS:
         count = dict.__len__(value)
         for key, item in list(itertools.islice(dict.items(value), 10)):
-            if (type(key) is str or type(key) is bytes) and redactor is not None and (
-                    redactor.is_secret_name(key) and redactor.hides(key, item)):
+            if (
+                (type(key) is str or type(key) is bytes)
+                and redactor is not None
+                and (redactor.is_secret_name(key) and redactor.hides(key, item))
+            ):
                 text = f"{_short(key, redactor, 1, 40)}: {MASK}"
             else:
                 text = f"{_short(key, redactor, 1, 40)}: {_short(item, redactor, depth - 1, 60)}"
@@ -1090,11 +1140,14 @@ def _render(value: Any, conversion: Optional[str], spec: str, S: State) -> str:
     if spec:
         cls = type(value)
         if id(cls) not in _FORMATTABLE_IDS:
-            raise _fail(f"format spec ':{spec}' needs a number or a string, not "
-                        f"{safe_type_name(value)}")
+            raise _fail(
+                f"format spec ':{spec}' needs a number or a string, not {safe_type_name(value)}"
+            )
         if cls is int and int.bit_length(value) > MAX_INT_TEXT_BITS:
-            raise _fail(f"format spec ':{spec}' on an int of {int.bit_length(value)} bits: ints "
-                        f"are written as text up to {MAX_INT_TEXT_BITS} bits")
+            raise _fail(
+                f"format spec ':{spec}' on an int of {int.bit_length(value)} bits: ints "
+                f"are written as text up to {MAX_INT_TEXT_BITS} bits"
+            )
         if cls is str and len(value) > MAX_PLACEHOLDER:
             value = value[: MAX_PLACEHOLDER + 64]  # all that can be shown, and a token across
         _taint(S, value)  # a spec can cut a secret ({key:.19}) or pad it
@@ -1140,8 +1193,9 @@ def check_format_spec(spec: str) -> None:
     for run in _DIGITS.findall(rest):
         number = run.lstrip("0")
         if len(number) > 6 or (number and int(number) > MAX_FORMAT_WIDTH):
-            raise ExpressionError(f"format spec ':{spec}': width and precision are at most "
-                                  f"{MAX_FORMAT_WIDTH}")
+            raise ExpressionError(
+                f"format spec ':{spec}': width and precision are at most {MAX_FORMAT_WIDTH}"
+            )
 
 
 _CARD_SIZED = 10**12
@@ -1209,8 +1263,11 @@ def _is_bool(node: ast.AST) -> bool:
         return True
     if isinstance(node, ast.BoolOp):
         return all(_is_bool(value) for value in node.values)
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id in _BOOL_CALLS)
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _BOOL_CALLS
+    )
 
 
 def _is_dunder(name: str) -> bool:
@@ -1288,8 +1345,10 @@ class _Compiler:
         if isinstance(key, ast.Constant) and type(key.value) is str:
             self.secret(key.value)
         if isinstance(key, ast.Slice):
-            parts = [self.expr(part) if part is not None else "None"
-                     for part in (key.lower, key.upper, key.step)]
+            parts = [
+                self.expr(part) if part is not None else "None"
+                for part in (key.lower, key.upper, key.step)
+            ]
             key_source = f"_slice({', '.join(parts)})"
         else:
             key_source = self.expr(key)
@@ -1313,10 +1372,14 @@ class _Compiler:
                 left_temp, kind = self.temp(), self.temp()
                 number = comparator.value
                 right = repr(number) if type(number) is not float else self.constant(number)
-                fast = (f"(({kind} := _tp({left_temp} := {left})) is _int "
-                        f"or {kind} is _float) and {_short_number(left_temp)}")
-                terms.append(f"({left_temp} {symbol} {right} if {fast} "
-                             f"else _compare({symbol!r}, {left_temp}, {right}, S))")
+                fast = (
+                    f"(({kind} := _tp({left_temp} := {left})) is _int "
+                    f"or {kind} is _float) and {_short_number(left_temp)}"
+                )
+                terms.append(
+                    f"({left_temp} {symbol} {right} if {fast} "
+                    f"else _compare({symbol!r}, {left_temp}, {right}, S))"
+                )
                 right_temp = right
             else:
                 left_temp = self.temp()
@@ -1341,8 +1404,7 @@ class _Compiler:
         result = values[-1]
         for value in reversed(values[:-1]):
             temp = self.temp()
-            test = (f"(({temp} := {value}) is True or ({temp} is not False "
-                    f"and _truth({temp})))")
+            test = f"(({temp} := {value}) is True or ({temp} is not False and _truth({temp})))"
             if isinstance(node.op, ast.And):
                 result = f"({result} if {test} else {temp})"
             else:
@@ -1353,29 +1415,35 @@ class _Compiler:
         operand = self.expr(node.operand)
         if isinstance(node.op, ast.Not):
             temp = self.temp()
-            return (f"(({temp} := {operand}) is False "
-                    f"or ({temp} is not True and not _truth({temp})))")
+            return (
+                f"(({temp} := {operand}) is False or ({temp} is not True and not _truth({temp})))"
+            )
         symbol = {ast.USub: "-", ast.UAdd: "+", ast.Invert: "~"}[type(node.op)]
         return f"_unary({symbol!r}, {operand}, S)"
 
     def do_BinOp(self, node: ast.BinOp) -> str:
         symbol = _BIN_OPS.get(type(node.op))
         if symbol is None:
-            raise ExpressionError(f"operator {type(node.op).__name__} is not supported: "
-                                  f"{_snippet(node)}")
+            raise ExpressionError(
+                f"operator {type(node.op).__name__} is not supported: {_snippet(node)}"
+            )
         left, right = self.expr(node.left), self.expr(node.right)
         if symbol in _FAST_NUMERIC:
             # Two ints too short to be card numbers: the result is small, the inline path safe.
             a, b = self.temp(), self.temp()
-            return (f"({a} {symbol} {b} if _tp({a} := {left}) is _tp({b} := {right}) is _int "
-                    f"and {_short_number(a)} and {_short_number(b)} "
-                    f"else _arith({symbol!r}, {a}, {b}, S))")
+            return (
+                f"({a} {symbol} {b} if _tp({a} := {left}) is _tp({b} := {right}) is _int "
+                f"and {_short_number(a)} and {_short_number(b)} "
+                f"else _arith({symbol!r}, {a}, {b}, S))"
+            )
         return f"_arith({symbol!r}, {left}, {right}, S)"
 
     def do_IfExp(self, node: ast.IfExp) -> str:
         temp = self.temp()
-        test = (f"(({temp} := {self.expr(node.test)}) is True "
-                f"or ({temp} is not False and _truth({temp})))")
+        test = (
+            f"(({temp} := {self.expr(node.test)}) is True "
+            f"or ({temp} is not False and _truth({temp})))"
+        )
         return f"({self.expr(node.body)} if {test} else {self.expr(node.orelse)})"
 
     def do_Call(self, node: ast.Call) -> str:
@@ -1389,9 +1457,11 @@ class _Compiler:
             raise ExpressionError(f"{func.id}() takes positional arguments only: {_snippet(node)}")
         _, fewest, most = _CALL_HELPERS[func.id]
         if not fewest <= len(node.args) <= most:
-            raise ExpressionError(f"{func.id}() takes {fewest}"
-                                  f"{'' if fewest == most else f' to {most}'} argument"
-                                  f"{'' if most == 1 else 's'}: {_snippet(node)}")
+            raise ExpressionError(
+                f"{func.id}() takes {fewest}"
+                f"{'' if fewest == most else f' to {most}'} argument"
+                f"{'' if most == 1 else 's'}: {_snippet(node)}"
+            )
         args = "".join(f", {self.expr(arg)}" for arg in node.args)
         return f"_call_{func.id}(S{args})"
 
@@ -1422,13 +1492,17 @@ class _Compiler:
                 spec = ""
                 if part.format_spec is not None:
                     spec_node = part.format_spec
-                    if not (isinstance(spec_node, ast.JoinedStr) and all(
-                        isinstance(v, ast.Constant) for v in spec_node.values
-                    )):
-                        raise ExpressionError(f"nested fields in a format spec are not "
-                                              f"supported: {_snippet(node)}")
-                    spec = "".join(str(v.value) for v in spec_node.values  # type: ignore[attr-defined]
-                                   )
+                    if not (
+                        isinstance(spec_node, ast.JoinedStr)
+                        and all(isinstance(v, ast.Constant) for v in spec_node.values)
+                    ):
+                        raise ExpressionError(
+                            f"nested fields in a format spec are not supported: {_snippet(node)}"
+                        )
+                    spec = "".join(
+                        str(v.value)  # type: ignore[attr-defined]
+                        for v in spec_node.values
+                    )
                     check_format_spec(spec)
                 conversion = {-1: None, 115: "s", 114: "r", 97: "a"}.get(part.conversion)
                 pieces.append(f"_fmt({self.expr(part.value)}, {conversion!r}, {spec!r}, S)")
@@ -1559,8 +1633,9 @@ def compile_expression(source: str, redactor: Redactor) -> Expression:
     except RecursionError:
         raise ExpressionError("the expression is nested too deeply") from None
     except Exception as exc:  # a bug in the checker must not become an unexplained crash
-        raise ExpressionError(f"the expression cannot be compiled: {type(exc).__name__}: {exc}"
-                              ) from None
+        raise ExpressionError(
+            f"the expression cannot be compiled: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 # --- templates -----------------------------------------------------------------------------
@@ -1663,8 +1738,9 @@ def _parse_template(source: str, redactor: Redactor) -> List[Union[str, _Field]]
                 raise ExpressionError(f"placeholder {{{text}}}: conversion must be !r or !s")
         spec = source[spec_at + 1 : end] if spec_at >= 0 else ""
         if "{" in spec or "}" in spec:
-            raise ExpressionError(f"placeholder {{{text}}}: nested fields in a format spec are "
-                                  "not supported")
+            raise ExpressionError(
+                f"placeholder {{{text}}}: nested fields in a format spec are not supported"
+            )
         try:
             check_format_spec(spec)
         except ExpressionError as exc:
@@ -1734,5 +1810,6 @@ def compile_template(source: str, redactor: Redactor) -> Template:
     except RecursionError:
         raise ExpressionError("the template is nested too deeply") from None
     except Exception as exc:
-        raise ExpressionError(f"the template cannot be compiled: {type(exc).__name__}: {exc}"
-                              ) from None
+        raise ExpressionError(
+            f"the template cannot be compiled: {type(exc).__name__}: {exc}"
+        ) from None

@@ -196,8 +196,9 @@ def _kept(groups: int) -> str:
 
 _Pattern = Tuple[Optional[Tuple[str, ...]], Pattern[str], _Replacement]
 # Token formats that need no run of 16 token characters (``[A-Za-z0-9_-]``) to match.
-_SHORT_FORMATS = frozenset({"npm token", "private key block", "bearer or basic credentials",
-                            "password in a URL"})
+_SHORT_FORMATS = frozenset(
+    {"npm token", "private key block", "bearer or basic credentials", "password in a URL"}
+)
 
 
 def _builtin_patterns() -> Tuple[List[_Pattern], List[_Pattern]]:
@@ -206,8 +207,7 @@ def _builtin_patterns() -> Tuple[List[_Pattern], List[_Pattern]]:
     the token formats, checked only in a text with a run of 16 token characters (every
     such token has one: most text has none, and one search rules them all out)."""
     always: List[_Pattern] = [
-        (None, re.compile(r"(?<![0-9])[0-9](?:(?:[ .-]| {2})?[0-9]){12,18}(?![0-9])"),
-         _mask_card),
+        (None, re.compile(r"(?<![0-9])[0-9](?:(?:[ .-]| {2})?[0-9]){12,18}(?![0-9])"), _mask_card),
     ]
     long_tokens: List[_Pattern] = []
     for name, markers, regex, keep in TOKEN_FORMATS:
@@ -256,8 +256,9 @@ class Redactor:
         alternatives = "|".join(sorted(map(re.escape, self.substring_names), key=len))
         self._substring = re.compile(alternatives) if alternatives else None
         # Numbers are hidden under numeric secrets' names and under every configured name.
-        numeric = "|".join(sorted(map(re.escape, (NUMERIC_SECRET_NAMES | extra)
-                                      - self.allow_names), key=len))
+        numeric = "|".join(
+            sorted(map(re.escape, (NUMERIC_SECRET_NAMES | extra) - self.allow_names), key=len)
+        )
         self._numeric = re.compile(numeric) if numeric else None
         self.errors: List[str] = []  # configured patterns that could not be compiled
         self.patterns: List[Pattern[str]] = []
@@ -464,8 +465,9 @@ def masked_tags(tags: Dict[str, str], redactor: Optional[Redactor] = None) -> Di
     """Instance tags as they may leave the process (the instance list shows them to every
     viewer): a secret name's value hidden, secret-shaped text masked."""
     r = redactor or default_redactor()
-    return {key: MASK if r.is_secret_name(key) else r.mask(str(value))
-            for key, value in tags.items()}
+    return {
+        key: MASK if r.is_secret_name(key) else r.mask(str(value)) for key, value in tags.items()
+    }
 
 
 def mask_text(text: str, redactor: Optional[Redactor] = None) -> str:

@@ -1,14 +1,14 @@
 """The shop's HTTP API, as a WSGI application that speaks JSON.
 
-    GET  /health                      {"status": "ok"}
-    GET  /products                    the catalog
-    GET  /products/<id>
-    GET  /coupons                     the coupon codes and what they do
-    POST /carts                       a new, empty cart
-    GET  /carts/<id>
-    POST /carts/<id>/items            {"product_id": "bk-101", "quantity": 2}
-    POST /carts/<id>/checkout         {"coupon": "SPRING10"} (or null): the order
-    GET  /orders/<id>
+GET  /health                      {"status": "ok"}
+GET  /products                    the catalog
+GET  /products/<id>
+GET  /coupons                     the coupon codes and what they do
+POST /carts                       a new, empty cart
+GET  /carts/<id>
+POST /carts/<id>/items            {"product_id": "bk-101", "quantity": 2}
+POST /carts/<id>/checkout         {"coupon": "SPRING10"} (or null): the order
+GET  /orders/<id>
 """
 
 from __future__ import annotations
@@ -117,8 +117,7 @@ class ShopApp:
 
     def list_coupons(self) -> Tuple[int, Any]:
         return 200, [
-            {"code": coupon.code, "description": coupon.description}
-            for coupon in COUPONS.values()
+            {"code": coupon.code, "description": coupon.description} for coupon in COUPONS.values()
         ]
 
     def create_cart(self, body: Dict[str, Any]) -> Tuple[int, Any]:

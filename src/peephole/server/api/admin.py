@@ -27,8 +27,12 @@ async def health() -> dict[str, str]:
 
 @router.get("/me")
 async def me(principal: Principal = Depends(auth.viewer)) -> dict[str, Any]:
-    return {"name": principal.name, "role": principal.role, "id": principal.id,
-            "expires_at": principal.expires_at}
+    return {
+        "name": principal.name,
+        "role": principal.role,
+        "id": principal.id,
+        "expires_at": principal.expires_at,
+    }
 
 
 @router.get("/audit")
@@ -51,14 +55,26 @@ async def create_token(
 
     def work(session: Session) -> tuple[int, str]:
         created = credentials.create_token(session, body.name, body.role, expires_at=expires_at)
-        audit.record(session, principal, "token.create", None,
-                     {"id": created[0], "name": body.name, "role": body.role,
-                      "expires_at": expires_at})
+        audit.record(
+            session,
+            principal,
+            "token.create",
+            None,
+            {"id": created[0], "name": body.name, "role": body.role, "expires_at": expires_at},
+        )
         return created
 
     token_id, token = await broker.db.write(work)
-    return JSONResponse({"id": token_id, "name": body.name, "role": body.role,
-                         "expires_at": expires_at, "token": token}, 201)
+    return JSONResponse(
+        {
+            "id": token_id,
+            "name": body.name,
+            "role": body.role,
+            "expires_at": expires_at,
+            "token": token,
+        },
+        201,
+    )
 
 
 @router.get("/tokens")
@@ -91,14 +107,31 @@ async def create_agent_key(
         created = credentials.create_agent_key(
             session, body.name, expires_at=expires_at, services=body.services
         )
-        audit.record(session, principal, "agent_key.create", None,
-                     {"id": created[0], "name": body.name, "expires_at": expires_at,
-                      "services": body.services})
+        audit.record(
+            session,
+            principal,
+            "agent_key.create",
+            None,
+            {
+                "id": created[0],
+                "name": body.name,
+                "expires_at": expires_at,
+                "services": body.services,
+            },
+        )
         return created
 
     key_id, key = await broker.db.write(work)
-    return JSONResponse({"id": key_id, "name": body.name, "expires_at": expires_at,
-                         "services": body.services, "key": key}, 201)
+    return JSONResponse(
+        {
+            "id": key_id,
+            "name": body.name,
+            "expires_at": expires_at,
+            "services": body.services,
+            "key": key,
+        },
+        201,
+    )
 
 
 @router.get("/agent-keys")
@@ -128,8 +161,9 @@ async def _revoke(
 ) -> dict[str, Any]:
     def work(session: Session) -> dict[str, Any]:
         row = revoke(session, credential_id, time.time())
-        audit.record(session, principal, f"{kind}.revoke", None,
-                     {"id": credential_id, "name": row["name"]})
+        audit.record(
+            session, principal, f"{kind}.revoke", None, {"id": credential_id, "name": row["name"]}
+        )
         return row
 
     row = await broker.db.write(work)

@@ -102,8 +102,9 @@ async def put_policy(
 
     def work(session: Session) -> None:
         policies.put(session, name, policy, principal.name)
-        audit.record(session, principal, "policy.update", None,
-                     {"service": name, **policy.to_dict()})
+        audit.record(
+            session, principal, "policy.update", None, {"service": name, **policy.to_dict()}
+        )
 
     await broker.db.write(work)
     return (await broker.policy_changed(name)).to_dict()

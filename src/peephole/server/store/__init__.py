@@ -21,13 +21,21 @@ def by_prefix(session: Session, column: Any, prefix: str, what: str) -> str:
     """The one id in ``column`` that starts with ``prefix`` (ids are long: people type the
     start, as with git), else :class:`NotFound` saying none or several match. Only asked
     when no id equals ``prefix``."""
-    found = list(session.scalars(
-        select(column).where(column.startswith(prefix, autoescape=True)).limit(3)
-    )) if prefix else []
+    found = (
+        list(
+            session.scalars(
+                select(column).where(column.startswith(prefix, autoescape=True)).limit(3)
+            )
+        )
+        if prefix
+        else []
+    )
     if len(found) == 1:
         return str(found[0])
     if not found:
         raise NotFound(f"{what} {prefix!r} not found")
     listed = ", ".join(sorted(found)[:2])
-    raise NotFound(f"{what} id {prefix!r} is ambiguous: it starts {listed}"
-                   f"{' and more' if len(found) > 2 else ''}; give more characters")
+    raise NotFound(
+        f"{what} id {prefix!r} is ambiguous: it starts {listed}"
+        f"{' and more' if len(found) > 2 else ''}; give more characters"
+    )

@@ -25,8 +25,12 @@ def record(
 ) -> None:
     session.add(
         AuditEntry(
-            time=time.time(), actor=actor.name, actor_id=actor.id, action=action,
-            probe_id=probe_id, details=details or {},
+            time=time.time(),
+            actor=actor.name,
+            actor_id=actor.id,
+            action=action,
+            probe_id=probe_id,
+            details=details or {},
         )
     )
 

@@ -73,8 +73,13 @@ def create_token(
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
     token = token or new_secret("pht")
-    row = Token(name=name, role=role, token_hash=hash_secret(token), created_at=time.time(),
-                expires_at=expires_at)
+    row = Token(
+        name=name,
+        role=role,
+        token_hash=hash_secret(token),
+        created_at=time.time(),
+        expires_at=expires_at,
+    )
     session.add(row)
     session.flush()
     return row.id, token
@@ -90,9 +95,15 @@ def find_token(session: Session, token: str, now: Optional[float] = None) -> Opt
 
 
 def token_dict(row: Token, now: float) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "role": row.role, "created_at": row.created_at,
-            "expires_at": row.expires_at, "revoked_at": row.revoked_at,
-            "active": row.revoked_at is None and (row.expires_at is None or row.expires_at > now)}
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": row.role,
+        "created_at": row.created_at,
+        "expires_at": row.expires_at,
+        "revoked_at": row.revoked_at,
+        "active": row.revoked_at is None and (row.expires_at is None or row.expires_at > now),
+    }
 
 
 def list_tokens(session: Session) -> list[dict[str, Any]]:
@@ -122,8 +133,13 @@ def create_agent_key(
     services: Optional[list[str]] = None,
 ) -> tuple[int, str]:
     key = key or new_secret("phk")
-    row = AgentKey(name=name, key_hash=hash_secret(key), created_at=time.time(),
-                   expires_at=expires_at, services=services)
+    row = AgentKey(
+        name=name,
+        key_hash=hash_secret(key),
+        created_at=time.time(),
+        expires_at=expires_at,
+        services=services,
+    )
     session.add(row)
     session.flush()
     return row.id, key
@@ -142,10 +158,15 @@ def find_agent_key(session: Session, key: str, now: Optional[float] = None) -> O
 
 
 def agent_key_dict(row: AgentKey, now: float) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "created_at": row.created_at,
-            "expires_at": row.expires_at, "revoked_at": row.revoked_at,
-            "services": row.services,
-            "active": row.revoked_at is None and (row.expires_at is None or row.expires_at > now)}
+    return {
+        "id": row.id,
+        "name": row.name,
+        "created_at": row.created_at,
+        "expires_at": row.expires_at,
+        "revoked_at": row.revoked_at,
+        "services": row.services,
+        "active": row.revoked_at is None and (row.expires_at is None or row.expires_at > now),
+    }
 
 
 def list_agent_keys(session: Session) -> list[dict[str, Any]]:
@@ -162,8 +183,10 @@ def no_longer_valid(
 ) -> list[tuple[str, int, str]]:
     """Which of these credentials were revoked, expired or deleted: ``(kind, id, why)``."""
     found: list[tuple[str, int, str]] = []
-    kinds: list[tuple[str, Any, set[int]]] = [("token", Token, token_ids),
-                                               ("agent_key", AgentKey, key_ids)]
+    kinds: list[tuple[str, Any, set[int]]] = [
+        ("token", Token, token_ids),
+        ("agent_key", AgentKey, key_ids),
+    ]
     for kind, model, ids in kinds:
         if not ids:
             continue
@@ -177,9 +200,7 @@ def no_longer_valid(
     return found
 
 
-def seed(
-    session: Session, admin_token: Optional[str], agent_key: Optional[str]
-) -> dict[str, str]:
+def seed(session: Session, admin_token: Optional[str], agent_key: Optional[str]) -> dict[str, str]:
     """Make sure an admin token and an agent key exist; return the ones created at random.
 
     Given values are added if missing (demo, tests). Without them, a database with no admin

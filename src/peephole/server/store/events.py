@@ -138,7 +138,11 @@ def _group_exceptions(session: Session, origin: Origin, events: list[dict[str, A
         group = groups.get(fingerprint)
         if group is None:
             group = ExceptionGroup(
-                fingerprint=fingerprint, count=0, first_seen=first, services=[], versions=[],
+                fingerprint=fingerprint,
+                count=0,
+                first_seen=first,
+                services=[],
+                versions=[],
             )
             session.add(group)
         group.count += count
@@ -221,9 +225,7 @@ def query(
 
 def get(session: Session, event_id: str) -> dict[str, Any]:
     """The event with this id, or with the only id that starts with it."""
-    query = select(
-        Event.payload, Event.service, Event.instance_id, Event.time, Event.fingerprint
-    )
+    query = select(Event.payload, Event.service, Event.instance_id, Event.time, Event.fingerprint)
     row = session.execute(query.where(Event.id == event_id)).first()
     if row is None:
         full_id = by_prefix(session, Event.id, event_id, "event")
@@ -256,9 +258,7 @@ def group_dict(group: ExceptionGroup) -> dict[str, Any]:
     }
 
 
-def exception_groups(
-    session: Session, service: Optional[str], limit: int
-) -> list[dict[str, Any]]:
+def exception_groups(session: Session, service: Optional[str], limit: int) -> list[dict[str, Any]]:
     stmt = select(ExceptionGroup).order_by(ExceptionGroup.last_seen.desc())
     found = []
     for group in session.scalars(stmt):

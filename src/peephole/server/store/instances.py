@@ -61,9 +61,7 @@ def disconnect_all(session: Session) -> None:
 def touch(session: Session, instance_ids: Iterable[str], now: float) -> None:
     ids = list(instance_ids)
     if ids:
-        session.execute(
-            update(Instance).where(Instance.instance_id.in_(ids)).values(last_seen=now)
-        )
+        session.execute(update(Instance).where(Instance.instance_id.in_(ids)).values(last_seen=now))
 
 
 def add_dropped(session: Session, instance_id: str, dropped: int) -> None:
@@ -154,8 +152,13 @@ def services(session: Session, now: float) -> list[dict[str, Any]]:
     for row in session.scalars(select(Instance)):
         entry = summary.setdefault(
             row.service,
-            {"name": row.service, "instances": 0, "versions": set(), "environments": set(),
-             "last_seen": 0.0},
+            {
+                "name": row.service,
+                "instances": 0,
+                "versions": set(),
+                "environments": set(),
+                "last_seen": 0.0,
+            },
         )
         entry["last_seen"] = max(entry["last_seen"], row.last_seen)
         if is_live(row, now):
@@ -165,7 +168,10 @@ def services(session: Session, now: float) -> list[dict[str, Any]]:
             if row.environment:
                 entry["environments"].add(row.environment)
     return [
-        {**entry, "versions": sorted(entry["versions"]),
-         "environments": sorted(entry["environments"])}
+        {
+            **entry,
+            "versions": sorted(entry["versions"]),
+            "environments": sorted(entry["environments"]),
+        }
         for _, entry in sorted(summary.items())
     ]

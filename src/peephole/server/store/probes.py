@@ -19,8 +19,17 @@ from peephole.server.targeting import matches, normalize_target
 DONE = "done"
 EXPIRED = "expired"
 EDITABLE = (
-    "condition", "watches", "template", "level", "logger", "hit_limit", "rate", "enabled",
-    "limits", "file", "line",
+    "condition",
+    "watches",
+    "template",
+    "level",
+    "logger",
+    "hit_limit",
+    "rate",
+    "enabled",
+    "limits",
+    "file",
+    "line",
 )
 
 
@@ -213,8 +222,7 @@ def record_statuses(
         )
         connection.execute(sql_insert(ProbeStatus), list(rows.values()))
     return [
-        sorted({s.probe_id for s in statuses if s.probe_id in known})
-        for _, statuses in reports
+        sorted({s.probe_id for s in statuses if s.probe_id in known}) for _, statuses in reports
     ]
 
 
@@ -283,9 +291,7 @@ def status_dict(row: ProbeStatus) -> dict[str, Any]:
     }
 
 
-def overall_state(
-    probe: Probe, statuses: list[ProbeStatus], targets: list[str], now: float
-) -> str:
+def overall_state(probe: Probe, statuses: list[ProbeStatus], targets: list[str], now: float) -> str:
     if probe.finished == DONE:
         return protocol.DONE
     if probe.finished == EXPIRED or (probe.expires_at is not None and probe.expires_at <= now):
@@ -295,15 +301,15 @@ def overall_state(
     live = set(targets)
     if any(s.state == protocol.ACTIVE and s.instance_id in live for s in statuses):
         return protocol.ACTIVE
-    if any(s.state == protocol.ERROR and s.instance_id in live and s.version >= probe.version
-           for s in statuses):
+    if any(
+        s.state == protocol.ERROR and s.instance_id in live and s.version >= probe.version
+        for s in statuses
+    ):
         return protocol.ERROR  # placed nowhere, refused somewhere: never "pending"
     return protocol.PENDING
 
 
-def summary(
-    probe: Probe, state: str, statuses: list[ProbeStatus], targets: list[str]
-) -> str:
+def summary(probe: Probe, state: str, statuses: list[ProbeStatus], targets: list[str]) -> str:
     """One line: "active on 3 of 4 instances; 1 error: no code at line 88"."""
     if state == protocol.DONE:
         return f"done: hit limit of {probe.hit_limit} reached ({probe.captures} captures)"
@@ -332,4 +338,3 @@ def summary(
         if states[other]:
             parts.append(f"{states[other]} {other}")
     return "; ".join(parts)
-

@@ -46,8 +46,12 @@ environment = jinja2.Environment(
     lstrip_blocks=True,
 )
 environment.filters.update(
-    ago=render.ago, until=render.until, clock=render.clock, one_line=render.one_line,
-    visible=render.visible, cut_word=render.cut_word,
+    ago=render.ago,
+    until=render.until,
+    clock=render.clock,
+    one_line=render.one_line,
+    visible=render.visible,
+    cut_word=render.cut_word,
 )
 environment.globals["htmx"] = HTMX
 environment.globals["now"] = time.time  # pages give it to /live: events since they were made
@@ -70,7 +74,10 @@ def page(
 ) -> Response:
     """Render ``name`` with the security headers every UI page carries."""
     return templates.TemplateResponse(
-        request, name, {"viewer": viewer, **context}, status_code=status,
+        request,
+        name,
+        {"viewer": viewer, **context},
+        status_code=status,
         headers=SECURITY_HEADERS,
     )
 

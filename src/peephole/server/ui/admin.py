@@ -24,16 +24,23 @@ async def _admin_page(
 ) -> Response:
     broker = broker_of(request)
     tokens = await admin_api.list_tokens(broker=broker, _=viewer.principal)
-    audit = await admin_api.audit_log(limit=200, probe_id=None, broker=broker,
-                                      _=viewer.principal)
+    audit = await admin_api.audit_log(limit=200, probe_id=None, broker=broker, _=viewer.principal)
     services = await service_api.list_services(broker=broker, _=viewer.principal)
     policies = {
         s["name"]: await service_api.get_policy(s["name"], broker=broker, _=viewer.principal)
         for s in services
     }
     context: dict[str, Any] = {"created": None, "error": None, **shown}
-    return page(request, "admin.html", viewer, status=status, tokens=tokens, audit=audit,
-                policies=policies, **context)
+    return page(
+        request,
+        "admin.html",
+        viewer,
+        status=status,
+        tokens=tokens,
+        audit=audit,
+        policies=policies,
+        **context,
+    )
 
 
 @router.get("/admin")
@@ -73,17 +80,18 @@ async def _create(
     try:
         if what == "user token":
             token = TokenCreate.model_validate(fields)
-            answer = await admin_api.create_token(token, principal=viewer.principal,
-                                                  broker=broker)
+            answer = await admin_api.create_token(token, principal=viewer.principal, broker=broker)
         else:
             key = AgentKeyCreate.model_validate(fields)
-            answer = await admin_api.create_agent_key(key, principal=viewer.principal,
-                                                      broker=broker)
+            answer = await admin_api.create_agent_key(
+                key, principal=viewer.principal, broker=broker
+            )
     except ValidationError as exc:
         return await _admin_page(request, viewer, 422, error=exc.errors()[0]["msg"])
     created = json.loads(bytes(answer.body))
-    return await _admin_page(request, viewer, created=(what, created.get("token")
-                                                       or created.get("key")))
+    return await _admin_page(
+        request, viewer, created=(what, created.get("token") or created.get("key"))
+    )
 
 
 @router.post("/admin/policy")
@@ -106,13 +114,19 @@ async def put_policy(
         return [item.strip() for item in text.splitlines() if item.strip()]
 
     try:
-        body = PolicyBody.model_validate({
-            "redact_names": lines(redact_names), "allow_names": lines(allow_names),
-            "redact_patterns": lines(redact_patterns), "capture_exceptions": capture_exceptions,
-            "serve_source": serve_source, "source_deny": lines(source_deny),
-        })
+        body = PolicyBody.model_validate(
+            {
+                "redact_names": lines(redact_names),
+                "allow_names": lines(allow_names),
+                "redact_patterns": lines(redact_patterns),
+                "capture_exceptions": capture_exceptions,
+                "serve_source": serve_source,
+                "source_deny": lines(source_deny),
+            }
+        )
     except ValidationError as exc:
         return await _admin_page(request, viewer, 422, error=exc.errors()[0]["msg"])
-    await service_api.put_policy(service, body, principal=viewer.principal,
-                                 broker=broker_of(request))
+    await service_api.put_policy(
+        service, body, principal=viewer.principal, broker=broker_of(request)
+    )
     return await _admin_page(request, viewer)

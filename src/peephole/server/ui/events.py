@@ -28,15 +28,28 @@ GROUP_EVENTS = 100  # newest events of an exception group read for its chart
 
 
 async def list_events(
-    broker: Broker, principal: Principal, *, type: Optional[str] = None,
-    probe_id: Optional[str] = None, service: Optional[str] = None,
-    since: Optional[float] = None, limit: int = 50, cursor: Optional[str] = None,
+    broker: Broker,
+    principal: Principal,
+    *,
+    type: Optional[str] = None,
+    probe_id: Optional[str] = None,
+    service: Optional[str] = None,
+    since: Optional[float] = None,
+    limit: int = 50,
+    cursor: Optional[str] = None,
 ) -> list[dict[str, Any]]:
     """``GET /api/v1/events`` with keyword arguments (its handler takes them all)."""
     page_ = await event_api.list_events(
-        type=cast(Optional[event_api.EventType], type), probe_id=probe_id, service=service,
-        instance_id=None, fingerprint=None, since=since, limit=limit, cursor=cursor,
-        broker=broker, _=principal,
+        type=cast(Optional[event_api.EventType], type),
+        probe_id=probe_id,
+        service=service,
+        instance_id=None,
+        fingerprint=None,
+        since=since,
+        limit=limit,
+        cursor=cursor,
+        broker=broker,
+        _=principal,
     )
     events: list[dict[str, Any]] = page_["events"]
     return events
@@ -50,10 +63,12 @@ async def neighbours(
     if not probe_id or event["type"] != protocol.SNAPSHOT:
         return None, None
     at = float(event["time"])
-    older = await list_events(broker, principal, type=protocol.SNAPSHOT, probe_id=probe_id,
-                          limit=1, cursor=f"{at!r}:0")
-    newer = await list_events(broker, principal, type=protocol.SNAPSHOT, probe_id=probe_id,
-                          since=at, limit=1000)
+    older = await list_events(
+        broker, principal, type=protocol.SNAPSHOT, probe_id=probe_id, limit=1, cursor=f"{at!r}:0"
+    )
+    newer = await list_events(
+        broker, principal, type=protocol.SNAPSHOT, probe_id=probe_id, since=at, limit=1000
+    )
     later = [e for e in newer if e["id"] != event["id"] and e["time"] >= at]
     return (older[0]["id"] if older else None), (later[-1]["id"] if later else None)
 
@@ -78,7 +93,8 @@ def stack(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Frames with ``app`` set (exception frames carry it; others are judged by path)."""
     return [
         {**f, "app": f.get("app", not render.is_library(str(f.get("file", ""))))}
-        for f in frames if isinstance(f, dict)
+        for f in frames
+        if isinstance(f, dict)
     ]
 
 
@@ -87,8 +103,11 @@ def watch_values(event: dict[str, Any]) -> dict[str, Any]:
     for watch in event.get("watches") or []:
         if isinstance(watch, dict):
             expr = str(watch.get("expr"))
-            values[expr] = watch.get("value") if "value" in watch else {
-                "t": "error", "error": str(watch.get("error"))}
+            values[expr] = (
+                watch.get("value")
+                if "value" in watch
+                else {"t": "error", "error": str(watch.get("error"))}
+            )
     return values
 
 
@@ -108,13 +127,22 @@ async def event_page(
     source: list[tuple[int, Any]] = []
     no_source = "no frames"
     if chosen is not None:
-        source, no_source = await frame_source(broker, viewer.principal, event["service"],
-                                               chosen)
+        source, no_source = await frame_source(broker, viewer.principal, event["service"], chosen)
     older, newer = await neighbours(broker, viewer.principal, event)
     return page(
-        request, "event.html", viewer, event=event, frames=frames, frame=frame, chosen=chosen,
-        source=source, no_source=no_source, older=older, newer=newer,
-        values=(chosen or {}).get("locals") or {}, watches=watch_values(event),
+        request,
+        "event.html",
+        viewer,
+        event=event,
+        frames=frames,
+        frame=frame,
+        chosen=chosen,
+        source=source,
+        no_source=no_source,
+        older=older,
+        newer=newer,
+        values=(chosen or {}).get("locals") or {},
+        watches=watch_values(event),
     )
 
 
@@ -127,29 +155,42 @@ async def compare_page(
 ) -> Response:
     broker = broker_of(request)
     first = render.with_readable_refs(
-        await event_api.get_event(a, broker=broker, _=viewer.principal))
+        await event_api.get_event(a, broker=broker, _=viewer.principal)
+    )
     second = render.with_readable_refs(
-        await event_api.get_event(b, broker=broker, _=viewer.principal))
+        await event_api.get_event(b, broker=broker, _=viewer.principal)
+    )
     if first["time"] > second["time"]:
         first, second = second, first
     rows = render.compare(
         {**render.top_locals(first), **watch_values(first)},
         {**render.top_locals(second), **watch_values(second)},
     )
-    return page(request, "compare.html", viewer, a=first, b=second, rows=rows,
-                changed=sum(1 for r in rows if r[3]))
+    return page(
+        request,
+        "compare.html",
+        viewer,
+        a=first,
+        b=second,
+        rows=rows,
+        changed=sum(1 for r in rows if r[3]),
+    )
 
 
 async def recent_logs(
-    broker: Broker, principal: Principal, service: Optional[str], probe_id: Optional[str],
+    broker: Broker,
+    principal: Principal,
+    service: Optional[str],
+    probe_id: Optional[str],
     limit: int,
 ) -> list[dict[str, Any]]:
     """The newest log lines. Without a service or probe they are read service by service
     and merged: the events table is indexed by (service, time) and (probe_id, time), not by
     (type, time), so one query over every service would sort all log lines ever kept."""
     if service or probe_id:
-        return await list_events(broker, principal, type=protocol.LOG, service=service,
-                                 probe_id=probe_id, limit=limit)
+        return await list_events(
+            broker, principal, type=protocol.LOG, service=service, probe_id=probe_id, limit=limit
+        )
     services = await service_api.list_services(broker=broker, _=principal)
     names = [s["name"] for s in services]
     lines = await broker.db.read(lambda s: _logs_by_service(s, names, limit))
@@ -160,7 +201,8 @@ def _logs_by_service(session: Session, services: list[str], limit: int) -> list[
     newest: dict[str, float] = {}
     for service in services:  # the service with the newest line first, and so on
         found = event_store.query(
-            session, event_store.EventFilter(type=protocol.LOG, service=service), 1)[0]
+            session, event_store.EventFilter(type=protocol.LOG, service=service), 1
+        )[0]
         if found:
             newest[service] = found[0]["time"]
     lines: list[dict[str, Any]] = []
@@ -184,17 +226,32 @@ async def logs_page(
     viewer: Viewer = Depends(signed_in),
 ) -> Response:
     broker = broker_of(request)
-    lines = await recent_logs(broker, viewer.principal, service or None, probe_id or None,
-                              500 if level or q else LOG_LINES)
+    lines = await recent_logs(
+        broker,
+        viewer.principal,
+        service or None,
+        probe_id or None,
+        500 if level or q else LOG_LINES,
+    )
     shown = [
-        e for e in lines
+        e
+        for e in lines
         if (not level or e.get("level") == level)
         and (not q or q.lower() in str(e.get("message", "")).lower())
     ][:LOG_LINES]
     services = await service_api.list_services(broker=broker, _=viewer.principal)
-    return page(request, "logs.html", viewer, lines=shown, service=service, probe_id=probe_id,
-                level=level, q=q, levels=protocol.LOG_LEVELS,
-                services=[s["name"] for s in services])
+    return page(
+        request,
+        "logs.html",
+        viewer,
+        lines=shown,
+        service=service,
+        probe_id=probe_id,
+        level=level,
+        q=q,
+        levels=protocol.LOG_LEVELS,
+        services=[s["name"] for s in services],
+    )
 
 
 @router.get("/exceptions")
@@ -208,8 +265,14 @@ async def exceptions_page(
         service=service or None, limit=200, broker=broker, _=viewer.principal
     )
     services = await service_api.list_services(broker=broker, _=viewer.principal)
-    return page(request, "exceptions.html", viewer, groups=groups, service=service,
-                services=[s["name"] for s in services])
+    return page(
+        request,
+        "exceptions.html",
+        viewer,
+        groups=groups,
+        service=service,
+        services=[s["name"] for s in services],
+    )
 
 
 @router.get("/exceptions/{fingerprint}")
@@ -223,12 +286,22 @@ async def exception_page(
     times: list[float] = []
     for event in group["events"]:
         times += [float(event.get("last_time") or event["time"])] * max(
-            1, int(event.get("count") or 1))
+            1, int(event.get("count") or 1)
+        )
     chart = render.occurrences(times, time.time())
     newest = None
     if group.get("last_event_id"):
-        newest = render.with_readable_refs(await event_api.get_event(
-            group["last_event_id"], broker=broker, _=viewer.principal))
+        newest = render.with_readable_refs(
+            await event_api.get_event(group["last_event_id"], broker=broker, _=viewer.principal)
+        )
     frames = stack((newest or {}).get("frames") or [])
-    return page(request, "exception.html", viewer, group=group, chart=chart,
-                peak=max(chart) or 1, newest=newest, frames=frames)
+    return page(
+        request,
+        "exception.html",
+        viewer,
+        group=group,
+        chart=chart,
+        peak=max(chart) or 1,
+        newest=newest,
+        frames=frames,
+    )

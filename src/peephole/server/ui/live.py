@@ -37,8 +37,7 @@ def sse(message: dict[str, Any], replay: bool = False) -> str:
     """One Server-Sent Event: ``data:`` and a JSON line (JSON has no raw newlines).
     ``replay`` marks an event stored before the stream opened (see ``since``)."""
     if message.get("type") == "event":
-        body = {"type": "event", "event": render.event_summary(message["event"]),
-                "replay": replay}
+        body = {"type": "event", "event": render.event_summary(message["event"]), "replay": replay}
     elif message.get("type") == "probe":
         body = {"type": "probe", "probe": render.probe_summary(message["probe"])}
     else:
@@ -55,12 +54,14 @@ async def current_probes(
         return []
     if subscriber.probe_id is not None:
         try:
-            return [await probe_api.get_probe(subscriber.probe_id, broker=broker,
-                                              _=viewer.principal)]
+            return [
+                await probe_api.get_probe(subscriber.probe_id, broker=broker, _=viewer.principal)
+            ]
         except NotFound:
             return []
-    return await probe_api.list_probes(service=subscriber.service, state=None, broker=broker,
-                                       _=viewer.principal)
+    return await probe_api.list_probes(
+        service=subscriber.service, state=None, broker=broker, _=viewer.principal
+    )
 
 
 REPLAY_MARGIN = 5.0  # seconds: an event's time is the agent's, taken before it was stored
@@ -73,9 +74,15 @@ async def stored_since(
     """Events that may have been stored between rendering the page and opening the stream,
     oldest first (the page drops those it already shows, by id)."""
     kind = subscriber.type if subscriber.type in protocol.EVENT_TYPES else None
-    events = await list_events(broker, viewer.principal, type=kind,
-                               probe_id=subscriber.probe_id, service=subscriber.service,
-                               since=since - REPLAY_MARGIN, limit=REPLAY_LIMIT)
+    events = await list_events(
+        broker,
+        viewer.principal,
+        type=kind,
+        probe_id=subscriber.probe_id,
+        service=subscriber.service,
+        since=since - REPLAY_MARGIN,
+        limit=REPLAY_LIMIT,
+    )
     return events[::-1]
 
 
@@ -91,7 +98,9 @@ async def live(
     broker: Broker = request.app.state.broker
     kind = type if type in STREAM_TYPES else None
     subscriber = Subscriber(
-        service=service or None, probe_id=probe_id or None, type=kind,
+        service=service or None,
+        probe_id=probe_id or None,
+        type=kind,
         token_id=viewer.principal.id,
     )
 

@@ -48,8 +48,9 @@ def _login_page(
     request: Request, next: Optional[str], error: Optional[str], status: int = 200
 ) -> Response:
     nonce = new_login_nonce()
-    response = page(request, "login.html", None, status=status, next=_safe_next(next),
-                    error=error, nonce=nonce)
+    response = page(
+        request, "login.html", None, status=status, next=_safe_next(next), error=error, nonce=nonce
+    )
     remember_login_nonce(response, nonce, broker_of(request).settings.tls)
     return response
 
@@ -85,8 +86,9 @@ async def logout(
 @router.get("/static/ui/pygments.css")
 async def pygments_css() -> Response:
     """Token colours for the highlighted source, made by Pygments (both themes)."""
-    return Response(render.pygments_css(), media_type="text/css",
-                    headers={"Cache-Control": "max-age=3600"})
+    return Response(
+        render.pygments_css(), media_type="text/css", headers={"Cache-Control": "max-age=3600"}
+    )
 
 
 # --- services ------------------------------------------------------------------------------
@@ -106,8 +108,11 @@ def live_probe_counts(session: Session, now: float) -> dict[str, int]:
     """Probes still placed (not done, expired or disabled) per targeted service."""
     rows = session.execute(
         select(Probe.target_service, func.count())
-        .where(Probe.enabled, Probe.finished.is_(None),
-               or_(Probe.expires_at.is_(None), Probe.expires_at > now))
+        .where(
+            Probe.enabled,
+            Probe.finished.is_(None),
+            or_(Probe.expires_at.is_(None), Probe.expires_at > now),
+        )
         .group_by(Probe.target_service)
     )
     return {service or "*": int(count) for service, count in rows}
@@ -141,6 +146,12 @@ async def services_page(request: Request, viewer: Viewer = Depends(signed_in)) -
     probe_counts = await broker.db.read(lambda s: live_probe_counts(s, since + 3600))
     by_service, hidden = instances_by_service(instances)
     return page(
-        request, "services.html", viewer, services=services, instances=by_service,
-        probe_counts=probe_counts, exceptions=exceptions, hidden=hidden,
+        request,
+        "services.html",
+        viewer,
+        services=services,
+        instances=by_service,
+        probe_counts=probe_counts,
+        exceptions=exceptions,
+        hidden=hidden,
     )

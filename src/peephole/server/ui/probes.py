@@ -69,8 +69,9 @@ def placeholders(template: str) -> list[tuple[int, str]]:
             while end < len(template) and depth:
                 depth += {"{": 1, "}": -1}.get(template[end], 0)
                 end += 1
-            found.append((index + 1, template[index + 1 : end - 1] if not depth else
-                          template[index + 1 :]))
+            found.append(
+                (index + 1, template[index + 1 : end - 1] if not depth else template[index + 1 :])
+            )
             index = end
             continue
         index += 1
@@ -83,8 +84,9 @@ def template_error(template: str) -> Optional[FieldError]:
         if any(expression_error(c) is None for c in candidates if c.strip()):
             continue
         found = expression_error(inner) or FieldError("empty placeholder", inner, 0)
-        return FieldError(f"placeholder {{{inner}}}: {found.message}", template,
-                          start + (found.column or 0))
+        return FieldError(
+            f"placeholder {{{inner}}}: {found.message}", template, start + (found.column or 0)
+        )
     return None
 
 
@@ -144,30 +146,45 @@ class ProbeForm:
     def body(self) -> ProbeCreate:
         """The REST API's request body (raises ``ValueError``/``ValidationError``)."""
         minutes = _number(self.expire_minutes, float)
-        return ProbeCreate.model_validate({
-            "kind": self.kind,
-            "file": self.file.strip(),
-            "line": _number(self.line, int),
-            "condition": self.condition.strip() or None,
-            "watches": _lines(self.watches),
-            "template": self.template or None,
-            "level": self.level,
-            "hit_limit": _number(self.hit_limit, int),
-            "expire_seconds": minutes * 60 if minutes is not None else None,
-            "rate": _number(self.rate, float),
-            "target": {
-                "service": self.service or None,
-                "environment": self.environment.strip() or None,
-                "version": self.version.strip() or None,
-                "tags": _tags(self.tags),
-                "instances": list(self.instances),
-            },
-        })
+        return ProbeCreate.model_validate(
+            {
+                "kind": self.kind,
+                "file": self.file.strip(),
+                "line": _number(self.line, int),
+                "condition": self.condition.strip() or None,
+                "watches": _lines(self.watches),
+                "template": self.template or None,
+                "level": self.level,
+                "hit_limit": _number(self.hit_limit, int),
+                "expire_seconds": minutes * 60 if minutes is not None else None,
+                "rate": _number(self.rate, float),
+                "target": {
+                    "service": self.service or None,
+                    "environment": self.environment.strip() or None,
+                    "version": self.version.strip() or None,
+                    "tags": _tags(self.tags),
+                    "instances": list(self.instances),
+                },
+            }
+        )
 
 
 SHOWN_FIELDS = {  # fields probe_form.html shows an error beside
-    "form", "file", "line", "condition", "watches", "template", "level", "hit_limit",
-    "expire_minutes", "rate", "service", "environment", "version", "tags", "instances",
+    "form",
+    "file",
+    "line",
+    "condition",
+    "watches",
+    "template",
+    "level",
+    "hit_limit",
+    "expire_minutes",
+    "rate",
+    "service",
+    "environment",
+    "version",
+    "tags",
+    "instances",
 }
 
 
@@ -189,18 +206,30 @@ def _validation_errors(exc: Exception) -> dict[str, FieldError]:
 
 
 async def _form_page(
-    request: Request, viewer: Viewer, form: ProbeForm, errors: dict[str, FieldError],
+    request: Request,
+    viewer: Viewer,
+    form: ProbeForm,
+    errors: dict[str, FieldError],
     status: int = 200,
 ) -> Response:
     instances: list[dict[str, Any]] = []
     if form.service:
         instances = await service_api.list_instances(
-            service=form.service, include_gone=False, broker=broker_of(request),
+            service=form.service,
+            include_gone=False,
+            broker=broker_of(request),
             _=viewer.principal,
         )
     partial = bool(request.headers.get("hx-request"))
-    return page(request, "probe_form.html" if partial else "probe_new.html", viewer,
-                status=status, form=form, errors=errors, instances=instances)
+    return page(
+        request,
+        "probe_form.html" if partial else "probe_new.html",
+        viewer,
+        status=status,
+        form=form,
+        errors=errors,
+        instances=instances,
+    )
 
 
 @router.get("/probes/new")
@@ -279,17 +308,26 @@ async def probes_page(
     offset = (page_number - 1) * PAGE_SIZE
     if state is None:
         now = time.time()
-        probes, total = await broker.db.read(
-            lambda s: _page_of_probes(s, service, offset, now)
-        )
+        probes, total = await broker.db.read(lambda s: _page_of_probes(s, service, offset, now))
     else:  # the state is computed per probe: filter them all, then take the page
-        matching = await probe_api.list_probes(service=service, state=state, broker=broker,
-                                               _=viewer.principal)
+        matching = await probe_api.list_probes(
+            service=service, state=state, broker=broker, _=viewer.principal
+        )
         probes, total = matching[offset : offset + PAGE_SIZE], len(matching)
     services = await service_api.list_services(broker=broker, _=viewer.principal)
-    return page(request, "probes.html", viewer, probes=probes, service=service, state=state,
-                services=[s["name"] for s in services], states=protocol.PROBE_STATES,
-                page_number=page_number, pages=max(1, -(-total // PAGE_SIZE)), total=total)
+    return page(
+        request,
+        "probes.html",
+        viewer,
+        probes=probes,
+        service=service,
+        state=state,
+        services=[s["name"] for s in services],
+        states=protocol.PROBE_STATES,
+        page_number=page_number,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        total=total,
+    )
 
 
 @router.get("/probes/{probe_id}")
@@ -333,12 +371,14 @@ async def change_probe(
 async def _edit(request: Request, viewer: Viewer, probe_id: str) -> Response:
     """A new version of the probe: condition, watches, hit limit, expiry."""
     data = await request.form()
-    form = ProbeForm(condition=str(data.get("condition") or ""),
-                     watches=str(data.get("watches") or ""))
+    form = ProbeForm(
+        condition=str(data.get("condition") or ""), watches=str(data.get("watches") or "")
+    )
     for name, found in form.check().items():
         raise HTTPException(422, f"{name}: {found.message} at column {(found.column or 0) + 1}")
     changes: dict[str, Any] = {
-        "condition": form.condition.strip() or None, "watches": _lines(form.watches),
+        "condition": form.condition.strip() or None,
+        "watches": _lines(form.watches),
     }
     try:
         hit_limit = _number(str(data.get("hit_limit") or ""), int)

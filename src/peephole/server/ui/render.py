@@ -23,8 +23,12 @@ from peephole.protocol import readable_ref
 CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
 CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
 CUT_WORDS = {
-    "depth": "depth limit", "items": "items omitted", "length": "truncated",
-    "budget": "budget full", "redacted": "redacted", "unsupported": "not captured",
+    "depth": "depth limit",
+    "items": "items omitted",
+    "length": "truncated",
+    "budget": "budget full",
+    "redacted": "redacted",
+    "unsupported": "not captured",
 }
 
 
@@ -65,8 +69,11 @@ def highlight_lines(text: str) -> tuple[Markup, ...]:
 
 
 def source_rows(
-    lines: tuple[Markup, ...], probeable: set[int], gutter: dict[int, tuple[str, str]],
-    selected: Optional[int], path: str,
+    lines: tuple[Markup, ...],
+    probeable: set[int],
+    gutter: dict[int, tuple[str, str]],
+    selected: Optional[int],
+    path: str,
 ) -> Markup:
     """The numbered lines of the source view, built here rather than in a template loop (a
     5,000-line file renders in a few milliseconds). ``gutter`` holds, per line, the states
@@ -80,11 +87,16 @@ def source_rows(
         if number == selected:
             classes += " selected"
         mark = gutter.get(number)
-        gut = (f'<span class="gut {escape(mark[0])}" title="{escape(mark[1])}">●</span>'
-               if mark else '<span class="gut"></span>')
-        rows.append(f'<div class="{classes}" id="L{number}" data-line="{number}">'
-                    f'<a class="nr" href="{href}{number}#L{number}">{number}</a>{gut}'
-                    f"<code>{html}</code></div>")
+        gut = (
+            f'<span class="gut {escape(mark[0])}" title="{escape(mark[1])}">●</span>'
+            if mark
+            else '<span class="gut"></span>'
+        )
+        rows.append(
+            f'<div class="{classes}" id="L{number}" data-line="{number}">'
+            f'<a class="nr" href="{href}{number}#L{number}">{number}</a>{gut}'
+            f"<code>{html}</code></div>"
+        )
     return Markup("\n".join(rows))
 
 
@@ -123,8 +135,9 @@ def one_line(value: Any, room: int = 120) -> str:
         if len(text) > room:
             text = text[:room] + "\u2026"
         return f"{text} \u2039{cut}, {value.get('len', '?')} chars\u203a" if cut else text
-    size = value.get("len", len(value.get("items") or value.get("entries") or value.get(
-        "fields") or []))
+    size = value.get(
+        "len", len(value.get("items") or value.get("entries") or value.get("fields") or [])
+    )
     return f"{kind} ({size})" if "fields" not in value else kind
 
 
@@ -146,7 +159,8 @@ def _flatten_into(flat: dict[str, str], path: str, value: Any, depth: int) -> No
     elif isinstance(value.get("entries"), list):
         children = [
             (f"{path}[{one_line(pair[0], 40)}]", pair[1])
-            for pair in value["entries"] if isinstance(pair, list) and len(pair) == 2
+            for pair in value["entries"]
+            if isinstance(pair, list) and len(pair) == 2
         ]
     elif isinstance(value.get("fields"), dict):
         children = [(f"{path}.{k}", v) for k, v in value["fields"].items()]
@@ -162,8 +176,10 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str, b
     """Rows ``(path, value in a, value in b, changed)`` of two frames' locals."""
     left, right = flatten(a), flatten(b)
     paths = list(dict.fromkeys([*left, *right]))
-    return [(p, left.get(p, "\u2014"), right.get(p, "\u2014"), left.get(p) != right.get(p))
-            for p in paths]
+    return [
+        (p, left.get(p, "\u2014"), right.get(p, "\u2014"), left.get(p) != right.get(p))
+        for p in paths
+    ]
 
 
 def top_locals(event: dict[str, Any]) -> dict[str, Any]:
@@ -179,8 +195,20 @@ def top_locals(event: dict[str, Any]) -> dict[str, Any]:
 
 def event_summary(event: dict[str, Any]) -> dict[str, Any]:
     """What a page needs to show a new event: never the whole snapshot."""
-    keys = ("id", "type", "time", "service", "instance_id", "probe_id", "file", "line",
-            "level", "fingerprint", "exc_type", "count")
+    keys = (
+        "id",
+        "type",
+        "time",
+        "service",
+        "instance_id",
+        "probe_id",
+        "file",
+        "line",
+        "level",
+        "fingerprint",
+        "exc_type",
+        "count",
+    )
     summary = {k: event.get(k) for k in keys}
     message = event.get("message")
     summary["message"] = visible(str(message))[:2000] if message is not None else None
@@ -189,19 +217,34 @@ def event_summary(event: dict[str, Any]) -> dict[str, Any]:
 
 def probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": probe["id"], "state": probe["state"], "summary": probe["summary"],
-        "captures": probe["captures"], "file": probe["file"], "line": probe["line"],
+        "id": probe["id"],
+        "state": probe["state"],
+        "summary": probe["summary"],
+        "captures": probe["captures"],
+        "file": probe["file"],
+        "line": probe["line"],
         "enabled": probe["enabled"],
         "statuses": [
-            {k: status.get(k) for k in ("instance_id", "state", "hits", "captures", "drops",
-                                        "condition_errors", "time_ns", "message")}
+            {
+                k: status.get(k)
+                for k in (
+                    "instance_id",
+                    "state",
+                    "hits",
+                    "captures",
+                    "drops",
+                    "condition_errors",
+                    "time_ns",
+                    "message",
+                )
+            }
             for status in probe["statuses"]
         ],
     }
 
 
 def ago(moment: Optional[float], now: Optional[float] = None) -> str:
-    """"12 s ago", "3 min ago", "5 h ago", "2 d ago"."""
+    """ "12 s ago", "3 min ago", "5 h ago", "2 d ago"."""
     if not moment:
         return "never"
     seconds = max(0.0, (now or time.time()) - moment)
@@ -240,8 +283,10 @@ def occurrences(times: list[float], now: float, buckets: int = 24, hours: int = 
     return counts
 
 
-LIBRARY = re.compile(r"[\\/](site-packages|dist-packages)[\\/]|[\\/]lib[\\/]python\d[\d.]*[\\/]|"
-                     r"[\\/]Lib[\\/]")
+LIBRARY = re.compile(
+    r"[\\/](site-packages|dist-packages)[\\/]|[\\/]lib[\\/]python\d[\d.]*[\\/]|"
+    r"[\\/]Lib[\\/]"
+)
 
 
 def is_library(path: str) -> bool:

@@ -78,15 +78,18 @@ def check_csrf(request: Request, viewer: Viewer, sent: Optional[str]) -> None:
 
 def require_role(viewer: Viewer, role: str) -> None:
     if not viewer.principal.has(role):
-        raise HTTPException(
-            403, f"role {viewer.principal.role!r} may not do this; needs {role!r}"
-        )
+        raise HTTPException(403, f"role {viewer.principal.role!r} may not do this; needs {role!r}")
 
 
 def start_session(response: Response, token: str, secure: bool) -> None:
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
-        secure=secure, path="/",
+        SESSION_COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/",
     )
     response.delete_cookie(LOGIN_COOKIE, path="/")
 
@@ -102,7 +105,12 @@ def new_login_nonce() -> str:
 def remember_login_nonce(response: Response, nonce: str, secure: bool) -> None:
     """The sign-in form's CSRF value, also in a cookie (double submit)."""
     response.set_cookie(
-        LOGIN_COOKIE, nonce, max_age=3600, httponly=True, samesite="strict", secure=secure,
+        LOGIN_COOKIE,
+        nonce,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
         path="/",
     )
 

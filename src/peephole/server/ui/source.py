@@ -42,8 +42,14 @@ async def service_page(
     application = [f for f in files if not render.is_library(f)]
     libraries = [f for f in files if render.is_library(f)]
     return page(
-        request, "service.html", viewer, service=name, instances=instances,
-        application=application, libraries=libraries, no_files=why,
+        request,
+        "service.html",
+        viewer,
+        service=name,
+        instances=instances,
+        application=application,
+        libraries=libraries,
+        no_files=why,
     )
 
 
@@ -83,17 +89,39 @@ async def source_page(
 ) -> Response:
     broker = broker_of(request)
     try:
-        source = await service_api.get_source(name, path=path, broker=broker,
-                                              _=viewer.principal)
+        source = await service_api.get_source(name, path=path, broker=broker, _=viewer.principal)
     except HTTPException as exc:
-        return page(request, "source.html", viewer, service=name, path=path,
-                    error=str(exc.detail), rows="", gutter={}, line=line)
-    probes = await probe_api.list_probes(service=name, state=None, broker=broker,
-                                         _=viewer.principal)
+        return page(
+            request,
+            "source.html",
+            viewer,
+            service=name,
+            path=path,
+            error=str(exc.detail),
+            rows="",
+            gutter={},
+            line=line,
+        )
+    probes = await probe_api.list_probes(
+        service=name, state=None, broker=broker, _=viewer.principal
+    )
     gutter = probes_on(probes, source["path"])
     lines = await asyncio.to_thread(render.highlight_lines, source["text"])
-    rows = render.source_rows(lines, set(source["lines"]),
-                              {n: gutter_mark(p) for n, p in gutter.items()}, line,
-                              source["path"])
-    return page(request, "source.html", viewer, service=name, path=source["path"], error=None,
-                rows=rows, gutter=gutter, line=line)
+    rows = render.source_rows(
+        lines,
+        set(source["lines"]),
+        {n: gutter_mark(p) for n, p in gutter.items()},
+        line,
+        source["path"],
+    )
+    return page(
+        request,
+        "source.html",
+        viewer,
+        service=name,
+        path=source["path"],
+        error=None,
+        rows=rows,
+        gutter=gutter,
+        line=line,
+    )
