@@ -3,9 +3,10 @@
 
     python3 dev.py demo    build what is missing, then run the server, a demo shop under the
                            agent and a little traffic; Ctrl-C stops it all
-    python3 dev.py test    build what is missing, then run ruff (lint and format), mypy and every test: the
-                           agent's on each Python from 3.9 to 3.13, the agent and CLI on
-                           the lowest dependency versions declared, the rest on this one
+    python3 dev.py test    build what is missing, then run ruff (lint and format), mypy and
+                           every test: the agent's on each Python from 3.9 to 3.13, the agent
+                           and CLI on the lowest dependency versions declared, the rest on
+                           this one
 
 Environments live in ``.venv`` (server, CLI, tests), ``.venvs/pyX.Y`` (one per agent
 interpreter) and ``.venvs/floors``; they are rebuilt only when ``pyproject.toml`` changes.
