@@ -102,7 +102,7 @@ async def _hello(
         info = protocol.InstanceInfo.from_dict(message.get("instance"))  # type: ignore[arg-type]
     except protocol.ProtocolError as exc:
         raise Rejected(POLICY_VIOLATION, f"bad instance: {exc}") from None
-    _check_instance(info)
+    check_instance(info)
     if not grant.allows(info.service):
         raise Rejected(POLICY_VIOLATION, f"this agent key may not join service {info.service!r}")
     held = broker.hub.agents.get(info.instance_id)
@@ -154,7 +154,9 @@ INSTANCE_TEXT = {
 OPTIONAL_TEXT = ("version", "environment")
 
 
-def _check_instance(info: protocol.InstanceInfo) -> None:
+def check_instance(info: protocol.InstanceInfo) -> None:
+    """Refuse (:class:`Rejected`) an instance the database columns cannot hold; the Sidekick
+    route checks the instance it builds from upgrade headers with this too."""
     for name, size in INSTANCE_TEXT.items():
         value = getattr(info, name)
         if value is None and name in OPTIONAL_TEXT:
