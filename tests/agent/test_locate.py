@@ -18,8 +18,8 @@ from peephole.agent.placement.locate import locate
 from peephole.agent.placement.paths import (
     LocateError,
     NotLoaded,
-    matches,
-    normalize,
+    normalize_path,
+    path_matches,
     resolve_file,
 )
 from peephole.agent.placement.statements import SourceMap
@@ -49,9 +49,9 @@ def _locate(path: str, line: int) -> List[str]:
 
 
 def test_normalize() -> None:
-    assert normalize("./shop//cart.py") == "shop/cart.py"
-    assert normalize("shop\\cart.py") == "shop/cart.py"
-    assert normalize("/srv/app/./shop.py") == "/srv/app/shop.py"
+    assert normalize_path("./shop//cart.py") == "shop/cart.py"
+    assert normalize_path("shop\\cart.py") == "shop/cart.py"
+    assert normalize_path("/srv/app/./shop.py") == "/srv/app/shop.py"
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_normalize() -> None:
 def test_suffix_matching_at_component_boundaries(
     wanted: str, filename: str, expected: bool
 ) -> None:
-    assert matches(wanted, filename) is expected
+    assert path_matches(wanted, filename) is expected
 
 
 @pytest.mark.parametrize("path", ["agent/targets/shop.py", "./targets/shop.py", "shop.py", SHOP])

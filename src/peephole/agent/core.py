@@ -22,10 +22,10 @@ from peephole.agent.placement.locate import locate
 from peephole.agent.placement.paths import (
     LocateError,
     NotLoaded,
-    matches,
-    normalize,
+    normalize_path,
+    path_matches,
 )
-from peephole.agent.probe import THROTTLE_QUIET_NS, Probe, Shared
+from peephole.agent.probe import THROTTLE_QUIET_NS, ArmedProbe, Shared
 from peephole.agent.probe import after_fork as probe_after_fork
 from peephole.agent.safe.capture import Capturer
 from peephole.agent.safe.redaction import Redactor
@@ -72,7 +72,7 @@ class Agent:
         self._init_runtime()
         self._backend: Optional[Backend] = None
         self._watcher = _Waiting(self)
-        self._probes: Dict[str, Probe] = {}
+        self._probes: Dict[str, ArmedProbe] = {}
 
     def _init_runtime(self) -> None:
         """Locks, threads and shared counters: everything a forked child must make anew."""
@@ -186,7 +186,7 @@ class Agent:
                 if existing.spec == spec and existing.state != ERROR:
                     return existing.status()
                 self._uninstall(existing)
-            probe = Probe(spec, self._shared)
+            probe = ArmedProbe(spec, self._shared)
             if existing is not None:
                 probe.continue_from(existing)
             self._probes[spec.id] = probe
@@ -245,7 +245,7 @@ class Agent:
                     probe.set_state(ERROR, reason)
         self._poke()
 
-    def _install(self, probe: Probe) -> None:
+    def _install(self, probe: ArmedProbe) -> None:
         spec = probe.spec
         if not spec.enabled:
             probe.set_state(DISABLED)
@@ -262,7 +262,7 @@ class Agent:
             return
         self._arm(probe)
 
-    def _arm(self, probe: Probe, finished: Optional[str] = None) -> None:
+    def _arm(self, probe: ArmedProbe, finished: Optional[str] = None) -> None:
         """Locate and arm ``probe``; on failure it ends pending or in error, never half-armed.
 
         ``finished``: a file whose module body has just run, or is about to run with its code
@@ -310,7 +310,7 @@ class Agent:
         probe.set_state(ACTIVE)
         self._update_watcher()
 
-    def _uninstall(self, probe: Probe) -> None:
+    def _uninstall(self, probe: ArmedProbe) -> None:
         probe.live = False
         backend = self._backend
         for target in probe.targets:
@@ -329,7 +329,7 @@ class Agent:
 
     # --- pending probes and imports ---------------------------------------------------------
 
-    def _waiting(self) -> List[Probe]:
+    def _waiting(self) -> List[ArmedProbe]:
         """Probes waiting for their module, or in an error that may heal."""
         return [
             probe
@@ -344,7 +344,7 @@ class Agent:
             HOOK.unwatch(self._watcher)
 
     def _waits_for(self, filename: str) -> bool:
-        return any(matches(normalize(p.spec.file), filename) for p in self._waiting())
+        return any(path_matches(normalize_path(p.spec.file), filename) for p in self._waiting())
 
     def _importing(self, filename: str, code: types.CodeType) -> types.CodeType:
         """Before a module body a waiting probe names runs (importing thread): arm its code
@@ -364,7 +364,7 @@ class Agent:
 
     def _arm_waiting(self, filename: str) -> None:
         for probe in self._waiting():
-            if matches(normalize(probe.spec.file), filename):
+            if path_matches(normalize_path(probe.spec.file), filename):
                 self._arm(probe, finished=filename)
         self._update_watcher()
 

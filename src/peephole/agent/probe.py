@@ -19,7 +19,7 @@ from peephole.agent import otel
 from peephole.agent.clock import REAL, Clock
 from peephole.agent.config import AgentConfig
 from peephole.agent.health import internal_error
-from peephole.agent.placement.locate import Target
+from peephole.agent.placement.locate import CodeLocation
 from peephole.agent.ratelimit import CpuBudget, TokenBucket
 from peephole.agent.safe.capture import Capturer, stack_of
 from peephole.agent.safe.expressions import (
@@ -80,7 +80,7 @@ class Shared:
         self.log_bucket = TokenBucket(config.log_process_rate, clock=clock)
 
 
-class Probe:
+class ArmedProbe:
     """A probe's spec, compiled parts, targets, state and counters."""
 
     def __init__(self, spec: ProbeSpec, shared: Shared) -> None:
@@ -92,7 +92,7 @@ class Probe:
         self.message: Optional[str] = None
         self.path: Optional[str] = None
         self.heals = False  # in an error that placing it again may end (a file not there yet)
-        self.targets: List[Target] = []
+        self.targets: List[CodeLocation] = []
         self.hits = 0
         self.captures = 0
         self.drops = 0
@@ -118,7 +118,7 @@ class Probe:
         self.logger: Optional[logging.Logger] = None
         self.levelno = _LEVELS.get((spec.level or "").lower(), logging.INFO)
 
-    def continue_from(self, previous: Probe) -> None:
+    def continue_from(self, previous: ArmedProbe) -> None:
         """This probe is a new version of ``previous`` (edited, disabled or enabled again):
         its counters carry on, so the hit limit counts the captures of every version."""
         with previous._lock:  # no capture of the old version can slip in after the copy

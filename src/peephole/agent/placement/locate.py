@@ -42,7 +42,7 @@ class NoCodeYet(LocateError):
 
 
 @dataclass
-class Target:
+class CodeLocation:
     """Where to arm one probe in one code object: the keys of the instructions where its
     statement starts, and how control reaches each (for backends that place code there)."""
 
@@ -55,7 +55,7 @@ class Target:
 class Resolution:
     path: str
     line: int
-    targets: List[Target]
+    targets: List[CodeLocation]
     index: CodeIndex
 
 
@@ -90,18 +90,19 @@ def _targets(
     source: SourceMap,
     unit: Unit,
     instructions: Callable[[CodeType], Sequence[Ins]],
-) -> Dict[int, Target]:
-    found: Dict[int, Target] = {}
+) -> Dict[int, CodeLocation]:
+    found: Dict[int, CodeLocation] = {}
     for code in index.codes.values():
         if not any(unit.first <= n <= unit.last for n in code_lines(code)):
             continue
         entries = statement_entries(instructions(code), source, unit)
         if entries:
-            found[id(code)] = Target(code, [e.key for e in entries], {e.key: e for e in entries})
+            keys = [e.key for e in entries]
+            found[id(code)] = CodeLocation(code, keys, {e.key: e for e in entries})
     return found
 
 
-def _outermost(found: Dict[int, Target], index: CodeIndex) -> List[Target]:
+def _outermost(found: Dict[int, CodeLocation], index: CodeIndex) -> List[CodeLocation]:
     """A line in both a function and a lambda or comprehension inside it is one statement of
     the function. A module or class body (known only while its import runs) never hides the
     functions in it: ``f = lambda: ...`` runs once at import and then at every call."""

@@ -42,7 +42,7 @@ class NoSuchFile(LocateError):
     heals = True
 
 
-def normalize(path: str) -> str:
+def normalize_path(path: str) -> str:
     """``./shop//cart.py`` -> ``shop/cart.py``; absolute paths stay absolute."""
     path = path.strip().replace("\\", "/")
     normalized = os.path.normpath(path).replace("\\", "/")
@@ -51,13 +51,13 @@ def normalize(path: str) -> str:
     return normalized
 
 
-def matches(wanted: str, filename: str) -> bool:
+def path_matches(wanted: str, filename: str) -> bool:
     """Whether ``filename`` is the file ``wanted`` names (suffix at a component boundary)."""
     return matcher(wanted)(filename)
 
 
 def matcher(wanted: str) -> Callable[[str], bool]:
-    """:func:`matches` for one ``wanted`` path, to test many files quickly."""
+    """:func:`path_matches` for one ``wanted`` path, to test many files quickly."""
     if os.path.isabs(wanted):
         name = os.path.basename(wanted)
 
@@ -183,7 +183,7 @@ def resolve_file(path: str, finished: Optional[str] = None) -> str:
     (the module is imported later, or its body is still running), :class:`NoSuchFile` when
     nothing matches, :class:`LocateError` when the path is ambiguous.
     """
-    wanted = normalize(path)
+    wanted = normalize_path(path)
     check_kind(wanted)
     found: Dict[str, str] = {}
     importing: List[str] = []
@@ -226,6 +226,6 @@ def find_on_sys_path(wanted: str) -> Optional[str]:
         # ``src/shop/cart.py`` with ``/srv/app/src`` on sys.path: drop leading components.
         for start in range(len(parts)):
             candidate = os.path.join(base, *parts[start:])
-            if os.path.isfile(candidate) and matches(wanted, candidate):
+            if os.path.isfile(candidate) and path_matches(wanted, candidate):
                 return candidate
     return None

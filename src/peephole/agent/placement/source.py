@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 from peephole.agent.placement.paths import (
     check_kind,
     loaded_files,
-    matches,
     modules_of,
-    normalize,
+    normalize_path,
+    path_matches,
     real_path,
 )
 from peephole.agent.placement.statements import source_lines, source_map
@@ -77,7 +77,7 @@ class SourcePolicy:
 
     def denied_by(self, filename: str) -> Optional[str]:
         """The deny-list pattern ``filename`` matches, if any."""
-        path = normalize(filename).lower()
+        path = normalize_path(filename).lower()
         base = path.rsplit("/", 1)[-1]
         for pattern in self.deny:
             lowered = pattern.lower()
@@ -141,7 +141,7 @@ def serve(path: str, policy: SourcePolicy, redactor: Redactor) -> Dict[str, obje
     if not policy.enabled:
         return {"path": path, "error": TURNED_OFF}
     try:
-        check_kind(normalize(path))
+        check_kind(normalize_path(path))
     except Exception as exc:
         return {"path": path, "error": str(exc)}
     found = _match(path)
@@ -172,10 +172,10 @@ def serve(path: str, policy: SourcePolicy, redactor: Redactor) -> Dict[str, obje
 
 def _match(path: str) -> List[str]:
     """The servable loaded files ``path`` names (one per real file)."""
-    wanted = normalize(path)
+    wanted = normalize_path(path)
     found: Dict[str, str] = {}
     for filename in _servable():
-        if matches(wanted, filename):
+        if path_matches(wanted, filename):
             found.setdefault(real_path(filename), filename)
     return list(found.values())
 

@@ -12,7 +12,7 @@ import types
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from peephole.agent.health import internal_error
-from peephole.agent.placement.locate import Target
+from peephole.agent.placement.locate import CodeLocation
 from peephole.agent.placement.registry import CodeIndex
 from peephole.agent.placement.statements import Ins
 
@@ -96,10 +96,10 @@ class Backend:
         """What runs in place of ``code`` now (the module body armed before an import)."""
         return code
 
-    def arm(self, target: Target, index: CodeIndex, hook: Hook) -> None:
+    def arm(self, target: CodeLocation, index: CodeIndex, hook: Hook) -> None:
         raise NotImplementedError
 
-    def disarm(self, target: Target, hook: Hook) -> None:
+    def disarm(self, target: CodeLocation, hook: Hook) -> None:
         raise NotImplementedError
 
     def armed_codes(self) -> List[types.CodeType]:

@@ -23,7 +23,7 @@ import weakref
 from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 from peephole.agent.placement.instrument import Backend, Hook, Listings, Site, Unavailable
-from peephole.agent.placement.locate import Target
+from peephole.agent.placement.locate import CodeLocation
 from peephole.agent.placement.paths import spellings
 from peephole.agent.placement.registry import REGISTRY, CodeIndex
 from peephole.agent.placement.statements import Entry, Ins
@@ -200,7 +200,7 @@ class InjectBackend(Backend):
         node = self._nodes.get(id(code))
         return node.current if node is not None and node.original is code else code
 
-    def arm(self, target: Target, index: CodeIndex, hook: Hook) -> None:
+    def arm(self, target: CodeLocation, index: CodeIndex, hook: Hook) -> None:
         node = self._node_for(target.code, index)
         added = False
         for key in target.keys:
@@ -214,7 +214,7 @@ class InjectBackend(Backend):
         if added:
             self._rebuild(node, index.functions)
 
-    def disarm(self, target: Target, hook: Hook) -> None:
+    def disarm(self, target: CodeLocation, hook: Hook) -> None:
         node = self._nodes.get(id(target.code))
         if node is None or node.original is not target.code:
             return

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from peephole.agent.health import internal_error
 from peephole.agent.placement.instrument import Backend, Hook, Listings, Site, Unavailable
-from peephole.agent.placement.locate import Target
+from peephole.agent.placement.locate import CodeLocation
 from peephole.agent.placement.registry import CodeIndex
 from peephole.agent.placement.statements import Ins
 
@@ -175,7 +175,7 @@ class MonitoringBackend(Backend):
         prologue_lines = {ins.line for ins in listing if ins.prologue}
         return body[0].line in prologue_lines
 
-    def arm(self, target: Target, index: CodeIndex, hook: Hook) -> None:
+    def arm(self, target: CodeLocation, index: CodeIndex, hook: Hook) -> None:
         self._claim()
         code = target.code
         key = id(code)
@@ -194,7 +194,7 @@ class MonitoringBackend(Backend):
         self._codes[key] = code
         self._apply(code)
 
-    def disarm(self, target: Target, hook: Hook) -> None:
+    def disarm(self, target: CodeLocation, hook: Hook) -> None:
         code = target.code
         key = id(code)
         start = self._starts.get(key)
