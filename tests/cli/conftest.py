@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from e2e.server_process import ADMIN_TOKEN, ServerProcess
 from peephole.cli.main import run
-
-from .server_process import ADMIN_TOKEN, ServerProcess
 
 
 @dataclass

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from e2e.server_process import ProtocolPeer, ServerProcess
 from peephole import protocol
 from peephole.client import Client, InvalidRequest, NewProbe, Target
 
 from .conftest import Cli
-from .server_process import ProtocolPeer, ServerProcess
 from .test_server_flows import eventually, unique
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .server_process import free_port
+from e2e.server_process import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 

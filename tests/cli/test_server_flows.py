@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from e2e.server_process import ADMIN_TOKEN, ProtocolPeer, ServerProcess
 from peephole import protocol
 from peephole.client import AsyncClient, Client, Event
 
 from .conftest import Cli
-from .server_process import ADMIN_TOKEN, ProtocolPeer, ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 GOLDEN = Path(__file__).parent / "golden"

@@ -32,7 +32,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from cli.server_process import ADMIN_TOKEN, AGENT_KEY, ServerProcess
+from e2e.server_process import ADMIN_TOKEN, AGENT_KEY, ServerProcess
 from peephole.cli.main import run
 
 from . import corpus

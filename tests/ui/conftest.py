@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from cli.server_process import ADMIN_TOKEN, AGENT_KEY, ServerProcess
+from e2e.server_process import ADMIN_TOKEN, AGENT_KEY, ServerProcess
 
 CHROMIUM = os.environ.get("PEEPHOLE_CHROMIUM", "/usr/bin/chromium")
 HERE = Path(__file__).parent

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.server_process import ADMIN_TOKEN, ProtocolPeer, ServerProcess
+from e2e.server_process import ADMIN_TOKEN, ProtocolPeer, ServerProcess
 from peephole import protocol
 
 from .conftest import wait_for

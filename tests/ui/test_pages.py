@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from cli.server_process import ProtocolPeer
+from e2e.server_process import ProtocolPeer
 from peephole import protocol
 
 from .conftest import Env, marker_line, screenshot, wait_for

@@ -18,7 +18,7 @@ from rich.console import Console
 from peephole.cli import render
 from peephole.client.models import Instance
 
-from .test_e2e_agent import ADMIN_TOKEN, AGENT_KEY, ServerProcess, wait_for
+from .test_probe_lifecycle import ADMIN_TOKEN, AGENT_KEY, ServerProcess, wait_for
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import httpx
 import pytest
 
-from .conftest import free_port
+from .server_process import free_port
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Cli
+from cli.conftest import Cli, isolated_config  # noqa: F401  (autouse: no real user config)
+
 from .server_process import AGENT_KEY, ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

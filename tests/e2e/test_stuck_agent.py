@@ -11,7 +11,7 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from .conftest import (
+from reliability.conftest import (
     IDLE_LINE,
     WORK_LINE,
     AgentApp,
