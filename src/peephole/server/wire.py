@@ -4,15 +4,26 @@ Events are stored as the agent's JSON text. Parsing a batch and serializing ever
 again would double the JSON work of ingest (most of its cost), so :func:`decode` walks the
 top-level object itself with the C scanner of :mod:`json` and records the text span of each
 element of ``"events"`` while parsing it: one pass, same results as ``json.loads``.
+
+With orjson installed (a server dependency), :func:`decode` parses with it first, five times
+faster, and each event's text is orjson's compact encoding of the same value. orjson reads an
+integer wider than 64 bits as a float, so a text with 19 digits in a row takes the exact
+path, as does anything orjson refuses (lone surrogates, numbers out of range): that path
+decides what is accepted, with the error it gives.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from peephole import protocol
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a server dependency; the exact path works alone
+    orjson = None  # type: ignore[assignment]
 
 
 def _no_constants(name: str) -> Any:
@@ -22,6 +33,7 @@ def _no_constants(name: str) -> Any:
 # NaN and Infinity are not JSON: Python's parser takes them, databases and clients do not.
 _scan = json.JSONDecoder(parse_constant=_no_constants).scan_once  # type: ignore[attr-defined]
 _space = re.compile(r"[ \t\n\r]*")
+_wide_number = re.compile(r"[0-9]{19}")  # may be an integer orjson would read as a float
 
 
 class Message(dict):  # type: ignore[type-arg]
@@ -42,13 +54,31 @@ def decode(data: Union[str, bytes]) -> Message:
         except UnicodeDecodeError as exc:
             raise protocol.ProtocolError(f"not UTF-8: {exc}") from None
     try:
-        message = _parse(data)
+        message = _fast(data) or _parse(data)
     except StopIteration as exc:
         raise protocol.ProtocolError(f"not JSON: no value at {exc.value}") from None
     except (ValueError, IndexError) as exc:
         raise protocol.ProtocolError(f"not JSON: {exc}") from None
     if not isinstance(message.get("type"), str):
         raise protocol.ProtocolError("a message must be a JSON object with a string 'type'")
+    return message
+
+
+def _fast(text: str) -> Optional[Message]:
+    """The message parsed by orjson, or None to take the exact path."""
+    if orjson is None or _wide_number.search(text):
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    message = Message(value)
+    events = value.get("events")
+    message.raw_events = (
+        [orjson.dumps(event).decode() for event in events] if isinstance(events, list) else []
+    )
     return message
 
 

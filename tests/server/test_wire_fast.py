@@ -1,0 +1,36 @@
+"""The decoder's orjson path gives what the exact path gives, and hands it what orjson
+would get wrong (test_wire checks the results against ``json.loads`` on random messages)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from peephole.server import wire
+
+pytestmark = pytest.mark.server
+
+
+def test_orjson_path_is_taken_for_an_ordinary_message() -> None:
+    text = json.dumps({"type": "events", "seq": 1, "events": [{"id": "a", "v": [1.5, "x"]}]})
+    fast = wire._fast(text)
+    assert fast is not None
+    assert fast == json.loads(text)
+    assert fast.raw_events == ['{"id":"a","v":[1.5,"x"]}']
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        2**70,  # orjson reads it as a float
+        -(2**64) - 1,
+        "\ud800",  # a lone surrogate, which orjson refuses
+    ],
+)
+def test_what_orjson_gets_wrong_takes_the_exact_path(value: object) -> None:
+    text = json.dumps({"type": "events", "seq": 1, "events": [{"id": "a", "v": value}]})
+    assert wire._fast(text) is None
+    decoded = wire.decode(text)
+    assert decoded["events"][0]["v"] == value
+    assert json.loads(decoded.raw_events[0]) == {"id": "a", "v": value}
