@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Iterator
 
 import pytest
-from capture_harness import Harness
+
+from integrations.capture_harness import Harness
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ from typing import Any, Iterator
 import django
 import httpx
 import pytest
-from capture_harness import Harness, serve_wsgi
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
+
+from integrations.capture_harness import Harness, serve_wsgi
 
 
 def view_order(request: HttpRequest, order_id: int) -> HttpResponse:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from capture_harness import Harness, serve_asgi
 from fastapi import FastAPI
+
+from integrations.capture_harness import Harness, serve_asgi
 
 
 def make_app() -> FastAPI:

@@ -9,7 +9,8 @@ import textwrap
 
 import flask
 import httpx
-from capture_harness import Harness, serve_wsgi
+
+from integrations.capture_harness import Harness, serve_wsgi
 
 
 def make_app() -> flask.Flask:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator
 
 import httpx
-from capture_harness import Harness, serve_asgi, serve_wsgi
 
+from integrations.capture_harness import Harness, serve_asgi, serve_wsgi
 from peephole.agent.integrations import asgi, wsgi
 
 

@@ -14,13 +14,13 @@ from typing import Any, Iterator, List, Tuple
 
 import httpx
 import pytest
-from capture_harness import Harness, serve_asgi
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from integrations.capture_harness import Harness, serve_asgi
 from peephole import protocol
 
 logger = logging.getLogger("tests.integrations.otel")
