@@ -10,6 +10,8 @@
 
 Environments live in ``.venv`` (server, CLI, tests), ``.venvs/pyX.Y`` (one per agent
 interpreter) and ``.venvs/floors``; they are rebuilt only when ``pyproject.toml`` changes.
+The real Sidekick agents the tests/sidekick tests run live in ``.venvs/sidekick-py3.8`` and
+``.venvs/sidekick-node``, rebuilt when their pinning files in tests/sidekick change.
 The PostgreSQL tests use the server on 127.0.0.1:5432, or a throwaway one started here.
 """
 
@@ -50,6 +52,10 @@ PG_PORT = 5432  # where tests/server/conftest.py looks
 PG_DIR = AGENT_VENVS / "postgres"
 LINTED = ("src", "tests", "benchmarks", "tools", "dev.py")
 CHROMIUM = "/usr/bin/chromium"  # the browser tests' (tests/ui)
+# The real Sidekick agents that tests/sidekick runs against peephole's server (issue 16).
+SIDEKICK_TESTS = ROOT / "tests" / "sidekick"
+SIDEKICK_PYTHON_VENV = AGENT_VENVS / "sidekick-py3.8"
+SIDEKICK_NODE_DIR = AGENT_VENVS / "sidekick-node"
 
 
 def main() -> int:
@@ -142,6 +148,71 @@ def ensure_floors_venv() -> Path:
     rest as pip resolves them), on 3.11 so that ``bytecode`` is in use too."""
     python = find_python("3.11") or server_python()
     return ensure_venv(FLOORS_VENV, python, "agent-test", declared_floors())
+
+
+def ensure_sidekick_agents() -> dict[str, str]:
+    """The Sidekick agents' installs, as the variables tests/sidekick/apps.py reads: the PyPI
+    agent in a CPython 3.8 venv, the npm agent from the committed package-lock.json; each is
+    rebuilt when its pinning file changes. Without Python 3.8 or npm, CI stops (a missing
+    install must not pass as skipped tests); a local run says those tests are skipped."""
+    found = {
+        "PEEPHOLE_TEST_SIDEKICK_PYTHON": _ensure_sidekick_python(),
+        "PEEPHOLE_TEST_SIDEKICK_NODE": _ensure_sidekick_node(),
+    }
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def _ensure_sidekick_python() -> str | None:
+    requirements = SIDEKICK_TESTS / "py_app" / "requirements.txt"
+    python = find_python("3.8")
+    if _sidekick_missing("Python 3.8", python):
+        return None
+    if _stale(SIDEKICK_PYTHON_VENV, requirements.read_bytes()):
+        print(f"==> preparing {SIDEKICK_PYTHON_VENV.relative_to(ROOT)} ({python})", flush=True)
+        shutil.rmtree(SIDEKICK_PYTHON_VENV, ignore_errors=True)
+        subprocess.run([str(python), "-m", "venv", str(SIDEKICK_PYTHON_VENV)], check=True)
+        pip = [str(SIDEKICK_PYTHON_VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "--disable-pip-version-check", "-r", str(requirements)], check=True)
+        _stamp(SIDEKICK_PYTHON_VENV, requirements.read_bytes())
+    return str(SIDEKICK_PYTHON_VENV / "bin" / "python")
+
+
+def _ensure_sidekick_node() -> str | None:
+    npm = shutil.which("npm") if shutil.which("node") else None
+    manifests = [
+        SIDEKICK_TESTS / "node_app" / name for name in ("package.json", "package-lock.json")
+    ]
+    pinned = b"".join(path.read_bytes() for path in manifests)
+    if _sidekick_missing("Node.js (node and npm)", npm):
+        return None
+    if _stale(SIDEKICK_NODE_DIR, pinned):
+        print(f"==> preparing {SIDEKICK_NODE_DIR.relative_to(ROOT)} (npm ci)", flush=True)
+        shutil.rmtree(SIDEKICK_NODE_DIR, ignore_errors=True)
+        SIDEKICK_NODE_DIR.mkdir(parents=True)
+        for path in manifests:
+            shutil.copy(path, SIDEKICK_NODE_DIR / path.name)
+        npm_ci = [str(npm), "ci", "--no-audit", "--no-fund", "--loglevel=error"]
+        subprocess.run(npm_ci, cwd=SIDEKICK_NODE_DIR, check=True)
+        _stamp(SIDEKICK_NODE_DIR, pinned)
+    return str(SIDEKICK_NODE_DIR / "node_modules")
+
+
+def _sidekick_missing(what: str, found: str | None) -> bool:
+    if found is not None:
+        return False
+    if os.environ.get("CI"):
+        sys.exit(f"{what} is required in CI for the Sidekick agent tests and was not found")
+    print(f"==> {what} not found: the tests against its Sidekick agent are skipped", flush=True)
+    return True
+
+
+def _stale(path: Path, pinned: bytes) -> bool:
+    stamp = path / ".peephole-stamp"
+    return not stamp.exists() or stamp.read_text() != hashlib.sha256(pinned).hexdigest()
+
+
+def _stamp(path: Path, pinned: bytes) -> None:
+    (path / ".peephole-stamp").write_text(hashlib.sha256(pinned).hexdigest())
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------
@@ -261,6 +332,7 @@ def run_tests(fast: bool, extra: list[str]) -> int:
         pythons[version] = str(ensure_venv(AGENT_VENVS / f"py{version}", interpreter, "agent-test"))
     env = dict(os.environ)
     env["PEEPHOLE_TEST_PYTHONS"] = ",".join(f"{v}={p}" for v, p in pythons.items())
+    env.update(ensure_sidekick_agents())
     shutil.rmtree(REPORTS, ignore_errors=True)
     REPORTS.mkdir(parents=True)
     ensure_chromium()
