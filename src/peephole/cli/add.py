@@ -124,7 +124,7 @@ def logpoint() -> None:
 @location_argument
 @probe_options
 @pass_state
-def add_tracepoint(state: State, location: tuple[str, int], **options: Any) -> None:
+def add_tracepoint(state: State, /, location: tuple[str, int], **options: Any) -> None:
     """Place a tracepoint on FILE:LINE.
 
     FILE is a path suffix of the deployed file, e.g. shop/cart.py:42. Each hit captures the
@@ -152,6 +152,7 @@ def add_tracepoint(state: State, location: tuple[str, int], **options: Any) -> N
 @pass_state
 def add_logpoint(
     state: State,
+    /,
     location: tuple[str, int],
     template: str,
     level: str,

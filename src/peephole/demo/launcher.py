@@ -406,13 +406,15 @@ class Demo:
 
     def _server_answers(self) -> bool:
         try:
-            return get_json(f"{self.server_url}/api/v1/health").get("status") == "ok"
+            status: object = get_json(f"{self.server_url}/api/v1/health").get("status")
+            return status == "ok"
         except (OSError, ValueError, AttributeError):
             return False
 
     def _shop_answers(self) -> bool:
         try:
-            return get_json(f"{self.shop_url}/health").get("status") == "ok"
+            status: object = get_json(f"{self.shop_url}/health").get("status")
+            return status == "ok"
         except (OSError, ValueError, AttributeError):
             return False
 

@@ -508,7 +508,7 @@ def _message(exc: BaseException) -> str:
 def _render_arg(arg: object) -> str:
     if type(arg) in _SCALARS:
         try:
-            return repr(arg[:MAX_MESSAGE] if type(arg) is str else arg)  # type: ignore[index]
+            return repr(arg[:MAX_MESSAGE] if type(arg) is str else arg)
         except ValueError:  # an int too long for str() (3.11+)
             return "<int>"
     return f"<{type_name(type(arg))}>"

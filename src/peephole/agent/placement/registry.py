@@ -124,7 +124,7 @@ class Registry:
         return index
 
 
-def functions_in(namespace: dict, filenames: Set[str]) -> List[FunctionType]:
+def functions_in(namespace: Dict[str, Any], filenames: Set[str]) -> List[FunctionType]:
     """Functions of ``filenames`` reachable from a module namespace, running no foreign code.
 
     Only exact builtin types are looked into (functions, classes, method wrappers, small

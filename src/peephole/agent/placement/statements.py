@@ -18,12 +18,12 @@ import sys
 import types
 import warnings
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Hashable, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, FrozenSet, Hashable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 OUTSIDE = -1  # the unit of instructions that belong to no statement of interest
 
 
-def source_lines(filename: str, module_globals: Optional[dict] = None) -> List[str]:
+def source_lines(filename: str, module_globals: Optional[Dict[str, Any]] = None) -> List[str]:
     """The text of a file; ``module_globals`` lets its loader supply it (zip archives)."""
     return linecache.getlines(filename, module_globals)
 
@@ -256,7 +256,9 @@ _MAPS: Dict[str, Tuple[str, Optional[SourceMap]]] = {}
 _MAPS_SIZE = 64
 
 
-def source_map(filename: str, module_globals: Optional[dict] = None) -> Optional[SourceMap]:
+def source_map(
+    filename: str, module_globals: Optional[Dict[str, Any]] = None
+) -> Optional[SourceMap]:
     """The statements of a file, parsed once per version of its text."""
     text = "".join(source_lines(filename, module_globals))
     if not text:

@@ -33,7 +33,7 @@ import re
 import threading
 import types
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Set, Tuple, Union
 
 from peephole.agent.safe.access import (
     describe,
@@ -281,7 +281,7 @@ def _taint_scalars(S: State, items: List[Any], kinds: Any) -> None:
             return
 
 
-def _ids(*classes: type) -> frozenset:
+def _ids(*classes: type) -> FrozenSet[int]:
     """Ids of classes: membership tests on them never hash or compare a foreign class (a
     metaclass may define ``__hash__`` or ``__eq__``)."""
     return frozenset(id(cls) for cls in classes)
@@ -1047,7 +1047,7 @@ _CALL_HELPERS: Dict[str, Tuple[Callable[..., Any], int, int]] = {
 }
 
 
-def _make_set(*items: Any) -> set:
+def _make_set(*items: Any) -> Set[Any]:
     budget = [MAX_ITEMS]
     for item in items:
         if not _hashable(item, budget):
@@ -1055,7 +1055,7 @@ def _make_set(*items: Any) -> set:
     return set(items)
 
 
-def _make_dict(*pairs: Any) -> dict:
+def _make_dict(*pairs: Any) -> Dict[Any, Any]:
     budget = [MAX_ITEMS]
     result = {}
     for key, value in zip(pairs[::2], pairs[1::2]):
@@ -1532,7 +1532,7 @@ def _parse(source: str) -> ast.expr:
     if len(source) > MAX_SOURCE:
         raise ExpressionError(f"the expression is longer than {MAX_SOURCE} characters")
     try:
-        tree = quietly(ast.parse, source.strip(), mode="eval")
+        tree: ast.Expression = quietly(ast.parse, source.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(_syntax_reason(source, exc)) from None
     except (ValueError, RecursionError, MemoryError) as exc:

@@ -21,7 +21,7 @@ def by_prefix(session: Session, column: Any, prefix: str, what: str) -> str:
     """The one id in ``column`` that starts with ``prefix`` (ids are long: people type the
     start, as with git), else :class:`NotFound` saying none or several match. Only asked
     when no id equals ``prefix``."""
-    found = (
+    found: list[str] = (
         list(
             session.scalars(
                 select(column).where(column.startswith(prefix, autoescape=True)).limit(3)

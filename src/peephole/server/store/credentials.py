@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -190,7 +191,8 @@ def no_longer_valid(
     for kind, model, ids in kinds:
         if not ids:
             continue
-        rows = {r.id: r for r in session.scalars(select(model).where(model.id.in_(ids)))}
+        matching: Iterable[Any] = session.scalars(select(model).where(model.id.in_(ids)))
+        rows = {r.id: r for r in matching}
         for credential_id in sorted(ids):
             row = rows.get(credential_id)
             if row is None or row.revoked_at is not None:

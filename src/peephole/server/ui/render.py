@@ -43,7 +43,8 @@ def visible(text: str) -> str:
 def _css_class(kind: _TokenType) -> str:
     while kind not in STANDARD_TYPES:
         kind = kind.parent
-    return STANDARD_TYPES[kind]
+    css_class: str = STANDARD_TYPES[kind]
+    return css_class
 
 
 @lru_cache(maxsize=32)

@@ -29,7 +29,8 @@ from peephole.agent.placement.registry import REGISTRY, CodeIndex
 from peephole.agent.placement.statements import Entry, Ins
 
 try:
-    from bytecode import Bytecode, Instr, Label, TryBegin, TryEnd
+    from bytecode import Bytecode, Instr, Label
+    from bytecode.instr import TryBegin, TryEnd  # bytecode does not re-export them
 except ImportError:  # pragma: no cover - declared as a dependency below 3.12
     Bytecode = None  # type: ignore[assignment,misc]
 
@@ -278,7 +279,7 @@ class InjectBackend(Backend):
         code = Bytecode.from_code(node.original)
         listing = list(code)
         calls, redirects = _placements(listing, node.sites, node.entries)
-        items: List[object] = []
+        items: List[Any] = []  # its item types differ between bytecode versions
         for position, item in enumerate(listing):
             items.extend(calls.get(position, ()))
             if isinstance(item, Instr) and position in redirects:

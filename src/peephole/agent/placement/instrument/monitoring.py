@@ -23,6 +23,10 @@ from peephole.agent.placement.locate import CodeLocation
 from peephole.agent.placement.registry import CodeIndex
 from peephole.agent.placement.statements import Ins
 
+# new_backend() imports this module on 3.12+ only; the assert also keeps type checkers for
+# older versions out of the rest of it.
+assert sys.version_info >= (3, 12)
+
 CodeType = types.CodeType
 TOOL_NAME = "peephole"
 # 0 debuggers, 1 coverage, 2 profilers, 5 optimizers by convention; 3 is used by hypothesis.
@@ -92,7 +96,7 @@ class MonitoringBackend(Backend):
     name = "sys.monitoring"
 
     def __init__(self) -> None:
-        self._monitoring: Any = sys.monitoring  # type: ignore[attr-defined]
+        self._monitoring: Any = sys.monitoring
         self._tool: Optional[int] = None
         # id(code) -> line -> offset -> site. Keyed by id: hashing a code object hashes
         # its whole content, too slow for a per-event lookup; _codes keeps them alive.
