@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sidekick.fixture_frames import frames, runtime_of
 
 from peephole import messages, protocol
 from peephole.agent.safe.redaction import MASK, Redactor
 from peephole.server.sidekick import events, values
+from sidekick.fixture_frames import frames, runtime_of
 
 REDACTOR = Redactor()
 SNAPSHOTS = frames("agent", "TracePointSnapshotEvent")
@@ -49,7 +49,7 @@ def test_every_recorded_snapshot_translates(fixture: str, frame: dict[str, Any])
 
 
 def test_node_caller_lines_become_one_based() -> None:
-    fixture, frame = next((n, f) for n, f in SNAPSHOTS if runtime_of(n) == "node")
+    frame = next(f for n, f in SNAPSHOTS if runtime_of(n) == "node")
     event = events.snapshot(frame, spec(), "node", REDACTOR)
     assert [f["line"] for f in event["frames"][1:]] == [
         f["lineNo"] + 1 for f in frame["frames"][1:]

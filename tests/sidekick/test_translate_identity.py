@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sidekick.fixture_frames import frames
 
 from peephole import messages
 from peephole.server.sidekick import identity
+from sidekick.fixture_frames import frames
 
 UPGRADES = frames("upgrade")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sidekick.fixture_frames import frames
 
 from peephole import protocol
 from peephole.server.sidekick import requests
 from peephole.server.sidekick.identity import JAVA, NODE, PYTHON
+from sidekick.fixture_frames import frames
 
 
 def spec(**fields: Any) -> protocol.ProbeSpec:
@@ -21,7 +21,7 @@ def spec(**fields: Any) -> protocol.ProbeSpec:
 def test_python_file_names_are_relative_with_an_empty_ref() -> None:
     assert requests.file_name("shop.py", PYTHON) == "shop.py?ref="
     assert requests.file_name("/pkg/mod.py", PYTHON) == "pkg/mod.py?ref="
-    with pytest.raises(requests.Untranslatable, match=".py files"):
+    with pytest.raises(requests.Untranslatable, match=r"\.py files"):
         requests.file_name("app.js", PYTHON)
 
 
