@@ -1,5 +1,6 @@
-"""Fixtures of the end-to-end tests, shared with the suites they came from: the CLI run in
-this process against one real server, and real server and agent processes."""
+"""Fixtures of the end-to-end tests: real server processes (``server_process``), and the CLI
+run in this process against one real server (the CLI suite's fixtures)."""
 
 from cli.conftest import cli, logged_in, server  # noqa: F401
-from reliability.conftest import agent_app, server_process  # noqa: F401
+
+from .server_process import server_process  # noqa: F401

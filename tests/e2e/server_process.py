@@ -1,27 +1,31 @@
-"""A real peephole server in a subprocess (started with `peephole server`), and a minimal
-peer that speaks the agent side of the wire protocol, so CLI tests can have services,
-probe statuses and events without depending on timing of a real application."""
+"""A real peephole server in a subprocess (started with `peephole server`), the one every
+test that needs a server process uses, and a minimal peer that speaks the agent side of the
+wire protocol, so CLI tests can have services, probe statuses and events without depending on
+timing of a real application."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import httpx
+import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from peephole import protocol
+from waiting import wait_until
 
-ADMIN_TOKEN = "cli-test-admin-token"
-AGENT_KEY = "cli-test-agent-key"
+ADMIN_TOKEN = "e2e-admin-token"
+AGENT_KEY = "e2e-agent-key"
 
 
 def free_port() -> int:
@@ -30,18 +34,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ServerProcess:
-    """``python -m peephole.cli.main server`` on a free loopback port with a fresh data dir."""
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without the user's PEEPHOLE_* variables, plus ``extra``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}, **extra}
 
-    def __init__(self, data_dir: Path) -> None:
+
+class ServerProcess:
+    """``peephole server`` on a free loopback port with its data (and ``server.log``) in
+    ``data_dir``; ``env`` adds variables (``PEEPHOLE_SERVER_*`` settings). It keeps its port
+    across :meth:`stop` and :meth:`start`, so a test can restart it under its agents."""
+
+    def __init__(self, data_dir: Path, env: Optional[dict[str, str]] = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log_path = data_dir / "server.log"
-        self._process: subprocess.Popen[bytes] | None = None
+        self.env = clean_env(**(env or {}))
+        self.process: Optional[subprocess.Popen[bytes]] = None
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
         command = [
             sys.executable,
             "-m",
@@ -56,29 +68,62 @@ class ServerProcess:
             "--agent-key",
             AGENT_KEY,
         ]
-        with open(self.log_path, "wb") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the server exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the server did not answer within {timeout} s:\n{self.log()}")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=self.env
+            )
+        try:
+            wait_until(self.healthy, timeout, "the server did not answer", interval=0.1)
+        except Exception as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}; its log:\n{self.log()}") from exc
+        return self
+
+    def healthy(self) -> bool:
+        """True once it answers; raises if the process has exited (waiting is pointless)."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError("the server exited early")
+        try:
+            return httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def api(self, token: str = ADMIN_TOKEN) -> httpx.Client:
+        """A REST client on ``/api/v1``, as the admin unless told otherwise."""
+        return httpx.Client(
+            base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+
+    def events(self, api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+        """Every stored event that matches (``probe_id=...``), page after page."""
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = api.get("/events", params={**params, "limit": 1000, "cursor": cursor}).json()
+            found += page["events"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
+        """SIGTERM (a clean shutdown), then SIGKILL if it takes over 30 s."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
             try:
-                self._process.wait(15)
+                self.process.wait(30)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def rss_bytes(self) -> int:
+        """The server's resident memory now."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -161,3 +206,20 @@ class ProtocolPeer:
                 ).to_dict()
             )
         self._ws.send(protocol.encode({"type": "status", "probes": statuses}))
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers (``server_process(PEEPHOLE_SERVER_X="1")``), each with its own data
+    directory; stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(**env: str) -> ServerProcess:
+        data = tmp_path / f"server{len(started)}"
+        data.mkdir()
+        started.append(ServerProcess(data, env))
+        return started[-1].start()
+
+    yield start
+    for process in started:
+        process.stop()

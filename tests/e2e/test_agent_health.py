@@ -4,21 +4,19 @@ and the events it abandoned at exit, stored with the instance and shown by the C
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import httpx
 import pytest
 from rich.console import Console
 
 from peephole.cli import render
 from peephole.client.models import Instance
+from waiting import wait_until
 
-from .test_probe_lifecycle import ADMIN_TOKEN, AGENT_KEY, ServerProcess, wait_for
+from .server_process import AGENT_KEY, ServerProcess, clean_env
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -44,25 +42,12 @@ agent.emit({"type": "log", "id": "x" * 32, "time": 1.0, "message": "never sent"}
 """
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    data = tmp_path / "data"
-    data.mkdir()
-    process = ServerProcess(data)
-    process.start()
-    yield process
-    process.stop()
-
-
 def test_internal_errors_and_abandoned_events_are_stored_with_the_instance(
-    server: ServerProcess, tmp_path: Path
+    server_process: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
+    server = server_process()
     (tmp_path / "job.py").write_text(JOB)
-    api = httpx.Client(
-        base_url=server.url + "/api/v1",
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        timeout=10,
-    )
+    api = server.api()
     api.post(
         "/probes",
         json={
@@ -72,13 +57,12 @@ def test_internal_errors_and_abandoned_events_are_stored_with_the_instance(
             "target": {"service": "health-job"},
         },
     ).raise_for_status()
-    env = {
-        **os.environ,
-        "PEEPHOLE_SERVER": server.url,
-        "PEEPHOLE_KEY": AGENT_KEY,
-        "PEEPHOLE_SERVICE": "health-job",
-        "PYTHONPATH": str(tmp_path),
-    }
+    env = clean_env(
+        PEEPHOLE_SERVER=server.url,
+        PEEPHOLE_KEY=AGENT_KEY,
+        PEEPHOLE_SERVICE="health-job",
+        PYTHONPATH=str(tmp_path),
+    )
     result = subprocess.run(
         [sys.executable, str(tmp_path / "job.py")],
         cwd=tmp_path,
@@ -94,7 +78,7 @@ def test_internal_errors_and_abandoned_events_are_stored_with_the_instance(
         found = api.get("/instances", params={"service": "health-job", "include_gone": True})
         return [i for i in found.json() if i["abandoned_events"]]
 
-    [instance] = wait_for(stored, 15, "the last status never arrived")
+    [instance] = wait_until(stored, 15, "the last status never arrived")
     assert instance["internal_errors"] == 3
     assert instance["last_internal_error"] == "probe hit: RuntimeError: capture broke"
     assert instance["abandoned_events"] == 1

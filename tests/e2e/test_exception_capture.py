@@ -5,22 +5,20 @@ in the running process."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterator, List
+from typing import IO, Any, Dict, Iterator, List
 
-import httpx
 import pytest
+
+from waiting import wait_until
+
+from .server_process import AGENT_KEY, ServerProcess, clean_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
-ADMIN_TOKEN = "exceptions-e2e-admin"
-AGENT_KEY = "exceptions-e2e-agent"
 SERVICE = "exceptions-e2e"
 
 APP = textwrap.dedent(
@@ -68,68 +66,23 @@ APP = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
-    command = [
-        sys.executable,
-        "-m",
-        "peephole.cli.main",
-        "server",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(tmp_path),
-        "--admin-token",
-        ADMIN_TOKEN,
-        "--agent-key",
-        AGENT_KEY,
-    ]
-    with open(tmp_path / "server.log", "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        assert eventually(lambda: _healthy(url), timeout=30), (tmp_path / "server.log").read_text()
-        yield url
-    finally:
-        process.terminate()
-        process.wait(15)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path).start()
+    yield process
+    process.stop()
 
 
 class App:
     """The application process, driven line by line through its stdin."""
 
-    def __init__(self, server: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
+    def __init__(self, server: ServerProcess) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", APP, SERVICE, server, AGENT_KEY],
+            [sys.executable, "-c", APP, SERVICE, server.url, AGENT_KEY],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=env,
+            env=clean_env(),
         )
         assert self._line() == "ready"
 
@@ -150,10 +103,10 @@ class App:
         self.process.wait(30)
 
 
-def test_ten_thousand_exceptions_one_snapshot_and_the_policy_switch(server: str) -> None:
-    api = httpx.Client(
-        base_url=f"{server}/api/v1", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
-    )
+def test_ten_thousand_exceptions_one_snapshot_and_the_policy_switch(
+    server: ServerProcess,
+) -> None:
+    api = server.api()
 
     def groups() -> List[Dict[str, Any]]:
         found: List[Dict[str, Any]] = api.get("/exceptions", params={"service": SERVICE}).json()
@@ -165,7 +118,7 @@ def test_ten_thousand_exceptions_one_snapshot_and_the_policy_switch(server: str)
     app = App(server)
     try:
         app.send("burst 10000")
-        assert eventually(lambda: total() == 10_000), groups()
+        wait_until(lambda: total() == 10_000, 15, "not 10,000 exceptions counted")
         [group] = groups()
         assert group["exc_type"] == "ValueError" and group["services"] == [SERVICE]
         events = api.get(f"/exceptions/{group['fingerprint']}", params={"events": 200}).json()
@@ -181,7 +134,7 @@ def test_ten_thousand_exceptions_one_snapshot_and_the_policy_switch(server: str)
         api.put(f"/services/{SERVICE}/policy", json={**policy, "capture_exceptions": True})
         app.send("wait on")
         app.send("burst 5")
-        assert eventually(lambda: total() == 10_005), groups()
+        wait_until(lambda: total() == 10_005, 15, "not 10,005 exceptions counted")
     finally:
         app.close()
     assert total() == 10_005  # the 50 raised while capture was off were never counted

@@ -4,23 +4,19 @@ probe, see it hit, edit it, remove it, restart the server mid-stream."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
-import httpx
 import pytest
 
-from .server_process import free_port
+from waiting import wait_until
+
+from .server_process import AGENT_KEY, ServerProcess, clean_env
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-
-ADMIN_TOKEN = "e2e-admin-token"
-AGENT_KEY = "e2e-agent-key"
 
 CART = """\
 def total(items, discount):
@@ -47,9 +43,13 @@ peephole.start()
 from shop import cart
 
 stop = os.environ["APP_STOP_FILE"]
+progress = os.environ["APP_PROGRESS_FILE"]
 n = 0
 while not os.path.exists(stop):
     n += 1
+    with open(progress + ".new", "w") as file:
+        file.write(str(n))
+    os.replace(progress + ".new", progress)  # the test reads whole numbers only
     cart.total([n, 2, 3], 1)
     if n % 25 == 0:
         try:
@@ -59,6 +59,8 @@ while not os.path.exists(stop):
     time.sleep(0.02)
 peephole.stop()
 """
+
+LOGPOINT = {"kind": "logpoint", "file": "shop/cart.py", "line": 3, "target": {"service": "shop"}}
 
 
 def interpreters() -> list[Any]:
@@ -75,71 +77,6 @@ def interpreters() -> list[Any]:
     return [pytest.param(path, id=version) for version, path in chosen]
 
 
-class ServerProcess:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.process: Optional[subprocess.Popen[bytes]] = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with open(self.data_dir / "server.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "peephole.server.main",
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--admin-token",
-                    ADMIN_TOKEN,
-                    "--agent-key",
-                    AGENT_KEY,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(lambda: self._healthy(), 30, "the server did not start")
-
-    def _healthy(self) -> bool:
-        try:
-            return httpx.get(self.url + "/api/v1/health").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(30)
-            self.process = None
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(what)
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    data = tmp_path / "data"
-    data.mkdir()
-    process = ServerProcess(data)
-    process.start()
-    yield process
-    process.stop()
-
-
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
     (tmp_path / "app" / "shop").mkdir(parents=True)
@@ -151,18 +88,19 @@ def app_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("python", interpreters())
 def test_probe_lifecycle_with_a_real_agent(
-    python: str, server: ServerProcess, app_dir: Path, tmp_path: Path
+    python: str, server_process: Callable[..., ServerProcess], app_dir: Path, tmp_path: Path
 ) -> None:
-    stop_file = tmp_path / "stop"
-    env = {
-        **os.environ,
-        "PEEPHOLE_SERVER": server.url,
-        "PEEPHOLE_KEY": AGENT_KEY,
-        "PEEPHOLE_SERVICE": "shop",
-        "PEEPHOLE_VERSION": "1.0",
-        "APP_STOP_FILE": str(stop_file),
-        "PYTHONPATH": str(app_dir),
-    }
+    server = server_process()
+    stop_file, progress_file = tmp_path / "stop", tmp_path / "progress"
+    env = clean_env(
+        PEEPHOLE_SERVER=server.url,
+        PEEPHOLE_KEY=AGENT_KEY,
+        PEEPHOLE_SERVICE="shop",
+        PEEPHOLE_VERSION="1.0",
+        APP_STOP_FILE=str(stop_file),
+        APP_PROGRESS_FILE=str(progress_file),
+        PYTHONPATH=str(app_dir),
+    )
     with open(tmp_path / "app.log", "wb") as app_log:
         app = subprocess.Popen(
             [python, str(app_dir / "run_shop.py")],
@@ -171,13 +109,9 @@ def test_probe_lifecycle_with_a_real_agent(
             stdout=app_log,
             stderr=subprocess.STDOUT,
         )
-    api = httpx.Client(
-        base_url=server.url + "/api/v1",
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        timeout=10,
-    )
+    api = server.api()
     try:
-        [instance] = wait_for(
+        [instance] = wait_until(
             lambda: api.get("/instances", params={"service": "shop"}).json(),
             30,
             "the agent never registered",
@@ -185,10 +119,11 @@ def test_probe_lifecycle_with_a_real_agent(
         assert instance["version"] == "1.0"
 
         def events(**params: Any) -> list[dict[str, Any]]:
-            found: list[dict[str, Any]] = api.get(
-                "/events", params={"limit": 500, **params}
-            ).json()["events"]
-            return found
+            return server.events(api, **params)
+
+        def progress() -> int:
+            """How many times the app has called the probed function."""
+            return int(progress_file.read_text()) if progress_file.exists() else 0
 
         # Place a tracepoint: three snapshots with the locals, then the probe is done.
         probe = api.post(
@@ -201,7 +136,7 @@ def test_probe_lifecycle_with_a_real_agent(
                 "target": {"service": "shop"},
             },
         ).json()
-        snapshots = wait_for(
+        snapshots = wait_until(
             lambda: len(events(probe_id=probe["id"])) >= 3 and events(probe_id=probe["id"]),
             30,
             "no snapshots arrived",
@@ -209,66 +144,67 @@ def test_probe_lifecycle_with_a_real_agent(
         top = snapshots[0]["frames"][0]
         assert top["function"] == "total"
         assert top["locals"]["subtotal"]["t"] == "int"
-        wait_for(
+        wait_until(
             lambda: api.get(f"/probes/{probe['id']}").json()["state"] == "done",
             15,
             "the probe never became done",
         )
 
         # A logpoint, edited while it runs, then removed.
-        log = api.post(
-            "/probes",
-            json={
-                "kind": "logpoint",
-                "file": "shop/cart.py",
-                "line": 3,
-                "template": "sub={subtotal}",
-                "target": {"service": "shop"},
-            },
-        ).json()
-        wait_for(
+        log = api.post("/probes", json={**LOGPOINT, "template": "sub={subtotal}"}).json()
+        wait_until(
             lambda: (
                 api.get(f"/probes/{log['id']}").json()["summary"] == "active on 1 of 1 instance"
             ),
             15,
             "the logpoint never became active",
         )
-        wait_for(lambda: events(probe_id=log["id"]), 15, "no log lines arrived")
+        wait_until(lambda: events(probe_id=log["id"]), 15, "no log lines arrived")
         api.patch(f"/probes/{log['id']}", json={"template": "again {subtotal}"})
-        wait_for(
+        wait_until(
             lambda: any(e["message"].startswith("again ") for e in events(probe_id=log["id"])),
             15,
             "the edit never applied",
         )
 
-        # The server restarts mid-stream: nothing acknowledged is lost, the agent comes back.
+        # The server restarts mid-stream: nothing acknowledged is lost, the agent comes back,
+        # and the lines the app logged while the server was down arrive then.
         before = len(events(probe_id=log["id"]))
         server.stop()
-        time.sleep(1)
+        down_from = progress()
+        down_to = wait_until(
+            lambda: progress() >= down_from + 10 and progress(),
+            15,
+            "the app stopped running while the server was down",
+        )
         server.start()
         assert len(events(probe_id=log["id"])) >= before
-        wait_for(
-            lambda: len(events(probe_id=log["id"])) > before + 5,
+        logged_while_down = {f"again {n + 5}" for n in range(down_from + 1, down_to + 1)}
+        wait_until(
+            lambda: logged_while_down <= {e["message"] for e in events(probe_id=log["id"])},
             60,
-            "the agent did not reconnect and send again",
+            "the lines logged while the server was down never arrived",
         )
 
-        # Deleted: the agent stops capturing. Lines captured before the removal reached it may
-        # still arrive (the backlog buffered while the server was down), then no more.
+        # Deleted: the agent stops capturing. A logpoint placed after the delete proves the
+        # agent applied it: once the new one's lines keep arriving, the deleted one's stopped
+        # (lines captured before the removal reached the agent may arrive until then).
         deleted_at = time.time()
         api.delete(f"/probes/{log['id']}")
-        counts = [-1]
-        for _ in range(30):  # until the count holds still for 2 s, 60 s at most
-            time.sleep(2.0)
-            counts.append(len(events(probe_id=log["id"])))
-            if counts[-1] == counts[-2]:
-                break
-        assert counts[-1] == counts[-2], f"log lines kept arriving: {counts}"
+        marker = api.post("/probes", json={**LOGPOINT, "template": "marker {subtotal}"}).json()
+
+        def marker_lines() -> int:
+            return len(events(probe_id=marker["id"]))
+
+        wait_until(lambda: marker_lines() >= 5, 30, "the logpoint placed after never logged")
+        settled, seen = len(events(probe_id=log["id"])), marker_lines()
+        wait_until(lambda: marker_lines() >= seen + 10, 30, "the later logpoint stopped")
+        assert len(events(probe_id=log["id"])) == settled, "log lines kept arriving"
         captured = [e["time"] for e in events(probe_id=log["id"])]
         assert max(captured) < deleted_at + 5.0, "the agent kept capturing after the delete"
 
         # Exceptions logged by the app are grouped.
-        groups = wait_for(
+        groups = wait_until(
             lambda: api.get("/exceptions", params={"service": "shop"}).json(),
             30,
             "no exception group",

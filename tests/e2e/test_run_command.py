@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List
 
+import httpx
 import pytest
 
 from peephole.agent.config import ConfigError
 from peephole.cli.run import BOOTSTRAP_DIR, run_command, run_environment
+from waiting import wait_until
 
-httpx = pytest.importorskip("httpx")
-
-ADMIN_TOKEN = "e2e-run-admin-token"
-AGENT_KEY = "e2e-run-agent-key"
-
+from .server_process import AGENT_KEY, ServerProcess, clean_env, free_port
 
 # --- the environment ---------------------------------------------------------------------------
 
@@ -111,7 +107,7 @@ def test_run_command_execs_the_program_with_the_agent(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env=_clean_env(),
+        env=clean_env(),
     )
     assert result.returncode == 0, result.stderr
     before, after = result.stdout.splitlines()
@@ -123,88 +119,25 @@ def test_run_command_execs_the_program_with_the_agent(tmp_path: Path) -> None:
 # --- real programs against a real server --------------------------------------------------------
 
 
-def _clean_env() -> Dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PEEPHOLE_")}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class Server:
-    """``peephole server`` in a subprocess, with a REST client for the test."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / "server.log"
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "peephole.cli.main",
-                    "server",
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(data_dir),
-                    "--admin-token",
-                    ADMIN_TOKEN,
-                    "--agent-key",
-                    AGENT_KEY,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=_clean_env(),
-            )
-        self.api = httpx.Client(
-            base_url=f"{self.url}/api/v1",
-            timeout=10,
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        )
-        wait_for(self._healthy, 30, f"the server to start:\n{self.log.read_text()}")
-
-    def _healthy(self) -> bool:
-        assert self.process.poll() is None, self.log.read_text()
-        try:
-            return bool(self.api.get("/health").status_code == 200)
-        except httpx.TransportError:
-            return False
-
-    def instances(self, service: str) -> List[Dict[str, Any]]:
-        response = self.api.get("/instances", params={"service": service})
-        response.raise_for_status()
-        return [i for i in response.json() if i["connected"]]
-
-    def stop(self) -> None:
-        self.api.close()
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    pytest.importorskip("peephole.server.main")
+    running = ServerProcess(tmp_path_factory.mktemp("server")).start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    pytest.importorskip("peephole.server.main")
-    running = Server(tmp_path_factory.mktemp("server"))
-    yield running
-    running.stop()
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with server.api() as client:
+        yield client
+
+
+def connected(api: httpx.Client, service: str) -> List[Dict[str, Any]]:
+    """The instances of ``service`` connected now."""
+    response = api.get("/instances", params={"service": service})
+    response.raise_for_status()
+    return [i for i in response.json() if i["connected"]]
 
 
 def peephole_run(*args: str) -> List[str]:
@@ -244,7 +177,7 @@ def probe_line(source: str) -> int:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("preload", [False, True], ids=["fork-then-load", "preload"])
 def test_gunicorn_workers_each_register_and_get_probes(
-    server: Server, tmp_path: Path, preload: bool
+    server: ServerProcess, api: httpx.Client, tmp_path: Path, preload: bool
 ) -> None:
     pytest.importorskip("gunicorn")
     service = f"gshop-{'preload' if preload else 'lazy'}"
@@ -275,16 +208,16 @@ def test_gunicorn_workers_each_register_and_get_probes(
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=_clean_env()
+            command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=clean_env()
         )
     try:
         # The master is this process (peephole run execs); the workers are its forks.
         def workers() -> List[Dict[str, Any]]:
             assert process.poll() is None, log_path.read_text()
-            found = [i for i in server.instances(service) if i["pid"] != process.pid]
+            found = [i for i in connected(api, service) if i["pid"] != process.pid]
             return found if len(found) == 3 else []
 
-        registered = wait_for(workers, 60, "3 gunicorn workers to register")
+        registered = wait_until(workers, 60, "3 gunicorn workers to register")
         worker_ids = {i["instance_id"] for i in registered}
         assert len(worker_ids) == 3
         assert len({i["pid"] for i in registered}) == 3
@@ -292,7 +225,7 @@ def test_gunicorn_workers_each_register_and_get_probes(
             assert instance["environment"] == "e2e"
             assert instance["tags"] == {"kind": "gunicorn"}
 
-        created = server.api.post(
+        created = api.post(
             "/probes",
             json={
                 "kind": "tracepoint",
@@ -306,11 +239,11 @@ def test_gunicorn_workers_each_register_and_get_probes(
         probe_id = created.json()["id"]
 
         def active_on_workers() -> bool:
-            probe = server.api.get(f"/probes/{probe_id}").json()
+            probe = api.get(f"/probes/{probe_id}").json()
             active = {s["instance_id"] for s in probe["statuses"] if s["state"] == "active"}
             return worker_ids <= active
 
-        wait_for(active_on_workers, 30, "the probe to be active on every worker")
+        wait_until(active_on_workers, 30, "the probe to be active on every worker")
 
         def request(_: int) -> str:
             return str(httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text)
@@ -318,11 +251,11 @@ def test_gunicorn_workers_each_register_and_get_probes(
         def snapshot_instances() -> set[str]:
             with ThreadPoolExecutor(6) as pool:
                 assert set(pool.map(request, range(12))) == {"12"}
-            events = server.api.get("/events", params={"probe_id": probe_id, "limit": 200})
+            events = api.get("/events", params={"probe_id": probe_id, "limit": 200})
             return {e["instance_id"] for e in events.json()["events"]} & worker_ids
 
-        wait_for(lambda: snapshot_instances() == worker_ids, 60, "a snapshot from every worker")
-        events = server.api.get("/events", params={"probe_id": probe_id, "limit": 1}).json()
+        wait_until(lambda: snapshot_instances() == worker_ids, 60, "a snapshot from every worker")
+        events = api.get("/events", params={"probe_id": probe_id, "limit": 1}).json()
         locals_ = events["events"][0]["frames"][0]["locals"]
         assert locals_["total"]["v"] == 12
     finally:
@@ -360,7 +293,9 @@ def agent_pythons() -> Dict[str, str]:
 @pytest.mark.server
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("python", list(agent_pythons()))
-def test_a_plain_script_under_peephole_run(server: Server, tmp_path: Path, python: str) -> None:
+def test_a_plain_script_under_peephole_run(
+    server: ServerProcess, api: httpx.Client, tmp_path: Path, python: str
+) -> None:
     service = f"script-shop-{python}"
     (tmp_path / "script_shop.py").write_text(SCRIPT)
     command = peephole_run(
@@ -378,14 +313,14 @@ def test_a_plain_script_under_peephole_run(server: Server, tmp_path: Path, pytho
         agent_pythons()[python],
         "script_shop.py",
     )
-    process = subprocess.Popen(command, cwd=tmp_path, env=_clean_env())
+    process = subprocess.Popen(command, cwd=tmp_path, env=clean_env())
     try:
-        [instance] = wait_for(lambda: server.instances(service), 30, "the script")
+        [instance] = wait_until(lambda: connected(api, service), 30, "the script")
         assert instance["pid"] == process.pid
         assert instance["version"] == "7"
         if python != "main":
             assert instance["runtime"].startswith(f"CPython {python}.")
-        created = server.api.post(
+        created = api.post(
             "/probes",
             json={
                 "kind": "logpoint",
@@ -399,10 +334,10 @@ def test_a_plain_script_under_peephole_run(server: Server, tmp_path: Path, pytho
         probe_id = created.json()["id"]
 
         def lines() -> List[str]:
-            events = server.api.get("/events", params={"probe_id": probe_id}).json()["events"]
+            events = api.get("/events", params={"probe_id": probe_id}).json()["events"]
             return [e["message"] for e in events]
 
-        assert wait_for(lines, 30, "logpoint lines")[0] == "total=6"
+        assert wait_until(lines, 30, "logpoint lines")[0] == "total=6"
     finally:
         stop_process(process)
 
@@ -424,7 +359,7 @@ ASGI_APP = textwrap.dedent(
 @pytest.mark.server
 @pytest.mark.timeout(180)
 def test_uvicorn_spawned_workers_each_register_and_get_probes(
-    server: Server, tmp_path: Path
+    server: ServerProcess, api: httpx.Client, tmp_path: Path
 ) -> None:
     pytest.importorskip("uvicorn")
     (tmp_path / "asgi_shop.py").write_text(ASGI_APP)
@@ -449,17 +384,17 @@ def test_uvicorn_spawned_workers_each_register_and_get_probes(
     log_path = tmp_path / "uvicorn.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=_clean_env()
+            command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=clean_env()
         )
     try:
         # Besides the 2 workers, multiprocessing's resource tracker (also a spawned Python
         # process) registers; it never imports the application, so its probe stays pending.
         def others() -> List[Dict[str, Any]]:
             assert process.poll() is None, log_path.read_text()
-            return [i for i in server.instances("ushop") if i["pid"] != process.pid]
+            return [i for i in connected(api, "ushop") if i["pid"] != process.pid]
 
-        wait_for(lambda: len(others()) >= 2, 60, "the uvicorn workers to register")
-        created = server.api.post(
+        wait_until(lambda: len(others()) >= 2, 60, "the uvicorn workers to register")
+        created = api.post(
             "/probes",
             json={
                 "kind": "tracepoint",
@@ -472,20 +407,20 @@ def test_uvicorn_spawned_workers_each_register_and_get_probes(
         probe_id = created.json()["id"]
 
         def active_workers() -> set[str]:
-            probe = server.api.get(f"/probes/{probe_id}").json()
+            probe = api.get(f"/probes/{probe_id}").json()
             active = {s["instance_id"] for s in probe["statuses"] if s["state"] == "active"}
             workers = {i["instance_id"] for i in others()} & active
             return workers if len(workers) == 2 else set()
 
-        worker_ids = wait_for(active_workers, 30, "the probe to be active on both workers")
+        worker_ids = wait_until(active_workers, 30, "the probe to be active on both workers")
         assert len({i["pid"] for i in others() if i["instance_id"] in worker_ids}) == 2
 
         def captured() -> List[Dict[str, Any]]:
             assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text == "5"
-            events = server.api.get("/events", params={"probe_id": probe_id}).json()["events"]
+            events = api.get("/events", params={"probe_id": probe_id}).json()["events"]
             return [e for e in events if e["instance_id"] in worker_ids]
 
-        [snapshot, *_] = wait_for(captured, 30, "a snapshot from a worker")
+        [snapshot, *_] = wait_until(captured, 30, "a snapshot from a worker")
         assert snapshot["frames"][0]["locals"]["items"]["len"] == 2
     finally:
         stop_process(process)

@@ -5,23 +5,99 @@ the send deadline, and told why when it comes back."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Callable
 
 import httpx
 import pytest
 
-from reliability.conftest import (
-    IDLE_LINE,
-    WORK_LINE,
-    AgentApp,
-    ServerProcess,
-    admin_client,
-    all_events,
-    wait_for,
-)
+from waiting import wait_until
+
+from .server_process import AGENT_KEY, ServerProcess, clean_env
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+APP = """\
+import logging, os, time
+
+import peephole
+
+logging.basicConfig(level=logging.INFO)
+peephole.start()
+
+def work(n):
+    total = n * 2  # @work
+    return total
+
+
+def idle():  # never called: probes here cost nothing
+    return 0  # @idle
+
+
+stop = os.environ["APP_STOP_FILE"]
+n = 0
+while not os.path.exists(stop):
+    n += 1
+    work(n)
+    time.sleep(0.02)
+peephole.stop()
+"""
+
+
+IDLE_LINE = next(n for n, text in enumerate(APP.splitlines(), 1) if "# @idle" in text)
+WORK_LINE = next(n for n, text in enumerate(APP.splitlines(), 1) if "# @work" in text)
+
+
+class AgentApp:
+    """A real application process with the peephole agent started in it."""
+
+    def __init__(self, server: ServerProcess, workdir: Path, service: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "app.py").write_text(APP)
+        self.stop_file = workdir / "stop"
+        self.log_path = workdir / "app.log"
+        env = clean_env(
+            PEEPHOLE_SERVER=server.url,
+            PEEPHOLE_KEY=AGENT_KEY,
+            PEEPHOLE_SERVICE=service,
+            APP_STOP_FILE=str(self.stop_file),
+        )
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(workdir / "app.py")],
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+        self.stop_file.touch()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def agent_app(tmp_path: Path) -> Iterator[Callable[[ServerProcess, str], AgentApp]]:
+    started: list[AgentApp] = []
+
+    def start(server: ServerProcess, service: str) -> AgentApp:
+        app = AgentApp(server, tmp_path / f"app{len(started)}", service)
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.stop()
+
 
 SEND_TIMEOUT = 8.0
 FILL = 200  # big probes for the paused service: ~5 MB, more than the sockets buffer
@@ -51,8 +127,8 @@ def test_a_stopped_agent_blocks_nobody(
 ) -> None:
     server = server_process(PEEPHOLE_SERVER_SEND_TIMEOUT=str(SEND_TIMEOUT))
     frozen = agent_app(server, "frozen")
-    with admin_client(server) as api:
-        wait_for(
+    with server.api() as api:
+        wait_until(
             lambda: api.get("/instances", params={"service": "frozen"}).json(),
             30,
             "the agent never registered",
@@ -67,7 +143,7 @@ def test_a_stopped_agent_blocks_nobody(
                 "target": {"service": "frozen"},
             },
         ).json()["id"]
-        wait_for(lambda: all_events(api, probe_id=counter), 30, "no log lines")
+        wait_until(lambda: server.events(api, probe_id=counter), 30, "no log lines")
         frozen.process.send_signal(signal.SIGSTOP)
         slowest = 0.0
         started = time.monotonic()
@@ -112,25 +188,25 @@ def test_a_stopped_agent_blocks_nobody(
             ).json()
             return instance  # type: ignore[no-any-return]
 
-        wait_for(
+        wait_until(
             lambda: not frozen_instance()["connected"],
             SEND_TIMEOUT + 20,
             "the paused agent was never disconnected",
         )
         frozen.process.send_signal(signal.SIGCONT)
-        wait_for(lambda: frozen_instance()["connected"], 30, "the agent never came back")
+        wait_until(lambda: frozen_instance()["connected"], 30, "the agent never came back")
         assert "did not read" in (frozen_instance()["last_disconnect"] or "")
 
         def summaries() -> set[str]:
             return {p["summary"] for p in api.get("/probes", params={"service": "frozen"}).json()}
 
-        wait_for(
+        wait_until(
             lambda: summaries() == {"active on 1 of 1 instance"},
             60,
             "the resumed agent did not install its probes",
         )
         frozen.stop()  # the agent flushes what it captured before it exits
-        numbers = sorted(int(e["message"]) for e in all_events(api, probe_id=counter))
+        numbers = sorted(int(e["message"]) for e in server.events(api, probe_id=counter))
         lost = (numbers[-1] - numbers[0] + 1) - len(set(numbers))
         print(f"{len(numbers)} log lines from n={numbers[0]} to n={numbers[-1]}, {lost} lost")
         assert lost == 0

@@ -8,7 +8,8 @@ from typing import Callable
 import pytest
 from websockets.asyncio.client import connect
 
-from .conftest import ADMIN_TOKEN, ServerProcess, wait_for
+from e2e.server_process import ADMIN_TOKEN, ServerProcess
+from waiting import wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -23,7 +24,7 @@ def test_the_token_in_a_stream_url_is_not_logged(
             pass
 
     asyncio.run(open_stream())
-    wait_for(
+    wait_until(
         lambda: "/api/v1/stream?token=***&type=log" in server.log(),
         10,
         f"the stream was not logged:\n{server.log()[-2000:]}",

@@ -14,9 +14,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from e2e.server_process import AGENT_KEY, ServerProcess
 from peephole import protocol
-
-from .conftest import AGENT_KEY, ServerProcess, admin_client
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -102,7 +101,7 @@ def test_a_fleet_survives_a_service_with_too_many_probes(
             Agent(server.ws_url + protocol.AGENT_PATH, f"svc{i % SERVICES}") for i in range(AGENTS)
         ]
         tasks = [asyncio.create_task(a.run()) for a in fleet]
-        with admin_client(server) as api:
+        with server.api() as api:
             await until(lambda: len(api.get("/instances").json()) == AGENTS, 60, "registered")
             began = time.monotonic()
             big = ['"' + "x" * (BIG // 20 - 2) + '"'] * 20

@@ -13,9 +13,8 @@ from typing import Callable
 
 import pytest
 
+from e2e.server_process import ServerProcess
 from peephole import protocol
-
-from .conftest import ServerProcess
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -72,7 +71,9 @@ def peak_rss_during(server: ServerProcess, work: list[Callable[[], int]]) -> tup
     threads = [threading.Thread(target=lambda w=w: sent.append(w())) for w in work]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 60  # the senders give up after 40 s
     while any(t.is_alive() for t in threads):
+        assert time.monotonic() < deadline, "the senders never finished"
         peak = max(peak, server.rss_bytes())
         time.sleep(0.02)
     return max(peak, server.rss_bytes()), sum(sent)

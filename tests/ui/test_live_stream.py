@@ -47,7 +47,7 @@ def test_an_open_live_page_does_not_hold_up_the_server_stopping(tmp_path: Path) 
     reader.start()
     try:
         assert opened.wait(10), "the stream did not start"
-        process = server._process
+        process = server.process
         assert process is not None
         process.terminate()
         try:
