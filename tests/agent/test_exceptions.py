@@ -172,7 +172,7 @@ async def _fail_in_task(amount: int) -> None:
 def test_asyncio_task_whose_exception_is_never_retrieved(agent: Harness) -> None:
     async def main() -> None:
         task = asyncio.get_running_loop().create_task(_fail_in_task(21))
-        await asyncio.sleep(0.01)
+        await asyncio.wait([task], timeout=10)  # does not retrieve its exception
         assert task.done()
         del task
         gc.collect()
@@ -195,7 +195,9 @@ def test_asyncio_failing_callback_with_a_custom_loop_handler(agent: Harness) -> 
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(lambda loop, context: handled.append(context["message"]))
         loop.call_soon(callback)
-        await asyncio.sleep(0.01)
+        after = loop.create_future()
+        loop.call_soon(after.set_result, None)  # callbacks run in order: this one comes next
+        await asyncio.wait_for(after, 10)
 
     asyncio.run(main())
     assert len(handled) == 1

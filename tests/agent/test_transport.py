@@ -21,6 +21,7 @@ from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
 from peephole.agent.delivery import encoding
 from peephole.agent.delivery.transport import Transport, agent_url, backoff_delay, runtime_name
+from waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -296,7 +297,7 @@ def test_events_wait_for_the_server_then_arrive() -> None:
     try:
         for n in range(5):
             agent.agent.emit(log_event(f"offline {n}"))
-        time.sleep(0.3)
+        wait_until(lambda: agent.transport.problem, 10, "no connection attempt failed")
         assert not agent.transport.connected
         with Gateway(port=port) as gateway:
             assert agent.agent.flush(15)
@@ -453,8 +454,8 @@ def test_stop_closes_the_connection_within_a_second(gateway: Gateway) -> None:
 def test_stop_while_the_server_is_unreachable_is_quick() -> None:
     before = set(threading.enumerate())
     agent = Connected(f"http://127.0.0.1:{free_port()}", backoff_max=30.0, backoff_initial=30.0)
-    time.sleep(0.2)
-    started = time.monotonic()
+    wait_until(lambda: agent.transport.problem, 10, "no connection attempt failed")
+    started = time.monotonic()  # the transport now waits up to 30 s before it tries again
     agent.transport.stop()
     assert time.monotonic() - started < 1.5
     assert not [

@@ -15,6 +15,7 @@ from peephole.demo.traffic import (
     check_loopback,
     main,
 )
+from waiting import wait_until
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1", "http://localhost:8000", "http://[::1]:80"])
@@ -73,7 +74,7 @@ def test_stop_ends_it_promptly_even_when_the_shop_is_gone() -> None:
     shopper = Shopper("http://127.0.0.1:9", rate=2)  # nothing listens on the discard port
     runner = threading.Thread(target=shopper.run)
     runner.start()
-    time.sleep(0.8)
+    wait_until(lambda: shopper.statuses, 10, "the shopper never tried")
     shopper.stop()
     runner.join(3)
     assert not runner.is_alive()

@@ -23,11 +23,11 @@ async def test_status_arriving_while_publishing_is_published_too(
     broker = Broker(settings, db)
     broker.hub.subscribers.add(Subscriber())
     published: list[list[str]] = []
-    publishing = asyncio.Event()
+    publishing, release = asyncio.Event(), asyncio.Event()
 
     async def slow_publish(probe_ids: list[str]) -> None:
         publishing.set()
-        await asyncio.sleep(0.1)
+        await release.wait()  # a publication in progress until the test lets it end
         published.append(sorted(probe_ids))
 
     monkeypatch.setattr(broker, "publish_probe_views", slow_publish)
@@ -36,7 +36,9 @@ async def test_status_arriving_while_publishing_is_published_too(
         broker.status_changed(["b"])
         await publishing.wait()
         broker.status_changed(["c"])  # while the first round is being published
-        await asyncio.sleep(0.5)
+        release.set()
+        assert broker._flush is not None
+        await asyncio.wait_for(broker._flush, 10)  # ends once nothing is left to publish
         assert published == [["a", "b"], ["c"]]
     finally:
         db.close()

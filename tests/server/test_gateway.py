@@ -94,10 +94,15 @@ async def test_probe_reaches_matching_instances_only(api: httpx.Client, agents: 
     await eu.wait_probes(lambda p: ids(p) == [probe["id"]])
     pinned = api.post("/probes", json=tracepoint(target={"instances": [us.instance_id]})).json()
     await us.wait_probes(lambda p: ids(p) == [pinned["id"]])
-    await asyncio.sleep(0.2)
-    assert ids(eu.probes) == [probe["id"]]
-    assert old.probes == [] and other.probes == []
-    spec = protocol.ProbeSpec.from_dict(eu.probes[0])
+    # A probe for all four, sent after the others: once each has it, anything the server
+    # had wrongly sent one of them before has arrived too (one connection keeps its order).
+    everyone = [agent.instance_id for agent in (eu, us, old, other)]
+    last = api.post("/probes", json=tracepoint(target={"instances": everyone})).json()
+    for agent in (eu, us, old, other):
+        await agent.wait_probes(lambda p: last["id"] in ids(p))
+    assert sorted(ids(eu.probes)) == sorted([probe["id"], last["id"]])
+    assert ids(old.probes) == [last["id"]] and ids(other.probes) == [last["id"]]
+    [spec] = [protocol.ProbeSpec.from_dict(p) for p in eu.probes if p["id"] == probe["id"]]
     assert (spec.file, spec.line, spec.hit_limit, spec.version) == ("shop/cart.py", 42, 10, 1)
 
 
@@ -424,18 +429,24 @@ async def test_an_agent_that_goes_silent_is_gone(
 ) -> None:
     from peephole.server.store import instances
 
-    quiet = await agents("shop")
+    # The talking one connects first: when the quiet one is stale, the talking one would be
+    # too, but for its heartbeats.
     talking = await agents("shop")
+    quiet = await agents("shop")
     monkeypatch.setattr(instances, "INSTANCE_STALE_SECONDS", 1.0)
     monkeypatch.setattr(protocol, "INSTANCE_STALE_SECONDS", 1.0)
     monkeypatch.setattr("peephole.server.broker.TOUCH_SECONDS", 0.1)
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
+
+    def live() -> list[str]:
+        return [i["instance_id"] for i in api.get("/instances").json()]
+
+    deadline = time.monotonic() + 10
+    while quiet.instance_id in live():
+        assert time.monotonic() < deadline, "the quiet instance never went stale"
         assert talking.ws is not None
         await talking.ws.send(protocol.encode({"type": "heartbeat", "time": time.time()}))
         await asyncio.sleep(0.2)
-    live = [i["instance_id"] for i in api.get("/instances").json()]
-    assert live == [talking.instance_id]
+    assert live() == [talking.instance_id]
     every = api.get("/instances", params={"include_gone": "true"}).json()
     assert {i["instance_id"]: i["connected"] for i in every} == {
         talking.instance_id: True,
