@@ -86,6 +86,7 @@ class SidekickConnection(AgentConnection):
         self.policy = protocol.AgentPolicy()
         self.redactor = Redactor()
         self.tracked: dict[str, Tracked] = {}
+        self.placed: set[str] = set()  # probes the agent holds (puts it was sent)
         self.last_frame = time.time()
         self._requests: dict[str, str] = {}  # request id -> probe id
         self._filtered: set[str] = set()
@@ -132,9 +133,10 @@ class SidekickConnection(AgentConnection):
             self._resend()
 
     def _resend(self) -> None:
-        """Put every probe again (the agent has none after a filter answer)."""
+        """Put every probe again (the agent has none after a filter answer); their events
+        are still taken meanwhile."""
         self.sent = {}
-        self.tracked = {}
+        self.placed.clear()
         if self._wanted is None:
             self._wanted = self._latest
         self._wake.set()
@@ -168,20 +170,24 @@ class SidekickConnection(AgentConnection):
     def _place(self, spec: protocol.ProbeSpec) -> list[dict[str, Any]]:
         old = self.tracked.get(spec.id)
         frames = []
-        moved = old is not None and (old.spec.file, old.spec.line) != (spec.file, spec.line)
-        if old is not None and not moved:
+        held = old is not None and spec.id in self.placed
+        if held and old is not None and (old.spec.file, old.spec.line) == (spec.file, spec.line):
             frame = requests.update(spec, self.runtime)
         else:
             frame = requests.put(spec, self.runtime)
-            if old is not None:
+            if held:
                 frames.extend(self._forget(spec.id))
         self.tracked[spec.id] = Tracked(spec, frame["fileName"])
+        self.placed.add(spec.id)
         self._requests[frame["id"]] = spec.id
         return [*frames, frame]
 
     def _forget(self, probe_id: str) -> list[dict[str, Any]]:
         gone = self.tracked.pop(probe_id, None)
-        return [] if gone is None else [requests.remove(probe_id, gone.spec.kind)]
+        if gone is None or probe_id not in self.placed:
+            return []
+        self.placed.discard(probe_id)
+        return [requests.remove(probe_id, gone.spec.kind)]
 
     def _later(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
