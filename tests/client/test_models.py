@@ -70,3 +70,17 @@ def test_stream_url_and_messages() -> None:
     probe = stream_message(json.dumps({"type": "probe", "probe": PROBE}))
     assert isinstance(probe, Probe) and probe.id == "ab12"
     assert stream_message('{"type": "hello"}') is None
+
+
+def test_models_import_on_the_oldest_python() -> None:
+    """The client declares Python 3.9: its models once used ``field(kw_only=True)`` (3.10+)
+    and failed to import there. The agent's 3.9 venv has no httpx, so only the models."""
+    import subprocess
+
+    python = Path(__file__).resolve().parents[2] / ".venvs" / "py3.9" / "bin" / "python"
+    code = "from peephole.client.models import Event, Probe; print(Probe.from_dict(%r).id)"
+    run = subprocess.run(
+        [str(python), "-c", code % PROBE], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == PROBE["id"]

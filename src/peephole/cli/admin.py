@@ -16,22 +16,27 @@ from peephole.cli.common import (
     pass_state,
     print_json,
 )
-from peephole.client.models import AgentKey, Token
+from peephole.client.models import AgentKey, NewAgentKey, NewToken, Token
 
 ROLES = ("viewer", "debugger", "admin")
 EXPIRES_HELP = "Stop working after this long: 12h, 30d, 90m (default: until revoked)."
 
 
-def standing(credential: Union[Token, AgentKey]) -> str:
-    """``active``, ``active until <UTC time>``, ``expired`` or ``revoked <UTC time>``."""
+def standing(credential: Union[Token, AgentKey, NewToken, NewAgentKey]) -> str:
+    """``active``, ``active until <UTC time>``, ``expired`` or ``revoked <UTC time>`` (one
+    just created is neither revoked nor expired)."""
 
     def at(epoch: float) -> str:
         return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
 
-    if credential.revoked_at is not None:
-        return f"revoked {at(credential.revoked_at)}"
+    revoked_at: float | None = None
+    active = True
+    if isinstance(credential, (Token, AgentKey)):
+        revoked_at, active = credential.revoked_at, credential.active
+    if revoked_at is not None:
+        return f"revoked {at(revoked_at)}"
     if credential.expires_at is not None:
-        return f"active until {at(credential.expires_at)}" if credential.active else "expired"
+        return f"active until {at(credential.expires_at)}" if active else "expired"
     return "active"
 
 
@@ -181,7 +186,7 @@ def policy() -> None:
 @pass_state
 def show_policy(state: State, service: str, as_json: bool) -> None:
     """Show a service's policy."""
-    current = state.client().policy(service)
+    current = state.client().policy(service).to_dict()
     if as_json:
         print_json(current)
         return
@@ -250,7 +255,7 @@ def set_policy(
 ) -> None:
     """Change a service's policy; its running agents apply it at once (admin)."""
     client = state.client()
-    new = {} if clear else dict(client.policy(service))
+    new = {} if clear else client.policy(service).to_dict()
     for name, values in (
         ("redact_names", redact_names),
         ("allow_names", allow_names),
@@ -265,6 +270,6 @@ def set_policy(
         new["serve_source"] = serve_source
     saved = client.set_policy(service, new)
     if as_json:
-        print_json(saved)
+        print_json(saved.to_dict())
     else:
         click.echo(f"policy of {service} saved and pushed to its live agents")

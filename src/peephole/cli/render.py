@@ -22,7 +22,15 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from peephole.client.models import AuditEntry, Event, ExceptionGroup, Instance, Probe, Service
+from peephole.client.models import (
+    AuditEntry,
+    Event,
+    ExceptionGroup,
+    ExceptionGroupDetail,
+    Instance,
+    Probe,
+    Service,
+)
 from peephole.protocol import key_text, readable_ref, scalar_text
 
 SCALARS = ("NoneType", "bool", "int", "float")
@@ -282,7 +290,7 @@ def probe(p: Probe) -> RenderableType:
     return Group(facts, Text(""), table)
 
 
-def exception_group(group: ExceptionGroup) -> RenderableType:
+def exception_group(group: ExceptionGroupDetail) -> RenderableType:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column(overflow="fold")

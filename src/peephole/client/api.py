@@ -28,10 +28,16 @@ from peephole.client.models import (
     AuditEntry,
     Event,
     ExceptionGroup,
+    ExceptionGroupDetail,
+    Files,
     Health,
     Instance,
+    Model,
+    NewAgentKey,
     NewProbe,
+    NewToken,
     Page,
+    Policy,
     Probe,
     Service,
     Source,
@@ -40,6 +46,7 @@ from peephole.client.models import (
 )
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 PREFIX = "/api/v1"
 STREAM_PATH = f"{PREFIX}/stream"
 PROBE_CHANGES = frozenset(
@@ -194,9 +201,9 @@ def exceptions(service: str | None = None) -> Call[list[ExceptionGroup]]:
     return Call("GET", f"{PREFIX}/exceptions", _list_of(ExceptionGroup.from_dict), params)
 
 
-def exception(fingerprint: str) -> Call[ExceptionGroup]:
+def exception(fingerprint: str) -> Call[ExceptionGroupDetail]:
     path = f"{PREFIX}/exceptions/{_segment(fingerprint)}"
-    return Call("GET", path, ExceptionGroup.from_dict, resource="exception")
+    return Call("GET", path, ExceptionGroupDetail.from_dict, resource="exception")
 
 
 def source(service: str, path: str) -> Call[Source]:
@@ -209,14 +216,14 @@ def files(service: str) -> Call[list[str]]:
     return Call("GET", url, _files, resource="service")
 
 
-def policy(service: str) -> Call[dict[str, Any]]:
+def policy(service: str) -> Call[Policy]:
     url = f"{PREFIX}/services/{_segment(service)}/policy"
-    return Call("GET", url, _object, resource="service")
+    return Call("GET", url, _model(Policy), resource="service")
 
 
-def set_policy(service: str, policy: dict[str, Any]) -> Call[dict[str, Any]]:
+def set_policy(service: str, policy: dict[str, Any]) -> Call[Policy]:
     url = f"{PREFIX}/services/{_segment(service)}/policy"
-    return Call("PUT", url, _object, body=dict(policy), resource="service")
+    return Call("PUT", url, _model(Policy), body=dict(policy), resource="service")
 
 
 def audit(limit: int | None = None, probe_id: str | None = None) -> Call[list[AuditEntry]]:
@@ -224,9 +231,9 @@ def audit(limit: int | None = None, probe_id: str | None = None) -> Call[list[Au
     return Call("GET", f"{PREFIX}/audit", _list_of(AuditEntry.from_dict), params)
 
 
-def create_token(name: str, role: str, expires_seconds: float | None = None) -> Call[Token]:
+def create_token(name: str, role: str, expires_seconds: float | None = None) -> Call[NewToken]:
     body = {"name": name, "role": role, "expires_seconds": expires_seconds}
-    return Call("POST", f"{PREFIX}/tokens", Token.from_dict, body=body)
+    return Call("POST", f"{PREFIX}/tokens", NewToken.from_dict, body=body)
 
 
 def tokens() -> Call[list[Token]]:
@@ -256,9 +263,9 @@ def revoke_agent_key(key_id: int) -> Call[AgentKey]:
 
 def create_agent_key(
     name: str, expires_seconds: float | None = None, services: list[str] | None = None
-) -> Call[AgentKey]:
+) -> Call[NewAgentKey]:
     body = {"name": name, "expires_seconds": expires_seconds, "services": services}
-    return Call("POST", f"{PREFIX}/agent-keys", AgentKey.from_dict, body=body)
+    return Call("POST", f"{PREFIX}/agent-keys", NewAgentKey.from_dict, body=body)
 
 
 # --- the live stream ------------------------------------------------------------------------
@@ -344,6 +351,15 @@ def _event_page(body: Any) -> Page[Event]:
     return Page(items, body.get("next_cursor"), raw=body)
 
 
+def _model(model: type[M]) -> Callable[[Any], M]:
+    """A parser of one JSON object into ``model``."""
+
+    def parse(body: Any) -> M:
+        return model.from_dict(_object(body))
+
+    return parse
+
+
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise PeepholeError(f"expected a JSON object from the server, got {type(body).__name__}")
@@ -351,7 +367,7 @@ def _object(body: Any) -> dict[str, Any]:
 
 
 def _files(body: Any) -> list[str]:
-    return [str(f) for f in _object(body).get("files") or ()]
+    return [str(f) for f in Files.from_dict(_object(body)).files or ()]
 
 
 def _nothing(body: Any) -> None:

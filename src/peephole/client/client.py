@@ -20,10 +20,14 @@ from peephole.client.models import (
     AuditEntry,
     Event,
     ExceptionGroup,
+    ExceptionGroupDetail,
     Health,
     Instance,
+    NewAgentKey,
     NewProbe,
+    NewToken,
     Page,
+    Policy,
     Probe,
     Service,
     Source,
@@ -176,7 +180,7 @@ class Client(_Base):
     def exceptions(self, service: str | None = None) -> list[ExceptionGroup]:
         return self.send(api.exceptions(service))
 
-    def exception(self, fingerprint: str) -> ExceptionGroup:
+    def exception(self, fingerprint: str) -> ExceptionGroupDetail:
         return self.send(api.exception(fingerprint))
 
     def source(self, service: str, path: str) -> Source:
@@ -186,16 +190,16 @@ class Client(_Base):
         """The source files a live agent of ``service`` has loaded."""
         return self.send(api.files(service))
 
-    def policy(self, service: str) -> dict[str, Any]:
+    def policy(self, service: str) -> Policy:
         return self.send(api.policy(service))
 
-    def set_policy(self, service: str, policy: dict[str, Any]) -> dict[str, Any]:
+    def set_policy(self, service: str, policy: dict[str, Any]) -> Policy:
         return self.send(api.set_policy(service, policy))
 
     def audit(self, limit: int | None = None, probe_id: str | None = None) -> list[AuditEntry]:
         return self.send(api.audit(limit, probe_id))
 
-    def create_token(self, name: str, role: str, expires_seconds: float | None = None) -> Token:
+    def create_token(self, name: str, role: str, expires_seconds: float | None = None) -> NewToken:
         return self.send(api.create_token(name, role, expires_seconds))
 
     def tokens(self) -> list[Token]:
@@ -206,7 +210,7 @@ class Client(_Base):
 
     def create_agent_key(
         self, name: str, expires_seconds: float | None = None, services: list[str] | None = None
-    ) -> AgentKey:
+    ) -> NewAgentKey:
         return self.send(api.create_agent_key(name, expires_seconds, services))
 
     def agent_keys(self) -> list[AgentKey]:
@@ -318,7 +322,7 @@ class AsyncClient(_Base):
     async def exceptions(self, service: str | None = None) -> list[ExceptionGroup]:
         return await self.send(api.exceptions(service))
 
-    async def exception(self, fingerprint: str) -> ExceptionGroup:
+    async def exception(self, fingerprint: str) -> ExceptionGroupDetail:
         return await self.send(api.exception(fingerprint))
 
     async def source(self, service: str, path: str) -> Source:
@@ -328,10 +332,10 @@ class AsyncClient(_Base):
         """The source files a live agent of ``service`` has loaded."""
         return await self.send(api.files(service))
 
-    async def policy(self, service: str) -> dict[str, Any]:
+    async def policy(self, service: str) -> Policy:
         return await self.send(api.policy(service))
 
-    async def set_policy(self, service: str, policy: dict[str, Any]) -> dict[str, Any]:
+    async def set_policy(self, service: str, policy: dict[str, Any]) -> Policy:
         return await self.send(api.set_policy(service, policy))
 
     async def audit(
@@ -341,7 +345,7 @@ class AsyncClient(_Base):
 
     async def create_token(
         self, name: str, role: str, expires_seconds: float | None = None
-    ) -> Token:
+    ) -> NewToken:
         return await self.send(api.create_token(name, role, expires_seconds))
 
     async def tokens(self) -> list[Token]:
@@ -352,7 +356,7 @@ class AsyncClient(_Base):
 
     async def create_agent_key(
         self, name: str, expires_seconds: float | None = None, services: list[str] | None = None
-    ) -> AgentKey:
+    ) -> NewAgentKey:
         return await self.send(api.create_agent_key(name, expires_seconds, services))
 
     async def agent_keys(self) -> list[AgentKey]:

@@ -1,34 +1,48 @@
 """Typed results of the REST API.
 
-Each model is built from the server's JSON by ``from_dict``, ignoring fields it does not know
-(so a newer server does not break an older client), and keeps that JSON in ``raw`` for
-``--json`` output and for fields not modelled here.
+Each model declares the fields of one response object of the server's OpenAPI document
+(``/openapi.json``, built from ``peephole.server.api.responses``): ``field_names`` says which
+fields it reads from a given object, and ``tests/contract`` fails when the server sends a
+field the model does not read or leaves out one it reads. At run time ``from_dict`` stays
+tolerant (fields it does not know are ignored, so a newer server does not break an older
+client) and keeps the JSON in ``raw`` for ``--json`` output.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 T = TypeVar("T")
 M = TypeVar("M", bound="Model")
 
 
-@dataclass
 class Model:
-    """Base of the models: construction from a dict, and the dict it came from."""
+    """Base of the models: construction from a dict, and the dict it came from (``raw`` is
+    not a dataclass field, so subclasses may declare fields without defaults)."""
 
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, kw_only=True)
+    raw: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.raw = {}
+
+    @classmethod
+    def field_names(cls, data: Mapping[str, Any]) -> frozenset[str]:
+        """The fields this model reads from ``data``: all of its dataclass fields."""
+        return frozenset(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
 
     @classmethod
     def from_dict(cls: type[M], data: dict[str, Any]) -> M:
-        known = {f.name for f in dataclasses.fields(cls)} - {"raw"}
-        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
+        known = cls.field_names(data)
+        model = cls(**{k: v for k, v in data.items() if k in known})
+        model.raw = data
+        return model
 
     def to_dict(self) -> dict[str, Any]:
         """The server's JSON for this object (what ``--json`` prints)."""
-        return self.raw or {k: v for k, v in dataclasses.asdict(self).items() if k != "raw"}
+        return self.raw or dataclasses.asdict(self)  # type: ignore[call-overload]
 
 
 @dataclass
@@ -115,6 +129,19 @@ class Target(Model):
 
 
 @dataclass
+class Limits(Model):
+    """What a probe captures at most (``peephole.protocol.Limits``)."""
+
+    max_depth: int
+    max_items: int
+    max_string: int
+    max_fields: int
+    max_bytes: int
+    max_frames: int
+    frames_with_locals: int
+
+
+@dataclass
 class ProbeInstanceStatus(Model):
     instance_id: str
     state: str
@@ -145,7 +172,7 @@ class Probe(Model):
     rate: float | None = None
     enabled: bool = True
     version: int = 1
-    limits: dict[str, Any] | None = None
+    limits: Limits | None = None
     target: Target = field(default_factory=Target)
     created_at: float | None = None
     created_by: str | None = None
@@ -159,6 +186,8 @@ class Probe(Model):
     def from_dict(cls, data: dict[str, Any]) -> Probe:
         probe = super().from_dict(data)
         probe.target = Target.from_dict(data.get("target") or {})
+        limits = data.get("limits")
+        probe.limits = Limits.from_dict(limits) if isinstance(limits, dict) else None
         probe.statuses = [ProbeInstanceStatus.from_dict(s) for s in data.get("statuses") or ()]
         return probe
 
@@ -201,10 +230,33 @@ class NewProbe:
         return body
 
 
+_AT_PROBE = ("probe_id", "probe_version", "file", "line")  # events of a probe
+
+
 @dataclass
 class Event(Model):
-    """A snapshot, log line or exception; the payload fields a type does not have keep their
-    defaults."""
+    """A snapshot, log line or exception: one class for the three, whose ``field_names`` say
+    which fields each type has (the others keep their defaults)."""
+
+    ENVELOPE: ClassVar[tuple[str, ...]] = (
+        "id",
+        "type",
+        "time",
+        "service",
+        "instance_id",
+        "thread",
+        "trace_id",
+        "span_id",
+        "trace_link",
+    )
+    PAYLOAD: ClassVar[dict[str, tuple[str, ...]]] = {
+        "snapshot": (*_AT_PROBE, "frames", "watches", "size", "cut"),
+        "log": (*_AT_PROBE, "level", "message", "errors"),
+        "exception": (
+            *("fingerprint", "exc_type", "message", "origin", "snapshot", "count"),
+            *("first_time", "last_time", "frames", "chain", "size", "cut"),
+        ),
+    }
 
     id: str
     type: str
@@ -233,6 +285,14 @@ class Event(Model):
     first_time: float | None = None
     last_time: float | None = None
     chain: list[dict[str, Any]] = field(default_factory=list)  # causes and contexts
+    cut: str | None = None  # "budget": values were cut to fit the size budget
+
+    @classmethod
+    def field_names(cls, data: Mapping[str, Any]) -> frozenset[str]:
+        payload = cls.PAYLOAD.get(data.get("type") or "")
+        if payload is None:  # a type this client does not know: read what it can
+            return super().field_names(data)
+        return frozenset(cls.ENVELOPE + payload)
 
 
 @dataclass
@@ -248,10 +308,16 @@ class ExceptionGroup(Model):
     services: list[str] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
     last_event_id: str | None = None
-    events: list[Event] = field(default_factory=list)  # filled by ``get_exception`` only
+
+
+@dataclass
+class ExceptionGroupDetail(ExceptionGroup):
+    """One group with its most recent events (``Client.exception``)."""
+
+    events: list[Event] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ExceptionGroup:
+    def from_dict(cls, data: dict[str, Any]) -> ExceptionGroupDetail:
         group = super().from_dict(data)
         group.events = [Event.from_dict(e) for e in data.get("events") or ()]
         return group
@@ -265,6 +331,8 @@ class Page(Generic[T]):
     next_cursor: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    FIELDS: ClassVar[tuple[str, ...]] = ("events", "next_cursor")  # of the event page
+
     def to_dict(self) -> dict[str, Any]:
         return self.raw
 
@@ -277,10 +345,26 @@ class Source(Model):
 
 
 @dataclass
+class Files(Model):
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Policy(Model):
+    """What the server pushes to a service's agents (``peephole.protocol.AgentPolicy``)."""
+
+    redact_names: list[str] = field(default_factory=list)
+    allow_names: list[str] = field(default_factory=list)
+    redact_patterns: list[str] = field(default_factory=list)
+    capture_exceptions: bool = True
+    serve_source: bool = True
+    source_deny: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Token(Model):
     name: str
     role: str = ""
-    token: str | None = None  # only when just created
     id: int | None = None
     created_at: float | None = None
     expires_at: float | None = None
@@ -289,15 +373,36 @@ class Token(Model):
 
 
 @dataclass
+class NewToken(Model):
+    """A token just created: the only time the server shows its secret."""
+
+    name: str
+    token: str
+    role: str = ""
+    id: int | None = None
+    expires_at: float | None = None
+
+
+@dataclass
 class AgentKey(Model):
     name: str
-    key: str | None = None  # only when just created
     id: int | None = None
     created_at: float | None = None
     expires_at: float | None = None
     revoked_at: float | None = None
     services: list[str] | None = None  # None: any service
     active: bool = True
+
+
+@dataclass
+class NewAgentKey(Model):
+    """An agent key just created: the only time the server shows its secret."""
+
+    name: str
+    key: str
+    id: int | None = None
+    expires_at: float | None = None
+    services: list[str] | None = None  # None: any service
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Who am I, health, the audit log, user tokens and agent keys."""
+"""Who am I, health, the audit log, user tokens and agent keys. Each route answers through
+its model in ``responses`` (``response_model``), which the OpenAPI document describes."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import time
 from typing import Any, Callable, Optional
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 import peephole
 from peephole.server import auth
+from peephole.server.api import responses
 from peephole.server.api.deps import ProbeFilter, get_broker
 from peephole.server.api.schemas import MAX_ID, AgentKeyCreate, TokenCreate
 from peephole.server.broker import Broker
@@ -20,12 +21,12 @@ from peephole.server.store.credentials import Principal
 router = APIRouter(tags=["admin"])
 
 
-@router.get("/health")
+@router.get("/health", response_model=responses.Health)
 async def health() -> dict[str, str]:
     return {"status": "ok", "version": peephole.__version__}
 
 
-@router.get("/me")
+@router.get("/me", response_model=responses.Me)
 async def me(principal: Principal = Depends(auth.viewer)) -> dict[str, Any]:
     return {
         "name": principal.name,
@@ -35,7 +36,7 @@ async def me(principal: Principal = Depends(auth.viewer)) -> dict[str, Any]:
     }
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=list[responses.AuditEntry])
 async def audit_log(
     limit: int = Query(100, ge=1, le=10_000),
     probe_id: ProbeFilter = None,
@@ -45,12 +46,12 @@ async def audit_log(
     return await broker.db.read(lambda s: audit.recent(s, limit, probe_id))
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, response_model=responses.NewToken)
 async def create_token(
     body: TokenCreate,
     principal: Principal = Depends(auth.admin),
     broker: Broker = Depends(get_broker),
-) -> JSONResponse:
+) -> dict[str, Any]:
     expires_at = _expiry(body.expires_seconds)
 
     def work(session: Session) -> tuple[int, str]:
@@ -65,26 +66,23 @@ async def create_token(
         return created
 
     token_id, token = await broker.db.write(work)
-    return JSONResponse(
-        {
-            "id": token_id,
-            "name": body.name,
-            "role": body.role,
-            "expires_at": expires_at,
-            "token": token,
-        },
-        201,
-    )
+    return {
+        "id": token_id,
+        "name": body.name,
+        "role": body.role,
+        "expires_at": expires_at,
+        "token": token,
+    }
 
 
-@router.get("/tokens")
+@router.get("/tokens", response_model=list[responses.Token])
 async def list_tokens(
     broker: Broker = Depends(get_broker), _: Principal = Depends(auth.admin)
 ) -> list[dict[str, Any]]:
     return await broker.db.read(credentials.list_tokens)
 
 
-@router.post("/tokens/{token_id}/revoke")
+@router.post("/tokens/{token_id}/revoke", response_model=responses.Token)
 async def revoke_token(
     token_id: int = Path(ge=1, le=MAX_ID),
     principal: Principal = Depends(auth.admin),
@@ -95,12 +93,12 @@ async def revoke_token(
     return await _revoke(broker, principal, "token", token_id, credentials.revoke_token)
 
 
-@router.post("/agent-keys", status_code=201)
+@router.post("/agent-keys", status_code=201, response_model=responses.NewAgentKey)
 async def create_agent_key(
     body: AgentKeyCreate,
     principal: Principal = Depends(auth.admin),
     broker: Broker = Depends(get_broker),
-) -> JSONResponse:
+) -> dict[str, Any]:
     expires_at = _expiry(body.expires_seconds)
 
     def work(session: Session) -> tuple[int, str]:
@@ -122,26 +120,23 @@ async def create_agent_key(
         return created
 
     key_id, key = await broker.db.write(work)
-    return JSONResponse(
-        {
-            "id": key_id,
-            "name": body.name,
-            "expires_at": expires_at,
-            "services": body.services,
-            "key": key,
-        },
-        201,
-    )
+    return {
+        "id": key_id,
+        "name": body.name,
+        "expires_at": expires_at,
+        "services": body.services,
+        "key": key,
+    }
 
 
-@router.get("/agent-keys")
+@router.get("/agent-keys", response_model=list[responses.AgentKey])
 async def list_agent_keys(
     broker: Broker = Depends(get_broker), _: Principal = Depends(auth.admin)
 ) -> list[dict[str, Any]]:
     return await broker.db.read(credentials.list_agent_keys)
 
 
-@router.post("/agent-keys/{key_id}/revoke")
+@router.post("/agent-keys/{key_id}/revoke", response_model=responses.AgentKey)
 async def revoke_agent_key(
     key_id: int = Path(ge=1, le=MAX_ID),
     principal: Principal = Depends(auth.admin),

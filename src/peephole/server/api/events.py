@@ -1,4 +1,5 @@
-"""Events (snapshots, log lines, exceptions) and exception groups."""
+"""Events (snapshots, log lines, exceptions) and exception groups, answered through the
+models in ``responses``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, Literal, Optional
 from fastapi import APIRouter, Depends, Query
 
 from peephole.server import auth
+from peephole.server.api import responses
 from peephole.server.api.deps import (
     EventId,
     Fingerprint,
@@ -26,7 +28,7 @@ router = APIRouter(tags=["events"])
 EventType = Literal["snapshot", "log", "exception"]
 
 
-@router.get("/events")
+@router.get("/events", response_model=responses.EventPage)
 async def list_events(
     type: Optional[EventType] = None,
     probe_id: ProbeFilter = None,
@@ -49,17 +51,17 @@ async def list_events(
     events, next_cursor = await broker.db.read(
         lambda s: event_store.query(s, where, limit, position)
     )
-    return {"events": [broker.event_view(e) for e in events], "next_cursor": next_cursor}
+    return {"events": [_view(broker, e) for e in events], "next_cursor": next_cursor}
 
 
-@router.get("/events/{event_id}")
+@router.get("/events/{event_id}", response_model=responses.Event)
 async def get_event(
     event_id: EventId, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
 ) -> dict[str, Any]:
-    return broker.event_view(await broker.db.read(lambda s: event_store.get(s, event_id)))
+    return _view(broker, await broker.db.read(lambda s: event_store.get(s, event_id)))
 
 
-@router.get("/exceptions")
+@router.get("/exceptions", response_model=list[responses.ExceptionGroup])
 async def list_exceptions(
     service: ServiceFilter = None,
     limit: int = Query(200, ge=1, le=5000),
@@ -69,7 +71,7 @@ async def list_exceptions(
     return await broker.db.read(lambda s: event_store.exception_groups(s, service, limit))
 
 
-@router.get("/exceptions/{fingerprint}")
+@router.get("/exceptions/{fingerprint}", response_model=responses.ExceptionGroupDetail)
 async def get_exception_group(
     fingerprint: Fingerprint,
     events: int = Query(20, ge=1, le=200),
@@ -77,5 +79,10 @@ async def get_exception_group(
     _: Principal = Depends(auth.viewer),
 ) -> dict[str, Any]:
     group = await broker.db.read(lambda s: event_store.exception_group(s, fingerprint, events))
-    group["events"] = [broker.event_view(e) for e in group["events"]]
+    group["events"] = [_view(broker, e) for e in group["events"]]
     return group
+
+
+def _view(broker: Broker, event: dict[str, Any]) -> dict[str, Any]:
+    """An event as its response model has it (see ``responses.event``)."""
+    return responses.event(broker.event_view(event)).model_dump()

@@ -7,11 +7,11 @@ import time
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from peephole import protocol
 from peephole.server import auth
+from peephole.server.api import responses
 from peephole.server.api.deps import ProbeId, ServiceFilter, get_broker, invalid
 from peephole.server.api.schemas import (
     DEFAULT_EXPIRY,
@@ -29,12 +29,12 @@ router = APIRouter(prefix="/probes", tags=["probes"])
 StateName = Optional[str]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=responses.Probe)
 async def create_probe(
     body: ProbeCreate,
     principal: Principal = Depends(auth.debugger),
     broker: Broker = Depends(get_broker),
-) -> JSONResponse:
+) -> dict[str, Any]:
     fields = body.model_dump()
     if body.kind == protocol.LOGPOINT and not body.template:
         invalid("body", "template", "a logpoint needs a template")
@@ -51,10 +51,10 @@ async def create_probe(
 
     probe_id = await broker.db.write(work)
     views = await broker.probes_changed([probe_id])
-    return JSONResponse(views[0], status_code=201)
+    return views[0]
 
 
-@router.get("")
+@router.get("", response_model=list[responses.Probe])
 async def list_probes(
     service: ServiceFilter = None,
     state: Optional[str] = Query(None, description="one of " + ", ".join(protocol.PROBE_STATES)),
@@ -70,7 +70,7 @@ async def list_probes(
     return [v for v in views if state is None or v["state"] == state]
 
 
-@router.get("/{probe_id}")
+@router.get("/{probe_id}", response_model=responses.Probe)
 async def get_probe(
     probe_id: ProbeId, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
 ) -> dict[str, Any]:
@@ -80,7 +80,7 @@ async def get_probe(
     )
 
 
-@router.patch("/{probe_id}")
+@router.patch("/{probe_id}", response_model=responses.Probe)
 async def edit_probe(
     probe_id: ProbeId,
     body: ProbeEdit,
@@ -96,7 +96,7 @@ async def edit_probe(
     return await _change(broker, principal, probe_id, "probe.update", changes)
 
 
-@router.post("/{probe_id}/enable")
+@router.post("/{probe_id}/enable", response_model=responses.Probe)
 async def enable_probe(
     probe_id: ProbeId,
     principal: Principal = Depends(auth.debugger),
@@ -105,7 +105,7 @@ async def enable_probe(
     return await _change(broker, principal, probe_id, "probe.enable", {"enabled": True})
 
 
-@router.post("/{probe_id}/disable")
+@router.post("/{probe_id}/disable", response_model=responses.Probe)
 async def disable_probe(
     probe_id: ProbeId,
     principal: Principal = Depends(auth.debugger),

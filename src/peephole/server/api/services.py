@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from peephole import protocol
 from peephole.server import auth
+from peephole.server.api import responses
 from peephole.server.api.deps import ServiceFilter, ServiceName, get_broker
 from peephole.server.api.schemas import PolicyBody
 from peephole.server.broker import Broker
@@ -21,7 +22,7 @@ from peephole.server.store.credentials import Principal
 router = APIRouter(tags=["services"])
 
 
-@router.get("/services")
+@router.get("/services", response_model=list[responses.Service])
 async def list_services(
     broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
 ) -> list[dict[str, Any]]:
@@ -29,7 +30,7 @@ async def list_services(
     return await broker.db.read(lambda s: instance_store.services(s, now))
 
 
-@router.get("/instances")
+@router.get("/instances", response_model=list[responses.Instance])
 async def list_instances(
     service: ServiceFilter = None,
     include_gone: bool = False,
@@ -40,7 +41,7 @@ async def list_instances(
     return await broker.db.read(lambda s: instance_store.listing(s, now, service, include_gone))
 
 
-@router.get("/services/{name}/source")
+@router.get("/services/{name}/source", response_model=responses.Source)
 async def get_source(
     name: ServiceName,
     path: str = Query(min_length=1, max_length=1000),
@@ -59,7 +60,7 @@ async def get_source(
     }
 
 
-@router.get("/services/{name}/files")
+@router.get("/services/{name}/files", response_model=responses.Files)
 async def list_files(
     name: ServiceName, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
 ) -> dict[str, Any]:
@@ -82,7 +83,7 @@ async def _ask(broker: Broker, service: str, message: dict[str, Any]) -> dict[st
         raise HTTPException(502, f"no answer from the agent: {exc}") from None
 
 
-@router.get("/services/{name}/policy")
+@router.get("/services/{name}/policy", response_model=responses.Policy)
 async def get_policy(
     name: ServiceName, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
 ) -> dict[str, Any]:
@@ -90,7 +91,7 @@ async def get_policy(
     return policy.to_dict()
 
 
-@router.put("/services/{name}/policy")
+@router.put("/services/{name}/policy", response_model=responses.Policy)
 async def put_policy(
     name: ServiceName,
     body: PolicyBody,

@@ -3,7 +3,6 @@ through the REST API's admin and policy handlers."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -88,7 +87,7 @@ async def _create(
             )
     except ValidationError as exc:
         return await _admin_page(request, viewer, 422, error=exc.errors()[0]["msg"])
-    created = json.loads(bytes(answer.body))
+    created = answer
     return await _admin_page(
         request, viewer, created=(what, created.get("token") or created.get("key"))
     )

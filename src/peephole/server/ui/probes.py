@@ -9,7 +9,6 @@ here first so that an error can point at the place in the text.
 from __future__ import annotations
 
 import ast
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -263,7 +262,7 @@ async def create_probe(request: Request, viewer: Viewer = Depends(signed_in)) ->
         except (ValueError, ValidationError, RequestValidationError) as exc:
             errors = _validation_errors(exc)
         else:
-            probe_id = json.loads(bytes(response.body))["id"]
+            probe_id = response["id"]
             return _go(request, f"/probes/{probe_id}")
     return await _form_page(request, viewer, form, errors, status=422)
 
