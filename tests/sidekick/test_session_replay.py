@@ -15,7 +15,7 @@ from peephole.server.metrics import Metrics
 from peephole.server.settings import ServerSettings
 from peephole.server.sidekick import identity
 from peephole.server.sidekick.events import bare_id
-from peephole.server.sidekick.session import SidekickConnection
+from peephole.server.sidekick.session import STATUS_GRACE_SECONDS, SidekickConnection
 from peephole.server.sidekick.status import error_text
 from sidekick.fixture_frames import entries, fixture_files, runtime_of
 
@@ -226,3 +226,12 @@ async def test_every_recorded_frame_replays(path: Path) -> None:
             report = broker.last(f"{kind}|line{frame['lineNo']}")
             assert report is not None and report.state == protocol.ERROR
             assert report.message == error_text(frame)
+
+
+def test_an_agent_heard_from_within_two_status_periods_stays_fresh() -> None:
+    connection, _ = session()
+    connection.last_frame = 1000.0  # its last status, 60 s periods
+    connection.keep_fresh(1000.0 + 119)
+    assert connection.last_message == 1119.0  # not stale at peephole's 60 s
+    connection.keep_fresh(1000.0 + STATUS_GRACE_SECONDS + 1)
+    assert connection.last_message == 1119.0  # two statuses missed: no longer kept fresh

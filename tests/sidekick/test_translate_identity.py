@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from peephole import messages
+from peephole.agent.safe.redaction import MASK
 from peephole.server.sidekick import identity
 from sidekick.fixture_frames import frames
 
@@ -63,3 +64,13 @@ def test_refused_headers(headers: dict[str, str], reason: str) -> None:
 def test_a_missing_key_is_refused() -> None:
     with pytest.raises(identity.Refused, match="x-sidekick-api-key"):
         identity.api_key({})
+
+
+def test_secret_tags_are_masked() -> None:
+    headers = {
+        identity.INSTANCE_ID: "x",
+        "x-sidekick-app-runtime": "nodejs",
+        "x-sidekick-app-tag-db_password": "hunter2",
+        "x-sidekick-app-tag-.region": "eu",
+    }
+    assert identity.instance_info(headers, 0.0).tags == {"db_password": MASK, "region": "eu"}

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping
 
 from peephole import protocol
+from peephole.agent.safe.redaction import masked_tags
 
 API_KEY = "x-sidekick-api-key"
 INSTANCE_ID = "x-sidekick-app-instance-id"
@@ -82,11 +83,12 @@ def instance_info(headers: Mapping[str, str], now: float) -> protocol.InstanceIn
 
 
 def tags(headers: Mapping[str, str]) -> dict[str, str]:
-    """``x-sidekick-app-tag-<name>`` headers; Python's agent sends ``-tag-.<name>``."""
+    """``x-sidekick-app-tag-<name>`` headers; Python's agent sends ``-tag-.<name>``. Masked
+    as a peephole agent masks its tags (every viewer sees them): these agents do not."""
     found = {}
     for name, value in headers.items():
         if name.startswith(TAG_PREFIX):
             tag = name[len(TAG_PREFIX) :].lstrip(".")
             if tag:
                 found[tag] = value
-    return found
+    return masked_tags(found)
