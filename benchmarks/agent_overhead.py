@@ -409,7 +409,12 @@ def _set(agent: Agent, spec: ProbeSpec) -> None:
 def _captured_snapshots(count: int) -> List[Dict[str, Any]]:
     """``count`` snapshot events of the workload, as the delivery thread receives them."""
     events: List[Dict[str, Any]] = []
-    agent = Agent(_config(), sink=lambda batch: events.extend(batch) is None)
+
+    def sink(batch: List[Dict[str, Any]]) -> bool:
+        events.extend(batch)
+        return True
+
+    agent = Agent(_config(), sink=sink)
     agent.start()
     try:
         _set(agent, _probe("tracepoint", "issue-hot"))

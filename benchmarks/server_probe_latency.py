@@ -88,7 +88,8 @@ class Timings:
 
 
 def all_active(probe: dict[str, Any], agents: int) -> bool:
-    return sum(s["state"] == protocol.ACTIVE for s in probe["statuses"]) >= agents
+    active: int = sum(s["state"] == protocol.ACTIVE for s in probe["statuses"])
+    return active >= agents
 
 
 async def measure(server: ServerProcess, agents: int, probes: int) -> Timings:

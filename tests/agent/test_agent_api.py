@@ -8,12 +8,12 @@ import os
 import sys
 import threading
 import warnings
-from typing import Callable, List
+from typing import Any, Callable, Dict, List
 
 import pytest
-from conftest import SHOP_PATH, TARGETS, Collector, logpoint, shop_line, tracepoint
 from targets import shop
 
+from conftest import SHOP_PATH, TARGETS, Collector, logpoint, shop_line, tracepoint
 from peephole import protocol
 from peephole.agent.core import Agent
 
@@ -132,7 +132,7 @@ def test_an_agent_without_probes_instruments_nothing(make_agent: Callable[..., A
     shop.total([1.0])
     assert agent.backend is None
     if sys.version_info >= (3, 12):
-        monitoring = sys.monitoring  # type: ignore[attr-defined]
+        monitoring = sys.monitoring
         assert "peephole" not in [monitoring.get_tool(i) for i in range(6)]
 
 
@@ -155,7 +155,7 @@ def test_stop_removes_every_probe_and_restores_the_code(
 def test_a_forked_child_keeps_the_probes_with_its_own_threads(
     make_agent: Callable[..., Agent],
 ) -> None:
-    sent: List[dict] = []
+    sent: List[Dict[str, Any]] = []
     agent = make_agent(snapshot_rate=100.0, cpu_budget=1.0)
     agent.sink = sent.extend
     agent.set_probe(tracepoint("p", SHOP_PATH, shop_line("method")))

@@ -128,10 +128,13 @@ def test_dict_entries_and_keys() -> None:
 
 
 def test_dict_like_builtins() -> None:
-    factory_calls = []
-    counts: collections.defaultdict[str, int] = collections.defaultdict(
-        lambda: factory_calls.append(1) or 0
-    )
+    factory_calls: List[int] = []
+
+    def factory() -> int:
+        factory_calls.append(1)
+        return 0
+
+    counts: collections.defaultdict[str, int] = collections.defaultdict(factory)
     counts["a"] = 1
     ordered = collections.OrderedDict([("z", 1), ("a", 2)])
     ordered.move_to_end("z")
@@ -219,7 +222,7 @@ def test_described_values() -> None:
     assert cap.value(json) == {"t": "module", "v": "json"}
     assert cap.value(Point) == {"t": "type", "v": f"{__name__}.Point"}
     assert cap.value(len) == {"t": "builtin_function_or_method", "v": "len"}
-    assert cap.value(Point(1, 2).__init__)["v"] == "Point.__init__"
+    assert cap.value(types.MethodType(Point.__init__, Point(1, 2)))["v"] == "Point.__init__"
 
 
 def test_str_subclass_shows_its_text() -> None:

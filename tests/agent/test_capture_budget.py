@@ -132,7 +132,9 @@ def test_within_the_budget_nothing_is_cut() -> None:
 
 def test_the_container_count_is_bounded() -> None:
     limits = Limits(max_items=1000, max_depth=3, max_bytes=2 * 1024 * 1024)
-    many = [[[] for _ in range(10)] for _ in range(1000)]  # small, but many containers
+    many: List[List[List[int]]] = [
+        [[] for _ in range(10)] for _ in range(1000)
+    ]  # small, but many containers
     result = snapshot(Capturer(limits, Redactor(), clock=lambda: 0), many=many)
     assert result["cut"] == "budget"
     expanded = sum(1 for item in result["frames"][0]["locals"]["many"]["items"]

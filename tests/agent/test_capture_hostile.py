@@ -87,7 +87,7 @@ class Hostile:
 class DictProperty:
     """A class whose ``__dict__`` is a property: the instance dict must not be read through it."""
 
-    @property  # type: ignore[misc]
+    @property
     def __dict__(self) -> Dict[str, Any]:  # type: ignore[override]
         RAN.append("__dict__ property")
         return {}
@@ -103,7 +103,7 @@ class Meta(type):
         return False
 
     @property
-    def __mro__(cls) -> Any:  # type: ignore[override]
+    def __mro__(cls) -> Any:
         RAN.append("metaclass __mro__")
         return ()
 
@@ -114,8 +114,8 @@ class WithMeta(metaclass=Meta):
 
 
 class ClassProperty:
-    @property
-    def __class__(self) -> Any:  # type: ignore[override]
+    @property  # type: ignore[misc]
+    def __class__(self) -> Any:
         RAN.append("__class__ property")
         return int
 
@@ -260,9 +260,12 @@ def test_dict_mutated_by_another_thread_during_capture() -> None:
 
 def test_application_state_is_unchanged() -> None:
     factory_calls: List[int] = []
-    defaults: collections.defaultdict[str, int] = collections.defaultdict(
-        lambda: factory_calls.append(1) or 0
-    )
+
+    def factory() -> int:
+        factory_calls.append(1)
+        return 0
+
+    defaults: collections.defaultdict[str, int] = collections.defaultdict(factory)
     defaults["a"] = 1
     generator = (i for i in range(3))
     iterator = iter([1, 2, 3])

@@ -92,7 +92,10 @@ def snapshots_by_instance(gateway: Gateway) -> Dict[str, List[Dict[str, Any]]]:
 
 
 def session_of(gateway: Gateway, pid: int) -> Session:
-    return gateway.wait_for(lambda: [s for s in gateway.sessions if s.instance["pid"] == pid])[0]
+    found: List[Session] = gateway.wait_for(
+        lambda: [s for s in gateway.sessions if s.instance["pid"] == pid]
+    )
+    return found[0]
 
 
 def test_a_forked_child_is_an_instance_of_its_own(gateway: Gateway, agent: ManagedAgent) -> None:

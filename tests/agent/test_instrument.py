@@ -13,9 +13,9 @@ import types
 from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
-from conftest import MONITORING, shop_line, wait_for
 from targets import shop
 
+from conftest import MONITORING, shop_line, wait_for
 from peephole.agent.placement.instrument import Backend, new_backend
 from peephole.agent.placement.locate import Resolution, locate
 
@@ -174,7 +174,7 @@ def test_removal_restores_the_original_exactly(backend: Backend) -> None:
         disarm(backend, resolution, hook)
     assert [f.__code__ is o for f, o in zip(functions, originals)] == [True] * 5
     assert backend.armed_codes() == []
-    if MONITORING:
+    if sys.version_info >= (3, 12):  # MONITORING, spelled so type checkers see it
         from peephole.agent.placement.instrument.monitoring import MonitoringBackend
 
         assert isinstance(backend, MonitoringBackend)
@@ -216,31 +216,35 @@ def test_a_line_disabled_earlier_fires_once_armed(backend: Backend) -> None:
 
 @pytest.mark.skipif(not MONITORING, reason="sys.monitoring is 3.12+")
 def test_coexists_with_a_tool_that_holds_our_preferred_id() -> None:
-    from peephole.agent.placement.instrument.monitoring import TOOL_PREFERENCE, MonitoringBackend
-
-    monitoring: Any = sys.monitoring  # type: ignore[attr-defined]
-    taken = TOOL_PREFERENCE[0]
-    other_hits: List[int] = []
-    monitoring.use_tool_id(taken, "other-tool")
-    try:
-        monitoring.register_callback(
-            taken, monitoring.events.LINE, lambda code, line: other_hits.append(line)
+    if sys.version_info >= (3, 12):  # always (skipped before): type checkers for 3.9 skip it
+        from peephole.agent.placement.instrument.monitoring import (
+            TOOL_PREFERENCE,
+            MonitoringBackend,
         )
-        monitoring.set_local_events(taken, shop.square.__code__, monitoring.events.LINE)
-        backend = MonitoringBackend()
-        hook = Recorder()
-        resolution = arm(backend, "method", hook)
-        assert backend.tool not in (None, taken)
-        shop.Cart("a").add(1.0)
-        shop.square(2)
-        assert len(hook.hits) == 1
-        disarm(backend, resolution, hook)
-        backend.close()
-        assert monitoring.get_tool(taken) == "other-tool"
-    finally:
-        monitoring.set_local_events(taken, shop.square.__code__, 0)
-        monitoring.register_callback(taken, monitoring.events.LINE, None)
-        monitoring.free_tool_id(taken)
+
+        monitoring = sys.monitoring
+        taken = TOOL_PREFERENCE[0]
+        other_hits: List[int] = []
+        monitoring.use_tool_id(taken, "other-tool")
+        try:
+            monitoring.register_callback(
+                taken, monitoring.events.LINE, lambda code, line: other_hits.append(line)
+            )
+            monitoring.set_local_events(taken, shop.square.__code__, monitoring.events.LINE)
+            backend = MonitoringBackend()
+            hook = Recorder()
+            resolution = arm(backend, "method", hook)
+            assert backend.tool not in (None, taken)
+            shop.Cart("a").add(1.0)
+            shop.square(2)
+            assert len(hook.hits) == 1
+            disarm(backend, resolution, hook)
+            backend.close()
+            assert monitoring.get_tool(taken) == "other-tool"
+        finally:
+            monitoring.set_local_events(taken, shop.square.__code__, 0)
+            monitoring.register_callback(taken, monitoring.events.LINE, None)
+            monitoring.free_tool_id(taken)
 
 
 def test_a_hook_that_raises_never_reaches_the_application(backend: Backend) -> None:

@@ -19,11 +19,11 @@ import sys
 import sysconfig
 import types
 from pathlib import Path
-from typing import Callable, Counter, Dict, List, Optional, Tuple
+from typing import Any, Callable, Counter, Dict, List, Optional, Tuple
 
 import pytest
-from conftest import TARGETS
 
+from conftest import TARGETS
 from peephole.agent.placement.instrument import Backend, new_backend
 from peephole.agent.placement.locate import locate
 from peephole.agent.placement.paths import LocateError
@@ -136,6 +136,10 @@ def _owners(code: types.CodeType, source: SourceMap) -> Dict[int, CodeKey]:
     return owners
 
 
+# What sys.settrace calls: it returns the tracer for the frame's next events.
+Tracer = Callable[[types.FrameType, str, Any], Any]
+
+
 class Reference:
     """Counts statement entries per line from ``sys.settrace`` line events."""
 
@@ -146,12 +150,12 @@ class Reference:
         self.counts: Counter[int] = collections.Counter()
         self.last: Dict[int, Tuple[types.FrameType, Optional[Unit]]] = {}
 
-    def trace(self, frame: types.FrameType, event: str, arg: object) -> Optional[Callable]:
+    def trace(self, frame: types.FrameType, event: str, arg: object) -> Optional[Tracer]:
         if frame.f_code.co_filename != self.filename:
             return None
         return self.local
 
-    def local(self, frame: types.FrameType, event: str, arg: object) -> Callable:
+    def local(self, frame: types.FrameType, event: str, arg: object) -> Tracer:
         if event == "line":
             self.line(frame)
         return self.local

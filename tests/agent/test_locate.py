@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Iterator, List
 
 import pytest
-from conftest import TARGETS, shop_line
 
+from conftest import TARGETS, shop_line
 from peephole.agent.placement.instrument import new_backend
 from peephole.agent.placement.locate import locate
 from peephole.agent.placement.paths import (
@@ -22,7 +22,7 @@ from peephole.agent.placement.paths import (
     path_matches,
     resolve_file,
 )
-from peephole.agent.placement.statements import SourceMap
+from peephole.agent.placement.statements import SourceMap, Unit
 
 SHOP = str(TARGETS / "shop.py")
 
@@ -178,12 +178,18 @@ def test_statements_by_line() -> None:
             return total
         """)
     )
-    unit = source.unit_at(3)
-    assert unit is not None and unit.kind == "Assign" and (unit.first, unit.last) == (2, 4)
-    assert source.unit_at(5).kind == "For"  # type: ignore[union-attr]
-    assert source.unit_at(10).kind == "ExceptHandler"  # type: ignore[union-attr]
-    assert source.unit_at(1).in_function is False
-    assert source.unit_at(9).in_function is True  # type: ignore[union-attr]
+
+    def unit_at(line: int) -> Unit:
+        unit = source.unit_at(line)
+        assert unit is not None, line
+        return unit
+
+    unit = unit_at(3)
+    assert unit.kind == "Assign" and (unit.first, unit.last) == (2, 4)
+    assert unit_at(5).kind == "For"
+    assert unit_at(10).kind == "ExceptHandler"
+    assert unit_at(1).in_function is False
+    assert unit_at(9).in_function is True
 
 
 def test_a_module_that_gets_its_file_late_is_found(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
-from conftest import SHOP_PATH, Collector, logpoint, shop_line, tracepoint, wait_for
 from targets import shop
 
+from conftest import SHOP_PATH, Collector, logpoint, shop_line, tracepoint, wait_for
 from peephole.agent.core import Agent
 from peephole.agent.exception_capture import ExceptionCapture
 
@@ -66,7 +66,12 @@ def test_rates_and_event_times_ignore_a_frozen_clock(
     assert 50 <= len(frozen_events) <= 60  # the burst, and what real time refilled
     assert all(before - 1 <= e["time"] <= time.time() + 1 for e in frozen_events)
     # Once the application's clock is back, the probe captures again within its rate.
-    assert wait_for(lambda: _hammer(1) or len(collector.of("log")) > len(frozen_events))
+
+    def captures_again() -> bool:
+        _hammer(1)
+        return len(collector.of("log")) > len(frozen_events)
+
+    assert wait_for(captures_again)
 
 
 def test_the_cpu_budget_times_probes_with_the_real_clock(

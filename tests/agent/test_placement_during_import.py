@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import pytest
-from conftest import Collector, line_of, state_of, tracepoint, wait_for
 
+from conftest import Collector, line_of, state_of, tracepoint, wait_for
 from peephole.agent.core import Agent
 from peephole.protocol import ACTIVE
 
@@ -133,9 +133,11 @@ def test_a_probe_applied_at_any_point_of_an_import_ends_active_and_fires(
         importer.join(10)
         assert not failures
         ids = [f"{name}-{marker}" for marker in CALLS]
-        assert wait_for(lambda ids=ids: all(state_of(agent, i) == ACTIVE for i in ids)), [
-            state_of(agent, i) for i in ids
-        ]
+
+        def all_active(ids: List[str] = ids) -> bool:
+            return all(state_of(agent, i) == ACTIVE for i in ids)
+
+        assert wait_for(all_active), [state_of(agent, i) for i in ids]
         agent.flush()
         before = {i: len(collector.of(i)) for i in ids}
         module = sys.modules[name]

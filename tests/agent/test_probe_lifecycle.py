@@ -8,9 +8,11 @@ import importlib.util
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, List
+from typing import Callable, Dict, Iterator, List
 
 import pytest
+from targets import shop
+
 from conftest import (
     SHOP_PATH,
     Collector,
@@ -20,8 +22,6 @@ from conftest import (
     tracepoint,
     wait_for,
 )
-from targets import shop
-
 from peephole.agent.core import Agent
 from peephole.agent.placement.imports import HOOK
 from peephole.protocol import ACTIVE, DISABLED, DONE, ERROR, EXPIRED, PENDING, ProbeStatus
@@ -221,7 +221,9 @@ def test_a_failing_condition_is_false_and_reported_once(agent: Agent, collector:
     ],
     ids=["syntax", "import", "redacted-name"],
 )
-def test_a_refused_expression_is_an_error_on_the_probe(agent: Agent, fields: dict) -> None:
+def test_a_refused_expression_is_an_error_on_the_probe(
+    agent: Agent, fields: Dict[str, str]
+) -> None:
     status = agent.set_probe(tracepoint("p", SHOP_PATH, shop_line("method"), **fields))
     assert status.state == ERROR
     assert status.message and status.message.startswith("expression refused")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import gc
 import types
 from pathlib import Path
-from typing import Any, Callable, List
+from typing import Any, Callable, Dict, List
 
 import pytest
-from conftest import SHOP_PATH, TARGETS, Collector, shop_line, state_of, tracepoint
 from targets import shop
 
+from conftest import SHOP_PATH, TARGETS, Collector, shop_line, state_of, tracepoint
 from peephole.agent.core import Agent
 from peephole.agent.placement.paths import spellings
 from peephole.agent.placement.registry import REGISTRY, functions_in
@@ -75,7 +75,7 @@ def test_the_registry_sees_what_a_module_keeps() -> None:
 def test_walking_a_namespace_runs_no_code_of_the_application(tmp_path: Path) -> None:
     """A class whose attribute access runs code is looked at through its own ``__dict__``."""
     source = tmp_path / "hostile_namespace.py"
-    namespace: dict = {"__name__": "hostile_namespace"}
+    namespace: Dict[str, Any] = {"__name__": "hostile_namespace"}
     text = (
         "class Meta(type):\n"
         "    def __getattribute__(cls, name):\n"

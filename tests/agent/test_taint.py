@@ -9,11 +9,11 @@ import json
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
-from conftest import SHOP_PATH, Collector, logpoint, shop_line, tracepoint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from targets import shop
 
+from conftest import SHOP_PATH, Collector, logpoint, shop_line, tracepoint
 from peephole.agent.core import Agent
 from peephole.agent.safe.capture import Capturer
 from peephole.agent.safe.expressions import (
@@ -260,13 +260,13 @@ _step = st.sampled_from(["", "1", "2", "3", "-1", "-2", "5"])
 
 
 @st.composite
-def _slice(draw: Any, name: str) -> str:
+def _slice(draw: st.DrawFn, name: str) -> str:
     start, stop, step = draw(_maybe_index), draw(_maybe_index), draw(_step)
     return f"{name}[{start}:{stop}{':' + step if step else ''}]"
 
 
 @st.composite
-def _derivation(draw: Any) -> str:
+def _derivation(draw: st.DrawFn) -> str:
     """One expression that derives text from a secret."""
     name = draw(st.sampled_from(_TEXT_NAMES))
     kind = draw(st.sampled_from(["slice", "index", "concat", "repeat", "fstring", "call",
@@ -293,7 +293,7 @@ def _derivation(draw: Any) -> str:
 
 
 @st.composite
-def _spec(draw: Any) -> str:
+def _spec(draw: st.DrawFn) -> str:
     conversion = draw(st.sampled_from(["", "!r", "!s"]))
     align = draw(st.sampled_from(["", "<", ">", "^", "*>", "_^"]))
     width = draw(st.sampled_from(["", "5", "20", "40"]))
@@ -303,7 +303,7 @@ def _spec(draw: Any) -> str:
 
 
 @st.composite
-def _template(draw: Any) -> str:
+def _template(draw: st.DrawFn) -> str:
     fields = []
     for _ in range(draw(st.integers(1, 4))):
         if draw(st.booleans()):

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Callable, List
 
 from conftest import Collector, line_of, tracepoint
-
 from peephole.agent.core import Agent
 
 
@@ -28,7 +27,7 @@ def test_a_watch_reads_an_item_of_an_attribute(
     )
     path = module_dir / "watch_cart.py"
     path.write_text(source)
-    import watch_cart  # type: ignore[import-not-found]
+    import watch_cart
 
     agent = make_agent()
     line = line_of(path, "checkout")

@@ -96,7 +96,7 @@ def square(x: int) -> int:
     return x * x  # @one-liner
 
 
-cube = lambda x: x * x * x  # noqa: E731  @lambda
+cube: Callable[[int], int] = lambda x: x * x * x  # noqa: E731  @lambda
 
 
 def spin(flag: threading.Event, started: threading.Event, seen: List[int]) -> int:
