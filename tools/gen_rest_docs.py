@@ -33,8 +33,8 @@ SECTIONS = {
 METHOD_ORDER = ("get", "post", "put", "patch", "delete")
 
 # What an endpoint does and answers, for endpoints whose handler has no docstring (the
-# server's own description always wins). Response shapes are plain dicts in the server, so
-# OpenAPI cannot say them.
+# server's own description always wins). The shape of each answer comes from the OpenAPI
+# document (the routes' response models, ``peephole.server.api.responses``).
 FALLBACK = {
     ("get", "/api/v1/health"): 'Liveness: `{"status": "ok", "version": "0.1.0"}`',
     ("get", "/api/v1/me"): ('Who the token belongs to: `{"name", "role", "id", "expires_at"}`'),
@@ -107,7 +107,11 @@ HEADER = """\
 
 The server's API for people and their scripts; the CLI and the Python client
 (`peephole.client`) use nothing else. A running server also serves the machine-readable
-document at `/openapi.json` and an interactive explorer at `/docs`.
+document at `/openapi.json` and an interactive explorer at `/docs`; that document describes
+every response as well as every request (each route declares a response model, and every
+field of an answer is always present, `null` when it has no value). The
+[response objects](#response-objects) below list the fields; the Python client's models read
+exactly these, which `tests/contract/test_rest_contract.py` checks.
 
 ## Conventions
 
@@ -139,11 +143,12 @@ document at `/openapi.json` and an interactive explorer at `/docs`.
   (`"active on 3 of 4 instances; 1 error: no code at line 88"`). See [concepts](concepts.md).
 - **Instance**: `instance_id`, `service`, `version`, `environment`, `tags`, `host`, `pid`,
   `runtime`, `agent_version`, `started_at`, `last_seen`, `connected`.
-- **Event**: what the agent sent (`id`, `type` = `snapshot` | `log` | `exception`, `time`,
-  `probe_id`, `frames`, `watches`, `message`, ...; the full list is in
-  [`protocol.new_event`](../src/peephole/protocol.py)) plus `service`, `instance_id`, and
-  `trace_link` when the server has a trace link template and the event a trace id. Captured
-  values use the shape described at the top of [`protocol.py`](../src/peephole/protocol.py).
+- **Event**: by `type`, a [SnapshotEvent](#snapshotevent), [LogEvent](#logevent) or
+  [ExceptionEvent](#exceptionevent): what the agent sent, with `service`, `instance_id` and
+  `time` as the server stored them, and `trace_link` when the server has a trace link template
+  and the event a trace id. Fields an agent sent that are not listed are not passed on.
+  Captured values (`frames`, `watches`, `chain`) use the shape described at the top of
+  [`protocol.py`](../src/peephole/protocol.py).
 """
 
 
@@ -176,6 +181,7 @@ def render(app: FastAPI) -> str:
     needed = roles()
     out: List[str] = [HEADER]
     bodies: List[str] = []
+    answers: List[str] = []
     by_section: Dict[str, List[Tuple[str, str, Dict[str, Any]]]] = {}
     for path, operations in spec["paths"].items():
         for method in sorted(operations, key=METHOD_ORDER.index):
@@ -185,12 +191,19 @@ def render(app: FastAPI) -> str:
     for tag, operations in sorted(by_section.items(), key=lambda item: _section_order(item[0])):
         out.append(f"## {SECTIONS.get(tag, tag.capitalize())}\n")
         for method, path, operation in operations:
-            out.append(_operation(method, path, operation, needed.get((method, path)), bodies))
+            out.append(
+                _operation(method, path, operation, needed.get((method, path)), bodies, answers)
+            )
     out.append(_websockets(app))
     referenced = _referenced_schemas(bodies, schemas)
     if referenced:
         out.append("## Request bodies\n")
         for name in referenced:
+            out.append(_schema(name, schemas[name]))
+    returned = _referenced_schemas(answers, schemas)
+    if returned:
+        out.append("## Response objects\n")
+        for name in returned:
             out.append(_schema(name, schemas[name]))
     return "\n".join(out).rstrip() + "\n"
 
@@ -201,7 +214,12 @@ def _section_order(tag: str) -> int:
 
 
 def _operation(
-    method: str, path: str, operation: Dict[str, Any], role: Any, bodies: List[str]
+    method: str,
+    path: str,
+    operation: Dict[str, Any],
+    role: Any,
+    bodies: List[str],
+    answers: List[str],
 ) -> str:
     lines = [f"### `{method.upper()} {path}`\n"]
     text = _markdown(operation.get("description") or "") or FALLBACK.get((method, path), "")
@@ -227,7 +245,22 @@ def _operation(
         lines.append(f"Body: [`{name}`](#{name.lower()}).\n")
     statuses = ", ".join(f"`{code}`" for code in operation.get("responses", {}))
     lines.append(f"Answers: {statuses}.\n")
+    returned = _returns(operation)
+    if returned:
+        answers.extend(_refs(returned))
+        lines.append(f"Returns: {_type(returned)}.\n")
     return "\n".join(lines)
+
+
+def _returns(operation: Dict[str, Any]) -> Dict[str, Any]:
+    """The JSON schema of the operation's success answer (empty for none, as a 204)."""
+    for code, answer in operation.get("responses", {}).items():
+        if code.startswith("2"):
+            schema: Dict[str, Any] = (
+                answer.get("content", {}).get("application/json", {}).get("schema", {})
+            )
+            return schema
+    return {}
 
 
 def _websockets(app: FastAPI) -> str:
@@ -290,7 +323,9 @@ def _variants(schema: Dict[str, Any]) -> List[Dict[str, Any]]:
     return list(schema.get("anyOf") or schema.get("oneOf") or [schema])
 
 
-def _type(schema: Dict[str, Any]) -> str:
+def _type(schema: Any) -> str:
+    if not isinstance(schema, dict):  # ``additionalProperties: true``: any JSON value
+        return "any"
     names = []
     for variant in _variants(schema):
         if "$ref" in variant:
