@@ -214,3 +214,18 @@ async def test_a_reconnect_replaces_the_older_connection(server: LiveServer) -> 
         await FakeSidekick(second, "").start()
         await asyncio.wait_for(first.wait_closed(), 10)
         assert len(server.broker.hub.agents) == 1
+
+
+async def test_a_key_for_other_services_is_refused_and_revoking_a_key_ends_it(
+    server: LiveServer, api: httpx.Client
+) -> None:
+    other = api.post("/agent-keys", json={"name": "other", "services": ["shop"]}).json()
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.ws_url + "/app", additional_headers=headers(key=other["key"]))
+    assert refused.value.response.status_code == 403
+    mine = api.post("/agent-keys", json={"name": "mine", "services": [SERVICE]}).json()
+    async with connect(server.ws_url + "/app", additional_headers=headers(key=mine["key"])) as ws:
+        await FakeSidekick(ws, "").start()
+        assert api.post(f"/agent-keys/{mine['id']}/revoke").status_code == 200
+        await asyncio.wait_for(ws.wait_closed(), 10)
+    assert ws.close_code == 1008

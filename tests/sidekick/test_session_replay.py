@@ -235,3 +235,28 @@ def test_an_agent_heard_from_within_two_status_periods_stays_fresh() -> None:
     assert connection.last_message == 1119.0  # not stale at peephole's 60 s
     connection.keep_fresh(1000.0 + STATUS_GRACE_SECONDS + 1)
     assert connection.last_message == 1119.0  # two statuses missed: no longer kept fresh
+
+
+def listing(*probe_ids: str) -> dict[str, Any]:
+    trace_points = [{"id": i} for i in probe_ids]
+    application = {"tracePoints": trace_points, "logPoints": []}
+    return {"type": "Event", "name": "ApplicationStatusEvent", "application": application}
+
+
+async def test_a_probe_is_active_once_listed_and_an_error_once_dropped() -> None:
+    connection, broker = session()
+    await ready(connection)
+    want(connection, probe("p1", "tracepoint", "shop.py", 13))
+    outbox(connection)
+    await connection.handle(listing("p1"))
+    assert broker.last("p1").state == protocol.ACTIVE  # type: ignore[union-attr]
+    for name in ("FilterTracePointsRequest", "FilterLogPointsRequest"):  # an attach
+        await connection.handle({"type": "Request", "name": name, "id": name})
+    await connection.handle(listing())  # before the writer put p1 again: not an error
+    assert broker.last("p1").state == protocol.ACTIVE  # type: ignore[union-attr]
+    assert [f["name"] for f in outbox(connection)][-1] == "PutTracePointRequest"
+    await connection.handle(listing("p1"))
+    await connection.handle(listing())  # gone without being removed: the agent dropped it
+    report = broker.last("p1")
+    assert report is not None and report.state == protocol.ERROR
+    assert report.message is not None and "no longer has this probe" in report.message

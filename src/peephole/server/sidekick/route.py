@@ -36,7 +36,7 @@ FRESH_SECONDS = protocol.HEARTBEAT_SECONDS  # how often an open connection count
 async def sidekick_endpoint(websocket: WebSocket) -> None:
     broker: Broker = websocket.app.state.broker
     try:
-        info, runtime = await _admit(broker, websocket)
+        info, runtime, key_id = await _admit(broker, websocket)
     except identity.Refused as exc:
         broker.metrics.agent_messages_rejected_total += 1
         await _deny(websocket, exc.status, exc.reason)
@@ -50,7 +50,7 @@ async def sidekick_endpoint(websocket: WebSocket) -> None:
         websocket.headers[identity.INSTANCE_ID].strip(),
         control.abort if control is not None else None,
     )
-    connection.key_id = getattr(websocket.state, "sidekick_key_id", None)
+    connection.key_id = key_id  # a revoked key ends the connection
     await websocket.accept()
     tasks: list[asyncio.Task[None]] = []
     registered = False
@@ -85,8 +85,9 @@ async def sidekick_endpoint(websocket: WebSocket) -> None:
             await broker.unregister(connection)
 
 
-async def _admit(broker: Broker, websocket: WebSocket) -> tuple[protocol.InstanceInfo, str]:
-    """Who the agent is, checked before the upgrade (raises :class:`identity.Refused`)."""
+async def _admit(broker: Broker, websocket: WebSocket) -> tuple[protocol.InstanceInfo, str, int]:
+    """Who the agent is, its runtime and key id, checked before the upgrade (raises
+    :class:`identity.Refused`)."""
     headers = websocket.headers
     key = identity.api_key(headers)
     info = identity.instance_info(headers, time.time())
@@ -99,8 +100,7 @@ async def _admit(broker: Broker, websocket: WebSocket) -> tuple[protocol.Instanc
         raise identity.Refused("unknown agent key")
     if not grant.allows(info.service):
         raise identity.Refused(f"this agent key may not join service {info.service!r}", 403)
-    websocket.state.sidekick_key_id = grant.id
-    return info, identity.runtime_kind(headers)
+    return info, identity.runtime_kind(headers), grant.id
 
 
 async def _serve(broker: Broker, connection: SidekickConnection) -> None:

@@ -36,6 +36,7 @@ FILTERS = {"FilterTracePointsRequest": "tracePoints", "FilterLogPointsRequest": 
 READY_SECONDS = 2.0  # probes go out after the filter answers, or this long after connecting
 STATUS_GRACE_SECONDS = 150.0  # the agent sends its status every 60 s: two may be late
 NOT_AVAILABLE = "not available for Sidekick agents"
+MAX_PATH = 1000  # the status column
 PROBE_EVENTS = ("TracePointSnapshotEvent", "LogPointEvent")
 
 
@@ -137,6 +138,8 @@ class SidekickConnection(AgentConnection):
         are still taken meanwhile."""
         self.sent = {}
         self.placed.clear()
+        for tracked in self.tracked.values():
+            tracked.listed = False  # its next list is empty until the puts arrive
         if self._wanted is None:
             self._wanted = self._latest
         self._wake.set()
@@ -322,7 +325,7 @@ class SidekickConnection(AgentConnection):
             state=tracked.state,
             message=tracked.message,
             version=tracked.spec.version,
-            path=tracked.file_name,
+            path=tracked.file_name[:MAX_PATH],
             hits=tracked.captures + tracked.failed_hits,
             captures=tracked.captures,
             condition_errors=tracked.failed_hits,
