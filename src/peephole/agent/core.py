@@ -67,7 +67,7 @@ class Agent:
         self.on_status: Optional[StatusCallback] = None
         self._policy: Optional[AgentPolicy] = None
         self.redactor = Redactor.from_policy(self.config, None)
-        self.capturer = Capturer(self.config.limits, self.redactor)
+        self.capturer = Capturer(self.config.limits, self.redactor, self.clock)
         self._buffer = EventBuffer(self.config.buffer_bytes, sink, on_drop=self._dropped_event)
         self._init_runtime()
         self._backend: Optional[Backend] = None
@@ -235,7 +235,7 @@ class Agent:
         with self._lock:
             self._policy = policy
             self.redactor = Redactor.from_policy(self.config, policy)
-            self.capturer = Capturer(self.config.limits, self.redactor)
+            self.capturer = Capturer(self.config.limits, self.redactor, self.clock)
             for probe in list(self._probes.values()):
                 if probe.state in (ERROR, DONE, EXPIRED, DISABLED):
                     continue

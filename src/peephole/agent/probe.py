@@ -154,7 +154,7 @@ class ArmedProbe:
         if self.is_log and template is None:
             return "a logpoint needs a template"
         self.condition, self.watches, self.template = condition, watches, template
-        self.capturer = Capturer(self.limits, redactor)
+        self.capturer = Capturer(self.limits, redactor, self.clock)
         self.logger = logging.getLogger(spec.logger) if self.is_log and spec.logger else None
         return None
 

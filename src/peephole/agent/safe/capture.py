@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 import types
 from itertools import islice
 from json.encoder import encode_basestring_ascii
@@ -44,6 +43,7 @@ from typing import (
     Tuple,
 )
 
+from peephole.agent.clock import REAL, Clock
 from peephole.agent.safe.access import (
     COPY,
     DESCRIBED,
@@ -604,14 +604,12 @@ class Capturer:
     Holds no per-capture state, so one Capturer serves every thread at once.
     """
 
-    def __init__(
-        self, limits: Limits, redactor: Redactor, clock: Callable[[], int] = time.perf_counter_ns
-    ) -> None:
+    def __init__(self, limits: Limits, redactor: Redactor, clock: Clock = REAL) -> None:
         self.limits = limits
         self.redactor = redactor
-        # Nanoseconds for the walking budget: the real clock taken when this module loaded
-        # (kept in the instance, where a patched clock such as freezegun's does not reach).
-        self.clock = clock
+        # Nanoseconds for the walking budget, on the agent's clock (never ``time``'s, which an
+        # application may patch); bound once, as it is read during every capture.
+        self.clock = clock.perf_ns
         # Short strs and ints seen before (exact types only: a str never equals an int):
         # (node, JSON size). A plain dict whose single operations are atomic, shared by the
         # threads capturing with this Capturer. The nodes are shared by every capture that
