@@ -66,19 +66,27 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import (
+    TYPE_CHECKING,
+    Annotated,
     Any,
     Dict,
     List,
     Mapping,
     Optional,
     Tuple,
+    Type,
+    TypeVar,
     Union,
     get_args,
     get_origin,
     get_type_hints,
 )
 
+# The version of this contract. A peer says its own (``protocol`` in ``hello`` and ``welcome``;
+# absent means 1). Later versions only add: both ends speak the lower of the two versions,
+# and refuse a peer older than ``OLDEST_PROTOCOL_VERSION`` with a reason.
 PROTOCOL_VERSION = 1
+OLDEST_PROTOCOL_VERSION = 1
 AGENT_PATH = "/agent/v1/ws"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # the largest message either end accepts
 MAX_HELLO_BYTES = 32 * 1024  # the largest first message (checked before the key is known)
@@ -116,6 +124,58 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 class ProtocolError(ValueError):
     """A message that does not follow this contract."""
+
+
+# --- Field constraints, read by :mod:`peephole.messages`' validator from ``Annotated`` hints ----
+
+MAX_COUNTER = 2**63 - 1  # what a BIGINT column holds
+MAX_COUNT = 2**31 - 1  # what an INTEGER column holds (versions, pids, exception counts)
+MAX_TIME = 1e11  # epoch seconds a float column holds (JSON has no NaN or Infinity)
+
+
+@dataclass(frozen=True)
+class Range:
+    """An ``int`` or ``float`` field's bounds (booleans are not numbers on the wire);
+    ``what`` names the field's meaning in a refusal."""
+
+    low: float
+    high: float
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class Size:
+    """Bounds on the length of a text or list field (``high`` None: no upper bound)."""
+
+    low: int = 0
+    high: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A text field that takes one of ``values``."""
+
+    values: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A dict field holding ``cls`` (a dataclass of this module) in its ``to_dict()`` form."""
+
+    cls: type
+
+
+@dataclass(frozen=True)
+class Shallow:
+    """A list whose items are objects the server stores and shows but never reads
+    (captured frames and values): checked to be objects, not walked, which would cost
+    more than storing them."""
+
+
+Count = Annotated[int, Range(0, MAX_COUNTER)]
+SmallCount = Annotated[int, Range(0, MAX_COUNT)]
+Time = Annotated[float, Range(0, MAX_TIME, "a time in seconds")]
+State = Annotated[str, OneOf(PROBE_STATES)]
 
 
 @dataclass
@@ -179,15 +239,15 @@ class ProbeStatus:
     """How one probe is doing in one process."""
 
     probe_id: str
-    state: str
+    state: State
     message: Optional[str] = None  # why, for error/throttled/pending
-    version: int = 1
+    version: SmallCount = 1
     path: Optional[str] = None  # the deployed file the probe resolved to
-    hits: int = 0  # times the line ran (condition true or not)
-    captures: int = 0  # events produced
-    drops: int = 0  # hits skipped by rate limits, CPU budget or a full buffer
-    condition_errors: int = 0
-    time_ns: int = 0  # time spent in the probe on application threads
+    hits: Count = 0  # times the line ran (condition true or not)
+    captures: Count = 0  # events produced
+    drops: Count = 0  # hits skipped by rate limits, CPU budget or a full buffer
+    condition_errors: Count = 0
+    time_ns: Count = 0  # time spent in the probe on application threads
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -201,9 +261,9 @@ class ProbeStatus:
 class AgentHealth:
     """The agent's own state, sent with every ``status`` message as ``agent``."""
 
-    internal_errors: int = 0  # failures inside the agent, caught and counted
+    internal_errors: Count = 0  # failures inside the agent, caught and counted
     last_internal_error: Optional[str] = None  # where, and the exception type and message
-    abandoned_events: int = 0  # events still buffered when the process exited, never sent
+    abandoned_events: Count = 0  # events still buffered when the process exited, never sent
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -215,18 +275,18 @@ class AgentHealth:
 
 @dataclass
 class InstanceInfo:
-    """Who an agent is; sent in ``hello``."""
+    """Who an agent is; sent in ``hello``. Text sizes are the database columns'."""
 
-    instance_id: str
-    service: str
-    version: Optional[str] = None
-    environment: Optional[str] = None
+    instance_id: Annotated[str, Size(1, 64)]
+    service: Annotated[str, Size(1, 200)]
+    version: Optional[Annotated[str, Size(0, 200)]] = None
+    environment: Optional[Annotated[str, Size(0, 200)]] = None
     tags: Dict[str, str] = field(default_factory=dict)
-    host: str = ""
-    pid: int = 0
-    runtime: str = ""  # "CPython 3.12.1"
-    agent_version: str = ""
-    started_at: float = 0.0
+    host: Annotated[str, Size(0, 255)] = ""
+    pid: SmallCount = 0
+    runtime: Annotated[str, Size(0, 100)] = ""  # "CPython 3.12.1"
+    agent_version: Annotated[str, Size(0, 50)] = ""
+    started_at: Time = 0.0
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -275,7 +335,7 @@ def new_event(event_type: str, **payload: Any) -> Dict[str, Any]:
     return event
 
 
-def encode(message: Dict[str, Any]) -> str:
+def encode(message: Mapping[str, Any]) -> str:
     """Serialize a message; values the JSON encoder cannot take become their type name."""
     return json.dumps(message, separators=(",", ":"), default=_fallback)
 
@@ -297,7 +357,13 @@ def _fallback(value: object) -> str:
     return f"<{type(value).__name__}>"
 
 
-def _from_dict(cls: Any, data: Dict[str, Any]) -> Any:
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Data = TypeVar("_Data", bound="DataclassInstance")
+
+
+def _from_dict(cls: Type[_Data], data: Dict[str, Any]) -> _Data:
     if not isinstance(data, dict):
         raise ProtocolError(f"{cls.__name__} must be an object")
     known = {f.name for f in fields(cls)}

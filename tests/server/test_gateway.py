@@ -264,14 +264,14 @@ async def test_trace_link_from_template(server_factory: Any, tmp_path: Path) -> 
         ("not json", 1008, "not JSON"),
         ('{"no": "type"}', 1008, "a message must be a JSON object with a string 'type'"),
         (
-            '{"type": "events", "seq": 1, "events": [{"id": 5}]}',
+            '{"type": "events", "seq": 1, "events": [{"id": 5, "type": "exception", "time": 1}]}',
             1008,
-            "events: each event needs a string id",
+            "events: events[0].id must be text of 1 to 64 characters",
         ),
         (
             '{"type": "status", "probes": [{"probe_id": "x", "state": "dancing"}]}',
             1008,
-            "status: each needs a probe_id and a known state",
+            "status: probes[0].state must be one of 'pending', 'active', 'error',",
         ),
         ("x" * (protocol.MAX_MESSAGE_BYTES + 1), 1009, "exceeds"),
     ],
@@ -457,19 +457,27 @@ async def test_an_agent_that_goes_silent_is_gone(
 @pytest.mark.parametrize(
     ("instance", "reason"),
     [
-        (None, "bad instance: InstanceInfo must be an object"),
+        (None, "hello: instance must be an object"),
         (
             {"instance_id": "a", "service": "s", "pid": "12"},
-            "bad instance: pid and started_at must be numbers",
+            "hello: instance.pid must be an integer from 0 to 2147483647",
+        ),
+        (
+            {"instance_id": "a", "service": "s", "started_at": 1e300},
+            "hello: instance.started_at must be a time in seconds",
         ),
         (
             {"instance_id": "a", "service": "s", "tags": {"k": 1}},
-            "bad instance: tags must map strings to strings",
+            "hello: instance.tags.k must be text",
         ),
-        ({"instance_id": "", "service": "s"}, "bad instance: instance_id and service are required"),
+        (
+            {"instance_id": "", "service": "s"},
+            "hello: instance.instance_id must be text of 1 to 64 characters",
+        ),
+        ({"service": "s"}, "hello: instance.instance_id is missing"),
         (
             {"instance_id": "a" * 65, "service": "s"},
-            "bad instance: instance_id must be text of <= 64",
+            "hello: instance.instance_id must be text of 1 to 64 characters",
         ),
     ],
 )
@@ -497,3 +505,40 @@ async def test_source_request_fails_fast_when_the_agent_leaves(
     await task
     assert response.status_code == 502  # not 504: it did not wait for the timeout
     assert response.json() == {"detail": "no answer from the agent: the agent disconnected"}
+
+
+async def _hello_with(server: LiveServer, **fields: Any) -> Any:
+    """A raw connection that said hello with ``fields`` added; the caller closes it."""
+    ws = await connect(server.ws_url + protocol.AGENT_PATH)
+    info = FakeAgent(server).info.to_dict()
+    await ws.send(protocol.encode({"type": "hello", "key": AGENT_KEY, "instance": info, **fields}))
+    return ws
+
+
+async def test_an_older_agent_protocol_is_refused_with_a_reason(server: LiveServer) -> None:
+    ws = await _hello_with(server, protocol=protocol.OLDEST_PROTOCOL_VERSION - 1)
+    reason = (
+        f"agent protocol {protocol.OLDEST_PROTOCOL_VERSION - 1} is too old: this server needs "
+        f"{protocol.OLDEST_PROTOCOL_VERSION} or newer; upgrade the agent"
+    )
+    assert protocol.decode(await ws.recv()) == {"type": "error", "reason": reason}
+    await ws.wait_closed()
+    assert (ws.close_code, ws.close_reason) == (1008, reason)
+
+
+async def test_a_newer_agent_protocol_is_served_in_this_servers_version(
+    server: LiveServer,
+) -> None:
+    """A newer agent may add fields and message types: both are ignored, the welcome says
+    which version the server speaks, and the connection works."""
+    ws = await _hello_with(server, protocol=protocol.PROTOCOL_VERSION + 1, shiny={"new": 1})
+    try:
+        welcome = protocol.decode(await ws.recv())
+        assert (welcome["type"], welcome["protocol"]) == ("welcome", protocol.PROTOCOL_VERSION)
+        assert protocol.decode(await ws.recv())["type"] == "probes"
+        await ws.send(protocol.encode({"type": "telemetry", "anything": [1, 2]}))
+        event = exception(shiny=True)
+        await ws.send(protocol.encode({"type": "events", "seq": 7, "events": [event]}))
+        assert protocol.decode(await asyncio.wait_for(ws.recv(), 5)) == {"type": "ack", "seq": 7}
+    finally:
+        await ws.close()

@@ -19,11 +19,11 @@ import json
 import logging
 import uuid
 from collections import deque
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from starlette.websockets import WebSocket
 
-from peephole import protocol
+from peephole import messages, protocol
 from peephole.server.models import Probe
 from peephole.server.store import probes as probe_store
 from peephole.server.targeting import matches
@@ -149,7 +149,7 @@ class AgentConnection:
 
     # --- what others call (never blocks) -----------------------------------------------
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: Mapping[str, Any]) -> None:
         """Queue ``message``; an agent whose outbox is full is disconnected instead."""
         if self.kicked is not None or self._closing is not None:
             return
@@ -192,7 +192,7 @@ class AgentConnection:
             self._reader.cancel()
         self._wake.set()
 
-    async def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def request(self, message: Mapping[str, Any], timeout: float) -> dict[str, Any]:
         """Send a request (``get_source``, ``list_files``) and wait for the agent's answer."""
         request_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -205,10 +205,10 @@ class AgentConnection:
         finally:
             self._pending.pop(request_id, None)
 
-    def answer(self, message: dict[str, Any]) -> None:
+    def answer(self, message: messages.Source | messages.Files) -> None:
         future = self._pending.get(str(message.get("request_id")))
         if future is not None and not future.done():
-            future.set_result(message)
+            future.set_result(dict(message))
 
     def closed(self) -> None:
         """Fail the requests still waiting for this agent (instead of waiting out a timeout)."""
@@ -249,7 +249,7 @@ class AgentConnection:
 
     async def _close_now(self, code: int, reason: str) -> None:
         reason = close_reason(reason)
-        if await self._deliver(protocol.encode({"type": "error", "reason": reason})):
+        if await self._deliver(protocol.encode(messages.Error(type="error", reason=reason))):
             try:
                 await asyncio.wait_for(self.websocket.close(code, reason), self.send_timeout)
             except asyncio.TimeoutError:

@@ -26,10 +26,10 @@ import socket
 import ssl
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from peephole import __version__, protocol
+from peephole import __version__, messages, protocol
 from peephole.agent import health
 from peephole.agent.clock import REAL
 from peephole.agent.config import AgentConfig, ConfigError
@@ -389,24 +389,22 @@ class Transport:
 
         welcomed = False
         try:
-            conn.send(
-                protocol.encode(
-                    {
-                        "type": "hello",
-                        "instance": self.instance_info().to_dict(),
-                        "key": self.config.key,
-                        "protocol": protocol.PROTOCOL_VERSION,
-                        "features": list(protocol.FEATURES),
-                    }
-                )
+            hello = messages.Hello(
+                type="hello",
+                instance=self.instance_info().to_dict(),
+                key=self.config.key or "",
+                protocol=protocol.PROTOCOL_VERSION,
+                features=list(protocol.FEATURES),
             )
+            conn.send(protocol.encode(hello))
             welcome = protocol.decode(conn.recv(timeout=WELCOME_TIMEOUT))
             if welcome["type"] == "error":
                 raise Rejected(str(welcome.get("reason") or "no reason given"))
             if welcome["type"] != "welcome":
                 raise ProtocolError(f"expected welcome, got {welcome['type']!r}")
+            _check_server_version(welcome.get("protocol", 1))
             welcomed = True
-            self._on_welcome(conn, welcome)
+            self._on_welcome(conn, cast(messages.Welcome, welcome))
             self._serve(conn)
         except ConnectionClosed as exc:
             reason = exc.rcvd.reason if exc.rcvd is not None else ""
@@ -418,7 +416,7 @@ class Transport:
                 logger.debug("peephole: connection to %s lost: %s", self.url, exc)
         return welcomed
 
-    def _on_welcome(self, conn: ClientConnection, welcome: Dict[str, Any]) -> None:
+    def _on_welcome(self, conn: ClientConnection, welcome: messages.Welcome) -> None:
         self._apply_policy(welcome.get("config"))
         reason = welcome.get("last_disconnect")
         if isinstance(reason, str) and reason != self._told_disconnect:
@@ -444,7 +442,7 @@ class Transport:
             try:
                 text = conn.recv(timeout=max(0.0, next_beat - REAL.monotonic()))
             except TimeoutError:
-                self._send(conn, {"type": "heartbeat", "time": REAL.wall()})
+                self._send(conn, messages.Heartbeat(type="heartbeat", time=REAL.wall()))
                 next_beat = REAL.monotonic() + self.heartbeat
                 continue
             try:
@@ -462,24 +460,25 @@ class Transport:
         elif agent is None:
             return
         elif kind == "probes":
-            self._sync_probes(conn, agent, message.get("probes"))
+            self._sync_probes(conn, agent, cast(messages.Probes, message).get("probes"))
         elif kind == "probes_delta":
-            self._apply_delta(conn, agent, message)
+            self._apply_delta(conn, agent, cast(messages.ProbesDelta, message))
         elif kind in ("policy", "welcome"):
-            self._apply_policy(message.get("config"))
+            self._apply_policy(cast(messages.Policy, message).get("config"))
         elif kind == "get_source":
-            path = str(message.get("path") or "")
+            request = cast(messages.GetSource, message)
+            path = str(request.get("path") or "")
             answer = _guard(
                 lambda: agent.get_source(path), {"path": path, "error": "the agent failed"}
             )
-            self._send(conn, {**answer, "type": "source", "request_id": message.get("request_id")})
+            source = {**answer, "type": "source", "request_id": request.get("request_id")}
+            self._send(conn, cast(messages.Source, source))
         elif kind == "list_files":
             files = _guard(agent.list_files, [])
-            self._send(
-                conn, {"type": "files", "request_id": message.get("request_id"), "files": files}
-            )
+            request_id = cast(messages.ListFiles, message).get("request_id")
+            self._send(conn, messages.Files(type="files", request_id=request_id, files=files))
         elif kind == "error":
-            self._note_problem(f"the server says: {message.get('reason')}")
+            self._note_problem(f"the server says: {cast(messages.Error, message).get('reason')}")
         # Other types are from a newer server: ignored.
 
     def _sync_probes(self, conn: ClientConnection, agent: Agent, items: Any) -> None:
@@ -490,7 +489,9 @@ class Transport:
         if invalid:
             self._send(conn, status_message(invalid))
 
-    def _apply_delta(self, conn: ClientConnection, agent: Agent, message: Dict[str, Any]) -> None:
+    def _apply_delta(
+        self, conn: ClientConnection, agent: Agent, message: messages.ProbesDelta
+    ) -> None:
         """A ``probes_delta``: install ``set``, uninstall ``remove`` and, when ``keep`` is
         given (a connection's first), every probe in neither ``keep`` nor ``set``."""
         specs, invalid = _parse_specs(message.get("set"))
@@ -520,7 +521,7 @@ class Transport:
             return
         _guard(lambda: agent.set_policy(policy), None)
 
-    def _send(self, conn: ClientConnection, message: Dict[str, Any]) -> bool:
+    def _send(self, conn: ClientConnection, message: Mapping[str, Any]) -> bool:
         """Send one message; False if the connection is gone (the receive loop notices)."""
         return self._send_text(conn, protocol.encode(message))
 
@@ -587,13 +588,22 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def status_message(statuses: List[ProbeStatus]) -> Dict[str, Any]:
+def status_message(statuses: List[ProbeStatus]) -> messages.Status:
     """A ``status`` message: the probes' statuses and the agent's own health."""
-    return {
-        "type": "status",
-        "probes": [s.to_dict() for s in statuses],
-        "agent": health.snapshot().to_dict(),
-    }
+    return messages.Status(
+        type="status",
+        probes=[s.to_dict() for s in statuses],
+        agent=health.snapshot().to_dict(),
+    )
+
+
+def _check_server_version(version: Any) -> None:
+    """Refuse a server older than this agent still speaks (a newer one speaks ours)."""
+    if isinstance(version, int) and version < protocol.OLDEST_PROTOCOL_VERSION:
+        raise Rejected(
+            f"server protocol {version} is too old: this agent needs "
+            f"{protocol.OLDEST_PROTOCOL_VERSION} or newer; upgrade the server"
+        )
 
 
 def _parse_specs(items: Any) -> Tuple[List[ProbeSpec], List[ProbeStatus]]:
