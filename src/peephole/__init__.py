@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+__all__ = ["current_agent", "start", "stop"]
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:

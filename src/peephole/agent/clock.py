@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+__all__ = ["NS", "REAL", "Clock"]
+
 NS = 1_000_000_000
 
 

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from peephole.protocol import EnvError, Limits, env_kinds, env_settings
 
+__all__ = ["ENV_PREFIX", "AgentConfig", "ConfigError", "new_instance_id", "parse_tags"]
+
 ENV_PREFIX = "PEEPHOLE_"
 ENV_ALIASES = {"PEEPHOLE_ENV": "environment"}
 

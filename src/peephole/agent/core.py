@@ -42,6 +42,8 @@ from peephole.protocol import (
     ProbeStatus,
 )
 
+__all__ = ["Agent"]
+
 StatusCallback = Callable[[List[ProbeStatus]], None]
 HOUSEKEEPING_SECONDS = 1.0
 EVENT_OVERHEAD_BYTES = 512  # ids, times, names: what an event costs besides its payload

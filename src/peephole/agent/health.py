@@ -24,6 +24,8 @@ from typing import List, Optional, Set
 
 from peephole.protocol import AgentHealth
 
+__all__ = ["abandoned", "internal_error", "log_new", "reset_after_fork", "snapshot"]
+
 logger = logging.getLogger("peephole")
 
 MAX_TEXT = 300  # characters of an error's description kept and reported

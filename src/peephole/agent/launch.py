@@ -21,6 +21,8 @@ from peephole.agent.core import Agent
 from peephole.agent.delivery.transport import Transport, logger
 from peephole.agent.exception_capture import ExceptionCapture
 
+__all__ = ["ManagedAgent", "start_agent"]
+
 
 class ManagedAgent(Agent):
     """An :class:`Agent` that also stops its transport and exception capture."""

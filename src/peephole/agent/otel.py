@@ -12,6 +12,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from peephole.agent.health import internal_error
 
+__all__ = ["add_snapshot_event", "add_span_event", "log_extra", "trace_ids"]
+
 SNAPSHOT_SPAN_EVENT = "peephole.snapshot"
 
 

@@ -16,6 +16,8 @@ from typing import Optional
 
 from peephole.agent.clock import NS, REAL, Clock
 
+__all__ = ["CpuBudget", "TokenBucket"]
+
 
 class TokenBucket:
     """``rate`` events per second, with bursts of up to ``burst`` (default: one second's worth)."""

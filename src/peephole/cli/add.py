@@ -29,6 +29,8 @@ from peephole.protocol import LOG_LEVELS
 if TYPE_CHECKING:
     from peephole.client import Client, Probe
 
+__all__ = ["fail_on_rejection", "logpoint", "settle", "tracepoint"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 SETTLE_SECONDS = 2.0  # how long to wait for agents to report the new probe

@@ -18,6 +18,8 @@ from peephole.cli.common import (
 )
 from peephole.client.models import AgentKey, NewAgentKey, NewToken, Token
 
+__all__ = ["agent_keys", "audit", "policy", "tokens"]
+
 ROLES = ("viewer", "debugger", "admin")
 EXPIRES_HELP = "Stop working after this long: 12h, 30d, 90m (default: until revoked)."
 

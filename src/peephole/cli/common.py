@@ -20,6 +20,21 @@ if TYPE_CHECKING:
 
     from peephole.client import Client
 
+__all__ = [
+    "Failure",
+    "State",
+    "console",
+    "duration_option",
+    "json_option",
+    "json_text",
+    "location_argument",
+    "parse_duration",
+    "parse_location",
+    "parse_tags",
+    "pass_state",
+    "print_json",
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

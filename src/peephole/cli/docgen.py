@@ -13,6 +13,8 @@ import click
 
 from peephole.cli.main import cli
 
+__all__ = ["generate"]
+
 HEADER = """\
 # CLI reference
 

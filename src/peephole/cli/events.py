@@ -11,6 +11,8 @@ from peephole.cli.common import State, console, json_option, json_text, pass_sta
 if TYPE_CHECKING:
     from peephole.client import Event
 
+__all__ = ["events"]
+
 TYPES = ("snapshot", "log", "exception")
 
 

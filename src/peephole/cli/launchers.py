@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+__all__ = ["run", "server"]
+
 
 @click.command()
 @click.option("--host", metavar="HOST", help="Interface to listen on [default 127.0.0.1].")

@@ -6,6 +6,8 @@ import click
 
 from peephole.cli.common import State, json_option, pass_state, print_json
 
+__all__ = ["login"]
+
 
 @click.command()
 @click.option(

@@ -27,6 +27,8 @@ from peephole.cli import (
 )
 from peephole.cli.common import State
 
+__all__ = ["cli", "explain", "run"]
+
 HINTS = {
     "probe": "list them with `peephole probes list`",
     "event": "list them with `peephole snapshots list` or `peephole events tail`",

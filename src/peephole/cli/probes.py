@@ -20,6 +20,8 @@ from peephole.protocol import LOG_LEVELS
 if TYPE_CHECKING:
     from peephole.client import Probe
 
+__all__ = ["probes"]
+
 STATES = ("active", "error", "pending", "throttled", "disabled", "expired", "done")
 
 

@@ -33,6 +33,23 @@ from peephole.client.models import (
 )
 from peephole.protocol import key_text, readable_ref, scalar_text
 
+__all__ = [
+    "CLOSE",
+    "OPEN",
+    "audit",
+    "default_frame",
+    "event_line",
+    "events",
+    "exception_group",
+    "exceptions",
+    "instances",
+    "printable",
+    "probe",
+    "probes",
+    "services",
+    "snapshot",
+]
+
 SCALARS = ("NoneType", "bool", "int", "float")
 OPEN, CLOSE = "\u2039", "\u203a"  # the angle quotes around a cut: <depth>
 CUT = "yellow"

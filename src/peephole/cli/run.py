@@ -18,6 +18,8 @@ from typing import Dict, List, Mapping, Optional, Sequence
 from peephole.agent.config import AgentConfig, ConfigError, parse_tags
 from peephole.agent.delivery.transport import agent_url
 
+__all__ = ["BOOTSTRAP_DIR", "run_command", "run_environment"]
+
 BOOTSTRAP_DIR = str(Path(__file__).resolve().parent.parent / "agent" / "bootstrap")
 
 

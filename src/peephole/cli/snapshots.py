@@ -6,6 +6,8 @@ import click
 
 from peephole.cli.common import State, console, json_option, pass_state, print_json
 
+__all__ = ["snapshots"]
+
 
 @click.group()
 def snapshots() -> None:

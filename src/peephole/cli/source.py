@@ -10,6 +10,8 @@ import click
 
 from peephole.cli.common import State, json_option, pass_state, print_json
 
+__all__ = ["application_first", "source"]
+
 MARK = "•"
 LIBRARY_DIRS = ("site-packages", "dist-packages")
 

@@ -45,6 +45,40 @@ from peephole.client.models import (
     User,
 )
 
+__all__ = [
+    "Call",
+    "agent_keys",
+    "audit",
+    "create_agent_key",
+    "create_probe",
+    "create_token",
+    "delete_probe",
+    "disable_probe",
+    "enable_probe",
+    "event",
+    "events",
+    "exception",
+    "exceptions",
+    "files",
+    "health",
+    "instances",
+    "me",
+    "policy",
+    "probe",
+    "probes",
+    "revoke_agent_key",
+    "revoke_token",
+    "services",
+    "set_policy",
+    "source",
+    "stream_message",
+    "stream_refused",
+    "stream_url",
+    "tokens",
+    "unreachable",
+    "update_probe",
+]
+
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
 PREFIX = "/api/v1"

@@ -36,6 +36,8 @@ from peephole.client.models import (
 )
 from peephole.client.stream import AsyncStream, Stream
 
+__all__ = ["AsyncClient", "Client"]
+
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 10.0
 

@@ -18,6 +18,16 @@ from pathlib import Path
 
 from peephole.client.errors import PeepholeError
 
+__all__ = [
+    "DEFAULT_URL",
+    "TOKEN_VARIABLE",
+    "Settings",
+    "config_path",
+    "load_file",
+    "resolve",
+    "save",
+]
+
 DEFAULT_URL = "http://127.0.0.1:7777"
 URL_VARIABLE = "PEEPHOLE_URL"
 TOKEN_VARIABLE = "PEEPHOLE_TOKEN"

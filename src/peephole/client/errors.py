@@ -7,6 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "AuthError",
+    "InvalidRequest",
+    "NotFound",
+    "NotPeephole",
+    "PeepholeError",
+    "ServerUnreachable",
+    "error_for",
+]
+
 
 class PeepholeError(Exception):
     """Any failure talking to the peephole server. ``status`` is the HTTP status, if any."""

@@ -15,6 +15,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
+__all__ = [
+    "AgentKey",
+    "AuditEntry",
+    "Event",
+    "ExceptionGroup",
+    "ExceptionGroupDetail",
+    "Files",
+    "Health",
+    "Instance",
+    "Limits",
+    "Model",
+    "NewAgentKey",
+    "NewProbe",
+    "NewToken",
+    "Page",
+    "Policy",
+    "Probe",
+    "ProbeInstanceStatus",
+    "Service",
+    "Source",
+    "Target",
+    "Token",
+    "User",
+]
+
 T = TypeVar("T")
 M = TypeVar("M", bound="Model")
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection as AsyncConnection
     from websockets.sync.client import ClientConnection
 
+__all__ = ["AsyncStream", "Stream"]
+
 
 class Stream:
     """Iterate over live :class:`Event` and :class:`Probe` updates; close when done."""

@@ -29,6 +29,23 @@ from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 from peephole.demo.shop import checkout
 
+__all__ = [
+    "STOP_SECONDS",
+    "Child",
+    "Credentials",
+    "Demo",
+    "DemoError",
+    "check_port_free",
+    "child_environment",
+    "default_data_dir",
+    "find_root",
+    "first_command",
+    "free_port",
+    "load_credentials",
+    "lock_data_dir",
+    "probe_hint",
+]
+
 HOST = "127.0.0.1"
 DEFAULT_PORT = 7777
 SERVER_START_SECONDS = 90.0  # the first start creates the database

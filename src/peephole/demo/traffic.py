@@ -22,6 +22,8 @@ from types import FrameType
 from typing import Any, List, Optional
 from urllib.parse import urlsplit
 
+__all__ = ["MAX_RATE", "MAX_REQUESTS", "MAX_SECONDS", "Shopper", "check_loopback", "main"]
+
 DEFAULT_RATE = 4.0  # requests per second
 MAX_RATE = 50.0
 MAX_REQUESTS = 1_000_000

@@ -15,6 +15,8 @@ from peephole.server.broker import Broker
 from peephole.server.store import credentials
 from peephole.server.store.credentials import Principal
 
+__all__ = ["admin", "authenticate", "bearer_token", "debugger", "viewer"]
+
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 

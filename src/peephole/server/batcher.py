@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from peephole.server.db import Database
 
+__all__ = ["Batcher"]
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 

@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 if TYPE_CHECKING:
     from peephole.server.broker import Broker
 
+__all__ = ["Cluster", "conninfo"]
+
 log = logging.getLogger("peephole.server")
 
 CHANNEL = "peephole"

@@ -20,6 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from peephole.server.migrations import upgrade
 
+__all__ = ["Database", "normalize_url"]
+
 T = TypeVar("T")
 SETUP_LOCK = 0x7065657068  # advisory lock id for migrations and seeding ("peeph")
 

@@ -25,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from peephole.server.auth import authenticate, bearer_token
 
+__all__ = ["API_BODY_BYTES", "Edge", "hide_tokens_in_logs"]
+
 log = logging.getLogger("peephole.server")
 
 API_PREFIX = "/api/v1/"

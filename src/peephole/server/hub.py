@@ -13,6 +13,8 @@ from peephole import protocol
 from peephole.server.connection import POLICY_VIOLATION, AgentConnection, ProbeLists
 from peephole.server.models import Probe
 
+__all__ = ["Hub", "Subscriber"]
+
 log = logging.getLogger("peephole.server")
 
 STREAM_QUEUE = 1000  # messages buffered per live-stream subscriber before the oldest go

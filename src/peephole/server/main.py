@@ -17,6 +17,8 @@ from peephole.server.app import announce_credentials, create_app
 from peephole.server.settings import ServerSettings
 from peephole.server.wsprotocol import GatewayWebSocketProtocol
 
+__all__ = ["BindError", "serve", "uvicorn_config"]
+
 WS_MAX_SIZE = 4 * protocol.MAX_MESSAGE_BYTES  # bigger frames are cut by uvicorn (1009)
 
 

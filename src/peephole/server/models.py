@@ -7,6 +7,19 @@ from typing import Any, Optional
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+__all__ = [
+    "AgentKey",
+    "AuditEntry",
+    "Base",
+    "Event",
+    "ExceptionGroup",
+    "Instance",
+    "Probe",
+    "ProbeStatus",
+    "ServicePolicy",
+    "Token",
+]
+
 
 class Base(DeclarativeBase):
     pass

@@ -28,6 +28,8 @@ except ImportError:  # Python 3.10
     import sre_constants as sre
     import sre_parse
 
+__all__ = ["UnsafePattern", "check"]
+
 MAX_UNBOUNDED = 3
 REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT))
 NOT_REGULAR = {

@@ -14,6 +14,8 @@ from typing import Any, Mapping, Optional
 
 from peephole.protocol import EnvError, env_kinds, env_settings
 
+__all__ = ["ServerSettings", "SettingsError"]
+
 ENV_PREFIX = "PEEPHOLE_SERVER_"
 
 

@@ -23,6 +23,8 @@ from peephole.server.connection import POLICY_VIOLATION, close_reason
 from peephole.server.hub import Subscriber
 from peephole.server.wsprotocol import EXTENSION, SocketControl
 
+__all__ = ["STREAM_TYPES", "stream_endpoint"]
+
 STREAM_TYPES = (*protocol.EVENT_TYPES, "probe")
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+__all__ = ["matches", "normalize_target"]
+
 
 def normalize_target(target: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     target = target or {}

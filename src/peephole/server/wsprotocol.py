@@ -19,6 +19,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from peephole import protocol
 
+__all__ = ["EXTENSION", "GatewayWebSocketProtocol", "SocketControl"]
+
 EXTENSION = "peephole.socket"
 
 

@@ -14,6 +14,8 @@ an interpreter without peephole installed, or a bad setting, means no agent, not
 import os
 import sys
 
+__all__ = []
+
 
 def _run_shadowed_sitecustomize() -> None:
     """Run the ``sitecustomize`` this one hides, if there is one."""

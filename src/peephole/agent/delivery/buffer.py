@@ -19,6 +19,8 @@ from typing import Any, Callable, Counter, Deque, Dict, List, Optional, Tuple
 from peephole.agent.clock import REAL
 from peephole.agent.health import internal_error
 
+__all__ = ["MAX_BATCH_EVENTS", "EventBuffer", "Sink"]
+
 Event = Dict[str, Any]
 Sink = Callable[[List[Event]], Optional[bool]]
 

@@ -24,6 +24,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 from peephole import protocol
 
+__all__ = ["encode_events", "encoder", "events_message", "library", "stdlib_dumps"]
+
 Dumps = Callable[[Dict[str, Any]], bytes]
 
 SLICE_BYTES = 8 * 1024  # about 0.15 ms of json's work, 15 us of orjson's, between pauses

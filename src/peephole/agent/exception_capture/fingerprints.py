@@ -14,6 +14,21 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from peephole.agent.safe.access import type_info
 
+__all__ = [
+    "AGENT",
+    "APP",
+    "Stack",
+    "after_fork_in_child",
+    "fingerprint_of",
+    "frame_kind",
+    "frame_kinds",
+    "known_fingerprints",
+    "module_name",
+    "remember_fingerprint",
+    "shape_of",
+    "type_name",
+]
+
 Stack = List[Tuple[FrameType, int, str]]  # (frame, line, kind), innermost first
 
 

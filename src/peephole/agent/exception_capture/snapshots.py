@@ -47,6 +47,8 @@ from peephole.agent.ratelimit import TokenBucket
 if TYPE_CHECKING:
     from peephole.agent.core import Agent
 
+__all__ = ["FIRST_SEEN_RATE", "ExceptionCapture", "active", "capture_active"]
+
 MAX_CHAIN = 5  # exceptions followed through __cause__ / __context__
 MAX_MESSAGE = 1024  # characters of a rendered message
 MAX_GROUPS = 2000  # fingerprints remembered; the least recently seen are forgotten first

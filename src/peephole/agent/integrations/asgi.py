@@ -14,6 +14,8 @@ from typing import Any, Awaitable, Callable
 
 from peephole.agent.exception_capture import capture_active
 
+__all__ = ["PeepholeMiddleware"]
+
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from peephole.agent.exception_capture import capture_active
 
+__all__ = ["install", "uninstall"]
+
 _UID = "peephole.exceptions"
 
 

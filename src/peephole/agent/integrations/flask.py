@@ -10,6 +10,8 @@ from typing import Any
 
 from peephole.agent.exception_capture import capture_active
 
+__all__ = ["install", "uninstall"]
+
 
 def install() -> None:
     signals = sys.modules["flask.signals"]

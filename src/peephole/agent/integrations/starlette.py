@@ -14,6 +14,8 @@ from typing import Any, Callable, Optional
 
 from peephole.agent.exception_capture import capture_active
 
+__all__ = ["install", "uninstall"]
+
 _original: Optional[Callable[..., Any]] = None
 
 

@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from peephole.agent.exception_capture import capture_active
 
+__all__ = ["PeepholeMiddleware"]
+
 WSGIApp = Callable[[Any, Any], Iterable[bytes]]
 
 

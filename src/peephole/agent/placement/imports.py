@@ -26,6 +26,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from peephole.agent.health import internal_error
 from peephole.agent.placement.registry import REGISTRY
 
+__all__ = ["HOOK", "Callback", "FileWatcher", "cancel", "on_import"]
+
 Callback = Callable[[types.ModuleType], None]
 _RUNS_CODE = SourceFileLoader.exec_module  # _LoaderBasics.exec_module: exec(get_code(name))
 

@@ -32,6 +32,8 @@ from peephole.agent.placement.statements import (
     statement_entries,
 )
 
+__all__ = ["CodeLocation", "Resolution", "locate"]
+
 CodeType = types.CodeType
 
 

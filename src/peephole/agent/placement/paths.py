@@ -17,6 +17,19 @@ import sys
 import types
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
+__all__ = [
+    "LocateError",
+    "NotLoaded",
+    "check_kind",
+    "loaded_files",
+    "modules_of",
+    "normalize_path",
+    "path_matches",
+    "real_path",
+    "resolve_file",
+    "spellings",
+]
+
 TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt", ".xml")
 
 

@@ -28,6 +28,8 @@ from typing import Any, Callable, Dict, Iterable, List, Sequence, Set, Sized, ca
 
 from peephole.agent.placement.paths import modules_of
 
+__all__ = ["REGISTRY", "CodeIndex", "functions_in"]
+
 CodeType = types.CodeType
 FunctionType = types.FunctionType
 MAX_WALK = 200_000  # objects looked at in one module, whatever the module holds

@@ -20,6 +20,19 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Hashable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
+__all__ = [
+    "Entry",
+    "Ins",
+    "SourceMap",
+    "Unit",
+    "code_lines",
+    "nearest_text",
+    "no_code_text",
+    "source_lines",
+    "source_map",
+    "statement_entries",
+]
+
 OUTSIDE = -1  # the unit of instructions that belong to no statement of interest
 
 

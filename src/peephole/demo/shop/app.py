@@ -25,6 +25,8 @@ from peephole.demo.shop.coupons import COUPONS, UnknownCoupon
 from peephole.demo.shop.inventory import OutOfStock
 from peephole.demo.shop.store import Store, UnknownCart
 
+__all__ = ["ShopApp"]
+
 log = logging.getLogger("shop")
 
 MAX_BODY_BYTES = 64 * 1024

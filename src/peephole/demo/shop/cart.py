@@ -7,6 +7,8 @@ from typing import Any, Dict, List
 
 from peephole.demo.shop.catalog import Product
 
+__all__ = ["Cart", "CartLine"]
+
 MAX_QUANTITY = 99
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List
 
+__all__ = ["PRODUCTS", "Product", "UnknownProduct", "find_product"]
+
 
 @dataclass(frozen=True)
 class Product:

@@ -11,6 +11,8 @@ from peephole.demo.shop.coupons import Coupon, find_coupon
 from peephole.demo.shop.inventory import Inventory
 from peephole.demo.shop.pricing import bulk_discount_cents, shipping_cents
 
+__all__ = ["EmptyCart", "Order", "checkout", "coupon_discount_cents"]
+
 
 class EmptyCart(ValueError):
     """A checkout of a cart with nothing in it."""

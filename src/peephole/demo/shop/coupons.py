@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
+__all__ = ["COUPONS", "Coupon", "UnknownCoupon", "find_coupon"]
+
 
 @dataclass(frozen=True)
 class Coupon:

@@ -10,6 +10,8 @@ from typing import Callable, Dict, Iterable, TypeVar
 from peephole.demo.shop.cart import CartLine
 from peephole.demo.shop.catalog import PRODUCTS
 
+__all__ = ["Inventory", "OutOfStock"]
+
 QUERY_SECONDS = 0.01  # one round trip to the stock database
 OPENING_STOCK = 1_000_000
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from peephole.demo.shop.cart import Cart
 
+__all__ = ["BULK_MIN_ITEMS", "BULK_PERCENT", "bulk_discount_cents", "shipping_cents"]
+
 BULK_MIN_ITEMS = 5  # carts of 5 items or more get the bulk discount
 BULK_PERCENT = 10
 FREE_SHIPPING_CENTS = 5000  # orders of $50 or more ship free

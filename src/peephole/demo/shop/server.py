@@ -9,6 +9,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from peephole.demo.shop.app import ShopApp
 
+__all__ = ["make_shop_server"]
+
 access_log = logging.getLogger("shop.access")
 
 

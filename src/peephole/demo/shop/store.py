@@ -10,6 +10,8 @@ from peephole.demo.shop.cart import Cart
 from peephole.demo.shop.checkout import Order, checkout
 from peephole.demo.shop.inventory import Inventory
 
+__all__ = ["Store", "UnknownCart"]
+
 MAX_CARTS = 10_000  # the oldest carts are forgotten beyond this, so memory stays bounded
 MAX_ORDERS = 10_000
 

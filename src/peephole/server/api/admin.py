@@ -18,6 +18,8 @@ from peephole.server.broker import Broker
 from peephole.server.store import audit, credentials
 from peephole.server.store.credentials import Principal
 
+__all__ = ["audit_log", "create_agent_key", "create_token", "list_tokens", "router"]
+
 router = APIRouter(tags=["admin"])
 
 

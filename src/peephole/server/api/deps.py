@@ -9,6 +9,19 @@ from fastapi.exceptions import RequestValidationError
 
 from peephole.server.broker import Broker
 
+__all__ = [
+    "EventId",
+    "Fingerprint",
+    "FingerprintFilter",
+    "InstanceFilter",
+    "ProbeFilter",
+    "ProbeId",
+    "ServiceFilter",
+    "ServiceName",
+    "get_broker",
+    "invalid",
+]
+
 # Path and query parameters, each as long as the column it is compared with (longer values
 # are 422s, not database errors that differ between SQLite and PostgreSQL).
 ServiceName = Annotated[str, Path(max_length=200)]

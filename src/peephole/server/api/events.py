@@ -23,6 +23,15 @@ from peephole.server.broker import Broker
 from peephole.server.store import events as event_store
 from peephole.server.store.credentials import Principal
 
+__all__ = [
+    "EventType",
+    "get_event",
+    "get_exception_group",
+    "list_events",
+    "list_exceptions",
+    "router",
+]
+
 router = APIRouter(tags=["events"])
 
 EventType = Literal["snapshot", "log", "exception"]

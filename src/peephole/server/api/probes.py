@@ -24,6 +24,17 @@ from peephole.server.store import audit
 from peephole.server.store import probes as probe_store
 from peephole.server.store.credentials import Principal
 
+__all__ = [
+    "create_probe",
+    "delete_probe",
+    "disable_probe",
+    "edit_probe",
+    "enable_probe",
+    "get_probe",
+    "list_probes",
+    "router",
+]
+
 router = APIRouter(prefix="/probes", tags=["probes"])
 
 StateName = Optional[str]

@@ -20,6 +20,27 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from peephole.server.api.schemas import Kind, Level, Role
 
+__all__ = [
+    "AgentKey",
+    "AuditEntry",
+    "Event",
+    "EventPage",
+    "ExceptionGroup",
+    "ExceptionGroupDetail",
+    "Files",
+    "Health",
+    "Instance",
+    "Me",
+    "NewAgentKey",
+    "NewToken",
+    "Policy",
+    "Probe",
+    "Service",
+    "Source",
+    "Token",
+    "event",
+]
+
 log = logging.getLogger("peephole.server")
 
 ProbeState = Literal["pending", "active", "error", "throttled", "expired", "done", "disabled"]

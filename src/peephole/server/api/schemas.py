@@ -17,6 +17,33 @@ from pydantic_core import PydanticCustomError
 from peephole import protocol
 from peephole.server import regex_safety
 
+__all__ = [
+    "DEFAULT_EXPIRY",
+    "DEFAULT_TRACEPOINT_HITS",
+    "MAX_CONDITION",
+    "MAX_FILE",
+    "MAX_ID",
+    "MAX_INSTANCES",
+    "MAX_INSTANCE_ID",
+    "MAX_NAME",
+    "MAX_POLICY_ITEMS",
+    "MAX_POLICY_TEXT",
+    "MAX_TAGS",
+    "MAX_TAG_KEY",
+    "MAX_TAG_VALUE",
+    "MAX_TEMPLATE",
+    "MAX_WATCH",
+    "MAX_WATCHES",
+    "AgentKeyCreate",
+    "Kind",
+    "Level",
+    "PolicyBody",
+    "ProbeCreate",
+    "ProbeEdit",
+    "Role",
+    "TokenCreate",
+]
+
 MAX_ID = 2**63 - 1  # the largest integer id or counter a database column takes
 MAX_NAME = 200  # services, versions, environments, token and key names, loggers
 MAX_TAGS = 20

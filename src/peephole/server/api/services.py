@@ -19,6 +19,16 @@ from peephole.server.store import audit, policies
 from peephole.server.store import instances as instance_store
 from peephole.server.store.credentials import Principal
 
+__all__ = [
+    "get_policy",
+    "get_source",
+    "list_files",
+    "list_instances",
+    "list_services",
+    "put_policy",
+    "router",
+]
+
 router = APIRouter(tags=["services"])
 
 

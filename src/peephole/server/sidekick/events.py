@@ -18,6 +18,8 @@ from peephole.agent.safe.redaction import Redactor
 from peephole.server.sidekick.identity import NODE
 from peephole.server.sidekick.values import variables
 
+__all__ = ["bare_id", "exception", "frames", "log", "probe_id", "snapshot"]
+
 MAX_FRAMES = 100  # an agent sends at most 20
 PYTHON_CLASS = re.compile(r"<class '([^']+)'>")
 PROBE_ID_PREFIXES = ("Tracepoint:", "Logpoint:")  # Node 0.0.8 sends its internal keys

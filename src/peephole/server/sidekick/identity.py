@@ -8,6 +8,17 @@ from collections.abc import Mapping
 from peephole import protocol
 from peephole.agent.safe.redaction import masked_tags
 
+__all__ = [
+    "INSTANCE_ID",
+    "JAVA",
+    "NODE",
+    "PYTHON",
+    "Refused",
+    "api_key",
+    "instance_info",
+    "runtime_kind",
+]
+
 API_KEY = "x-sidekick-api-key"
 INSTANCE_ID = "x-sidekick-app-instance-id"
 TAG_PREFIX = "x-sidekick-app-tag-"

@@ -17,6 +17,18 @@ from typing import Any, Optional
 from peephole import protocol
 from peephole.server.sidekick.identity import NODE, PYTHON
 
+__all__ = [
+    "CLIENT",
+    "Untranslatable",
+    "condition",
+    "file_name",
+    "put",
+    "remove",
+    "request",
+    "template",
+    "update",
+]
+
 CLIENT = "peephole"  # the ``client`` the agent stores with a probe and echoes in its events
 PROBE_TAGS = ["peephole"]
 NO_LIMIT = -1

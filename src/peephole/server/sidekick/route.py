@@ -26,6 +26,8 @@ from peephole.server.store import credentials
 from peephole.server.store import instances as instance_store
 from peephole.server.wsprotocol import EXTENSION, SocketControl
 
+__all__ = ["PATH", "sidekick_endpoint"]
+
 log = logging.getLogger("peephole.server")
 
 PATH = "/app"

@@ -30,6 +30,8 @@ from peephole.server.broker import Broker
 from peephole.server.connection import AgentConnection
 from peephole.server.sidekick import events, requests, status
 
+__all__ = ["STATUS_GRACE_SECONDS", "SidekickConnection"]
+
 log = logging.getLogger("peephole.server")
 
 FILTERS = {"FilterTracePointsRequest": "tracePoints", "FilterLogPointsRequest": "logPoints"}

@@ -15,6 +15,18 @@ from typing import Any, Optional
 from peephole import protocol
 from peephole.server.sidekick.events import bare_id
 
+__all__ = [
+    "EXCEPTION_NOTICES",
+    "Change",
+    "error_text",
+    "event_change",
+    "event_kind",
+    "listed",
+    "response_change",
+    "same_file",
+    "where",
+]
+
 ALREADY_EXISTS = (2000, 3000)  # a put the agent already holds: it has the probe
 LINE_NOT_AVAILABLE = re.compile(
     r"line (\d+) is not available\b.*?\btry lines? ([\d ,]+(?:(?:or|and) \d+)?)", re.I | re.S

@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 from peephole.agent.safe.redaction import Redactor
 
+__all__ = ["MAX_DEPTH", "value", "variables"]
+
 STRING_TYPES = frozenset({"str", "String", "string", "unicode", "java.lang.String"})
 MAP_TYPES = frozenset({"dict", "OrderedDict", "defaultdict", "Counter", "Map"})
 DEPTH_CUT = "..."  # what Node sends in place of a value past its depth

@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+__all__ = ["NotFound", "by_prefix"]
+
 
 class NotFound(LookupError):
     """A record asked for by id that does not exist; the API answers 404 with ``str(exc)``."""

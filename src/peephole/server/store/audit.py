@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from peephole.server.models import AuditEntry
 from peephole.server.store.credentials import Principal
 
+__all__ = ["recent", "record"]
+
 
 def record(
     session: Session,

@@ -20,6 +20,22 @@ from sqlalchemy.orm import Session
 from peephole.server.models import AgentKey, Token
 from peephole.server.store import NotFound
 
+__all__ = [
+    "AgentGrant",
+    "Principal",
+    "create_agent_key",
+    "create_token",
+    "find_agent_key",
+    "find_token",
+    "hash_secret",
+    "list_agent_keys",
+    "list_tokens",
+    "no_longer_valid",
+    "revoke_agent_key",
+    "revoke_token",
+    "seed",
+]
+
 ROLES = ("viewer", "debugger", "admin")
 
 

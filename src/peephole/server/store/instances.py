@@ -10,6 +10,20 @@ from sqlalchemy.orm import Session
 from peephole.protocol import INSTANCE_STALE_SECONDS, AgentHealth, InstanceInfo
 from peephole.server.models import Instance
 
+__all__ = [
+    "InstanceHeld",
+    "add_dropped",
+    "as_target_view",
+    "disconnect",
+    "disconnect_all",
+    "listing",
+    "live",
+    "record_health",
+    "register",
+    "services",
+    "touch",
+]
+
 
 class InstanceHeld(Exception):
     """The instance id is connected to another server process."""

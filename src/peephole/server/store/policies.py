@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 from peephole.protocol import AgentPolicy
 from peephole.server.models import ServicePolicy
 
+__all__ = ["get", "put"]
+
 
 def get(session: Session, service: str) -> AgentPolicy:
     row = session.get(ServicePolicy, service)

@@ -16,6 +16,21 @@ from peephole.server.store import NotFound, by_prefix
 from peephole.server.store import instances as instance_store
 from peephole.server.targeting import matches, normalize_target
 
+__all__ = [
+    "Probe",
+    "add_captures",
+    "create",
+    "expire_due",
+    "get",
+    "listing",
+    "live",
+    "record_statuses",
+    "remove",
+    "spec",
+    "to_dicts",
+    "update_fields",
+]
+
 DONE = "done"
 EXPIRED = "expired"
 EDITABLE = (

@@ -27,6 +27,8 @@ from peephole.server.broker import Broker
 from peephole.server.ui import render
 from peephole.server.ui.session import SignInNeeded, Viewer
 
+__all__ = ["broker_of", "environment", "mount", "page"]
+
 HERE = Path(__file__).parent
 HTMX = "htmx-2.0.4.min.js"  # npm htmx.org@2.0.4, licence in static/htmx-2.0.4.LICENSE
 SECURITY_HEADERS = {

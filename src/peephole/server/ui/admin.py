@@ -15,6 +15,8 @@ from peephole.server.api.schemas import AgentKeyCreate, PolicyBody, TokenCreate
 from peephole.server.ui import broker_of, page
 from peephole.server.ui.session import Viewer, check_csrf, require_role, signed_in
 
+__all__ = ["admin_page", "create_agent_key", "create_token", "put_policy"]
+
 router = APIRouter()
 
 

@@ -20,6 +20,8 @@ from peephole.server.store.credentials import Principal
 from peephole.server.ui import broker_of, page, render
 from peephole.server.ui.session import Viewer, signed_in
 
+__all__ = ["list_events"]
+
 router = APIRouter()
 
 CONTEXT_LINES = 8  # source lines shown on each side of a frame's line

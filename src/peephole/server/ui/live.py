@@ -27,6 +27,8 @@ from peephole.server.ui import render
 from peephole.server.ui.events import list_events
 from peephole.server.ui.session import Viewer, signed_in
 
+__all__ = ["sse"]
+
 router = APIRouter()
 
 KEEPALIVE_SECONDS = 15.0

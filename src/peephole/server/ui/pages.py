@@ -27,6 +27,8 @@ from peephole.server.ui.session import (
     start_session,
 )
 
+__all__ = ["instances_by_service"]
+
 router = APIRouter()
 
 GONE_SHOWN = 5  # disconnected instances listed per service (the newest); the rest are counted

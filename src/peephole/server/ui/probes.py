@@ -31,6 +31,8 @@ from peephole.server.ui.events import list_events
 from peephole.server.ui.pages import _safe_next
 from peephole.server.ui.session import Viewer, check_csrf, require_role, signed_in
 
+__all__ = ["ProbeForm", "expression_error", "placeholders", "template_error"]
+
 router = APIRouter()
 
 

@@ -20,6 +20,25 @@ from pygments.token import STANDARD_TYPES, _TokenType
 
 from peephole.protocol import readable_ref
 
+__all__ = [
+    "ago",
+    "clock",
+    "compare",
+    "cut_word",
+    "event_summary",
+    "highlight_lines",
+    "is_library",
+    "occurrences",
+    "one_line",
+    "probe_summary",
+    "pygments_css",
+    "source_rows",
+    "top_locals",
+    "until",
+    "visible",
+    "with_readable_refs",
+]
+
 CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
 CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
 CUT_WORDS = {

@@ -25,6 +25,20 @@ from peephole.server.auth import authenticate
 from peephole.server.broker import Broker
 from peephole.server.store.credentials import Principal
 
+__all__ = [
+    "SignInNeeded",
+    "Viewer",
+    "check_csrf",
+    "csrf_for",
+    "end_session",
+    "login_nonce_ok",
+    "new_login_nonce",
+    "remember_login_nonce",
+    "require_role",
+    "signed_in",
+    "start_session",
+]
+
 SESSION_COOKIE = "peephole_session"
 LOGIN_COOKIE = "peephole_login"
 SESSION_SECONDS = 12 * 3600

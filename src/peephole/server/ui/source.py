@@ -15,6 +15,8 @@ from peephole.server.broker import Broker
 from peephole.server.ui import broker_of, page, render
 from peephole.server.ui.session import Viewer, signed_in
 
+__all__ = ["probes_on"]
+
 router = APIRouter()
 
 

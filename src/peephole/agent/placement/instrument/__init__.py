@@ -16,6 +16,8 @@ from peephole.agent.placement.locate import CodeLocation
 from peephole.agent.placement.registry import CodeIndex
 from peephole.agent.placement.statements import Ins
 
+__all__ = ["Backend", "Hook", "Listings", "Site", "Unavailable", "new_backend"]
+
 Hook = Callable[[types.FrameType], None]
 
 

@@ -34,6 +34,8 @@ try:
 except ImportError:  # pragma: no cover - declared as a dependency below 3.12
     Bytecode = None  # type: ignore[assignment,misc]
 
+__all__ = ["InjectBackend"]
+
 CodeType = types.CodeType
 CALL_STACK = 2  # stack items the injected call needs
 MID_LINE_TARGETS_ARE_SYNTHETIC = sys.version_info < (3, 10)

@@ -23,6 +23,8 @@ from peephole.agent.placement.locate import CodeLocation
 from peephole.agent.placement.registry import CodeIndex
 from peephole.agent.placement.statements import Ins
 
+__all__ = ["TOOL_PREFERENCE", "MonitoringBackend"]
+
 # new_backend() imports this module on 3.12+ only; the assert also keeps type checkers for
 # older versions out of the rest of it.
 assert sys.version_info >= (3, 12)
