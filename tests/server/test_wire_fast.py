@@ -13,11 +13,12 @@ pytestmark = pytest.mark.server
 
 
 def test_orjson_path_is_taken_for_an_ordinary_message() -> None:
-    text = json.dumps({"type": "events", "seq": 1, "events": [{"id": "a", "v": [1.5, "x"]}]})
+    event = {"id": "0" * 24, "v": [1.5, "x", 10**18 - 1]}  # digit runs in text are fine
+    text = json.dumps({"type": "events", "seq": 1, "events": [event]})
     fast = wire._fast(text)
     assert fast is not None
     assert fast == json.loads(text)
-    assert fast.raw_events == ['{"id":"a","v":[1.5,"x"]}']
+    assert fast.raw_events == [json.dumps(event, separators=(",", ":"))]
 
 
 @pytest.mark.parametrize(
@@ -28,8 +29,14 @@ def test_orjson_path_is_taken_for_an_ordinary_message() -> None:
         "\ud800",  # a lone surrogate, which orjson refuses
     ],
 )
-def test_what_orjson_gets_wrong_takes_the_exact_path(value: object) -> None:
-    text = json.dumps({"type": "events", "seq": 1, "events": [{"id": "a", "v": value}]})
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_what_orjson_gets_wrong_takes_the_exact_path(
+    value: object, separators: tuple[str, str]
+) -> None:
+    event = {"id": "a", "v": value}
+    text = json.dumps({"type": "events", "events": [event, [1, value]]}, separators=separators)
+    assert wire._fast(text) is None
+    text = json.dumps({"type": "events", "seq": 1, "events": [event]}, separators=separators)
     assert wire._fast(text) is None
     decoded = wire.decode(text)
     assert decoded["events"][0]["v"] == value
