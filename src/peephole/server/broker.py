@@ -76,7 +76,7 @@ class Broker:
 
         def load(session: Session) -> tuple[list[Any], list[dict[str, Any]]]:
             live = probe_store.live(session, now)
-            changed = [p for p in (session.get(probe_store.Probe, i) for i in ids) if p]
+            changed = [p for p in (session.get(probe_store.ProbeRow, i) for i in ids) if p]
             return live, probe_store.to_dicts(session, changed, now)
 
         live, views = await self.db.read(load)
@@ -115,7 +115,7 @@ class Broker:
         now = time.time()
 
         def load(session: Session) -> list[dict[str, Any]]:
-            changed = [p for p in (session.get(probe_store.Probe, i) for i in probe_ids) if p]
+            changed = [p for p in (session.get(probe_store.ProbeRow, i) for i in probe_ids) if p]
             return probe_store.to_dicts(session, changed, now)
 
         self.hub.publish_probes(await self.db.read(load))
@@ -272,22 +272,15 @@ class Broker:
 
 
 @dataclass
-class _EventBatch:
-    origin: event_store.Origin
-    events: list[dict[str, Any]]
-    texts: Optional[list[str]]
-    dropped: int
+class _EventBatch(event_store.Batch):
+    dropped: int = 0
 
 
 def _store_events(session: Session, items: list[_EventBatch]) -> list[event_store.Stored]:
-    stored = []
     for batch in items:
         if batch.dropped:
             instance_store.add_dropped(session, batch.origin.instance_id, batch.dropped)
-        stored.append(
-            event_store.insert(session, batch.origin, batch.events, time.time(), batch.texts)
-        )
-    return stored
+    return event_store.insert_many(session, list(items), time.time())
 
 
 def _store_statuses(

@@ -13,12 +13,13 @@ from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session
 
 from peephole import protocol
-from peephole.server.models import Event, ExceptionGroup
+from peephole.server.models import EventRow, ExceptionGroupRow
 from peephole.server.store import NotFound, by_prefix
 from peephole.server.store import probes as probe_store
 
 CAPTURE_TYPES = (protocol.SNAPSHOT, protocol.LOG)
 MAX_SEQ = 2**63 - 1
+ID_CHUNK = 5000  # ids per "IN (...)" query: SQLite allows 32,766 parameters a statement
 
 
 @dataclass
@@ -45,6 +46,15 @@ def fingerprint_of(event: dict[str, Any]) -> str:
     return hashlib.sha256(str(event.get("exc_type", "Exception")).encode()).hexdigest()[:32]
 
 
+@dataclass
+class Batch:
+    """One ``events`` message: who sent it, its events and, optionally, their JSON texts."""
+
+    origin: Origin
+    events: list[dict[str, Any]]
+    texts: Optional[list[str]] = None
+
+
 def insert(
     session: Session,
     origin: Origin,
@@ -52,38 +62,73 @@ def insert(
     now: float,
     texts: Optional[list[str]] = None,
 ) -> Stored:
-    """Store a batch (duplicates by id are skipped: an agent resends what was not acked).
+    """Store one batch; see :func:`insert_many`."""
+    [stored] = insert_many(session, [Batch(origin, events, texts)], now)
+    return stored
 
+
+def insert_many(session: Session, batches: list[Batch], now: float) -> list[Stored]:
+    """Store batches (duplicates by id are skipped: an agent resends what was not acked).
+
+    The batches of many connections go in one INSERT, and the capture counts in one UPDATE
+    per probe: statements, not rows, were most of the cost when each batch had its own.
     ``texts`` are the events' JSON as received (see ``peephole.server.wire``), stored as is;
     without them the events are serialized. Either way the indexed columns (service,
     instance, time, fingerprint) are the server's and win when an event is read back.
+    A probe that this call finishes is named in the first of the batches that captured for it.
     """
-    payloads = texts if texts is not None and len(texts) == len(events) else None
-    batch: dict[str, dict[str, Any]] = {}
+    prepared = [_prepare(batch, now) for batch in batches]
+    connection = session.connection()
+    ids = [event_id for events, _ in prepared for event_id in events]
+    known: set[str] = set()
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        known.update(connection.scalars(select(EventRow.id).where(EventRow.id.in_(chunk))))
+    rows: list[dict[str, Any]] = []
+    fresh_per_batch: list[list[dict[str, Any]]] = []
+    captures: dict[str, int] = {}
+    first_capture: dict[str, int] = {}  # probe id -> index of the first batch capturing it
+    for index, (events, raw) in enumerate(prepared):
+        fresh = [e for i, e in events.items() if i not in known]
+        known.update(e["id"] for e in fresh)
+        rows += [_row(e, raw.get(e["id"])) for e in fresh]
+        fresh_per_batch.append(fresh)
+        for event in fresh:
+            probe_id = event.get("probe_id")
+            if event["type"] in CAPTURE_TYPES and isinstance(probe_id, str):
+                captures[probe_id] = captures.get(probe_id, 0) + 1
+                first_capture.setdefault(probe_id, index)
+    if rows:
+        connection.execute(sql_insert(EventRow), rows)
+    done = probe_store.add_captures(session, captures, now)
+    stored = [Stored(fresh, []) for fresh in fresh_per_batch]
+    for probe_id in done:
+        stored[first_capture[probe_id]].done_probes.append(probe_id)
+    for batch, fresh in zip(batches, fresh_per_batch):
+        _group_exceptions(
+            session, batch.origin, [e for e in fresh if e["type"] == protocol.EXCEPTION]
+        )
+    return stored
+
+
+def _prepare(batch: Batch, now: float) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The batch's events by id with the server's columns set, and their texts by id."""
+    texts = batch.texts
+    payloads = texts if texts is not None and len(texts) == len(batch.events) else None
+    events: dict[str, dict[str, Any]] = {}
     raw: dict[str, str] = {}
-    for index, event in enumerate(events):
+    origin = batch.origin
+    for index, event in enumerate(batch.events):
         event["service"] = origin.service
         event["instance_id"] = origin.instance_id
         if not isinstance(event.get("time"), (int, float)):
             event["time"] = now
         if event["type"] == protocol.EXCEPTION:
             event["fingerprint"] = fingerprint_of(event)
-        batch[event["id"]] = event
+        events[event["id"]] = event
         if payloads is not None:
             raw[event["id"]] = payloads[index]
-    connection = session.connection()
-    known = set(connection.scalars(select(Event.id).where(Event.id.in_(list(batch)))))
-    fresh = [e for i, e in batch.items() if i not in known]
-    if fresh:
-        connection.execute(sql_insert(Event), [_row(e, raw.get(e["id"])) for e in fresh])
-    captures: dict[str, int] = {}
-    for event in fresh:
-        probe_id = event.get("probe_id")
-        if event["type"] in CAPTURE_TYPES and isinstance(probe_id, str):
-            captures[probe_id] = captures.get(probe_id, 0) + 1
-    done = probe_store.add_captures(session, captures, now)
-    _group_exceptions(session, origin, [e for e in fresh if e["type"] == protocol.EXCEPTION])
-    return Stored(fresh, done)
+    return events, raw
 
 
 def _row(event: dict[str, Any], payload: Optional[str]) -> dict[str, Any]:
@@ -124,7 +169,7 @@ def _group_exceptions(session: Session, origin: Origin, events: list[dict[str, A
     groups = {
         g.fingerprint: g
         for g in session.scalars(
-            select(ExceptionGroup).where(ExceptionGroup.fingerprint.in_(list(by_print)))
+            select(ExceptionGroupRow).where(ExceptionGroupRow.fingerprint.in_(list(by_print)))
         )
     }
     for fingerprint, items in by_print.items():
@@ -137,7 +182,7 @@ def _group_exceptions(session: Session, origin: Origin, events: list[dict[str, A
         snapshots = [e for e in items if e.get("snapshot") is not False]
         group = groups.get(fingerprint)
         if group is None:
-            group = ExceptionGroup(
+            group = ExceptionGroupRow(
                 fingerprint=fingerprint,
                 count=0,
                 first_seen=first,
@@ -199,23 +244,28 @@ def query(
 ) -> tuple[list[dict[str, Any]], Optional[str]]:
     """A page of events, newest first, and the cursor of the next page (None at the end)."""
     stmt = select(
-        Event.payload, Event.service, Event.instance_id, Event.time, Event.fingerprint, Event.seq
+        EventRow.payload,
+        EventRow.service,
+        EventRow.instance_id,
+        EventRow.time,
+        EventRow.fingerprint,
+        EventRow.seq,
     )
     for column, value in (
-        (Event.type, where.type),
-        (Event.probe_id, where.probe_id),
-        (Event.service, where.service),
-        (Event.instance_id, where.instance_id),
-        (Event.fingerprint, where.fingerprint),
+        (EventRow.type, where.type),
+        (EventRow.probe_id, where.probe_id),
+        (EventRow.service, where.service),
+        (EventRow.instance_id, where.instance_id),
+        (EventRow.fingerprint, where.fingerprint),
     ):
         if value is not None:
             stmt = stmt.where(column == value)
     if where.since is not None:
-        stmt = stmt.where(Event.time >= where.since)
+        stmt = stmt.where(EventRow.time >= where.since)
     if cursor is not None:
         at, seq = cursor
-        stmt = stmt.where(or_(Event.time < at, and_(Event.time == at, Event.seq < seq)))
-    stmt = stmt.order_by(Event.time.desc(), Event.seq.desc()).limit(limit + 1)
+        stmt = stmt.where(or_(EventRow.time < at, and_(EventRow.time == at, EventRow.seq < seq)))
+    stmt = stmt.order_by(EventRow.time.desc(), EventRow.seq.desc()).limit(limit + 1)
     rows = session.execute(stmt).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -225,11 +275,17 @@ def query(
 
 def get(session: Session, event_id: str) -> dict[str, Any]:
     """The event with this id, or with the only id that starts with it."""
-    query = select(Event.payload, Event.service, Event.instance_id, Event.time, Event.fingerprint)
-    row = session.execute(query.where(Event.id == event_id)).first()
+    query = select(
+        EventRow.payload,
+        EventRow.service,
+        EventRow.instance_id,
+        EventRow.time,
+        EventRow.fingerprint,
+    )
+    row = session.execute(query.where(EventRow.id == event_id)).first()
     if row is None:
-        full_id = by_prefix(session, Event.id, event_id, "event")
-        row = session.execute(query.where(Event.id == full_id)).first()
+        full_id = by_prefix(session, EventRow.id, event_id, "event")
+        row = session.execute(query.where(EventRow.id == full_id)).first()
     if row is None:
         raise NotFound(f"event {event_id!r} not found")
     return _loads(row)
@@ -237,14 +293,20 @@ def get(session: Session, event_id: str) -> dict[str, Any]:
 
 def by_ids(session: Session, event_ids: list[str]) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(Event.payload, Event.service, Event.instance_id, Event.time, Event.fingerprint)
-        .where(Event.id.in_(event_ids))
-        .order_by(Event.seq)
+        select(
+            EventRow.payload,
+            EventRow.service,
+            EventRow.instance_id,
+            EventRow.time,
+            EventRow.fingerprint,
+        )
+        .where(EventRow.id.in_(event_ids))
+        .order_by(EventRow.seq)
     )
     return [_loads(r) for r in rows]
 
 
-def group_dict(group: ExceptionGroup) -> dict[str, Any]:
+def group_dict(group: ExceptionGroupRow) -> dict[str, Any]:
     return {
         "fingerprint": group.fingerprint,
         "exc_type": group.exc_type,
@@ -259,7 +321,7 @@ def group_dict(group: ExceptionGroup) -> dict[str, Any]:
 
 
 def exception_groups(session: Session, service: Optional[str], limit: int) -> list[dict[str, Any]]:
-    stmt = select(ExceptionGroup).order_by(ExceptionGroup.last_seen.desc())
+    stmt = select(ExceptionGroupRow).order_by(ExceptionGroupRow.last_seen.desc())
     found = []
     for group in session.scalars(stmt):
         if service is None or service in group.services:
@@ -270,7 +332,7 @@ def exception_groups(session: Session, service: Optional[str], limit: int) -> li
 
 
 def exception_group(session: Session, fingerprint: str, events: int) -> dict[str, Any]:
-    group = session.get(ExceptionGroup, fingerprint)
+    group = session.get(ExceptionGroupRow, fingerprint)
     if group is None:
         raise NotFound(f"exception group {fingerprint!r} not found")
     recent, _ = query(session, EventFilter(fingerprint=fingerprint), events)
@@ -282,32 +344,35 @@ def exception_group(session: Session, fingerprint: str, events: int) -> dict[str
 
 def prune(session: Session, older_than: float, keep_per_service: int) -> int:
     """Delete events older than ``older_than`` and all but the newest N of each service."""
-    deleted = _delete(session, Event.time < older_than)
-    services = list(session.scalars(select(Event.service).distinct()))
+    deleted = _delete(session, EventRow.time < older_than)
+    services = list(session.scalars(select(EventRow.service).distinct()))
     for service in services:
         edge = session.execute(
-            select(Event.time, Event.seq)
-            .where(Event.service == service)
-            .order_by(Event.time.desc(), Event.seq.desc())
+            select(EventRow.time, EventRow.seq)
+            .where(EventRow.service == service)
+            .order_by(EventRow.time.desc(), EventRow.seq.desc())
             .offset(keep_per_service)
             .limit(1)
         ).first()
         if edge is not None:
             deleted += _delete(
                 session,
-                Event.service == service,
-                or_(Event.time < edge.time, and_(Event.time == edge.time, Event.seq <= edge.seq)),
+                EventRow.service == service,
+                or_(
+                    EventRow.time < edge.time,
+                    and_(EventRow.time == edge.time, EventRow.seq <= edge.seq),
+                ),
             )
     return deleted
 
 
 def _delete(session: Session, *where: Any) -> int:
-    result = cast(CursorResult[Any], session.execute(delete(Event).where(*where)))
+    result = cast(CursorResult[Any], session.execute(delete(EventRow).where(*where)))
     return result.rowcount or 0
 
 
 def count(session: Session, service: Optional[str] = None) -> int:
-    stmt = select(func.count()).select_from(Event)
+    stmt = select(func.count()).select_from(EventRow)
     if service:
-        stmt = stmt.where(Event.service == service)
+        stmt = stmt.where(EventRow.service == service)
     return int(session.scalar(stmt) or 0)

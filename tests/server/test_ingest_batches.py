@@ -1,0 +1,80 @@
+"""Several connections' batches stored in one transaction give what storing them one by one
+gives: each batch learns its own new events, duplicates are stored once, a finished probe
+is reported once, exceptions are grouped per sender."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from peephole.server.db import Database
+from peephole.server.store import events as event_store
+from peephole.server.store import probes as probe_store
+
+from .conftest import exception, snapshot
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.close()
+
+
+def _probe(db: Database, hit_limit: int) -> str:
+    body = {
+        "kind": "tracepoint",
+        "file": "a.py",
+        "line": 3,
+        "hit_limit": hit_limit,
+        "expire_seconds": 60.0,
+        "target": {"service": "shop"},
+    }
+    return db.run(lambda s: probe_store.create(s, body, "ann", time.time()).id)
+
+
+def test_batches_of_several_senders_in_one_transaction(db: Database) -> None:
+    probe_id = _probe(db, hit_limit=3)
+    one = event_store.Origin("shop", "i1", "1.0")
+    two = event_store.Origin("shop", "i2", "2.0")
+    shared = snapshot(probe_id)
+    first = [snapshot(probe_id), dict(shared), exception("KeyError", "fp")]
+    second = [dict(shared), snapshot(probe_id), snapshot(probe_id), exception("KeyError", "fp")]
+    batches = [event_store.Batch(one, first), event_store.Batch(two, second)]
+    now = time.time()
+
+    stored = db.run(lambda s: event_store.insert_many(s, batches, now))
+
+    assert [e["id"] for e in stored[0].events] == [e["id"] for e in first]
+    assert [e["id"] for e in stored[1].events] == [
+        second[1]["id"],
+        second[2]["id"],
+        second[3]["id"],
+    ]
+    assert [s.done_probes for s in stored] == [[probe_id], []]
+    assert db.run(lambda s: event_store.count(s)) == 6
+    probe = db.run(lambda s: probe_store.get(s, probe_id))
+    assert (probe.captures, probe.finished) == (4, "done")
+    group = db.run(lambda s: event_store.exception_group(s, "fp", 10))
+    assert (group["count"], group["services"], group["versions"]) == (2, ["shop"], ["1.0", "2.0"])
+    assert {e["instance_id"] for e in group["events"]} == {"i1", "i2"}
+
+
+def test_more_ids_than_one_query_takes(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(event_store, "ID_CHUNK", 3)
+    origin = event_store.Origin("shop", "i1", None)
+    events = [snapshot("p") for _ in range(7)]
+    now = time.time()
+    db.run(lambda s: event_store.insert(s, origin, [dict(e) for e in events[:4]], now))
+
+    [stored] = db.run(
+        lambda s: event_store.insert_many(s, [event_store.Batch(origin, events)], now)
+    )
+
+    assert [e["id"] for e in stored.events] == [e["id"] for e in events[4:]]
+    assert db.run(lambda s: event_store.count(s)) == 7
