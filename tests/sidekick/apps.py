@@ -105,6 +105,9 @@ class AgentApp:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
 
 
 def node_app(node_modules: str, port: int, api_key: str, **extra: str) -> AgentApp:

@@ -16,8 +16,8 @@ function handle(line) {
   count += 1;
   const cart = { id: `c${count}`, items: [{ sku: 'tea', price: 5, qty: 3 }] };
   const user = { name: 'alice', vip: line.trim() === 'vip' };
-  const result = checkout(cart, user);
-  console.log(`done ${count} ${result}`);
+  const result = checkout(cart, user); // @call
+  console.log(`done ${count} ${result}`); // @after
 }
 
 sidekick.start().then(

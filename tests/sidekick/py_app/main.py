@@ -20,8 +20,8 @@ def main():
             print(f"done {count} boom", flush=True)
             continue
         cart = {"id": f"c{count}", "items": [{"sku": "tea", "price": 5, "qty": 3}]}
-        result = shop.checkout(cart, shop.User("alice", line.strip() == "vip"))
-        print(f"done {count} {result}", flush=True)
+        result = shop.checkout(cart, shop.User("alice", line.strip() == "vip"))  # @call
+        print(shop.receipt(count, cart, result), flush=True)
 
 
 if __name__ == "__main__":

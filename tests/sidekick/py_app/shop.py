@@ -15,3 +15,7 @@ def checkout(cart, user):
 
 def fail(count):
     raise ValueError(f"boom {count}")  # @boom
+
+
+def receipt(count, cart, total):
+    return f"done {count} {total} for {cart['id']}"  # @after

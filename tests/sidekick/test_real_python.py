@@ -1,0 +1,78 @@
+"""The real Sidekick Python agent (PyPI sidekick-agent-python 0.1.2 on CPython 3.8) in a small
+app, pointed at a real peephole server by its two broker settings and a peephole agent key."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import pytest
+
+from sidekick.apps import PYTHON_APP, PYTHON_ENV, installed, marker_line, python_app
+from sidekick.live import (
+    RealApp,
+    attached,
+    connected_instance,
+    field_value,
+    local,
+    only_instance_is,
+    registered,
+    round_trip,
+)
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+SHOP = PYTHON_APP / "shop.py"
+
+
+@pytest.fixture
+def python38() -> str:
+    return installed(PYTHON_ENV)
+
+
+def test_agent_registers_with_its_identity_and_a_wrong_key_is_refused(
+    tmp_path: Path, python38: str
+) -> None:
+    with attached(tmp_path, functools.partial(python_app, python38)) as (server, client, _):
+        instance = registered(client, "demo-python", "python")
+        assert re.fullmatch(r"demo-python:[0-9a-f-]{36}@.+", instance.instance_id)
+
+        wrong = python_app(python38, server.port, "not-a-peephole-key")
+        try:
+            # the agent logs the refusal and stops trying; the app runs on without it
+            wrong.expect("Handshake failed, status code: 401")
+            assert wrong.hit().startswith("done 1 ")
+        finally:
+            wrong.stop()
+        only_instance_is(client, "demo-python", instance)
+
+
+def test_tracepoint_and_logpoint_are_stored_and_stop_once_removed(
+    tmp_path: Path, python38: str
+) -> None:
+    with attached(tmp_path, functools.partial(python_app, python38)) as (_, client, app):
+        connected_instance(client, "demo-python")
+        checkout = marker_line(SHOP, "checkout")
+        real = RealApp(
+            app,
+            "demo-python",
+            "shop.py",
+            checkout,
+            marker_line(PYTHON_APP / "main.py", "call"),
+            "shop.py",
+            marker_line(SHOP, "after"),
+        )
+        snapshot, log = round_trip(client, real)
+
+    assert (snapshot.file, snapshot.line) == ("shop.py", checkout)
+    top, caller = snapshot.frames[0], snapshot.frames[1]
+    assert (top["file"], top["line"], top["function"]) == ("shop.py", checkout, "checkout")
+    assert (caller["file"], caller["line"], caller["function"]) == ("main.py", real.call, "main")
+    user, cart = local(snapshot, "user"), local(snapshot, "cart")
+    assert user["t"] == "User"
+    assert (field_value(user, "name"), field_value(user, "vip")) == ("alice", True)
+    assert field_value(cart, "id") == "c1"
+    assert local(snapshot, "total") == {"t": "int", "v": 15}
+    assert local(snapshot, "discount") == {"t": "int", "v": 5}
+    assert (log.message, log.line) == ("cart c2 user=alice vip=False", checkout)
