@@ -41,7 +41,7 @@ def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 
 def fixture_event(name: str, **fields: Any) -> dict[str, Any]:
-    event = json.loads((GOLDEN / name).read_text(encoding="utf-8"))
+    event: dict[str, Any] = json.loads((GOLDEN / name).read_text(encoding="utf-8"))
     event.update(id=uuid.uuid4().hex, time=time.time(), **fields)
     for key in ("service", "instance_id", "trace_link"):
         event.pop(key, None)
@@ -333,7 +333,13 @@ def test_events_tail_follow(logged_in: ServerProcess) -> None:
         )
         lines: queue.Queue[str] = queue.Queue()
         assert tail.stdout is not None
-        reader = threading.Thread(target=lambda: [lines.put(x) for x in tail.stdout], daemon=True)
+        stdout = tail.stdout
+
+        def read() -> None:
+            for line in stdout:
+                lines.put(line)
+
+        reader = threading.Thread(target=read, daemon=True)
         reader.start()
         try:
             # The stream opens a moment after the process starts: send until a line arrives.

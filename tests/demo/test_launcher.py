@@ -88,7 +88,9 @@ def test_stopping_reaches_grandchildren_in_the_process_group(tmp_path: Path) -> 
     assert not _alive(grandchild)
 
 
-def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path, monkeypatch) -> None:
+def test_a_child_that_ignores_sigterm_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(launcher, "STOP_SECONDS", 1.0)
     demo = launcher.Demo(tmp_path, port=launcher.free_port(), traffic=False, shop_port=1)
     demo.log_dir.mkdir(parents=True)

@@ -8,10 +8,11 @@ import subprocess
 import sys
 import urllib.request
 
+from demo.conftest import ShopClient
 from peephole.demo.shop.catalog import PRODUCTS
 
 
-def test_health_and_catalog(shop) -> None:
+def test_health_and_catalog(shop: ShopClient) -> None:
     assert shop.call("GET", "/health") == (200, {"status": "ok"})
     status, products = shop.call("GET", "/products")
     assert status == 200 and len(products) == len(PRODUCTS)
@@ -20,7 +21,7 @@ def test_health_and_catalog(shop) -> None:
     assert codes == {"WELCOME5", "SPRING10", "READER20"}
 
 
-def test_cart_and_order_round_trip(shop) -> None:
+def test_cart_and_order_round_trip(shop: ShopClient) -> None:
     cart_id = shop.cart_with(("bk-101", 2), ("bk-101", 1), ("kt-303", 1))
     status, cart = shop.call("GET", f"/carts/{cart_id}")
     assert status == 200
@@ -39,7 +40,7 @@ def test_cart_and_order_round_trip(shop) -> None:
     assert shop.call("GET", f"/carts/{cart_id}")[0] == 404  # a checked-out cart is gone
 
 
-def test_small_orders_pay_shipping_by_weight(shop) -> None:
+def test_small_orders_pay_shipping_by_weight(shop: ShopClient) -> None:
     cart_id = shop.cart_with(("kt-302", 1))  # 34.50, 2.6 kg
     status, order = shop.call("POST", f"/carts/{cart_id}/checkout", {})
     assert status == 201
@@ -47,7 +48,7 @@ def test_small_orders_pay_shipping_by_weight(shop) -> None:
     assert order["total_cents"] == 3450 + 499 + 300
 
 
-def test_client_mistakes_get_4xx_with_a_reason(shop) -> None:
+def test_client_mistakes_get_4xx_with_a_reason(shop: ShopClient) -> None:
     cart_id = shop.cart_with()
     assert shop.call("GET", "/products/nope") == (404, {"error": "no product 'nope'"})
     assert shop.call("GET", "/carts/abc")[0] == 404

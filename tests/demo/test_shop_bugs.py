@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from demo.conftest import ShopClient
 from peephole.demo.shop.cart import Cart
 from peephole.demo.shop.catalog import find_product
 from peephole.demo.shop.checkout import checkout
@@ -38,7 +39,9 @@ def test_the_same_cart_checks_out_with_other_coupons_or_none() -> None:
     assert checkout(cart_of(("bk-101", 1)), "SPRING10", Inventory(0.0)).discount_cents == 399
 
 
-def test_checkout_answers_500_over_http_only_for_that_combination(shop, caplog) -> None:
+def test_checkout_answers_500_over_http_only_for_that_combination(
+    shop: ShopClient, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.ERROR, logger="shop")
     failing = shop.cart_with(("gc-402", 1), ("kt-301", 2))
     status, body = shop.call("POST", f"/carts/{failing}/checkout", {"coupon": "SPRING10"})
@@ -59,7 +62,7 @@ def test_bulk_discount_misses_carts_of_exactly_the_minimum() -> None:
     assert bulk_discount_cents(more) == more.subtotal_cents * BULK_PERCENT // 100
 
 
-def test_wrong_discount_shows_in_the_order(shop) -> None:
+def test_wrong_discount_shows_in_the_order(shop: ShopClient) -> None:
     five = shop.cart_with(("gm-203", 5))
     status, order = shop.call("POST", f"/carts/{five}/checkout", {})
     assert status == 201

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from demo.conftest import ShopClient
 from peephole.demo.traffic import (
     MAX_RATE,
     MAX_REQUESTS,
@@ -38,14 +39,14 @@ def test_hard_caps_hold_whatever_is_asked() -> None:
             Shopper("http://127.0.0.1:1", rate=rate)
 
 
-def test_the_command_refuses_them_with_a_usage_error(capsys) -> None:
+def test_the_command_refuses_them_with_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--url", "http://192.168.1.1:8000"])
     assert exit_info.value.code == 2
     assert "loopback" in capsys.readouterr().err
 
 
-def test_stops_at_the_request_bound(shop) -> None:
+def test_stops_at_the_request_bound(shop: ShopClient) -> None:
     shopper = Shopper(shop.url, rate=50, max_requests=25, seed=3)
     shopper.run()
     assert shopper.sent == 25
@@ -55,7 +56,7 @@ def test_stops_at_the_request_bound(shop) -> None:
     assert shopper.summary().startswith("traffic: 25 requests in ")
 
 
-def test_stops_at_the_time_bound(shop) -> None:
+def test_stops_at_the_time_bound(shop: ShopClient) -> None:
     shopper = Shopper(shop.url, rate=20, max_seconds=0.5, seed=1)
     started = time.monotonic()
     shopper.run()
@@ -63,7 +64,7 @@ def test_stops_at_the_time_bound(shop) -> None:
     assert 0 < shopper.sent <= 12
 
 
-def test_keeps_its_pace(shop) -> None:
+def test_keeps_its_pace(shop: ShopClient) -> None:
     shopper = Shopper(shop.url, rate=10, max_requests=10, seed=2)
     started = time.monotonic()
     shopper.run()

@@ -136,8 +136,13 @@ def test_probe_lifecycle_with_a_real_agent(
                 "target": {"service": "shop"},
             },
         ).json()
+
+        def three_snapshots() -> list[dict[str, Any]]:
+            found = events(probe_id=probe["id"])
+            return found if len(found) >= 3 else []
+
         snapshots = wait_until(
-            lambda: len(events(probe_id=probe["id"])) >= 3 and events(probe_id=probe["id"]),
+            three_snapshots,
             30,
             "no snapshots arrived",
         )

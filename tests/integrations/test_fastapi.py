@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from fastapi import FastAPI
 
@@ -12,19 +14,19 @@ def make_app() -> FastAPI:
     app = FastAPI()
 
     @app.get("/orders/{order_id}")
-    async def order(order_id: int) -> dict:
+    async def order(order_id: int) -> dict[str, Any]:
         quantity = order_id + 1
         if quantity:
             raise ValueError("out of stock")
         return {}
 
     @app.get("/sync/{order_id}")
-    def sync_order(order_id: int) -> dict:
+    def sync_order(order_id: int) -> dict[str, Any]:
         warehouse = "north"
         raise KeyError(warehouse)
 
     @app.get("/health")
-    async def health() -> dict:
+    async def health() -> dict[str, Any]:
         return {"ok": True}
 
     return app
@@ -38,7 +40,7 @@ def test_failing_routes_are_grouped_with_their_locals(capturing: Harness) -> Non
     capturing.exceptions.flush()
     assert statuses == [500, 500, 500, 500]
     events = capturing.events
-    by_type = {}
+    by_type: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         by_type.setdefault(event["exc_type"], []).append(event)
     assert set(by_type) == {"ValueError", "KeyError"}

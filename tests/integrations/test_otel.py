@@ -10,15 +10,16 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from opentelemetry import trace
-from opentelemetry.sdk.trace import Tracer, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Tracer
 
 from integrations.capture_harness import Harness, serve_asgi
 from peephole import protocol
@@ -120,8 +121,12 @@ def test_tracepoints_and_logpoints_carry_the_trace(
     tracer, _ = tracing
     capturing = Harness(cpu_budget=1.0)  # a loaded test machine must not throttle the probes
     records: List[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+
+    class Recording(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Recording()
     logpoint_logger = logging.getLogger("tests.integrations.logpoints")
     logpoint_logger.addHandler(handler)
     logpoint_logger.propagate = False
@@ -163,7 +168,7 @@ def test_a_fastapi_request_traced_by_an_outer_middleware(
     app = FastAPI()
 
     @app.get("/pay")
-    async def pay() -> dict:
+    async def pay() -> Dict[str, Any]:
         amount = 250
         charge(amount)
         return {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -112,8 +113,8 @@ async def test_an_unexpected_error_is_a_500_that_keeps_the_connection() -> None:
 
     sent: list[dict[str, Any]] = []
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}

@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from peephole import protocol
+from peephole.server.main import uvicorn_config
 
 from . import conftest
 from .conftest import AGENT_KEY, FakeAgent, client_for, tracepoint
@@ -26,7 +27,7 @@ async def test_an_agent_that_stops_reading_is_dropped(
     server_factory: Any, monkeypatch: pytest.MonkeyPatch, ws: str
 ) -> None:
     if ws == "uvicorn":
-        original = conftest.uvicorn_config
+        original = uvicorn_config
 
         def stock(settings: Any, app: Any) -> Any:
             config = original(settings, app)

@@ -6,16 +6,17 @@ import json
 import logging
 import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, NoReturn, Tuple
 from urllib.parse import parse_qs, urlparse
 
 
 class Cart:
-    def __init__(self, n):
-        self.items = [{"sku": f"sku-{i}", "qty": i + n} for i in range(3)]
+    def __init__(self, n: int) -> None:
+        self.items: List[Dict[str, Any]] = [{"sku": f"sku-{i}", "qty": i + n} for i in range(3)]
         self.owner = {"name": "Ada", "address": {"city": "Paris", "zip": "75001"}}
 
 
-def checkout(n):
+def checkout(n: int) -> Tuple[int, int, int, int]:
     cart = Cart(n)
     note = "<img src=x onerror=alert(1)>"
     odd = {"</script><script>alert(2)</script>": n}
@@ -24,13 +25,13 @@ def checkout(n):
     return total, len(odd), len(note), len(password)  # @probe
 
 
-def fail(n):
+def fail(n: int) -> NoReturn:
     order = {"id": n, "state": "<b>lost</b>"}
     raise ValueError(f"order {order['id']} <script>alert(3)</script> failed")
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
+    def do_GET(self) -> None:
         url = urlparse(self.path)
         n = int(parse_qs(url.query).get("n", ["1"])[0])
         status = 200
@@ -45,7 +46,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, *args):
+    def log_message(self, *args: Any) -> None:
         pass
 
 

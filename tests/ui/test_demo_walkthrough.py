@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Dialog, expect
 
 from peephole.demo.launcher import free_port, probe_hint
 
@@ -98,7 +98,12 @@ def test_the_readme_walk_through_the_demo(demo: Demo, browser: Any) -> None:
     context = browser.new_context(base_url=demo.url, viewport={"width": 1400, "height": 900})
     page = context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     try:
         sign_in(page, demo.token)
         expect(page.locator(".service", has_text="shop")).to_contain_text("1 live instance")

@@ -4,6 +4,7 @@ place, values as text, two hits compared, the live stream's summaries, safe redi
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -120,7 +121,7 @@ def test_a_shared_value_says_where_it_was_shown_as_a_path_not_a_pointer() -> Non
     """Issue 15 item 6 on the web UI: the snapshot page showed
     ``same as /frames/0/locals/lines/items/0``."""
     line = {"t": "shop.CartLine", "fields": {"ref": {"t": "str", "v": "a field named ref"}}}
-    event = {
+    event: dict[str, Any] = {
         "frames": [
             {
                 "locals": {
