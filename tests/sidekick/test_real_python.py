@@ -11,6 +11,7 @@ import pytest
 
 from sidekick.apps import PYTHON_APP, PYTHON_ENV, installed, marker_line, python_app
 from sidekick.live import (
+    TIMEOUT,
     RealApp,
     attached,
     connected_instance,
@@ -20,6 +21,7 @@ from sidekick.live import (
     registered,
     round_trip,
 )
+from waiting import wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -76,3 +78,22 @@ def test_tracepoint_and_logpoint_are_stored_and_stop_once_removed(
     assert local(snapshot, "total") == {"t": "int", "v": 15}
     assert local(snapshot, "discount") == {"t": "int", "v": 5}
     assert (log.message, log.line) == ("cart c2 user=alice vip=False", checkout)
+
+
+def test_an_error_the_app_raises_is_stored_as_an_exception(tmp_path: Path, python38: str) -> None:
+    # the variable is the only way to have the agent watch the main thread for errors; the
+    # server's config (policy capture_exceptions, on by default) must leave it on
+    start = functools.partial(python_app, python38, SIDEKICK_ERROR_STACK_ENABLE="true")
+    with attached(tmp_path, start) as (_, client, app):
+        connected_instance(client, "demo-python")
+        app.hit("boom")
+        found = wait_until(
+            lambda: client.events(type="exception", service="demo-python").items,
+            TIMEOUT,
+            "the exception event",
+        )
+    (error,) = found
+    assert (error.exc_type, error.message) == ("ValueError", "boom 1")
+    top = error.frames[0]
+    assert (top["line"], top["function"]) == (marker_line(SHOP, "boom"), "fail")
+    assert top["file"].endswith("shop.py")
