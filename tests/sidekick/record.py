@@ -1,11 +1,12 @@
-"""Record what the real Sidekick agents send and answer (run by hand, not a test):
+"""Record what the real Sidekick agents send and answer (by hand, to renew the fixtures):
 
     .venv/bin/python tests/sidekick/record.py node|python OUT.jsonl
 
 Starts the recorder, the app with its agent, and walks one scenario: connect, tracepoint
 put and hit, logpoint put and hit, disable/enable/remove, a failing put, an error (Python),
 a broker-side close and the reconnect, a wrong key. The fixtures in ``fixtures/`` came from
-this script; PEEPHOLE_TEST_SIDEKICK_NODE / _PYTHON name the agents as for the tests."""
+this script; PEEPHOLE_TEST_SIDEKICK_NODE / _PYTHON name the agents as for the tests, and
+test_recorded_frames.py walks the same scenario to check the fixtures still hold."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from sidekick.apps import (
     node_app,
     python_app,
 )
-from sidekick.recorder import Recorder, named
+from sidekick.recorder import Frame, Recorder, named
 
 KEY = "recorded-key"
 LOG = "cart {{cart.id}} user={{user.name}} vip={{user.vip}}"
@@ -87,14 +88,14 @@ def scenario(
             wrong.stop()
     finally:
         app.stop()
-        print(app.log())
 
 
-def main(runtime: str, out: Path) -> None:
-    out.unlink(missing_ok=True)
+def record(runtime: str, install: str, out: Path | None = None) -> list[Frame]:
+    """Walk the scenario with the ``runtime`` agent from ``install`` (node_modules or a
+    Python 3.8); what went over the wire, also written to ``out``."""
     with Recorder(KEY, out) as recorder:
         if runtime == "node":
-            start = functools.partial(node_app, os.environ[NODE_ENV], recorder.port)
+            start = functools.partial(node_app, install, recorder.port)
             line = marker_line(NODE_APP / "app.js", "checkout")
             bad = {"tracePointId": "/nope.js::3::SessionGroup", "fileName": "/nope.js", "lineNo": 3}
             scenario(recorder, start, "/app.js", line, bad, errors=False)
@@ -103,16 +104,16 @@ def main(runtime: str, out: Path) -> None:
             # but only the variable traces the main thread: the config thread cannot
             recorder.config["errorCollectionEnable"] = True
             start = functools.partial(
-                python_app,
-                os.environ[PYTHON_ENV],
-                recorder.port,
-                SIDEKICK_ERROR_STACK_ENABLE="true",
+                python_app, install, recorder.port, SIDEKICK_ERROR_STACK_ENABLE="true"
             )
             line = marker_line(PYTHON_APP / "shop.py", "checkout")
             file = "shop.py?ref=0123abc"
             bad = {"tracePointId": f"{file}::8::SessionGroup", "fileName": file, "lineNo": 8}
             scenario(recorder, start, file, line, bad, errors=True)
+        return recorder.entries
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    runtime, out = sys.argv[1], Path(sys.argv[2])
+    out.unlink(missing_ok=True)
+    record(runtime, os.environ[NODE_ENV if runtime == "node" else PYTHON_ENV], out)

@@ -59,7 +59,12 @@ class Recorder:
 
     def __enter__(self) -> Recorder:
         self._server = serve(
-            self._serve, "127.0.0.1", 0, process_request=self._check, compression=None
+            self._serve,
+            "127.0.0.1",
+            0,
+            process_request=self._check,
+            compression=None,
+            close_timeout=1,  # Python's agent never answers a close
         )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
