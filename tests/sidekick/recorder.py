@@ -177,7 +177,8 @@ class Recorder:
             while True:
                 for entry in self.entries[seen:]:
                     if entry["dir"] == direction and match(entry):
-                        return entry["frame"]
+                        frame: Frame = entry["frame"]
+                        return frame
                 seen = len(self.entries)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
