@@ -22,6 +22,7 @@ from peephole.server.db import Database
 from peephole.server.edge import Edge, hide_tokens_in_logs
 from peephole.server.gateway import agent_endpoint
 from peephole.server.settings import ServerSettings
+from peephole.server.sidekick import route as sidekick
 from peephole.server.store import NotFound, credentials
 from peephole.server.store import instances as instance_store
 from peephole.server.stream import stream_endpoint
@@ -74,6 +75,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app.include_router(router, prefix="/api/v1")
     app.add_api_websocket_route(protocol.AGENT_PATH, agent_endpoint)
     app.add_api_websocket_route("/api/v1/stream", stream_endpoint)
+    app.add_api_websocket_route(sidekick.PATH, sidekick.sidekick_endpoint)  # Sidekick agents
     ui.mount(app)  # the web UI at /, on the same origin as the API
 
     @app.get("/metrics", include_in_schema=False)
