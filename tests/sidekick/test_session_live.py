@@ -207,13 +207,12 @@ async def test_failures_become_probe_statuses(agent: FakeSidekick, api: httpx.Cl
 async def test_a_reconnect_replaces_the_older_connection(server: LiveServer) -> None:
     sent = headers()
     url = server.ws_url + "/app"
-    async with (
-        connect(url, additional_headers=sent) as first,
-        connect(url, additional_headers=sent) as second,
-    ):
-        await FakeSidekick(second, "").start()
-        await asyncio.wait_for(first.wait_closed(), 10)
-        assert len(server.broker.hub.agents) == 1
+    async with connect(url, additional_headers=sent) as first:
+        await FakeSidekick(first, "").start()  # registered: its answers come after that
+        async with connect(url, additional_headers=sent) as second:
+            await FakeSidekick(second, "").start()
+            await asyncio.wait_for(first.wait_closed(), 10)
+            assert len(server.broker.hub.agents) == 1
 
 
 async def test_a_key_for_other_services_is_refused_and_revoking_a_key_ends_it(
