@@ -228,3 +228,14 @@ async def test_a_key_for_other_services_is_refused_and_revoking_a_key_ends_it(
         assert api.post(f"/agent-keys/{mine['id']}/revoke").status_code == 200
         await asyncio.wait_for(ws.wait_closed(), 10)
     assert ws.close_code == 1008
+
+
+async def test_a_bad_frame_costs_only_that_frame(server: LiveServer, agent: FakeSidekick) -> None:
+    await agent.ws.send("not json")
+    await agent.ws.send("[1, 2]")
+    broken = {"tracePoints": 5}  # not a list: the status event cannot be read
+    await agent.send({"type": "Event", "name": "ApplicationStatusEvent", "application": broken})
+    await agent.send({"type": "Request", "name": "GetConfigRequest", "id": "after"})
+    answer = await agent.next("GetConfigResponse")
+    assert answer["requestId"] == "after"
+    assert server.broker.metrics.agent_messages_rejected_total == 3

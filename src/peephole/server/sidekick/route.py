@@ -106,6 +106,7 @@ async def _admit(broker: Broker, websocket: WebSocket) -> tuple[protocol.Instanc
 
 
 async def _serve(broker: Broker, connection: SidekickConnection) -> None:
+    failures = 0
     while True:
         message = await connection.websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -126,8 +127,13 @@ async def _serve(broker: Broker, connection: SidekickConnection) -> None:
             await connection.handle(frame)
         except Exception:  # one bad frame costs that frame, not the connection
             broker.metrics.agent_messages_rejected_total += 1
-            log.exception(
-                "Sidekick agent %s: frame %r failed", connection.instance_id, frame.get("name")
+            failures += 1
+            log.log(
+                logging.WARNING if failures == 1 else logging.DEBUG,  # the first, not a flood
+                "Sidekick agent %s: frame %r failed",
+                connection.instance_id,
+                frame.get("name"),
+                exc_info=True,
             )
 
 
