@@ -65,7 +65,11 @@ class AgentApp:
         self._count = 0
         assert self.process.stdout is not None
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
-        self.started = self.expect("agent ")  # "agent started" or "agent failed ..."
+        try:
+            self.started = self.expect("agent ")  # "agent started" or "agent failed ..."
+        except BaseException:
+            self.stop()
+            raise
 
     def _read(self, stream: IO[str]) -> None:
         for line in stream:
