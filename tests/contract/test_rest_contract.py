@@ -206,6 +206,8 @@ def test_client_models_match_the_openapi_document(document: Document) -> None:
             problems.append(f"{name}: the schema has no {sorted(reads - sent)}")
         if document.required(name) != sent:
             problems.append(f"{name}: not always sent: {sorted(sent - document.required(name))}")
+    # a refusal: ``client.errors`` reads its ``detail`` (a 422's is FastAPI's list of fields)
+    assert document.properties("Problem") == document.required("Problem") == {"detail"}
     modelled = {name for name, _ in pairs}
     unmodelled = document.response_schemas() - modelled
     assert not unmodelled, f"response schemas no client model reads: {sorted(unmodelled)}"

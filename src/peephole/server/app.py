@@ -16,6 +16,7 @@ import peephole
 from peephole import protocol
 from peephole.server import ui
 from peephole.server.api import admin, events, probes, services
+from peephole.server.api import responses as api_responses
 from peephole.server.broker import Broker
 from peephole.server.cluster import Cluster
 from peephole.server.db import Database
@@ -72,7 +73,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     hide_tokens_in_logs()
     app.state.new_credentials = new_credentials
     for router in (admin.router, services.router, probes.router, events.router):
-        app.include_router(router, prefix="/api/v1")
+        app.include_router(router, prefix="/api/v1", responses=api_responses.ERRORS)
     app.add_api_websocket_route(protocol.AGENT_PATH, agent_endpoint)
     app.add_api_websocket_route("/api/v1/stream", stream_endpoint)
     app.add_api_websocket_route(sidekick.PATH, sidekick.sidekick_endpoint)  # Sidekick agents

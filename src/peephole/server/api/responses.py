@@ -14,7 +14,7 @@ here, while captured values (frames, watches, chains) stay JSON trees in the val
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -206,12 +206,12 @@ class ExceptionEvent(_Event):
     cut: Optional[str] = None
 
 
-Event = Annotated[Union[SnapshotEvent, LogEvent, ExceptionEvent], Field(discriminator="type")]
-EVENT_MODELS: tuple[type[Response], ...] = (SnapshotEvent, LogEvent, ExceptionEvent)
-_events: TypeAdapter[Union[SnapshotEvent, LogEvent, ExceptionEvent]] = TypeAdapter(Event)
+AnyEvent = Union[SnapshotEvent, LogEvent, ExceptionEvent]
+Event = Annotated[AnyEvent, Field(discriminator="type")]
+_events: TypeAdapter[AnyEvent] = TypeAdapter(cast("type[AnyEvent]", Event))
 
 
-def event(data: dict[str, Any]) -> Union[SnapshotEvent, LogEvent, ExceptionEvent]:
+def event(data: dict[str, Any]) -> AnyEvent:
     """The response for a stored event. A payload field of the wrong type (an event stored
     before the gateway checked it) is sent as its default rather than failing the listing."""
     try:
@@ -311,3 +311,16 @@ class NewAgentKey(Response):
     expires_at: Optional[float]
     services: Optional[list[str]]
     key: str
+
+
+class Problem(Response):
+    """Why a request was refused (401, 403, 404, 413, 502, 504); a 422 names the field."""
+
+    detail: str
+
+
+ERRORS: dict[Union[int, str], dict[str, Any]] = {
+    401: {"model": Problem, "description": "no token, or one unknown, revoked or expired"},
+    403: {"model": Problem, "description": "the token's role is too low"},
+    404: {"model": Problem, "description": "no such object (or an ambiguous id prefix)"},
+}
