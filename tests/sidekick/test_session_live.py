@@ -187,7 +187,7 @@ async def test_failures_become_probe_statuses(agent: FakeSidekick, api: httpx.Cl
     body = {"kind": "logpoint", "file": "nope.js", "line": 3, "template": "x={x}"}
     probe = api.post("/probes", json={**body, "target": {"service": SERVICE}}).json()
     put = await agent.next("PutLogPointRequest")
-    assert put["logExpression"] == "x={{x}}"
+    assert put["logExpression"] == "x={{&x}}"
     await agent.answer(
         put, erroneous=True, errorCode=2050, errorMessage="Error occurred while putting"
     )

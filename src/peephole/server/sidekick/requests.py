@@ -102,9 +102,11 @@ def file_name(path: str, runtime: str) -> str:
 
 
 def template(text: str) -> str:
-    """A peephole template as Mustache: ``{a.b}`` -> ``{{a.b}}``, ``{{`` -> ``{``.
+    """A peephole template as Mustache: ``{a.b}`` -> ``{{&a.b}}``, ``{{`` -> ``{``.
 
-    Sidekick agents only look names and dotted paths up: no calls, indexes or formats.
+    Sidekick agents only look names and dotted paths up: no calls, indexes or formats. The
+    ``&`` keeps the value as it is: their renderers (pystache, mustache.js) HTML-escape a
+    plain ``{{a.b}}``, which would put ``&lt;`` into a log line.
     """
     out: list[str] = []
     placeholders = index = 0
@@ -120,7 +122,7 @@ def template(text: str) -> str:
                 raise Untranslatable(
                     f"Sidekick templates take names and dotted paths only ({{a.b}}), not {shown!r}"
                 )
-            out.append("{{" + inner + "}}")
+            out.append("{{&" + inner + "}}")
             placeholders += 1
             index = end + 1
         else:
