@@ -26,7 +26,6 @@ from peephole.server.store import probes as probe_store
 
 log = logging.getLogger("peephole.server")
 
-STATUS_FLUSH_SECONDS = 0.01
 TOUCH_SECONDS = protocol.HEARTBEAT_SECONDS / 2  # how often connected instances' last_seen is saved
 HELD_SECONDS = 3 * TOUCH_SECONDS  # a row touched this recently is another process's connection
 
@@ -73,15 +72,17 @@ class Broker:
         ids = list(probe_ids)
         generation = self.hub.next_generation()
         now = time.time()
+        loop = asyncio.get_running_loop()
 
-        def load(session: Session) -> tuple[list[Any], list[dict[str, Any]]]:
+        def load(session: Session) -> list[dict[str, Any]]:
             live = probe_store.live(session, now)
+            # The agents' lists go out now, on the loop, while this thread builds the views.
+            loop.call_soon_threadsafe(self.hub.push_probes, generation, live)
             changed = [p for p in (session.get(probe_store.ProbeRow, i) for i in ids) if p]
-            return live, probe_store.to_dicts(session, changed, now)
+            return probe_store.to_dicts(session, changed, now)
 
-        live, views = await self.db.read(load)
+        views = await self.db.read(load)
         self.metrics.probe_pushes_total += 1
-        self.hub.push_probes(generation, live)
         self.hub.publish_probes(views)
         if announce and self.cluster is not None:
             self.cluster.announce("probes", ids=ids)
@@ -94,8 +95,9 @@ class Broker:
         connection.want_probes(generation, self.hub.probe_lists(live))
 
     def status_changed(self, probe_ids: list[str]) -> None:
-        """Tell the live stream, at most every ``STATUS_FLUSH_SECONDS``: when a probe reaches
-        500 agents, 500 status messages arrive at once and one view of it is enough."""
+        """Tell the live stream: at once, and what arrives while it is told goes in the
+        next round (when a probe reaches 500 agents, 500 status messages arrive at once and
+        one view of it is enough)."""
         if not probe_ids or not self.hub.subscribers:
             return
         self._dirty_probes.update(probe_ids)
@@ -103,8 +105,7 @@ class Broker:
             self._flush = asyncio.create_task(self._flush_status())
 
     async def _flush_status(self) -> None:
-        while self._dirty_probes:  # statuses that arrive while publishing go in the next round
-            await asyncio.sleep(STATUS_FLUSH_SECONDS)
+        while self._dirty_probes:
             probe_ids, self._dirty_probes = list(self._dirty_probes), set()
             try:
                 await self.publish_probe_views(probe_ids)
