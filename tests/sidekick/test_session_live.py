@@ -60,7 +60,9 @@ class FakeSidekick:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             left = deadline - asyncio.get_running_loop().time()
-            frame = json.loads(await asyncio.wait_for(self.ws.recv(), max(left, 0.01)))
+            frame: dict[str, Any] = json.loads(
+                await asyncio.wait_for(self.ws.recv(), max(left, 0.01))
+            )
             if name is None or frame.get("name") == name:
                 return frame
 
