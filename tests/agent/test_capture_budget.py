@@ -10,7 +10,6 @@ import time
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
-from manual_clock import ManualClock
 from targets import shop
 
 from conftest import SHOP_PATH, Collector, shop_line, tracepoint
@@ -23,7 +22,7 @@ from peephole.protocol import Limits
 # Generous against a loaded shared machine; before the walking budget the cube alone took
 # 0.7 s here and 3.5-5.8 s on the machine where it was found.
 MUCH_LESS_THAN_BEFORE = 0.25
-STILL = Clock(perf_ns=lambda: 0)  # a clock standing still: only bytes and counts cut
+STILL = Clock(monotonic_ns=lambda: 0)  # a clock standing still: only bytes and counts cut
 
 
 def snapshot(capturer: Capturer, **f_locals: Any) -> Dict[str, Any]:
@@ -118,7 +117,7 @@ def test_the_time_budget_is_read_on_the_capturers_clock() -> None:
     """Small data, well within the bytes and the container count: only time cuts it."""
     clock = _StepClock()
     value = [{"n": i} for i in range(100)]
-    result = snapshot(Capturer(Limits(), Redactor(), clock=Clock(perf_ns=clock)), value=value)
+    result = snapshot(Capturer(Limits(), Redactor(), clock=Clock(monotonic_ns=clock)), value=value)
     assert result["cut"] == "budget"
     items = result["frames"][0]["locals"]["value"]["items"]
     expanded = [item for item in items if item.get("cut") != "budget"]
@@ -151,10 +150,9 @@ def test_the_container_count_is_bounded() -> None:
 def test_a_probes_capture_reads_the_time_budget_on_the_agents_clock(
     make_agent: Callable[..., Agent], collector: Collector
 ) -> None:
-    """The agent's injectable clock times the walk too, not ``time.perf_counter_ns``: a
-    clock that moves 1 ms at each reading runs the 5 ms budget out within the list."""
-    clock = ManualClock(tick_ns=1_000_000)
-    agent = make_agent(clock, cpu_budget=1000.0)
+    """The agent's injectable clock times the walk too, not ``time``'s: a monotonic clock
+    that moves 1 ms at each reading runs the 5 ms budget out within the list."""
+    agent = make_agent(Clock(monotonic_ns=_StepClock()), cpu_budget=1000.0)
     agent.set_probe(tracepoint("p", SHOP_PATH, shop_line("method")))
     shop.Cart("ann").add([{"n": i} for i in range(100)])  # type: ignore[arg-type]
     assert agent.flush() and collector.wait(1, probe_id="p")

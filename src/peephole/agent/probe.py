@@ -99,6 +99,7 @@ class ArmedProbe:
         self.condition_errors = 0
         self.time_ns = 0
         self.clock = shared.clock
+        self.perf_ns = shared.clock.perf_ns  # bound once: read by every timed hit
         self.throttled_at = 0  # clock.monotonic_ns() of the last drop
         self.live = False  # True while state is active or throttled: read on every hit
         self._lock = threading.Lock()
@@ -207,7 +208,7 @@ class ArmedProbe:
         self._fire(frame)
 
     def _timed_condition(self, condition: Expression, frame: types.FrameType) -> bool:
-        perf_ns = self.budget.clock.perf_ns
+        perf_ns = self.perf_ns
         start = perf_ns()
         try:
             return bool(condition.evaluate(frame.f_locals, frame.f_globals))
@@ -224,7 +225,7 @@ class ArmedProbe:
         if me in busy:
             return
         busy.add(me)
-        perf_ns = self.budget.clock.perf_ns
+        perf_ns = self.perf_ns
         start = perf_ns()
         try:
             if not self._admit():
@@ -254,7 +255,7 @@ class ArmedProbe:
                 self._drop(f"over the process-wide rate of {self.process_bucket.rate:g}/s")
                 return False
             self.captures += 1
-            if self.hit_limit is not None and self.captures >= self.hit_limit:
+            if self.limit_reached:
                 self.set_state(DONE, f"hit limit of {self.hit_limit} reached")
                 self.shared.changed()
             elif (

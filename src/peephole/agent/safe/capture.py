@@ -607,9 +607,10 @@ class Capturer:
     def __init__(self, limits: Limits, redactor: Redactor, clock: Clock = REAL) -> None:
         self.limits = limits
         self.redactor = redactor
-        # Nanoseconds for the walking budget, on the agent's clock (never ``time``'s, which an
-        # application may patch); bound once, as it is read during every capture.
-        self.clock = clock.perf_ns
+        # Nanoseconds for the walking budget, on the agent's monotonic clock (never ``time``'s,
+        # which an application may patch; not ``perf_ns``, whose readings the CPU budget
+        # counts per hit); bound once, as it is read during every capture.
+        self.clock = clock.monotonic_ns
         # Short strs and ints seen before (exact types only: a str never equals an int):
         # (node, JSON size). A plain dict whose single operations are atomic, shared by the
         # threads capturing with this Capturer. The nodes are shared by every capture that
@@ -685,16 +686,15 @@ class Capturer:
         size = 0
         for index, (frame, line) in enumerate(frames):
             code = frame.f_code
-            known = codes.get(id(code))
-            if known is None or known[0] is not code:
-                known = _code_info(code)
             globals_ = frame.f_globals
-            module = globals_.get("__name__") if type(globals_) is dict else None
+            known = codes.get(id(code))
+            if known is None or known[0] is not code or known[4] is not globals_:
+                known = _code_info(code, globals_)
             node: Dict[str, Any] = {
                 "file": known[1],
                 "line": line,
                 "function": known[2],
-                "module": module if type(module) is str else None,
+                "module": known[5],
             }
             size += known[3]
             if index in locals_at:
@@ -739,13 +739,20 @@ class Capturer:
         return out
 
 
-_codes: Dict[int, Tuple[types.CodeType, str, str, int]] = {}
+_CodeInfo = Tuple[types.CodeType, str, str, int, Any, Optional[str]]
+_codes: Dict[int, _CodeInfo] = {}
 
 
-def _code_info(code: types.CodeType) -> Tuple[types.CodeType, str, str, int]:
-    """(code, file, function, JSON size of a frame's fixed fields), kept per code object."""
+def _code_info(code: types.CodeType, globals_: Any) -> _CodeInfo:
+    """(code, file, function, JSON size of a frame's fixed fields, globals, module name),
+    kept per code object: a frame record then costs one lookup. The module name is read
+    from a plain dict only (a subclass's ``get`` would be the application's code)."""
     function = getattr(code, "co_qualname", code.co_name)
-    info = code, code.co_filename, function, _json_size(code.co_filename) + len(function) + 90
+    module = globals_.get("__name__") if type(globals_) is dict else None
+    if type(module) is not str:
+        module = None
+    size = _json_size(code.co_filename) + len(function) + 90
+    info = code, code.co_filename, function, size, globals_, module
     if len(_codes) >= _CODE_CACHE_SIZE:
         _codes.clear()
     _codes[id(code)] = info
