@@ -1,7 +1,7 @@
-"""The server's resident memory with 500 idle agents connected.
+"""The server's resident memory with 1,000 idle agents connected.
 
 A real ``peephole server`` (SQLite in a temporary directory, or ``--database URL``) with
-three live tracepoints, then 500 fake agents connected over real WebSockets from this
+three live tracepoints, then 1,000 fake agents connected over real WebSockets from this
 process (see ``_server_harness``), 50 at a time: each is welcomed, gets its probe list,
 reports the probes active, and from then on only sends a heartbeat every 10 s. VmRSS (from
 ``/proc/<pid>/status``) is read before the agents connect and every second for ``--settle``
@@ -76,7 +76,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="a postgresql:// URL (a fresh schema is used and "
         "dropped); default: SQLite in a temporary directory",
     )
-    parser.add_argument("--agents", type=int, default=500)
+    parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument(
         "--settle",
         type=float,
