@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
+from peephole.server.broker import Broker
 from peephole.server.db import Database
+from peephole.server.settings import ServerSettings
 from peephole.server.store import events as event_store
 from peephole.server.store import probes as probe_store
 
@@ -78,3 +82,29 @@ def test_more_ids_than_one_query_takes(db: Database, monkeypatch: pytest.MonkeyP
 
     assert [e["id"] for e in stored.events] == [e["id"] for e in events[4:]]
     assert db.run(lambda s: event_store.count(s)) == 7
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("sync_events", "expected"), [(False, "off"), (True, "on")])
+def test_event_commits_wait_for_the_wal_only_when_asked(
+    postgres_url: str, sync_events: bool, expected: str
+) -> None:
+    settings = ServerSettings(database=postgres_url, sync_events=sync_events)
+    database = Database(settings.database)
+    try:
+        database.migrate()
+        broker = Broker(settings, database)
+
+        def work(session: Session) -> Any:
+            broker._store_events(session, [])
+            return session.connection().exec_driver_sql("SHOW synchronous_commit").scalar()
+
+        assert database.run(work) == expected
+        assert (
+            database.run(
+                lambda s: s.connection().exec_driver_sql("SHOW synchronous_commit").scalar()
+            )
+            == "on"
+        )
+    finally:
+        database.close()

@@ -42,7 +42,7 @@ class Broker:
         self.started_at = time.time()
         self._last_touch = 0.0
         self.cluster: Optional[Cluster] = None  # several processes on one PostgreSQL
-        self._events = Batcher(db, _store_events)
+        self._events = Batcher(db, self._store_events)
         self._statuses = Batcher(db, _store_statuses)
         self._health: dict[str, protocol.AgentHealth] = {}  # last stored, per instance
         self._dirty_probes: set[str] = set()
@@ -221,6 +221,14 @@ class Broker:
         if changed and self.cluster is not None:
             self.cluster.announce("status", ids=changed)
 
+    def _store_events(self, session: Session, items: list[_EventBatch]) -> list[event_store.Stored]:
+        if not self.settings.sync_events and not self.db.is_sqlite:
+            session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        for batch in items:
+            if batch.dropped:
+                instance_store.add_dropped(session, batch.origin.instance_id, batch.dropped)
+        return event_store.insert_many(session, list(items), time.time())
+
     # --- periodic work -------------------------------------------------------------------
 
     async def housekeeping(self) -> None:
@@ -275,13 +283,6 @@ class Broker:
 @dataclass
 class _EventBatch(event_store.Batch):
     dropped: int = 0
-
-
-def _store_events(session: Session, items: list[_EventBatch]) -> list[event_store.Stored]:
-    for batch in items:
-        if batch.dropped:
-            instance_store.add_dropped(session, batch.origin.instance_id, batch.dropped)
-    return event_store.insert_many(session, list(items), time.time())
 
 
 def _store_statuses(
