@@ -242,7 +242,7 @@ def test_chained_exceptions_are_listed_with_their_own_frames(agent: Harness) -> 
 def test_implicit_context_is_followed(agent: Harness) -> None:
     try:
         try:
-            {}["missing"]
+            {"present": 1}["missing"]
         except KeyError:
             raise TypeError("in handler")  # noqa: B904
     except TypeError:

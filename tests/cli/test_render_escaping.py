@@ -11,7 +11,7 @@ import pytest
 
 from peephole.cli import render
 from peephole.cli.common import console
-from peephole.client import Event, ExceptionGroup
+from peephole.client import Event, ExceptionGroupDetail
 
 HOSTILE = "boom\x1b[2J\x1b]0;pwned\x07\r\x9b31m\u202eevil\x08"
 # After printing, only line breaks may remain of the control characters (Rich adds none with
@@ -70,7 +70,7 @@ def test_event_views_escape_control_characters(
 
 
 def test_exception_groups_escape_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
-    group = ExceptionGroup.from_dict(
+    group = ExceptionGroupDetail.from_dict(
         {
             "fingerprint": "f",
             "exc_type": "E",

@@ -83,7 +83,7 @@ async def test_numbers_no_column_holds_are_1008(
     good = await agents("shop")
     assert bad.ws is not None
     await bad.ws.send(message)
-    await asyncio.wait_for(bad._reader, 5)  # type: ignore[arg-type]
+    await asyncio.wait_for(bad._reader, 5)
     assert bad.closed is not None and bad.closed[0] == 1008 and reason in bad.closed[1], bad.closed
     probe_id = await placed(api, good)
     await good.send_events([snapshot(probe_id)])

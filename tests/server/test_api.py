@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -70,7 +72,7 @@ def test_roles_are_enforced_with_403(api: httpx.Client, server: LiveServer) -> N
     ],
 )
 def test_invalid_probe_is_422_naming_the_field(
-    api: httpx.Client, body: dict[str, object], field: str
+    api: httpx.Client, body: dict[str, Any], field: str
 ) -> None:
     response = api.post("/probes", json=tracepoint(**body))
     assert response.status_code == 422

@@ -285,7 +285,7 @@ async def test_bad_message_closes_only_that_connection(
     await bad.ws.send(payload)
     error = await bad.next_message("error")
     assert reason in error["reason"]
-    await asyncio.wait_for(bad._reader, 5)  # type: ignore[arg-type]
+    await asyncio.wait_for(bad._reader, 5)
     assert bad.closed is not None and bad.closed[0] == code and reason in bad.closed[1]
     await good.send_events([snapshot("p")])
     probe = api.post("/probes", json=tracepoint()).json()
@@ -300,7 +300,7 @@ async def test_oversized_frame_beyond_uvicorn_limit_is_1009(
     assert bad.ws is not None
     with contextlib.suppress(ConnectionClosed):  # the server may close while it is sent
         await bad.ws.send("x" * (20 * 1024 * 1024))
-    await asyncio.wait_for(bad._reader, 10)  # type: ignore[arg-type]
+    await asyncio.wait_for(bad._reader, 10)
     assert bad.closed is not None and bad.closed[0] == 1009
     await good.send_events([snapshot("p")])
 
@@ -314,7 +314,7 @@ async def test_source_is_asked_from_a_live_agent(api: httpx.Client, agents: Any)
         request = await agent.next_message("get_source")
         await agent.ws.send(
             protocol.encode(
-                {  # type: ignore[union-attr]
+                {
                     "type": "source",
                     "request_id": request["request_id"],
                     "path": "/srv/shop/cart.py",

@@ -42,11 +42,11 @@ def attached(
 def connected_instance(client: Client, service: str) -> Instance:
     """The one connected instance of ``service``, once the agent has registered."""
 
-    def find() -> Instance | None:
+    def find() -> list[Instance]:
         found = [i for i in client.instances(service) if i.connected]
-        return found[0] if len(found) == 1 else None
+        return found if len(found) == 1 else []
 
-    return wait_until(find, TIMEOUT, f"a connected instance of {service}")
+    return wait_until(find, TIMEOUT, f"a connected instance of {service}")[0]
 
 
 def registered(client: Client, service: str, runtime: str) -> Instance:

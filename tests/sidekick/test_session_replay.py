@@ -197,8 +197,8 @@ async def test_every_recorded_frame_replays(path: Path) -> None:
         for f in [e["frame"]]
         if isinstance(f.get("lineNo"), int)
     }
-    recorded_ids = {
-        distinct_ids(e["frame"]).get(k)
+    recorded_ids: set[str] = {
+        distinct_ids(e["frame"])[k]
         for e in entries(path)
         for k in ("tracePointId", "logPointId")
         if e["dir"] == "agent" and e["frame"].get(k)
