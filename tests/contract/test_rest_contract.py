@@ -32,6 +32,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import peephole
+from peephole import messages
 from peephole.client import Client, api
 from peephole.client.models import (
     AgentKey,
@@ -212,6 +213,22 @@ def test_client_models_match_the_openapi_document(document: Document) -> None:
     unmodelled = document.response_schemas() - modelled
     assert not unmodelled, f"response schemas no client model reads: {sorted(unmodelled)}"
     assert not problems, "\n".join(problems)
+
+
+def test_rest_events_carry_every_field_of_the_wire_events(document: Document) -> None:
+    """What an agent sends (``peephole.messages``) is what the REST API answers, plus what the
+    server adds: a field added to a wire event and not to its response model would be
+    dropped from every answer without a word."""
+    added_by_server = {"trace_link"}
+    wire: dict[str, Any] = {
+        "snapshot": messages.SnapshotEvent,
+        "log": messages.LogEvent,
+        "exception": messages.ExceptionEvent,
+    }
+    for kind, definition in wire.items():
+        sent = set(definition.__required_keys__ | definition.__optional_keys__)
+        answered = document.properties(EVENT_SCHEMAS[kind])
+        assert answered == sent | added_by_server, (kind, answered ^ (sent | added_by_server))
 
 
 def test_every_operation_declares_its_response(document: Document) -> None:
