@@ -241,3 +241,16 @@ async def test_a_bad_frame_costs_only_that_frame(server: LiveServer, agent: Fake
     answer = await agent.next("GetConfigResponse")
     assert answer["requestId"] == "after"
     assert server.broker.metrics.agent_messages_rejected_total == 3
+
+
+async def test_an_instance_id_of_another_service_is_not_taken_over(server: LiveServer) -> None:
+    url = server.ws_url + "/app"
+    theirs = headers(**{"x-sidekick-app-name": "payments"})
+    async with connect(url, additional_headers=theirs) as first:
+        await FakeSidekick(first, "").start()
+        same_id = {**headers(), "x-sidekick-app-instance-id": theirs["x-sidekick-app-instance-id"]}
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url, additional_headers=same_id)
+        assert refused.value.response.status_code == 409
+        await first.send(json.dumps({"type": "Request", "name": "GetConfigRequest", "id": "x"}))
+        assert json.loads(await first.recv())["requestId"] == "x"  # still connected

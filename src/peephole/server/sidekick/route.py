@@ -3,7 +3,8 @@
 Identity and key come in the upgrade headers; a wrong or missing key or instance id is
 refused with HTTP 401 before the upgrade (Python's agent then stops retrying, Node's too
 when its first attempt is refused). A newer connection of the same instance replaces the
-older one, as the Sidekick broker did: these agents reconnect every 1-3 s after a drop.
+older one, as the Sidekick broker did (these agents reconnect every 1-3 s after a drop), when
+it is a Sidekick agent of the same service; any other holder of the id is kept (409).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger("peephole.server")
 
 PATH = "/app"
 MESSAGE_TOO_BIG = 1009
+CONFLICT = 409
 FRESH_SECONDS = protocol.HEARTBEAT_SECONDS  # how often an open connection counts as heard from
 
 
@@ -58,7 +60,7 @@ async def sidekick_endpoint(websocket: WebSocket) -> None:
     registered = False
     try:
         held = broker.hub.agents.get(info.instance_id)
-        if held is not None:
+        if held is not None:  # a Sidekick agent of this service reconnecting (see _admit)
             held.kick("replaced by a newer connection of the same Sidekick instance")
         try:
             policy, _ = await broker.register(connection)
@@ -102,6 +104,10 @@ async def _admit(broker: Broker, websocket: WebSocket) -> tuple[protocol.Instanc
         raise identity.Refused("unknown agent key")
     if not grant.allows(info.service):
         raise identity.Refused(f"this agent key may not join service {info.service!r}", 403)
+    held = broker.hub.agents.get(info.instance_id)
+    replaceable = isinstance(held, SidekickConnection) and held.info.service == info.service
+    if held is not None and held.kicked is None and not replaceable:
+        raise identity.Refused(f"instance id {info.instance_id!r} is in use", CONFLICT)
     return info, identity.runtime_kind(headers), grant.id
 
 
