@@ -66,6 +66,9 @@ SpecDict = Annotated[Dict[str, Any], Shape(ProbeSpec)]
 
 
 class _EventBase(TypedDict):
+    """What every event has. Required keys are what the server needs to store an event;
+    the agent sends every key its definition lists."""
+
     id: EventId
     time: Time
 
@@ -81,15 +84,15 @@ class _EventExtras(TypedDict, total=False):
 class _SnapshotBase(_EventBase):
     type: Literal["snapshot"]  # protocol.SNAPSHOT
     probe_id: ProbeId
-    probe_version: SmallCount
-    file: str
-    line: SmallCount
-    frames: Frames  # innermost first: file, line, function, module, locals (some frames)
 
 
 class SnapshotEvent(_SnapshotBase, _EventExtras, total=False):
     """A tracepoint's hit: the stack, some frames' locals, the watches' values."""
 
+    probe_version: SmallCount
+    file: str
+    line: SmallCount
+    frames: Frames  # innermost first: file, line, function, module, locals (some frames)
     watches: Frames  # [{"expr", "value"} | {"expr", "error"}]
     size: Count  # bytes of captured values
     cut: str  # "budget" when values were pruned to fit
@@ -98,16 +101,16 @@ class SnapshotEvent(_SnapshotBase, _EventExtras, total=False):
 class _LogBase(_EventBase):
     type: Literal["log"]  # protocol.LOG
     probe_id: ProbeId
-    file: str
-    line: SmallCount
-    level: Level
-    message: str
 
 
 class LogEvent(_LogBase, _EventExtras, total=False):
     """A logpoint's line."""
 
     probe_version: SmallCount
+    file: str
+    line: SmallCount
+    level: Level
+    message: str
     errors: List[str]  # placeholders that failed, and why
 
 
@@ -327,7 +330,7 @@ def _compile(hint: Any) -> Check:
         if shape is not None:
             return _object(shape)
         return _mapping(get_args(hint)[1] if get_args(hint) else Any)
-    if dataclasses.is_dataclass(hint) or (isinstance(hint, type) and issubclass(hint, dict)):
+    if isinstance(hint, type) and (dataclasses.is_dataclass(hint) or issubclass(hint, dict)):
         return _object(hint)  # a dataclass in its dict form, or a TypedDict
     if hint is str:
         return _text(marks)

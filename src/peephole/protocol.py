@@ -117,6 +117,21 @@ DONE = "done"  # hit limit reached
 DISABLED = "disabled"
 PROBE_STATES = (PENDING, ACTIVE, ERROR, THROTTLED, EXPIRED, DONE, DISABLED)
 
+# What a person may change on a probe after creating it (the API's edit, the CLI, the UI).
+EDITABLE_FIELDS = (
+    "condition",
+    "watches",
+    "template",
+    "level",
+    "logger",
+    "hit_limit",
+    "rate",
+    "enabled",
+    "limits",
+    "file",
+    "line",
+)
+
 CUTS = ("depth", "items", "length", "budget", "redacted", "unsupported")
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
