@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from peephole.server.batcher import Batcher
 from peephole.server.db import Database
-from peephole.server.models import AuditEntry
+from peephole.server.models import AuditEntryRow
 from peephole.server.store import audit
 from peephole.server.store.credentials import Principal
 
@@ -39,7 +39,7 @@ async def test_batch_commits_together_and_isolates_a_failure(tmp_path: Path) -> 
         )
         assert results[:2] == ["A", "B"] and results[3] == "C"
         assert isinstance(results[2], ValueError)
-        actions = db.run(lambda s: sorted(s.scalars(select(AuditEntry.action))))
+        actions = db.run(lambda s: sorted(s.scalars(select(AuditEntryRow.action))))
         assert actions == ["a", "b", "c"]
         transactions = 0
         together = await asyncio.gather(*(batcher.submit(x) for x in ["d", "e", "f", "g"]))

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from peephole import protocol
 from peephole.server.db import Database, normalize_url
-from peephole.server.models import Base, Probe
+from peephole.server.models import Base, ProbeRow
 from peephole.server.store import NotFound, credentials
 from peephole.server.store import events as event_store
 from peephole.server.store import probes as probe_store
@@ -47,7 +47,7 @@ def test_migrations_create_exactly_the_models(db: Database) -> None:
 
 def test_migrating_twice_is_harmless(db: Database) -> None:
     db.migrate()
-    assert db.run(lambda s: s.scalars(select(Probe)).all()) == []
+    assert db.run(lambda s: s.scalars(select(ProbeRow)).all()) == []
 
 
 def test_seed_creates_credentials_once(db: Database) -> None:

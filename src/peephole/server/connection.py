@@ -24,9 +24,9 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 from starlette.websockets import WebSocket
 
 from peephole import messages, protocol
-from peephole.server.models import Probe
+from peephole.server.models import ProbeRow
 from peephole.server.store import probes as probe_store
-from peephole.server.targeting import matches
+from peephole.server.targeting import target_matches
 
 log = logging.getLogger("peephole.server")
 
@@ -49,7 +49,7 @@ class ProbeLists:
     """
 
     def __init__(
-        self, probes: Iterable[Probe], encoded: Optional[dict[tuple[str, int], str]] = None
+        self, probes: Iterable[ProbeRow], encoded: Optional[dict[tuple[str, int], str]] = None
     ) -> None:
         cache = {} if encoded is None else encoded
         fresh: dict[tuple[str, int], str] = {}
@@ -63,7 +63,7 @@ class ProbeLists:
 
     def for_instance(self, instance: dict[str, Any]) -> dict[str, str]:
         """Probe id -> encoded spec, for the probes that target ``instance``."""
-        return {pid: text for target, pid, text in self._items if matches(target, instance)}
+        return {pid: text for target, pid, text in self._items if target_matches(target, instance)}
 
 
 def full_message(specs: dict[str, str]) -> tuple[str, int]:

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Optional
 
 from peephole import protocol
 from peephole.server.connection import POLICY_VIOLATION, AgentConnection, ProbeLists
-from peephole.server.models import Probe
+from peephole.server.models import ProbeRow
 
 __all__ = ["Hub", "Subscriber"]
 
@@ -118,10 +118,10 @@ class Hub:
         keys = {c.key_id for c in self.agents.values() if c.key_id is not None}
         return tokens, keys
 
-    def probe_lists(self, probes: list[Probe]) -> ProbeLists:
+    def probe_lists(self, probes: list[ProbeRow]) -> ProbeLists:
         return ProbeLists(probes, self._encoded)
 
-    def push_probes(self, generation: int, probes: list[Probe]) -> None:
+    def push_probes(self, generation: int, probes: list[ProbeRow]) -> None:
         """Give every agent its new probe list (sent by each agent's writer, never awaited)."""
         lists = self.probe_lists(probes)
         for connection in list(self.agents.values()):

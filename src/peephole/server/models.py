@@ -8,16 +8,16 @@ from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, Stri
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
-    "AgentKey",
-    "AuditEntry",
+    "AgentKeyRow",
+    "AuditEntryRow",
     "Base",
-    "Event",
-    "ExceptionGroup",
-    "Instance",
-    "Probe",
-    "ProbeStatus",
-    "ServicePolicy",
-    "Token",
+    "EventRow",
+    "ExceptionGroupRow",
+    "InstanceRow",
+    "ProbeRow",
+    "ProbeStatusRow",
+    "ServicePolicyRow",
+    "TokenRow",
 ]
 
 
@@ -25,7 +25,7 @@ class Base(DeclarativeBase):
     pass
 
 
-class Instance(Base):
+class InstanceRow(Base):
     """One agent process, as it registered in ``hello``."""
 
     __tablename__ = "instances"
@@ -51,7 +51,7 @@ class Instance(Base):
     abandoned_events: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
-class Probe(Base):
+class ProbeRow(Base):
     """A tracepoint or logpoint as a person asked for it, with its target."""
 
     __tablename__ = "probes"
@@ -80,7 +80,7 @@ class Probe(Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
-class ProbeStatus(Base):
+class ProbeStatusRow(Base):
     """How one probe is doing on one instance, as the agent last reported."""
 
     __tablename__ = "probe_statuses"
@@ -101,7 +101,7 @@ class ProbeStatus(Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
-class Event(Base):
+class EventRow(Base):
     """A snapshot, log line or exception: the agent's JSON plus indexed columns to filter on."""
 
     __tablename__ = "events"
@@ -126,7 +126,7 @@ class Event(Base):
     payload: Mapped[str] = mapped_column(Text)  # the event as JSON text, exactly as received
 
 
-class ExceptionGroup(Base):
+class ExceptionGroupRow(Base):
     """All exceptions with one fingerprint (type plus the code locations of the traceback)."""
 
     __tablename__ = "exception_groups"
@@ -142,7 +142,7 @@ class ExceptionGroup(Base):
     last_event_id: Mapped[Optional[str]] = mapped_column(String(64))
 
 
-class Token(Base):
+class TokenRow(Base):
     """A person's API token (stored as its SHA-256) with a role: viewer, debugger or admin."""
 
     __tablename__ = "tokens"
@@ -156,7 +156,7 @@ class Token(Base):
     revoked_at: Mapped[Optional[float]] = mapped_column(Float)
 
 
-class AgentKey(Base):
+class AgentKeyRow(Base):
     """A key agents present in ``hello`` (stored as its SHA-256)."""
 
     __tablename__ = "agent_keys"
@@ -170,7 +170,7 @@ class AgentKey(Base):
     services: Mapped[Optional[list[str]]] = mapped_column(JSON)  # None: any service
 
 
-class AuditEntry(Base):
+class AuditEntryRow(Base):
     """Who changed what and when (every probe change, policy and credential change)."""
 
     __tablename__ = "audit_log"
@@ -184,7 +184,7 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class ServicePolicy(Base):
+class ServicePolicyRow(Base):
     """The :class:`peephole.protocol.AgentPolicy` for one service."""
 
     __tablename__ = "service_policies"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-__all__ = ["matches", "normalize_target"]
+__all__ = ["normalize_target", "target_matches"]
 
 
 def normalize_target(target: Optional[Mapping[str, Any]]) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def normalize_target(target: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def matches(target: Mapping[str, Any], instance: Mapping[str, Any]) -> bool:
+def target_matches(target: Mapping[str, Any], instance: Mapping[str, Any]) -> bool:
     """True when ``instance`` (an InstanceInfo-like mapping) is one the target asks for."""
     for name in ("service", "version", "environment"):
         wanted = target.get(name)

@@ -12,7 +12,7 @@ from typing import Any, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from peephole.server.models import AuditEntry
+from peephole.server.models import AuditEntryRow
 from peephole.server.store.credentials import Principal
 
 __all__ = ["recent", "record"]
@@ -26,7 +26,7 @@ def record(
     details: Optional[dict[str, Any]] = None,
 ) -> None:
     session.add(
-        AuditEntry(
+        AuditEntryRow(
             time=time.time(),
             actor=actor.name,
             actor_id=actor.id,
@@ -38,9 +38,9 @@ def record(
 
 
 def recent(session: Session, limit: int, probe_id: Optional[str] = None) -> list[dict[str, Any]]:
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    query = select(AuditEntryRow).order_by(AuditEntryRow.id.desc()).limit(limit)
     if probe_id:
-        query = query.where(AuditEntry.probe_id == probe_id)
+        query = query.where(AuditEntryRow.probe_id == probe_id)
     return [
         {
             "time": e.time,

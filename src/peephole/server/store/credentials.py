@@ -17,7 +17,7 @@ from typing import Any, Optional
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from peephole.server.models import AgentKey, Token
+from peephole.server.models import AgentKeyRow, TokenRow
 from peephole.server.store import NotFound
 
 __all__ = [
@@ -90,7 +90,7 @@ def create_token(
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
     token = token or new_secret("pht")
-    row = Token(
+    row = TokenRow(
         name=name,
         role=role,
         token_hash=hash_secret(token),
@@ -106,12 +106,12 @@ def find_token(session: Session, token: str, now: Optional[float] = None) -> Opt
     """The caller behind ``token``, if it is known, not revoked and not expired."""
     now = time.time() if now is None else now
     row = session.scalars(
-        select(Token).where(Token.token_hash == hash_secret(token), _valid(Token, now))
+        select(TokenRow).where(TokenRow.token_hash == hash_secret(token), _valid(TokenRow, now))
     ).first()
     return Principal(row.name, row.role, row.id, row.expires_at) if row else None
 
 
-def token_dict(row: Token, now: float) -> dict[str, Any]:
+def token_dict(row: TokenRow, now: float) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
@@ -125,7 +125,7 @@ def token_dict(row: Token, now: float) -> dict[str, Any]:
 
 def list_tokens(session: Session) -> list[dict[str, Any]]:
     now = time.time()
-    return [token_dict(r, now) for r in session.scalars(select(Token).order_by(Token.id))]
+    return [token_dict(r, now) for r in session.scalars(select(TokenRow).order_by(TokenRow.id))]
 
 
 def _revoke(session: Session, model: Any, row_id: int, now: float, what: str) -> Any:
@@ -139,7 +139,7 @@ def _revoke(session: Session, model: Any, row_id: int, now: float, what: str) ->
 
 
 def revoke_token(session: Session, token_id: int, now: float) -> dict[str, Any]:
-    return token_dict(_revoke(session, Token, token_id, now, "token"), now)
+    return token_dict(_revoke(session, TokenRow, token_id, now, "token"), now)
 
 
 def create_agent_key(
@@ -150,7 +150,7 @@ def create_agent_key(
     services: Optional[list[str]] = None,
 ) -> tuple[int, str]:
     key = key or new_secret("phk")
-    row = AgentKey(
+    row = AgentKeyRow(
         name=name,
         key_hash=hash_secret(key),
         created_at=time.time(),
@@ -166,7 +166,9 @@ def find_agent_key(session: Session, key: str, now: Optional[float] = None) -> O
     """What ``key`` allows, if it is known, not revoked and not expired."""
     now = time.time() if now is None else now
     row = session.scalars(
-        select(AgentKey).where(AgentKey.key_hash == hash_secret(key), _valid(AgentKey, now))
+        select(AgentKeyRow).where(
+            AgentKeyRow.key_hash == hash_secret(key), _valid(AgentKeyRow, now)
+        )
     ).first()
     if row is None:
         return None
@@ -174,7 +176,7 @@ def find_agent_key(session: Session, key: str, now: Optional[float] = None) -> O
     return AgentGrant(row.id, row.name, services, row.expires_at)
 
 
-def agent_key_dict(row: AgentKey, now: float) -> dict[str, Any]:
+def agent_key_dict(row: AgentKeyRow, now: float) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
@@ -188,11 +190,14 @@ def agent_key_dict(row: AgentKey, now: float) -> dict[str, Any]:
 
 def list_agent_keys(session: Session) -> list[dict[str, Any]]:
     now = time.time()
-    return [agent_key_dict(r, now) for r in session.scalars(select(AgentKey).order_by(AgentKey.id))]
+    return [
+        agent_key_dict(r, now)
+        for r in session.scalars(select(AgentKeyRow).order_by(AgentKeyRow.id))
+    ]
 
 
 def revoke_agent_key(session: Session, key_id: int, now: float) -> dict[str, Any]:
-    return agent_key_dict(_revoke(session, AgentKey, key_id, now, "agent key"), now)
+    return agent_key_dict(_revoke(session, AgentKeyRow, key_id, now, "agent key"), now)
 
 
 def no_longer_valid(
@@ -201,8 +206,8 @@ def no_longer_valid(
     """Which of these credentials were revoked, expired or deleted: ``(kind, id, why)``."""
     found: list[tuple[str, int, str]] = []
     kinds: list[tuple[str, Any, set[int]]] = [
-        ("token", Token, token_ids),
-        ("agent_key", AgentKey, key_ids),
+        ("token", TokenRow, token_ids),
+        ("agent_key", AgentKeyRow, key_ids),
     ]
     for kind, model, ids in kinds:
         if not ids:
@@ -227,15 +232,19 @@ def seed(session: Session, admin_token: Optional[str], agent_key: Optional[str])
     """
     created: dict[str, str] = {}
     if admin_token:
-        if not session.scalar(select(Token.id).where(Token.token_hash == hash_secret(admin_token))):
+        if not session.scalar(
+            select(TokenRow.id).where(TokenRow.token_hash == hash_secret(admin_token))
+        ):
             create_token(session, "admin", "admin", admin_token)
-    elif not session.scalar(select(func.count()).select_from(Token).where(Token.role == "admin")):
+    elif not session.scalar(
+        select(func.count()).select_from(TokenRow).where(TokenRow.role == "admin")
+    ):
         created["admin_token"] = create_token(session, "admin", "admin")[1]
     if agent_key:
         if not session.scalar(
-            select(AgentKey.id).where(AgentKey.key_hash == hash_secret(agent_key))
+            select(AgentKeyRow.id).where(AgentKeyRow.key_hash == hash_secret(agent_key))
         ):
             create_agent_key(session, "default", agent_key)
-    elif not session.scalar(select(func.count()).select_from(AgentKey)):
+    elif not session.scalar(select(func.count()).select_from(AgentKeyRow)):
         created["agent_key"] = create_agent_key(session, "default")[1]
     return created

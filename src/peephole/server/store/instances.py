@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from peephole.protocol import INSTANCE_STALE_SECONDS, AgentHealth, InstanceInfo
-from peephole.server.models import Instance
+from peephole.server.models import InstanceRow
 
 __all__ = [
     "InstanceHeld",
@@ -37,11 +37,11 @@ def register(
     ``held_within``: refuse (:class:`InstanceHeld`) an instance another server process saw
     connected that recently (it refreshes ``last_seen`` while connected). Returns why a
     server last disconnected it (None if none did)."""
-    row = session.get(Instance, info.instance_id)
+    row = session.get(InstanceRow, info.instance_id)
     if row is not None and row.connected and now - row.last_seen < held_within:
         raise InstanceHeld(info.instance_id)
     if row is None:
-        row = Instance(instance_id=info.instance_id, registered_at=now, dropped=0)
+        row = InstanceRow(instance_id=info.instance_id, registered_at=now, dropped=0)
         session.add(row)
     row.service = info.service
     row.version = info.version
@@ -64,25 +64,29 @@ def disconnect(
     values: dict[str, Any] = {"connected": False, "last_seen": now}
     if reason is not None:
         values["last_disconnect"] = reason[:300]
-    session.execute(update(Instance).where(Instance.instance_id == instance_id).values(**values))
+    session.execute(
+        update(InstanceRow).where(InstanceRow.instance_id == instance_id).values(**values)
+    )
 
 
 def disconnect_all(session: Session) -> None:
     """Forget connections a previous run of a single-process server held."""
-    session.execute(update(Instance).where(Instance.connected).values(connected=False))
+    session.execute(update(InstanceRow).where(InstanceRow.connected).values(connected=False))
 
 
 def touch(session: Session, instance_ids: Iterable[str], now: float) -> None:
     ids = list(instance_ids)
     if ids:
-        session.execute(update(Instance).where(Instance.instance_id.in_(ids)).values(last_seen=now))
+        session.execute(
+            update(InstanceRow).where(InstanceRow.instance_id.in_(ids)).values(last_seen=now)
+        )
 
 
 def add_dropped(session: Session, instance_id: str, dropped: int) -> None:
     session.execute(
-        update(Instance)
-        .where(Instance.instance_id == instance_id)
-        .values(dropped=Instance.dropped + dropped)
+        update(InstanceRow)
+        .where(InstanceRow.instance_id == instance_id)
+        .values(dropped=InstanceRow.dropped + dropped)
     )
 
 
@@ -90,8 +94,8 @@ def record_health(session: Session, instance_id: str, health: AgentHealth) -> No
     """Keep what the agent last said about itself (its counts only grow)."""
     last = health.last_internal_error
     session.execute(
-        update(Instance)
-        .where(Instance.instance_id == instance_id)
+        update(InstanceRow)
+        .where(InstanceRow.instance_id == instance_id)
         .values(
             internal_errors=health.internal_errors,
             last_internal_error=last[:300] if last else None,
@@ -100,16 +104,16 @@ def record_health(session: Session, instance_id: str, health: AgentHealth) -> No
     )
 
 
-def is_live(row: Instance, now: float) -> bool:
+def is_live(row: InstanceRow, now: float) -> bool:
     return bool(row.connected) and now - row.last_seen < INSTANCE_STALE_SECONDS
 
 
-def live(session: Session, now: float, service: Optional[str] = None) -> list[Instance]:
-    query = select(Instance).where(
-        Instance.connected, Instance.last_seen > now - INSTANCE_STALE_SECONDS
+def live(session: Session, now: float, service: Optional[str] = None) -> list[InstanceRow]:
+    query = select(InstanceRow).where(
+        InstanceRow.connected, InstanceRow.last_seen > now - INSTANCE_STALE_SECONDS
     )
     if service:
-        query = query.where(Instance.service == service)
+        query = query.where(InstanceRow.service == service)
     return list(session.scalars(query))
 
 
@@ -117,9 +121,9 @@ def listing(
     session: Session, now: float, service: Optional[str], include_gone: bool
 ) -> list[dict[str, Any]]:
     if include_gone:
-        query = select(Instance)
+        query = select(InstanceRow)
         if service:
-            query = query.where(Instance.service == service)
+            query = query.where(InstanceRow.service == service)
         rows = list(session.scalars(query))
     else:
         rows = live(session, now, service)
@@ -127,7 +131,7 @@ def listing(
     return [to_dict(r, now) for r in rows]
 
 
-def to_dict(row: Instance, now: float) -> dict[str, Any]:
+def to_dict(row: InstanceRow, now: float) -> dict[str, Any]:
     return {
         "instance_id": row.instance_id,
         "service": row.service,
@@ -149,7 +153,7 @@ def to_dict(row: Instance, now: float) -> dict[str, Any]:
     }
 
 
-def as_target_view(row: Instance) -> dict[str, Any]:
+def as_target_view(row: InstanceRow) -> dict[str, Any]:
     """The fields targeting looks at."""
     return {
         "instance_id": row.instance_id,
@@ -163,7 +167,7 @@ def as_target_view(row: Instance) -> dict[str, Any]:
 def services(session: Session, now: float) -> list[dict[str, Any]]:
     """Every service that ever registered, with its live instance count."""
     summary: dict[str, dict[str, Any]] = {}
-    for row in session.scalars(select(Instance)):
+    for row in session.scalars(select(InstanceRow)):
         entry = summary.setdefault(
             row.service,
             {

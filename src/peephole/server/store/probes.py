@@ -11,13 +11,13 @@ from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session
 
 from peephole import protocol
-from peephole.server.models import Probe, ProbeStatus
+from peephole.server.models import ProbeRow, ProbeStatusRow
 from peephole.server.store import NotFound, by_prefix
 from peephole.server.store import instances as instance_store
-from peephole.server.targeting import matches, normalize_target
+from peephole.server.targeting import normalize_target, target_matches
 
 __all__ = [
-    "Probe",
+    "ProbeRow",
     "add_captures",
     "create",
     "expire_due",
@@ -31,27 +31,11 @@ __all__ = [
     "update_fields",
 ]
 
-DONE = "done"
-EXPIRED = "expired"
-EDITABLE = (
-    "condition",
-    "watches",
-    "template",
-    "level",
-    "logger",
-    "hit_limit",
-    "rate",
-    "enabled",
-    "limits",
-    "file",
-    "line",
-)
 
-
-def create(session: Session, fields: dict[str, Any], actor: str, now: float) -> Probe:
+def create(session: Session, fields: dict[str, Any], actor: str, now: float) -> ProbeRow:
     """Store a new probe from validated API fields (``expire_seconds`` becomes ``expires_at``)."""
     target = normalize_target(fields.get("target"))
-    probe = Probe(
+    probe = ProbeRow(
         id=uuid.uuid4().hex[:16],
         kind=fields["kind"],
         file=fields["file"],
@@ -80,17 +64,17 @@ def create(session: Session, fields: dict[str, Any], actor: str, now: float) -> 
     return probe
 
 
-def get(session: Session, probe_id: str) -> Probe:
+def get(session: Session, probe_id: str) -> ProbeRow:
     """The probe with this id, or with the only id that starts with it."""
-    probe = session.get(Probe, probe_id) or session.get(
-        Probe, by_prefix(session, Probe.id, probe_id, "probe")
+    probe = session.get(ProbeRow, probe_id) or session.get(
+        ProbeRow, by_prefix(session, ProbeRow.id, probe_id, "probe")
     )
     if probe is None:
         raise NotFound(f"probe {probe_id!r} not found")
     return probe
 
 
-def update_fields(probe: Probe, changes: dict[str, Any], now: float) -> dict[str, Any]:
+def update_fields(probe: ProbeRow, changes: dict[str, Any], now: float) -> dict[str, Any]:
     """Apply an edit; bump the version; reopen a finished probe the edit makes live again.
 
     Returns the changes as recorded in the audit log.
@@ -100,31 +84,37 @@ def update_fields(probe: Probe, changes: dict[str, Any], now: float) -> dict[str
         if name == "expire_seconds":
             probe.expires_at = now + value
             applied[name] = value
-        elif name in EDITABLE:
+        elif name in protocol.EDITABLE_FIELDS:
             setattr(probe, name, value)
             applied[name] = value
-    if probe.finished == DONE and (probe.hit_limit is None or probe.captures < probe.hit_limit):
+    if probe.finished == protocol.DONE and (
+        probe.hit_limit is None or probe.captures < probe.hit_limit
+    ):
         probe.finished = None
-    if probe.finished == EXPIRED and probe.expires_at is not None and probe.expires_at > now:
+    if (
+        probe.finished == protocol.EXPIRED
+        and probe.expires_at is not None
+        and probe.expires_at > now
+    ):
         probe.finished = None
     probe.version += 1
     probe.updated_at = now
     return applied
 
 
-def remove(session: Session, probe: Probe) -> None:
-    session.execute(delete(ProbeStatus).where(ProbeStatus.probe_id == probe.id))
+def remove(session: Session, probe: ProbeRow) -> None:
+    session.execute(delete(ProbeStatusRow).where(ProbeStatusRow.probe_id == probe.id))
     session.delete(probe)
 
 
-def listing(session: Session, service: Optional[str] = None) -> list[Probe]:
-    query = select(Probe).order_by(Probe.created_at.desc())
+def listing(session: Session, service: Optional[str] = None) -> list[ProbeRow]:
+    query = select(ProbeRow).order_by(ProbeRow.created_at.desc())
     if service:
-        query = query.where(Probe.target_service == service)
+        query = query.where(ProbeRow.target_service == service)
     return list(session.scalars(query))
 
 
-def is_live(probe: Probe, now: float) -> bool:
+def is_live(probe: ProbeRow, now: float) -> bool:
     """Whether agents should have this probe installed."""
     return (
         probe.enabled
@@ -133,11 +123,11 @@ def is_live(probe: Probe, now: float) -> bool:
     )
 
 
-def live(session: Session, now: float) -> list[Probe]:
-    return [p for p in session.scalars(select(Probe).where(Probe.enabled)) if is_live(p, now)]
+def live(session: Session, now: float) -> list[ProbeRow]:
+    return [p for p in session.scalars(select(ProbeRow).where(ProbeRow.enabled)) if is_live(p, now)]
 
 
-def spec(probe: Probe) -> dict[str, Any]:
+def spec(probe: ProbeRow) -> dict[str, Any]:
     """The :class:`peephole.protocol.ProbeSpec` dict agents receive."""
     return protocol.ProbeSpec(
         id=probe.id,
@@ -162,14 +152,18 @@ def expire_due(session: Session, now: float) -> list[str]:
     """Mark probes whose time is up as expired; return their ids."""
     ids = list(
         session.scalars(
-            select(Probe.id).where(
-                Probe.finished.is_(None), Probe.expires_at.is_not(None), Probe.expires_at <= now
+            select(ProbeRow.id).where(
+                ProbeRow.finished.is_(None),
+                ProbeRow.expires_at.is_not(None),
+                ProbeRow.expires_at <= now,
             )
         )
     )
     if ids:
         session.execute(
-            update(Probe).where(Probe.id.in_(ids)).values(finished=EXPIRED, updated_at=now)
+            update(ProbeRow)
+            .where(ProbeRow.id.in_(ids))
+            .values(finished=protocol.EXPIRED, updated_at=now)
         )
     return ids
 
@@ -181,21 +175,25 @@ def add_captures(session: Session, counts: dict[str, int], now: float) -> list[s
     connection = session.connection()  # Core, not the ORM: this runs for every batch
     for probe_id, count in counts.items():
         connection.execute(
-            update(Probe).where(Probe.id == probe_id).values(captures=Probe.captures + count)
+            update(ProbeRow)
+            .where(ProbeRow.id == probe_id)
+            .values(captures=ProbeRow.captures + count)
         )
     done = list(
         connection.scalars(
-            select(Probe.id).where(
-                Probe.id.in_(list(counts)),
-                Probe.finished.is_(None),
-                Probe.hit_limit.is_not(None),
-                Probe.captures >= Probe.hit_limit,
+            select(ProbeRow.id).where(
+                ProbeRow.id.in_(list(counts)),
+                ProbeRow.finished.is_(None),
+                ProbeRow.hit_limit.is_not(None),
+                ProbeRow.captures >= ProbeRow.hit_limit,
             )
         )
     )
     if done:
         connection.execute(
-            update(Probe).where(Probe.id.in_(done)).values(finished=DONE, updated_at=now)
+            update(ProbeRow)
+            .where(ProbeRow.id.in_(done))
+            .values(finished=protocol.DONE, updated_at=now)
         )
     return done
 
@@ -210,7 +208,7 @@ def record_statuses(
     if connection.dialect.name == "postgresql":  # a lost status is sent again: no fsync wait
         connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
     wanted = {s.probe_id for _, statuses in reports for s in statuses}
-    known = set(connection.scalars(select(Probe.id).where(Probe.id.in_(wanted))))
+    known = set(connection.scalars(select(ProbeRow.id).where(ProbeRow.id.in_(wanted))))
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for instance_id, statuses in reports:
         for status in statuses:
@@ -231,11 +229,11 @@ def record_statuses(
                 }
     if rows:
         connection.execute(
-            delete(ProbeStatus).where(
-                tuple_(ProbeStatus.probe_id, ProbeStatus.instance_id).in_(list(rows))
+            delete(ProbeStatusRow).where(
+                tuple_(ProbeStatusRow.probe_id, ProbeStatusRow.instance_id).in_(list(rows))
             )
         )
-        connection.execute(sql_insert(ProbeStatus), list(rows.values()))
+        connection.execute(sql_insert(ProbeStatusRow), list(rows.values()))
     return [
         sorted({s.probe_id for s in statuses if s.probe_id in known}) for _, statuses in reports
     ]
@@ -244,14 +242,14 @@ def record_statuses(
 # --- what a person sees --------------------------------------------------------------------
 
 
-def to_dicts(session: Session, probes: list[Probe], now: float) -> list[dict[str, Any]]:
+def to_dicts(session: Session, probes: list[ProbeRow], now: float) -> list[dict[str, Any]]:
     """Probe dicts with statuses, overall state and summary (one query per kind of row)."""
     if not probes:
         return []
     live_instances = [instance_store.as_target_view(r) for r in instance_store.live(session, now)]
-    statuses: dict[str, list[ProbeStatus]] = {}
+    statuses: dict[str, list[ProbeStatusRow]] = {}
     rows = session.scalars(
-        select(ProbeStatus).where(ProbeStatus.probe_id.in_([p.id for p in probes]))
+        select(ProbeStatusRow).where(ProbeStatusRow.probe_id.in_([p.id for p in probes]))
     )
     for row in rows:
         statuses.setdefault(row.probe_id, []).append(row)
@@ -259,9 +257,12 @@ def to_dicts(session: Session, probes: list[Probe], now: float) -> list[dict[str
 
 
 def to_dict(
-    probe: Probe, statuses: list[ProbeStatus], live_instances: list[dict[str, Any]], now: float
+    probe: ProbeRow,
+    statuses: list[ProbeStatusRow],
+    live_instances: list[dict[str, Any]],
+    now: float,
 ) -> dict[str, Any]:
-    targets = [i["instance_id"] for i in live_instances if matches(probe.target, i)]
+    targets = [i["instance_id"] for i in live_instances if target_matches(probe.target, i)]
     state = overall_state(probe, statuses, targets, now)
     return {
         "id": probe.id,
@@ -290,7 +291,7 @@ def to_dict(
     }
 
 
-def status_dict(row: ProbeStatus) -> dict[str, Any]:
+def status_dict(row: ProbeStatusRow) -> dict[str, Any]:
     return {
         "instance_id": row.instance_id,
         "state": row.state,
@@ -306,10 +307,14 @@ def status_dict(row: ProbeStatus) -> dict[str, Any]:
     }
 
 
-def overall_state(probe: Probe, statuses: list[ProbeStatus], targets: list[str], now: float) -> str:
-    if probe.finished == DONE:
+def overall_state(
+    probe: ProbeRow, statuses: list[ProbeStatusRow], targets: list[str], now: float
+) -> str:
+    if probe.finished == protocol.DONE:
         return protocol.DONE
-    if probe.finished == EXPIRED or (probe.expires_at is not None and probe.expires_at <= now):
+    if probe.finished == protocol.EXPIRED or (
+        probe.expires_at is not None and probe.expires_at <= now
+    ):
         return protocol.EXPIRED
     if not probe.enabled:
         return protocol.DISABLED
@@ -324,7 +329,7 @@ def overall_state(probe: Probe, statuses: list[ProbeStatus], targets: list[str],
     return protocol.PENDING
 
 
-def summary(probe: Probe, state: str, statuses: list[ProbeStatus], targets: list[str]) -> str:
+def summary(probe: ProbeRow, state: str, statuses: list[ProbeStatusRow], targets: list[str]) -> str:
     """One line: "active on 3 of 4 instances; 1 error: no code at line 88"."""
     if state == protocol.DONE:
         return f"done: hit limit of {probe.hit_limit} reached ({probe.captures} captures)"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from peephole import protocol
 from peephole.server.api import services as service_api
 from peephole.server.auth import authenticate
-from peephole.server.models import Event, Probe
+from peephole.server.models import EventRow, ProbeRow
 from peephole.server.ui import broker_of, page, render
 from peephole.server.ui.session import (
     Viewer,
@@ -99,9 +99,9 @@ async def pygments_css() -> Response:
 def exception_counts(session: Session, since: float) -> dict[str, int]:
     """Exception events per service since ``since`` (the services page's last hour)."""
     rows = session.execute(
-        select(Event.service, func.count())
-        .where(Event.type == protocol.EXCEPTION, Event.time >= since)
-        .group_by(Event.service)
+        select(EventRow.service, func.count())
+        .where(EventRow.type == protocol.EXCEPTION, EventRow.time >= since)
+        .group_by(EventRow.service)
     )
     return {service: int(count) for service, count in rows}
 
@@ -109,13 +109,13 @@ def exception_counts(session: Session, since: float) -> dict[str, int]:
 def live_probe_counts(session: Session, now: float) -> dict[str, int]:
     """Probes still placed (not done, expired or disabled) per targeted service."""
     rows = session.execute(
-        select(Probe.target_service, func.count())
+        select(ProbeRow.target_service, func.count())
         .where(
-            Probe.enabled,
-            Probe.finished.is_(None),
-            or_(Probe.expires_at.is_(None), Probe.expires_at > now),
+            ProbeRow.enabled,
+            ProbeRow.finished.is_(None),
+            or_(ProbeRow.expires_at.is_(None), ProbeRow.expires_at > now),
         )
-        .group_by(Probe.target_service)
+        .group_by(ProbeRow.target_service)
     )
     return {service or "*": int(count) for service, count in rows}
 

@@ -24,7 +24,7 @@ from peephole import protocol
 from peephole.server.api import probes as probe_api
 from peephole.server.api import services as service_api
 from peephole.server.api.schemas import DEFAULT_EXPIRY, ProbeCreate, ProbeEdit
-from peephole.server.models import Probe
+from peephole.server.models import ProbeRow
 from peephole.server.store import probes as probe_store
 from peephole.server.ui import broker_of, page
 from peephole.server.ui.events import list_events
@@ -286,12 +286,12 @@ def _page_of_probes(
     session: Session, service: Optional[str], offset: int, now: float
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the table, newest first: only its probes get statuses and summaries."""
-    query = select(Probe.id).order_by(Probe.created_at.desc())
+    query = select(ProbeRow.id).order_by(ProbeRow.created_at.desc())
     if service:
-        query = query.where(Probe.target_service == service)
+        query = query.where(ProbeRow.target_service == service)
     ids = list(session.scalars(query))
     chosen = ids[offset : offset + PAGE_SIZE]
-    rows = {p.id: p for p in session.scalars(select(Probe).where(Probe.id.in_(chosen)))}
+    rows = {p.id: p for p in session.scalars(select(ProbeRow).where(ProbeRow.id.in_(chosen)))}
     return probe_store.to_dicts(session, [rows[i] for i in chosen if i in rows], now), len(ids)
 
 
