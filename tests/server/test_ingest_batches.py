@@ -4,15 +4,18 @@ is reported once, exceptions are grouped per sender."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
 from peephole.server.broker import Broker
-from peephole.server.db import Database
+from peephole.server.db import SQLITE_PAGE_SIZE, Database
 from peephole.server.settings import ServerSettings
 from peephole.server.store import events as event_store
 from peephole.server.store import probes as probe_store
@@ -108,3 +111,20 @@ def test_event_commits_wait_for_the_wal_only_when_asked(
         )
     finally:
         database.close()
+
+
+def test_new_sqlite_databases_get_16_kb_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(old)) as connection:
+        connection.execute("CREATE TABLE earlier (x INTEGER)")  # written with 4 KB pages
+    for path, size in ((tmp_path / "new.db", SQLITE_PAGE_SIZE), (old, 4096)):
+        database = Database(f"sqlite:///{path}")
+        try:
+            database.migrate()
+            page_size = database.run(
+                lambda s: s.connection().exec_driver_sql("PRAGMA page_size").scalar()
+            )
+            assert page_size == size
+            assert database.run(lambda s: event_store.count(s)) == 0
+        finally:
+            database.close()

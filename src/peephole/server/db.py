@@ -23,6 +23,7 @@ from peephole.server.migrations import upgrade
 __all__ = ["Database", "normalize_url"]
 
 T = TypeVar("T")
+SQLITE_PAGE_SIZE = 16384
 SETUP_LOCK = 0x7065657068  # advisory lock id for migrations and seeding ("peeph")
 
 
@@ -95,6 +96,10 @@ def _create_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # A new database gets 16 KB pages (an existing one keeps its own): a commit writes each
+    # page to the WAL with its own system calls, and 2 KB events fill 4 KB pages fast; ingest
+    # took 40% less CPU and half the writer's time (docs/benchmarks.md "Server").
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
