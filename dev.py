@@ -401,12 +401,13 @@ def ensure_chromium() -> None:
 
 
 def _mypy_39(python: str, agent_python: str) -> list[str]:
-    """mypy for Python 3.9 on what runs there, against the py3.9 venv's packages (plain
-    ``mypy`` checks everything for 3.12, the sys.monitoring backend included)."""
+    """mypy for Python 3.9 on what runs there (the agent, and the client models that ``peephole
+    run`` imports), against the py3.9 venv's packages; plain ``mypy`` checks everything for
+    3.12, the sys.monitoring backend included."""
     return [
         *(python, "-m", "mypy", "--python-version", "3.9", "--python-executable", agent_python),
         *("src/peephole/__init__.py", "src/peephole/protocol.py", "src/peephole/agent"),
-        "tests/agent",
+        *("src/peephole/client", "tests/agent"),
     ]
 
 
