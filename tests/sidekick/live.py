@@ -134,6 +134,28 @@ def round_trip(client: Client, real: RealApp) -> tuple[Event, Event]:
     return snapshot, logs[0]
 
 
+def across_restart(server: ServerProcess, client: Client, real: RealApp) -> None:
+    """A probe placed before the server restarts keeps working after it: the agent reconnects
+    by itself (no backoff), registers again and its next hit is stored."""
+    tracepoint = place(client, real.service, kind="tracepoint", file=real.file, line=real.checkout)
+    real.app.hit()
+    wait_until(lambda: events(client, tracepoint), TIMEOUT, "the snapshot before the restart")
+    server.stop()
+    server.start()
+
+    def reconnected() -> bool:
+        instances = client.instances(real.service)
+        return len(instances) == 1 and instances[0].connected
+
+    wait_until(reconnected, TIMEOUT, "the agent connected again")
+    real.app.hit()
+    wait_until(
+        lambda: len(events(client, tracepoint)) == 2, TIMEOUT, "the snapshot after the restart"
+    )
+    statuses = [(s.state, s.message) for s in client.probe(tracepoint).statuses]
+    assert statuses == [("active", None)], statuses
+
+
 def local(event: Event, name: str) -> dict[str, Any]:
     """The converted value of a local variable in the snapshot's top frame."""
     return dict(event.frames[0]["locals"][name])

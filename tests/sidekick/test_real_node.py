@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from sidekick.apps import NODE_APP, NODE_ENV, installed, marker_line, node_app
+from sidekick.apps import NODE_APP, NODE_ENV, AgentApp, installed, marker_line, node_app
 from sidekick.live import (
     RealApp,
+    across_restart,
     attached,
     connected_instance,
     field_value,
@@ -24,6 +25,19 @@ from sidekick.live import (
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 APP = NODE_APP / "app.js"
+
+
+def node_probes(app: AgentApp) -> RealApp:
+    """Where the round trip puts its probes in the app."""
+    return RealApp(
+        app,
+        "demo-node",
+        "app.js",
+        marker_line(APP, "checkout"),
+        marker_line(APP, "call"),
+        "app.js",
+        marker_line(APP, "after"),
+    )
 
 
 @pytest.fixture
@@ -54,18 +68,10 @@ def test_tracepoint_and_logpoint_are_stored_and_stop_once_removed(
 ) -> None:
     with attached(tmp_path, functools.partial(node_app, node_modules)) as (_, client, app):
         connected_instance(client, "demo-node")
-        checkout = marker_line(APP, "checkout")
-        real = RealApp(
-            app,
-            "demo-node",
-            "app.js",
-            checkout,
-            marker_line(APP, "call"),
-            "app.js",
-            marker_line(APP, "after"),
-        )
+        real = node_probes(app)
         snapshot, log = round_trip(client, real)
 
+    checkout = real.checkout
     assert (snapshot.file, snapshot.line) == ("app.js", checkout)
     top, caller = snapshot.frames[0], snapshot.frames[1]
     assert (top["line"], top["function"]) == (checkout, "checkout")
@@ -76,3 +82,10 @@ def test_tracepoint_and_logpoint_are_stored_and_stop_once_removed(
     assert local(snapshot, "total")["v"] == 15
     assert local(snapshot, "discount")["v"] == 5
     assert (log.message, log.line) == ("cart c2 user=alice vip=false", checkout)
+
+
+def test_a_probe_keeps_working_when_the_server_restarts(tmp_path: Path, node_modules: str) -> None:
+    start = functools.partial(node_app, node_modules)
+    with attached(tmp_path, start) as (server, client, app):
+        connected_instance(client, "demo-node")
+        across_restart(server, client, node_probes(app))

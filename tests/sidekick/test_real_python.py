@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from sidekick.apps import PYTHON_APP, PYTHON_ENV, installed, marker_line, python_app
+from sidekick.apps import PYTHON_APP, PYTHON_ENV, AgentApp, installed, marker_line, python_app
 from sidekick.live import (
     TIMEOUT,
     RealApp,
+    across_restart,
     attached,
     connected_instance,
     field_value,
@@ -26,6 +27,19 @@ from waiting import wait_until
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 SHOP = PYTHON_APP / "shop.py"
+
+
+def python_probes(app: AgentApp) -> RealApp:
+    """Where the round trip puts its probes in the app."""
+    return RealApp(
+        app,
+        "demo-python",
+        "shop.py",
+        marker_line(SHOP, "checkout"),
+        marker_line(PYTHON_APP / "main.py", "call"),
+        "shop.py",
+        marker_line(SHOP, "after"),
+    )
 
 
 @pytest.fixture
@@ -55,18 +69,10 @@ def test_tracepoint_and_logpoint_are_stored_and_stop_once_removed(
 ) -> None:
     with attached(tmp_path, functools.partial(python_app, python38)) as (_, client, app):
         connected_instance(client, "demo-python")
-        checkout = marker_line(SHOP, "checkout")
-        real = RealApp(
-            app,
-            "demo-python",
-            "shop.py",
-            checkout,
-            marker_line(PYTHON_APP / "main.py", "call"),
-            "shop.py",
-            marker_line(SHOP, "after"),
-        )
+        real = python_probes(app)
         snapshot, log = round_trip(client, real)
 
+    checkout = real.checkout
     assert (snapshot.file, snapshot.line) == ("shop.py", checkout)
     top, caller = snapshot.frames[0], snapshot.frames[1]
     assert (top["file"], top["line"], top["function"]) == ("shop.py", checkout, "checkout")
@@ -97,3 +103,10 @@ def test_an_error_the_app_raises_is_stored_as_an_exception(tmp_path: Path, pytho
     top = error.frames[0]
     assert (top["line"], top["function"]) == (marker_line(SHOP, "boom"), "fail")
     assert top["file"].endswith("shop.py")
+
+
+def test_a_probe_keeps_working_when_the_server_restarts(tmp_path: Path, python38: str) -> None:
+    start = functools.partial(python_app, python38)
+    with attached(tmp_path, start) as (server, client, app):
+        connected_instance(client, "demo-python")
+        across_restart(server, client, python_probes(app))
