@@ -260,3 +260,20 @@ async def test_a_probe_is_active_once_listed_and_an_error_once_dropped() -> None
     report = broker.last("p1")
     assert report is not None and report.state == protocol.ERROR
     assert report.message is not None and "no longer has this probe" in report.message
+
+
+async def test_an_edit_of_a_probe_the_agent_failed_puts_it_again() -> None:
+    connection, broker = session("python")
+    await ready(connection)
+    want(connection, probe("p1", "tracepoint", "shop.py", 8))
+    outbox(connection)
+    failure = {"errorCode": 1004, "errorMessage": "Line 8 is not available in /a.py. Try lines 7"}
+    event = {"type": "Event", "name": "PutTracePointFailedEvent", "fileName": "shop.py?ref="}
+    await connection.handle({**event, "lineNo": 8, **failure})
+    assert broker.last("p1").state == protocol.ERROR  # type: ignore[union-attr]
+    # Python keeps a failed probe in its list: an update would leave it failed, listed "active"
+    want(connection, probe("p1", "tracepoint", "shop.py", 8, condition="x > 1", version=2))
+    assert [f["name"] for f in outbox(connection)] == [
+        "RemoveTracePointRequest",
+        "PutTracePointRequest",
+    ]

@@ -176,7 +176,13 @@ class SidekickConnection(AgentConnection):
         old = self.tracked.get(spec.id)
         frames = []
         held = old is not None and spec.id in self.placed
-        if held and old is not None and (old.spec.file, old.spec.line) == (spec.file, spec.line):
+        # an update keeps what the agent has: not a probe it failed (Python keeps those listed)
+        if (
+            held
+            and old is not None
+            and not old.refused
+            and (old.spec.file, old.spec.line) == (spec.file, spec.line)
+        ):
             frame = requests.update(spec, self.runtime)
         else:
             frame = requests.put(spec, self.runtime)
