@@ -3,45 +3,12 @@
 Both ends import this module, so it must stay importable on every Python the agent
 supports (3.9+) and depend on nothing but the standard library.
 
-Messages are JSON objects with a ``"type"`` field, sent as WebSocket text frames.
-
-Agent -> server:
-    ``hello``      first message: ``instance`` (an :class:`InstanceInfo` dict), ``key``, and
-                   ``features`` (optional: what this agent understands, see ``FEATURES``);
-                   at most ``MAX_HELLO_BYTES``.
-    ``heartbeat``  ``{"type": "heartbeat", "time": <epoch>}``, every ``HEARTBEAT_SECONDS``.
-    ``events``     ``{"type": "events", "seq": <int>, "events": [<event>, ...], "dropped": <int>}``
-                   (``dropped``: events lost to the full buffer since the last acknowledged batch);
-                   the server answers ``ack`` with the same ``seq`` once they are stored.
-    ``status``     ``{"type": "status", "probes": [<ProbeStatus dict>, ...],
-                   "agent": <AgentHealth dict>}`` (``agent`` optional: the agent's own
-                   failures, and at exit the events it could not send).
-    ``source``     answer to ``get_source``: ``request_id``, ``path``, ``text`` or ``error``,
-                   ``lines`` (the line numbers that can take a probe).
-    ``files``      answer to ``list_files``: ``request_id``, ``files`` (paths of loaded modules).
-
-Server -> agent:
-    ``welcome``    ``{"type": "welcome", "instance_id": ..., "config": <AgentPolicy dict>,
-                   "last_disconnect": <why the server last closed this instance, or null>}``.
-    ``probes``     the full list of probes for this instance:
-                   ``{"type": "probes", "probes": [...]}``;
-                   the agent installs new ones, updates changed ones and removes the others.
-                   Sent to agents without the ``probe_delta`` feature.
-    ``probes_delta`` what changed, to agents with the ``probe_delta`` feature:
-                   ``{"type": "probes_delta", "set": [<ProbeSpec dict>, ...],
-                   "remove": [<probe id>, ...], "keep": [<probe id>, ...]}``; ``set`` is
-                   installed or updated, ``remove`` uninstalled; when ``keep`` is present
-                   (the first message of a connection) every probe whose id is in neither
-                   ``keep`` nor ``set`` is uninstalled too. A change too big for one message
-                   comes as several, each at most ``MAX_MESSAGE_BYTES``.
-    ``policy``     ``{"type": "policy", "config": <AgentPolicy dict>}`` (redaction, exceptions).
-    ``ack``        ``{"type": "ack", "seq": <int>}``.
-    ``get_source`` ``{"type": "get_source", "request_id": ..., "path": ...}``.
-    ``list_files`` ``{"type": "list_files", "request_id": ...}``.
-    ``error``      ``{"type": "error", "reason": ...}`` sent before the server closes.
-
-Events (in ``events`` messages, in the REST API and in the live stream) are dicts with
-``type`` in ``EVENT_TYPES`` and the fields documented on :func:`new_event`.
+Messages are JSON objects with a ``"type"`` field, sent as WebSocket text frames; each one,
+and each event type, is defined once in :mod:`peephole.messages` (the agent sends ``hello``,
+``heartbeat``, ``events``, ``status`` and the answers ``source`` and ``files``; the server
+sends ``welcome``, ``probes`` or ``probes_delta``, ``policy``, ``ack``, ``get_source``,
+``list_files`` and ``error``). This module holds the constants, the dataclasses carried inside
+messages and the bounds of their fields.
 
 Captured values use one JSON shape everywhere (snapshots, watches, exception frames)::
 
@@ -331,18 +298,9 @@ class AgentPolicy:
 
 
 def new_event(event_type: str, **payload: Any) -> Dict[str, Any]:
-    """Start an event dict with the fields every event has.
-
-    Common fields: ``id`` (uuid hex), ``type``, ``time`` (epoch seconds), and, filled by the
-    agent, ``instance_id``, ``service``, ``trace_id``/``span_id`` (hex, or absent).
-    Snapshot: ``probe_id``, ``probe_version``, ``file``, ``line``, ``thread``,
-    ``frames`` (``[{"file", "line", "function", "module", "locals"?: {name: value}}]``,
-    innermost first), ``watches`` (``[{"expr", "value"}|{"expr", "error"}]``), ``size``,
-    ``cut`` (``"budget"`` when pruned).
-    Log: ``probe_id``, ``file``, ``line``, ``level``, ``message``, ``errors``.
-    Exception: ``fingerprint``, ``exc_type``, ``message``, ``frames`` (each with ``app``),
-    ``chain``, ``origin`` (``thread``, ``asyncio``, ``wsgi``, ``logging``...), ``count``.
-    """
+    """Start an event dict with the fields every event has (``id``, ``type``, ``time``); the
+    fields of each type are defined in :mod:`peephole.messages` (``SnapshotEvent``,
+    ``LogEvent``, ``ExceptionEvent``)."""
     if event_type not in EVENT_TYPES:
         raise ProtocolError(f"unknown event type {event_type!r}")
     event: Dict[str, Any] = {"id": uuid.uuid4().hex, "type": event_type, "time": time.time()}
