@@ -252,3 +252,20 @@ def test_key_value_masking_is_linear_on_adversarial_names(text: str) -> None:
     started = time.perf_counter()
     Redactor().redact_text(text)
     assert time.perf_counter() - started < 1.0
+
+
+def test_a_pair_shown_before_is_hidden_inside_a_header_collection(capturer: Capturer) -> None:
+    """Mapping entries are remembered by their (key, value) pair: one shown in a plain dict
+    must not come back unmasked inside a header collection, where text values are hidden."""
+
+    class Headers:
+        def __init__(self, store: Any) -> None:
+            self.store = store
+
+    Headers.__module__ = "starlette.datastructures"
+    Headers.__qualname__ = "Headers"
+    plain = {"x-tenant": "acme-blue", "x-count": 7}
+    first, again = shown(capturer, plain), shown(capturer, plain)
+    assert first == again and "acme-blue" in again
+    hidden = shown(capturer, Headers(dict(plain)))
+    assert "acme-blue" not in hidden and "x-tenant" in hidden

@@ -41,6 +41,7 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    TypeVar,
 )
 
 from peephole.agent.clock import REAL, Clock
@@ -68,6 +69,8 @@ from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import Limits
 
 __all__ = ["Capturer", "safe_type_name", "stack_of"]
+
+_Node = TypeVar("_Node")
 
 
 def _frame_locals_type() -> type:
@@ -182,8 +185,9 @@ class _Walk:
             return {"t": "int", "cut": "redacted"}
         return {"t": "int", "v": value}
 
-    def remember(self, node: Dict[str, Any], value: Any, size: int) -> Dict[str, Any]:
-        """Keep the node of a short str or an int for the next captures of the same value."""
+    def remember(self, node: _Node, value: Any, size: int) -> _Node:
+        """Keep the node of a short str or an int (or the entry of a ``(str, str or int)``
+        mapping pair) for the next captures of the same value."""
         scalars = self.scalars
         if len(scalars) >= _STRING_CACHE_SIZE:
             scalars.clear()
@@ -220,12 +224,12 @@ class _Walk:
             if known is None:
                 return self.string(value)
             self.size += known[1]
-            return known[0]
+            return known[0]  # type: ignore[no-any-return]
         if cls is int:
             self.size += 36
             known = self.scalars.get(value)
             if known is not None:
-                return known[0]
+                return known[0]  # type: ignore[no-any-return]
             if _MINUS_CARD_SIZED < value < _CARD_SIZED:
                 return self.remember({"t": "int", "v": value}, value, 36)
             if _MINUS_BIG_INT < value < _BIG_INT:
@@ -429,7 +433,16 @@ class _Walk:
         entries: List[List[Dict[str, Any]]] = []
         append = entries.append
         size = 0
-        for key, item in pairs:
+        for pair in pairs:
+            key, item = pair
+            # A str key with a str or int value seen before together: its entry in one
+            # lookup (hashing the pair runs no foreign code: both types are exact).
+            if type(key) is str and (type(item) is int or type(item) is str):
+                known_pair = scalars.get(pair)
+                if known_pair is not None:
+                    size += known_pair[1]
+                    append(known_pair[0])
+                    continue
             if type(key) is str:
                 known_key = keys.get(key)
                 if known_key is None:
@@ -456,7 +469,10 @@ class _Walk:
                 known = scalars.get(item)
                 if known is not None:
                     size += known[1]
-                    append([key_node, known[0]])
+                    entry = [key_node, known[0]]
+                    append(entry)
+                    if type(key) is str:
+                        self.remember(entry, pair, key_size + known[1])
                     continue
             append([key_node, walk(item, child, (entries_location, len(entries)), 1)])
         self.size += size
@@ -611,12 +627,13 @@ class Capturer:
         # which an application may patch; not ``perf_ns``, whose readings the CPU budget
         # counts per hit); bound once, as it is read during every capture.
         self.clock = clock.monotonic_ns
-        # Short strs and ints seen before (exact types only: a str never equals an int):
-        # (node, JSON size). A plain dict whose single operations are atomic, shared by the
-        # threads capturing with this Capturer. The nodes are shared by every capture that
-        # shows the value: nothing changes a scalar node once made (pruning replaces only
-        # containers), and a capture's result is only serialised.
-        self.scalars: Dict[Any, Tuple[Dict[str, Any], int]] = {}
+        # Short strs and ints seen before (exact types only: a str never equals an int), and
+        # mapping entries of a str key and such a value, by their (key, value) pair: (node
+        # or entry, JSON size). A plain dict whose single operations are atomic, shared by
+        # the threads capturing with this Capturer. The nodes are shared by every capture
+        # that shows the value: nothing changes a scalar node or an entry once made (pruning
+        # replaces only containers), and a capture's result is only serialised.
+        self.scalars: Dict[Any, Tuple[Any, int]] = {}
         # Str dict keys seen before: (node, JSON size, secret name?).
         self.keys: Dict[str, Tuple[Dict[str, Any], int, bool]] = {}
         # Names of locals and fields seen before: -1 a dunder (skipped), 0 secret, else the
