@@ -79,6 +79,21 @@ def place(client: Client, service: str, **probe: Any) -> str:
     return created.id
 
 
+def refused(client: Client, service: str, file: str, line: int) -> str:
+    """Place a tracepoint the agent cannot install; the error message its status shows."""
+    created = client.create_probe(
+        NewProbe(kind="tracepoint", file=file, line=line, target=Target(service=service))
+    )
+
+    def failed() -> str:
+        statuses = client.probe(created.id).statuses
+        if [s.state for s in statuses] == ["error"]:
+            return statuses[0].message or "(no message)"
+        return ""
+
+    return wait_until(failed, TIMEOUT, f"an error status for {file}:{line}")
+
+
 @dataclass
 class RealApp:
     """What a runtime's test gives the round trip: the app, how peephole names its files,

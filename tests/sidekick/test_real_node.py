@@ -18,6 +18,7 @@ from sidekick.live import (
     field_value,
     local,
     only_instance_is,
+    refused,
     registered,
     round_trip,
 )
@@ -89,3 +90,10 @@ def test_a_probe_keeps_working_when_the_server_restarts(tmp_path: Path, node_mod
     with attached(tmp_path, start) as (server, client, app):
         connected_instance(client, "demo-node")
         across_restart(server, client, node_probes(app))
+
+
+def test_a_script_the_agent_has_not_loaded_is_an_error(tmp_path: Path, node_modules: str) -> None:
+    with attached(tmp_path, functools.partial(node_app, node_modules)) as (_, client, _app):
+        connected_instance(client, "demo-node")
+        message = refused(client, "demo-node", "nope.js", 3)
+        assert "nope.js on line 3" in message and "2050" in message, message
