@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Optional, cast
 
 from sqlalchemy import CursorResult, and_, delete, func, or_, select
-from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session
 
 from peephole import protocol
@@ -99,7 +98,7 @@ def insert_many(session: Session, batches: list[Batch], now: float) -> list[Stor
                 captures[probe_id] = captures.get(probe_id, 0) + 1
                 first_capture.setdefault(probe_id, index)
     if rows:
-        connection.execute(sql_insert(EventRow), rows)
+        connection.exec_driver_sql(_insert_sql(connection.dialect.name), rows)
     done = probe_store.add_captures(session, captures, now)
     stored = [Stored(fresh, []) for fresh in fresh_per_batch]
     for probe_id in done:
@@ -129,6 +128,28 @@ def _prepare(batch: Batch, now: float) -> tuple[dict[str, dict[str, Any]], dict[
         if payloads is not None:
             raw[event["id"]] = payloads[index]
     return events, raw
+
+
+ROW_COLUMNS = (
+    "id",
+    "type",
+    "service",
+    "instance_id",
+    "probe_id",
+    "fingerprint",
+    "trace_id",
+    "time",
+    "payload",
+)
+
+
+def _insert_sql(dialect: str) -> str:
+    """The events INSERT for the driver's own executemany of dicts (sqlite3 or psycopg):
+    SQLAlchemy's per-row parameter handling cost a tenth of ingest, and these columns need
+    no conversion."""
+    marks = ":{}" if dialect == "sqlite" else "%({})s"
+    values = ", ".join(marks.format(name) for name in ROW_COLUMNS)
+    return f"INSERT INTO {EventRow.__tablename__} ({', '.join(ROW_COLUMNS)}) VALUES ({values})"
 
 
 def _row(event: dict[str, Any], payload: Optional[str]) -> dict[str, Any]:
