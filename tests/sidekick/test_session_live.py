@@ -15,7 +15,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from server.conftest import AGENT_KEY, LiveServer, client_for, make_settings
+from peephole.cli.main import run
+from server.conftest import ADMIN_TOKEN, AGENT_KEY, LiveServer, client_for, make_settings
 from sidekick.fixture_frames import frames
 from waiting import wait_until
 
@@ -254,3 +255,32 @@ async def test_an_instance_id_of_another_service_is_not_taken_over(server: LiveS
         assert refused.value.response.status_code == 409
         await first.send(json.dumps({"type": "Request", "name": "GetConfigRequest", "id": "x"}))
         assert json.loads(await first.recv())["requestId"] == "x"  # still connected
+
+
+async def test_the_cli_lists_the_instance_and_shows_its_snapshot(
+    agent: FakeSidekick,
+    api: httpx.Client,
+    server: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("PEEPHOLE_URL", server.url)
+    monkeypatch.setenv("PEEPHOLE_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("COLUMNS", "200")
+    body = {"kind": "tracepoint", "file": "app.js", "line": 11, "target": {"service": SERVICE}}
+    probe = api.post("/probes", json=body).json()
+    await agent.next("PutTracePointRequest")
+    await agent.send(snapshot(probe["id"]))
+    stored = wait_until(
+        lambda: api.get("/events", params={"probe_id": probe["id"]}).json()["events"],
+        what="the snapshot was never stored",
+    )
+    capsys.readouterr()
+    assert run(["instances", "--service", SERVICE]) == 0
+    assert agent.instance_id in capsys.readouterr().out
+    assert run(["snapshots", "show", stored[0]["id"]]) == 0
+    shown = capsys.readouterr().out
+    assert "checkout" in shown and "app.js:19" in shown  # the caller's line, 1-based
+    assert "id = 'c1'" in shown and "vip = True" in shown
