@@ -64,8 +64,7 @@ async def sidekick_endpoint(websocket: WebSocket) -> None:
             held.kick("replaced by a newer connection of the same Sidekick instance")
         try:
             policy, _ = await broker.register(connection)
-        except instance_store.InstanceHeld:
-            connection.kick("instance id in use by a connection on another server")
+        except instance_store.InstanceHeld:  # connected to another server process
             await websocket.close(POLICY_VIOLATION, close_reason("instance id in use elsewhere"))
             return
         registered = True
