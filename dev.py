@@ -48,6 +48,31 @@ FLOOR_TESTS = (
     "tests/agent/test_instrument.py",
     "tests/agent/test_launch.py",
 )
+# The web frameworks the agent's integrations hook; FRAMEWORKS in
+# src/peephole/agent/integrations declares the versions supported. tests/integrations runs on
+# every interpreter twice: in its agent venv with the newest versions that install there (the
+# integrations-test extra), and with the oldest supported ones, installed once into a
+# site-packages directory put first on PYTHONPATH (one pip install, not five venvs to build).
+OLDEST_FRAMEWORKS = (
+    "flask==2.3.*",
+    "werkzeug==2.3.*",
+    "django==4.2.*",
+    "starlette==0.37.*",
+    "fastapi==0.110.*",  # FastAPI on that Starlette
+)
+OLDEST_FRAMEWORK_TESTS = (
+    "tests/integrations/test_versions.py",
+    "tests/integrations/test_flask.py",
+    "tests/integrations/test_django.py",
+    "tests/integrations/test_fastapi.py",
+    "tests/integrations/test_import_hooks.py",
+)
+# Where a framework does not install or run on a Python, said here and printed, never a
+# silent skip: (Python, "newest" or "oldest") -> (test files left out, why). Empty: every
+# framework runs at both ends on 3.9-3.13. Newest means the newest that installs on that
+# Python (Django 4.2 on 3.9, 5.2 on 3.10 and 3.11, 6.x on 3.12+).
+FRAMEWORK_GAPS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
+FRAMEWORKS_OLDEST_DIR = AGENT_VENVS / "frameworks-oldest"
 PG_PORT = 5432  # where tests/server/conftest.py looks
 PG_DIR = AGENT_VENVS / "postgres"
 LINTED = ("src", "tests", "benchmarks", "tools", "dev.py")
@@ -124,6 +149,32 @@ def ensure_venv(path: Path, python: str, extras: str, pins: tuple[str, ...] = ()
     subprocess.run([*pip, "-e", f"{ROOT}[{extras}]", *pins], check=True)
     stamp.write_text(digest)
     return bin_python
+
+
+def ensure_oldest_frameworks(python: str) -> Path:
+    """``OLDEST_FRAMEWORKS`` in a site-packages directory of their own (the agent classifies
+    frames by that name), reinstalled when the pins change. Without their dependencies: the
+    frameworks are pure Python, one copy serves every interpreter, and the agent venvs hold
+    the dependencies (the integrations-test extra), new enough for both ends."""
+    target = FRAMEWORKS_OLDEST_DIR / "site-packages"
+    stamp = FRAMEWORKS_OLDEST_DIR / ".peephole-stamp"
+    digest = hashlib.sha256(" ".join(OLDEST_FRAMEWORKS).encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return target
+    print("==> installing the oldest supported frameworks", flush=True)
+    shutil.rmtree(target, ignore_errors=True)
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps"]
+    subprocess.run([*pip, "--target", str(target), *OLDEST_FRAMEWORKS], check=True)
+    stamp.write_text(digest)
+    return target
+
+
+def _framework_gaps(version: str, end: str) -> list[str]:
+    """``--ignore`` options for what ``FRAMEWORK_GAPS`` leaves out, said aloud."""
+    files, why = FRAMEWORK_GAPS.get((version, end), ((), ""))
+    for name in files:
+        print(f"==> Python {version}, {end} frameworks: {name} is not run: {why}", flush=True)
+    return [f"--ignore={name}" for name in files]
 
 
 def ensure_main_venv() -> Path:
@@ -329,7 +380,9 @@ def run_tests(fast: bool, extra: list[str]) -> int:
                 sys.exit(f"Python {version} is required in CI and was not found")
             print(f"==> Python {version} not found: its agent tests are skipped", flush=True)
             continue
-        pythons[version] = str(ensure_venv(AGENT_VENVS / f"py{version}", interpreter, "agent-test"))
+        pythons[version] = str(
+            ensure_venv(AGENT_VENVS / f"py{version}", interpreter, "agent-test,integrations-test")
+        )
     env = dict(os.environ)
     env["PEEPHOLE_TEST_PYTHONS"] = ",".join(f"{v}={p}" for v, p in pythons.items())
     env.update(ensure_sidekick_agents())
@@ -345,11 +398,30 @@ def run_tests(fast: bool, extra: list[str]) -> int:
     ]
     if "3.9" in pythons:
         steps.append(("mypy (3.9)", _mypy_39(str(python), pythons["3.9"])))
+    oldest = ensure_oldest_frameworks(str(python))
     for version, interpreter in pythons.items():
         steps.append(
             (
-                f"agent tests on Python {version}",
-                _pytest(interpreter, f"agent-{version}", ["tests/agent"]),
+                f"agent and framework tests on Python {version} (newest frameworks)",
+                _pytest(
+                    interpreter,
+                    f"agent-{version}",
+                    ["tests/agent", "tests/integrations", *_framework_gaps(version, "newest")],
+                ),
+            )
+        )
+        steps.append(
+            (
+                f"framework tests on Python {version} (oldest supported frameworks)",
+                [
+                    "env",
+                    f"PYTHONPATH={oldest}",
+                    *_pytest(
+                        interpreter,
+                        f"frameworks-oldest-{version}",
+                        [*OLDEST_FRAMEWORK_TESTS, *_framework_gaps(version, "oldest")],
+                    ),
+                ],
             )
         )
     steps.append(
@@ -361,7 +433,11 @@ def run_tests(fast: bool, extra: list[str]) -> int:
     steps.append(
         (
             "server, client, CLI and end-to-end tests",
-            _pytest(str(python), "main", ["tests", "--ignore=tests/agent", *extra]),
+            _pytest(
+                str(python),
+                "main",
+                ["tests", "--ignore=tests/agent", "--ignore=tests/integrations", *extra],
+            ),
         )
     )
     stop_postgres = ensure_postgres()

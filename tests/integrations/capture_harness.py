@@ -69,7 +69,9 @@ def serve_asgi(app: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port; yields the base URL."""
     import uvicorn
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none"
+    )  # no WebSocket protocol: an older uvicorn (on 3.9) uses one websockets deprecated
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run)
     thread.start()
