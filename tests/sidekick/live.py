@@ -124,11 +124,15 @@ def round_trip(client: Client, real: RealApp) -> tuple[Event, Event]:
     wait_until(lambda: len(events(client, tracepoint)) == 2, TIMEOUT, "the second snapshot")
     client.delete_probe(tracepoint)
     client.delete_probe(logpoint)
-    seen = {tracepoint: 2, logpoint: 1}
+    stopped(client, real, {tracepoint: 2, logpoint: 1})
+    return snapshot, logs[0]
 
-    # A probe placed after the removals reaches the agent after them. Python's agent may send
-    # a snapshot after a later line's event of the same hit, so the check waits for the later
-    # probe's line of the hit after next: the removed probes' events would be in by then.
+
+def stopped(client: Client, real: RealApp, seen: dict[str, int]) -> None:
+    """The probes in ``seen`` (with their event counts) get no more events: shown by a probe
+    placed now, which reaches the agent after whatever removed them. Python's agent may send a
+    snapshot after a later line's event of the same hit, so this waits for the later probe's
+    line of the hit after next: the stopped probes' events would be in by then."""
     barrier = place(
         client,
         real.service,
@@ -142,11 +146,37 @@ def round_trip(client: Client, real: RealApp) -> tuple[Event, Event]:
     wait_until(
         lambda: any(e.message == f"after c{last}" for e in events(client, barrier)),
         TIMEOUT,
-        f"the later probe's line of hit {last}: {[e.message for e in events(client, barrier)]}",
+        f"the later probe's line of hit {last}",
     )
     counts = {probe: len(events(client, probe)) for probe in seen}
-    assert counts == seen, f"events of the removed probes: {counts}, before removal: {seen}"
-    return snapshot, logs[0]
+    assert counts == seen, f"events of the stopped probes: {counts}, before: {seen}"
+
+
+def condition_and_hit_limit(client: Client, real: RealApp) -> None:
+    """A condition written the peephole way is evaluated by the agent (only the VIP hit is
+    captured), and a hit limit is kept by the server, since neither agent keeps it as peephole
+    means it: after two captures the probe is done and gets nothing more."""
+    vip_only = place(
+        client,
+        real.service,
+        kind="tracepoint",
+        file=real.file,
+        line=real.checkout,
+        condition="user.vip == True",
+    )
+    real.app.hit()
+    vip = real.app.hit("vip").split()[1]
+    captured = wait_until(lambda: events(client, vip_only), TIMEOUT, "the VIP hit's snapshot")
+    assert [field_value(local(e, "cart"), "id") for e in captured] == [f"c{vip}"]
+    client.delete_probe(vip_only)
+
+    limited = place(
+        client, real.service, kind="tracepoint", file=real.file, line=real.checkout, hit_limit=2
+    )
+    real.app.hit()
+    real.app.hit()
+    wait_until(lambda: client.probe(limited).state == "done", TIMEOUT, "the probe done")
+    stopped(client, real, {vip_only: 1, limited: 2})
 
 
 def across_restart(server: ServerProcess, client: Client, real: RealApp) -> None:

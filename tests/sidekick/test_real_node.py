@@ -14,6 +14,7 @@ from sidekick.live import (
     RealApp,
     across_restart,
     attached,
+    condition_and_hit_limit,
     connected_instance,
     field_value,
     local,
@@ -97,3 +98,11 @@ def test_a_script_the_agent_has_not_loaded_is_an_error(tmp_path: Path, node_modu
         connected_instance(client, "demo-node")
         message = refused(client, "demo-node", "nope.js", 3)
         assert "nope.js on line 3" in message and "2050" in message, message
+
+
+def test_a_condition_filters_hits_and_the_server_keeps_the_hit_limit(
+    tmp_path: Path, node_modules: str
+) -> None:
+    with attached(tmp_path, functools.partial(node_app, node_modules)) as (_, client, app):
+        connected_instance(client, "demo-node")
+        condition_and_hit_limit(client, node_probes(app))

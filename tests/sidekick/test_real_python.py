@@ -15,6 +15,7 @@ from sidekick.live import (
     RealApp,
     across_restart,
     attached,
+    condition_and_hit_limit,
     connected_instance,
     field_value,
     local,
@@ -110,3 +111,11 @@ def test_a_probe_keeps_working_when_the_server_restarts(tmp_path: Path, python38
     with attached(tmp_path, start) as (server, client, app):
         connected_instance(client, "demo-python")
         across_restart(server, client, python_probes(app))
+
+
+def test_a_condition_filters_hits_and_the_server_keeps_the_hit_limit(
+    tmp_path: Path, python38: str
+) -> None:
+    with attached(tmp_path, functools.partial(python_app, python38)) as (_, client, app):
+        connected_instance(client, "demo-python")
+        condition_and_hit_limit(client, python_probes(app))
