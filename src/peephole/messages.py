@@ -308,6 +308,10 @@ class _Bad(Exception):
 
 
 Check = Callable[[Any], None]
+# Checks the object checker runs inline: check -> (str, min length, max length) or
+# (int or float, low, high); the check itself runs only to word a refusal.
+_INLINE: Dict[Check, Tuple[type, float, float]] = {}
+_DICT = {dict}
 
 
 def _compile(hint: Any) -> Check:
@@ -368,6 +372,8 @@ def _union(options: Tuple[Any, ...]) -> Check:
             if value is not None:
                 inner(value)
 
+        if inner in _INLINE:
+            _INLINE[optional] = _INLINE[inner]
         return optional
     by_type = {type_of(o): _compile(o) for o in rest}
     named = f"must be one of {', '.join(repr(t) for t in by_type)}"
@@ -409,6 +415,8 @@ def _text(marks: Tuple[Any, ...]) -> Check:
         if choices is not None and value not in choices:
             raise _Bad(problem)
 
+    if choices is None:
+        _INLINE[check] = (str, low, top)
     return check
 
 
@@ -426,6 +434,7 @@ def _number(kind: type, marks: Tuple[Any, ...]) -> Check:
         if type(value) not in kinds or not low <= value <= high:
             raise _Bad(problem)
 
+    _INLINE[check] = (kind, low, high)
     return check
 
 
@@ -438,7 +447,7 @@ def _list(item: Any, marks: Tuple[Any, ...]) -> Check:
         def objects(value: Any) -> None:
             if type(value) is not list or not low <= len(value) <= top:
                 raise _Bad(problem)
-            if not all(isinstance(element, dict) for element in value):
+            if not set(map(type, value)) <= _DICT:
                 at = next(i for i, e in enumerate(value) if not isinstance(e, dict))
                 raise _Bad("must be an object", at)
 
@@ -491,6 +500,10 @@ def _object(definition: type) -> Check:
         required = frozenset(definition.__required_keys__)  # type: ignore[attr-defined]
     missing = [name for name in hints if name in required]  # reported in definition order
     checks = {name: _compile(hint) for name, hint in hints.items()}
+    checks = {name: inner for name, inner in checks.items() if inner is not _anything}
+    texts = {n: i[1:] for n, c in checks.items() if (i := _INLINE.get(c)) and i[0] is str}
+    ints = {n: i[1:] for n, c in checks.items() if (i := _INLINE.get(c)) and i[0] is int}
+    floats = {n: i[1:] for n, c in checks.items() if (i := _INLINE.get(c)) and i[0] is float}
 
     def check(value: Any) -> None:
         if not isinstance(value, dict):
@@ -498,6 +511,15 @@ def _object(definition: type) -> Check:
         if not required <= value.keys():
             raise _Bad("is missing", next(name for name in missing if name not in value))
         for name, item in value.items():
+            kind = type(item)  # text and numbers within bounds are checked inline: most fields
+            if kind is str:
+                bounds = texts.get(name)
+                if bounds is not None and bounds[0] <= len(item) <= bounds[1]:
+                    continue
+            elif kind is int or kind is float:
+                bounds = floats.get(name) or (ints.get(name) if kind is int else None)
+                if bounds is not None and bounds[0] <= item <= bounds[1]:
+                    continue
             inner = checks.get(name)
             if inner is not None:
                 try:
