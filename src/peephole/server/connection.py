@@ -67,7 +67,8 @@ class ProbeLists:
 
 
 def full_message(specs: dict[str, str]) -> tuple[str, int]:
-    """A ``probes`` message with as many specs as fit; returns it and how many were left out."""
+    """A ``probes`` message (:class:`peephole.messages.Probes`, written as text around specs
+    encoded once) with as many specs as fit; returns it and how many were left out."""
     budget = protocol.MAX_MESSAGE_BYTES - ENVELOPE_BYTES
     chosen: list[str] = []
     for text in specs.values():
@@ -79,7 +80,8 @@ def full_message(specs: dict[str, str]) -> tuple[str, int]:
 
 
 def delta_messages(changed: list[str], removed: list[str], keep: Optional[list[str]]) -> list[str]:
-    """``probes_delta`` messages carrying ``changed`` specs, each under the message limit.
+    """``probes_delta`` messages (:class:`peephole.messages.ProbesDelta`, written as text)
+    carrying ``changed`` specs, each under the message limit.
 
     The first message carries ``remove`` and ``keep`` (ids only: 20 bytes a probe, so a
     service would need some 200,000 live probes to overflow it), the specs follow in as many

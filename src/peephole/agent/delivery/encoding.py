@@ -90,6 +90,7 @@ def encode_events(
 
 
 def events_message(seq: int, events: List[bytes], dropped: int) -> str:
-    """An ``events`` message around events already encoded (see :func:`encode_events`)."""
+    """An ``events`` message (:class:`peephole.messages.Events`) around events already
+    encoded (see :func:`encode_events`)."""
     body = b",".join(events).decode()
     return f'{{"type":"events","seq":{seq},"events":[{body}],"dropped":{dropped}}}'
