@@ -54,7 +54,6 @@ MAX_EVENTS_PER_MESSAGE = 10_000
 EventId = Annotated[str, Size(1, 64)]
 ProbeId = str
 Frames = Annotated[List[Dict[str, Any]], Shallow()]  # see protocol.py: captured values
-Level = Annotated[str, OneOf(protocol.LOG_LEVELS)]
 InstanceDict = Annotated[Dict[str, Any], Shape(InstanceInfo)]
 StatusDict = Annotated[Dict[str, Any], Shape(ProbeStatus)]
 HealthDict = Annotated[Dict[str, Any], Shape(AgentHealth)]
@@ -109,7 +108,7 @@ class LogEvent(_LogBase, _EventExtras, total=False):
     probe_version: SmallCount
     file: str
     line: SmallCount
-    level: Level
+    level: protocol.LogLevel
     message: str
     errors: List[str]  # placeholders that failed, and why
 

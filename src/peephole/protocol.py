@@ -38,6 +38,7 @@ from typing import (
     Any,
     Dict,
     List,
+    Literal,
     Mapping,
     Optional,
     Tuple,
@@ -68,11 +69,13 @@ FEATURES = (PROBE_DELTA,)
 TRACEPOINT = "tracepoint"
 LOGPOINT = "logpoint"
 PROBE_KINDS = (TRACEPOINT, LOGPOINT)
+ProbeKind = Literal["tracepoint", "logpoint"]  # the same, as a type (Pydantic, TypedDicts)
 
 SNAPSHOT = "snapshot"
 LOG = "log"
 EXCEPTION = "exception"
 EVENT_TYPES = (SNAPSHOT, LOG, EXCEPTION)
+EventType = Literal["snapshot", "log", "exception"]
 
 # Probe states, as reported per instance.
 PENDING = "pending"  # the module is not loaded yet; installed at import
@@ -83,6 +86,7 @@ EXPIRED = "expired"
 DONE = "done"  # hit limit reached
 DISABLED = "disabled"
 PROBE_STATES = (PENDING, ACTIVE, ERROR, THROTTLED, EXPIRED, DONE, DISABLED)
+ProbeState = Literal["pending", "active", "error", "throttled", "expired", "done", "disabled"]
 
 # What a person may change on a probe after creating it (the API's edit, the CLI, the UI).
 EDITABLE_FIELDS = (
@@ -101,7 +105,8 @@ EDITABLE_FIELDS = (
 
 CUTS = ("depth", "items", "length", "budget", "redacted", "unsupported")
 
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LOG_LEVELS: Tuple[str, ...] = get_args(LogLevel)
 
 
 class ProtocolError(ValueError):

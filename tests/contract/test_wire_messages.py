@@ -153,6 +153,9 @@ def test_the_definitions_name_the_types_the_protocol_names() -> None:
     """``Literal`` types cannot use the protocol's constants, so they are compared here."""
     event_types = {messages.type_of(d) for d in get_args(messages.Event)}
     assert event_types == set(protocol.EVENT_TYPES)
+    assert get_args(protocol.EventType) == protocol.EVENT_TYPES
+    assert get_args(protocol.ProbeKind) == protocol.PROBE_KINDS
+    assert get_args(protocol.ProbeState) == protocol.PROBE_STATES
 
 
 @pytest.mark.parametrize(
