@@ -80,34 +80,36 @@ class _EventExtras(TypedDict, total=False):
     thread: str
 
 
-class _SnapshotBase(_EventBase):
-    type: Literal["snapshot"]  # protocol.SNAPSHOT
+class _ProbeEvent(_EventBase):
     probe_id: ProbeId
 
 
-class SnapshotEvent(_SnapshotBase, _EventExtras, total=False):
+class _ProbeEventExtras(_EventExtras, total=False):
+    probe_version: SmallCount
+    file: str  # the deployed file the probe resolved to
+    line: SmallCount
+
+
+class _SnapshotBase(_ProbeEvent):
+    type: Literal["snapshot"]  # protocol.SNAPSHOT
+
+
+class SnapshotEvent(_SnapshotBase, _ProbeEventExtras, total=False):
     """A tracepoint's hit: the stack, some frames' locals, the watches' values."""
 
-    probe_version: SmallCount
-    file: str
-    line: SmallCount
     frames: Frames  # innermost first: file, line, function, module, locals (some frames)
     watches: Frames  # [{"expr", "value"} | {"expr", "error"}]
     size: Count  # bytes of captured values
     cut: str  # "budget" when values were pruned to fit
 
 
-class _LogBase(_EventBase):
+class _LogBase(_ProbeEvent):
     type: Literal["log"]  # protocol.LOG
-    probe_id: ProbeId
 
 
-class LogEvent(_LogBase, _EventExtras, total=False):
+class LogEvent(_LogBase, _ProbeEventExtras, total=False):
     """A logpoint's line."""
 
-    probe_version: SmallCount
-    file: str
-    line: SmallCount
     level: protocol.LogLevel
     message: str
     errors: List[str]  # placeholders that failed, and why
