@@ -397,3 +397,33 @@ def count(session: Session, service: Optional[str] = None) -> int:
     if service:
         stmt = stmt.where(EventRow.service == service)
     return int(session.scalar(stmt) or 0)
+
+
+def adjacent(session: Session, event_id: str, newer: bool) -> Optional[str]:
+    """The id of the hit of the same probe (and type) just after (``newer``) or just before
+    this event in (time, seq) order: one row read, however many hits the probe has, and hits
+    stored at the same time are ordered by seq, not skipped."""
+    own = session.execute(
+        select(EventRow.time, EventRow.seq, EventRow.probe_id, EventRow.type).where(
+            EventRow.id == event_id
+        )
+    ).first()
+    if own is None or own.probe_id is None:
+        return None
+    if newer:
+        beyond = or_(
+            EventRow.time > own.time, and_(EventRow.time == own.time, EventRow.seq > own.seq)
+        )
+        order = (EventRow.time.asc(), EventRow.seq.asc())
+    else:
+        beyond = or_(
+            EventRow.time < own.time, and_(EventRow.time == own.time, EventRow.seq < own.seq)
+        )
+        order = (EventRow.time.desc(), EventRow.seq.desc())
+    stmt = (
+        select(EventRow.id)
+        .where(EventRow.probe_id == own.probe_id, EventRow.type == own.type, beyond)
+        .order_by(*order)
+        .limit(1)
+    )
+    return session.scalar(stmt)
