@@ -12,6 +12,7 @@ from typing import Any, Iterable, Optional
 from sqlalchemy.orm import Session
 
 from peephole import protocol
+from peephole.server.api import responses
 from peephole.server.batcher import Batcher
 from peephole.server.cluster import Cluster
 from peephole.server.connection import AgentConnection
@@ -51,7 +52,8 @@ class Broker:
     # --- views ---------------------------------------------------------------------------
 
     def event_view(self, event: dict[str, Any]) -> dict[str, Any]:
-        """An event as people see it: with a trace link when the server has a template."""
+        """An event as people see it, in the REST API, the live stream and the UI alike: its
+        response model (``api.responses``), with a trace link when the server has a template."""
         template = self.settings.trace_link_template
         trace_id = event.get("trace_id")
         if template and isinstance(trace_id, str) and trace_id:
@@ -59,7 +61,7 @@ class Broker:
             event["trace_link"] = template.replace("{trace_id}", trace_id).replace(
                 "{span_id}", span_id if isinstance(span_id, str) else ""
             )
-        return event
+        return responses.event(event).model_dump()
 
     # --- probes --------------------------------------------------------------------------
 

@@ -60,14 +60,14 @@ async def list_events(
     events, next_cursor = await broker.db.read(
         lambda s: event_store.query(s, where, limit, position)
     )
-    return {"events": [_view(broker, e) for e in events], "next_cursor": next_cursor}
+    return {"events": [broker.event_view(e) for e in events], "next_cursor": next_cursor}
 
 
 @router.get("/events/{event_id}", response_model=responses.Event)
 async def get_event(
     event_id: EventId, broker: Broker = Depends(get_broker), _: Principal = Depends(auth.viewer)
 ) -> dict[str, Any]:
-    return _view(broker, await broker.db.read(lambda s: event_store.get(s, event_id)))
+    return broker.event_view(await broker.db.read(lambda s: event_store.get(s, event_id)))
 
 
 @router.get("/exceptions", response_model=list[responses.ExceptionGroup])
@@ -88,10 +88,5 @@ async def get_exception_group(
     _: Principal = Depends(auth.viewer),
 ) -> dict[str, Any]:
     group = await broker.db.read(lambda s: event_store.exception_group(s, fingerprint, events))
-    group["events"] = [_view(broker, e) for e in group["events"]]
+    group["events"] = [broker.event_view(e) for e in group["events"]]
     return group
-
-
-def _view(broker: Broker, event: dict[str, Any]) -> dict[str, Any]:
-    """An event as its response model has it (see ``responses.event``)."""
-    return responses.event(broker.event_view(event)).model_dump()
