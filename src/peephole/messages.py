@@ -65,8 +65,9 @@ SpecDict = Annotated[Dict[str, Any], Shape(ProbeSpec)]
 
 
 class _EventBase(TypedDict):
-    """What every event has. Required keys are what the server needs to store an event;
-    the agent sends every key its definition lists."""
+    """What every event has. Required keys are what the server needs to store an event
+    (an event that names no probe is kept, as exceptions are); the agent sends every key its
+    definition lists."""
 
     id: EventId
     time: Time
@@ -80,17 +81,14 @@ class _EventExtras(TypedDict, total=False):
     thread: str
 
 
-class _ProbeEvent(_EventBase):
-    probe_id: ProbeId
-
-
 class _ProbeEventExtras(_EventExtras, total=False):
+    probe_id: ProbeId  # the server keeps only events of probes it sent to the connection
     probe_version: SmallCount
     file: str  # the deployed file the probe resolved to
     line: SmallCount
 
 
-class _SnapshotBase(_ProbeEvent):
+class _SnapshotBase(_EventBase):
     type: Literal["snapshot"]  # protocol.SNAPSHOT
 
 
@@ -103,7 +101,7 @@ class SnapshotEvent(_SnapshotBase, _ProbeEventExtras, total=False):
     cut: str  # "budget" when values were pruned to fit
 
 
-class _LogBase(_ProbeEvent):
+class _LogBase(_EventBase):
     type: Literal["log"]  # protocol.LOG
 
 

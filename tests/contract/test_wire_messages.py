@@ -164,8 +164,17 @@ def test_the_definitions_name_the_types_the_protocol_names() -> None:
         ({"type": "heartbeat"}, "heartbeat: time is missing"),
         ({"type": "heartbeat", "time": True}, "heartbeat: time must be a time in seconds"),
         (
-            {"type": "events", "seq": 1, "events": [{"id": "e", "type": "log", "time": 1}]},
-            "events: events[0].probe_id is missing",
+            {"type": "events", "seq": 1, "events": [{"id": "e", "type": "log"}]},
+            "events: events[0].time is missing",
+        ),
+        (
+            {
+                "type": "events",
+                "seq": 1,
+                "events": [{"id": "e", "type": "log", "time": 1, "level": "loud"}],
+            },
+            "events: events[0].level must be 'debug' or 'info' or 'warning' or 'error' or "
+            "'critical'",
         ),
         (
             {"type": "events", "seq": 1, "events": [{"id": "e", "type": "x", "time": 1}]},
