@@ -146,7 +146,8 @@ exactly these, which `tests/contract/test_rest_contract.py` checks.
 - **Event**: by `type`, a [SnapshotEvent](#snapshotevent), [LogEvent](#logevent) or
   [ExceptionEvent](#exceptionevent): what the agent sent, with `service`, `instance_id` and
   `time` as the server stored them, and `trace_link` when the server has a trace link template
-  and the event a trace id. Fields an agent sent that are not listed are not passed on.
+  and the event a trace id. Fields an agent sent that are not listed are not passed on. The
+  live stream (`WS /api/v1/stream`) sends events in these same shapes.
   Captured values (`frames`, `watches`, `chain`) use the shape described at the top of
   [`protocol.py`](../src/peephole/protocol.py).
 """
