@@ -57,22 +57,18 @@ async def list_events(
     return events
 
 
-async def neighbours(
-    broker: Broker, principal: Principal, event: dict[str, Any]
-) -> tuple[Optional[str], Optional[str]]:
-    """The ids of the previous and next hit of the same probe."""
-    probe_id = event.get("probe_id")
-    if not probe_id or event["type"] != protocol.SNAPSHOT:
+async def neighbours(broker: Broker, event: dict[str, Any]) -> tuple[Optional[str], Optional[str]]:
+    """The ids of the previous and next hit of the same probe, in (time, seq) order (the
+    page read the event itself through the API, which checked the viewer)."""
+    if not event.get("probe_id") or event["type"] != protocol.SNAPSHOT:
         return None, None
-    at = float(event["time"])
-    older = await list_events(
-        broker, principal, type=protocol.SNAPSHOT, probe_id=probe_id, limit=1, cursor=f"{at!r}:0"
+    event_id = str(event["id"])
+    return await broker.db.read(
+        lambda s: (
+            event_store.adjacent(s, event_id, newer=False),
+            event_store.adjacent(s, event_id, newer=True),
+        )
     )
-    newer = await list_events(
-        broker, principal, type=protocol.SNAPSHOT, probe_id=probe_id, since=at, limit=1000
-    )
-    later = [e for e in newer if e["id"] != event["id"] and e["time"] >= at]
-    return (older[0]["id"] if older else None), (later[-1]["id"] if later else None)
 
 
 async def frame_source(
@@ -130,7 +126,7 @@ async def event_page(
     no_source = "no frames"
     if chosen is not None:
         source, no_source = await frame_source(broker, viewer.principal, event["service"], chosen)
-    older, newer = await neighbours(broker, viewer.principal, event)
+    older, newer = await neighbours(broker, event)
     return page(
         request,
         "event.html",
