@@ -599,3 +599,25 @@ def scalar_text(kind: str, value: Any) -> str:
     if value is None:
         return "None"
     return repr(value) if not isinstance(value, str) else value
+
+
+# --- text shown to people: control characters escaped, in the CLI and the web UI alike ------
+
+# C0 and C1 control characters, DEL, and the bidirectional marks and overrides that reorder
+# what a terminal or a page shows: captured text (an exception message, a log line, a value,
+# a name) may hold any of them, and printed raw an ESC sequence rewrites the operator's
+# terminal. Inclusive ranges of code points; the web UI's tree.js mirrors them (its CONTROL),
+# and a test compares the two.
+CONTROL_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x200E, 0x200F), (0x202A, 0x202E), (0x2066, 0x2069))
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = {
+    code: _NAMED_ESCAPES.get(chr(code)) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    for first, last in CONTROL_RANGES
+    for code in range(first, last + 1)
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``, ``\\u202e``), so
+    shown text never moves the cursor, clears the screen or reorders what follows."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
