@@ -107,6 +107,12 @@ def uses(importer: Module, known: dict[str, Module]) -> Iterator[tuple[str, str,
             for alias in node.names:
                 if alias.asname and alias.name in known:
                     aliases[alias.asname] = alias.name
+    # A module name also used for a local variable somewhere is not followed (no scopes here).
+    for node in ast.walk(importer.tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            aliases.pop(node.id, None)
+        elif isinstance(node, ast.arg):
+            aliases.pop(node.arg, None)
     for node in ast.walk(importer.tree):
         if (
             isinstance(node, ast.Attribute)

@@ -49,6 +49,31 @@ from peephole.protocol import (
     Time,
 )
 
+__all__ = [
+    "Ack",
+    "AgentMessage",
+    "Error",
+    "Event",
+    "ExceptionEvent",
+    "Files",
+    "GetSource",
+    "Heartbeat",
+    "Hello",
+    "ListFiles",
+    "LogEvent",
+    "Policy",
+    "Probes",
+    "ProbesDelta",
+    "ServerMessage",
+    "SnapshotEvent",
+    "Source",
+    "Status",
+    "Welcome",
+    "agent_message",
+    "check",
+    "type_of",
+]
+
 MAX_EVENTS_PER_MESSAGE = 10_000
 
 EventId = Annotated[str, Size(1, 64)]

@@ -24,7 +24,7 @@ from typing import List, Optional, Set
 
 from peephole.protocol import AgentHealth
 
-__all__ = ["abandoned", "internal_error", "log_new", "reset_after_fork", "snapshot"]
+__all__ = ["abandoned", "internal_error", "log_new", "logger", "reset_after_fork", "snapshot"]
 
 logger = logging.getLogger("peephole")
 

@@ -28,6 +28,8 @@ from peephole.server.store import NotFound, credentials
 from peephole.server.store import instances as instance_store
 from peephole.server.stream import stream_endpoint
 
+__all__ = ["announce_credentials", "app_from_environment", "create_app"]
+
 log = logging.getLogger("peephole.server")
 
 

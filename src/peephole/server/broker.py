@@ -25,6 +25,8 @@ from peephole.server.store import events as event_store
 from peephole.server.store import instances as instance_store
 from peephole.server.store import probes as probe_store
 
+__all__ = ["Broker"]
+
 log = logging.getLogger("peephole.server")
 
 TOUCH_SECONDS = protocol.HEARTBEAT_SECONDS / 2  # how often connected instances' last_seen is saved

@@ -28,6 +28,8 @@ from peephole.server.models import ProbeRow
 from peephole.server.store import probes as probe_store
 from peephole.server.targeting import target_matches
 
+__all__ = ["POLICY_VIOLATION", "AgentConnection", "ProbeLists", "close_reason"]
+
 log = logging.getLogger("peephole.server")
 
 OUTBOX_MESSAGES = 1000  # queued messages (acks, answers, policies) before an agent is too slow

@@ -22,6 +22,8 @@ from peephole.server.store import credentials
 from peephole.server.store import instances as instance_store
 from peephole.server.wsprotocol import EXTENSION, SocketControl
 
+__all__ = ["agent_endpoint"]
+
 log = logging.getLogger("peephole.server")
 
 HELLO_TIMEOUT = 10.0

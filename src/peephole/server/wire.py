@@ -25,6 +25,8 @@ try:
 except ImportError:  # pragma: no cover - a server dependency; the exact path works alone
     orjson = None  # type: ignore[assignment]
 
+__all__ = ["Message", "decode"]
+
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")

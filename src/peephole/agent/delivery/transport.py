@@ -42,6 +42,15 @@ if TYPE_CHECKING:
 
     from peephole.agent.core import Agent
 
+__all__ = [
+    "Transport",
+    "agent_url",
+    "backoff_delay",
+    "logger",
+    "runtime_name",
+    "say_rejections_on_stderr",
+]
+
 logger = logging.getLogger("peephole")
 logger.addHandler(logging.NullHandler())
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from peephole.server.api.schemas import Kind, Level, Role
 
 __all__ = [
+    "ERRORS",
     "AgentKey",
     "AuditEntry",
     "Event",

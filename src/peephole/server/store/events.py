@@ -16,6 +16,24 @@ from peephole.server.models import EventRow, ExceptionGroupRow
 from peephole.server.store import NotFound, by_prefix
 from peephole.server.store import probes as probe_store
 
+__all__ = [
+    "Batch",
+    "EventFilter",
+    "Origin",
+    "Stored",
+    "adjacent",
+    "by_ids",
+    "count",
+    "exception_group",
+    "exception_groups",
+    "get",
+    "insert",
+    "insert_many",
+    "parse_cursor",
+    "prune",
+    "query",
+]
+
 CAPTURE_TYPES = (protocol.SNAPSHOT, protocol.LOG)
 MAX_SEQ = 2**63 - 1
 ID_CHUNK = 5000  # ids per "IN (...)" query: SQLite allows 32,766 parameters a statement
