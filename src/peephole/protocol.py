@@ -53,6 +53,7 @@ from typing import (
 __all__ = [
     "ACTIVE",
     "AGENT_PATH",
+    "CONTROL_RANGES",
     "CUTS",
     "DISABLED",
     "DONE",
@@ -107,6 +108,7 @@ __all__ = [
     "expression_problem",
     "key_text",
     "new_event",
+    "printable",
     "readable_ref",
     "scalar_text",
     "template_problem",
