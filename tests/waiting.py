@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable, TypeVar
+from typing import Callable, TypeVar, Union
 
 T = TypeVar("T")
+What = Union[str, Callable[[], str]]  # a callable is asked only on failure (the state then)
 
 
 def wait_until(
     predicate: Callable[[], T],
     timeout: float = 10.0,
-    what: str = "the condition never held",
+    what: What = "the condition never held",
     interval: float = 0.05,
 ) -> T:
     """Call ``predicate`` until it returns something true and return that; fail with
@@ -30,23 +31,26 @@ def wait_until(
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} (waited {timeout:g} s)")
+            raise AssertionError(_said(what, timeout))
         time.sleep(interval)
 
 
 async def wait_until_async(
-    predicate: Callable[[], Awaitable[T]],
+    predicate: Callable[[], T],
     timeout: float = 10.0,
-    what: str = "the condition never held",
+    what: What = "the condition never held",
     interval: float = 0.02,
 ) -> T:
-    """:func:`wait_until` for a coroutine predicate, yielding to the event loop between
-    checks."""
+    """:func:`wait_until` inside a coroutine: the event loop runs between checks."""
     deadline = time.monotonic() + timeout
     while True:
-        result = await predicate()
+        result = predicate()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} (waited {timeout:g} s)")
+            raise AssertionError(_said(what, timeout))
         await asyncio.sleep(interval)
+
+
+def _said(what: What, timeout: float) -> str:
+    return f"{what() if callable(what) else what} (waited {timeout:g} s)"

@@ -5,13 +5,13 @@ packages the agent's tests do not have)."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable, Dict, List, Optional
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 from peephole import protocol
+from waiting import wait_until
 
 
 class Session:
@@ -86,13 +86,7 @@ class Gateway:
         return [s for s in list(self.sessions) if not s.closed.is_set()]
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+        return wait_until(predicate, timeout, f"waiting for {predicate}", interval=0.02)
 
     def _ack(self, session: Session, seq: int) -> None:
         """Acknowledge a batch, ``ack_delay`` later (on a timer: messages keep being read)."""

@@ -16,6 +16,7 @@ from peephole.agent.clock import REAL, Clock
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
 from peephole.protocol import ProbeSpec, ProbeStatus
+from waiting import wait_until
 
 TARGETS = Path(__file__).parent / "targets"
 SHOP_PATH = "targets/shop.py"
@@ -70,13 +71,7 @@ class Collector:
                 self._changed.wait(remaining)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
+wait_for = wait_until  # the name this folder's tests import it by
 
 
 def tracepoint(probe_id: str, file: str, line: int, **fields: Any) -> ProbeSpec:

@@ -8,13 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from e2e.server_process import free_port
+from waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -37,16 +37,14 @@ def clean_env() -> dict[str, str]:
 
 
 def wait_for_health(url: str, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         assert process.poll() is None, process.communicate()
         try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the server did not answer")
+            return False
+
+    wait_until(healthy, timeout, "the server did not answer", interval=0.1)
 
 
 def test_a_busy_port_creates_no_credentials(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 from e2e.server_process import ADMIN_TOKEN, ProtocolPeer, ServerProcess
 from peephole import protocol
 from peephole.client import AsyncClient, Client, Event
+from waiting import wait_until
 
 from .conftest import Cli
 
@@ -32,12 +33,7 @@ def unique(prefix: str) -> str:
 
 
 def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
+    return wait_until(check, timeout, f"{check} never held")
 
 
 def fixture_event(name: str, **fields: Any) -> dict[str, Any]:

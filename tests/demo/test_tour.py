@@ -13,7 +13,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import pytest
 
 from peephole.demo.launcher import free_port
+from waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -115,13 +115,7 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tour]:
 
 
 def _until(check: Callable[[], Any], seconds: float, why: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.3)
-    pytest.fail(why())
+    return wait_until(check, seconds, why, interval=0.3)
 
 
 def _at(event: Dict[str, Any], pointer: str) -> Any:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, List
 import pytest
 
 from peephole.demo.launcher import default_data_dir, free_port
+from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SECONDS = 420.0  # creating .venv and installing the project with its dev extras
@@ -98,15 +99,15 @@ def start_demo(copy: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
 def wait_for(
     what: str, seconds: float, check: Callable[[], Any], process: subprocess.Popen[bytes], log: Path
 ) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    def running_check() -> Any:
         result = check()
-        if result:
-            return result
-        if process.poll() is not None:
+        if not result and process.poll() is not None:
             pytest.fail(f"the demo exited ({process.returncode}) before {what}:\n{log.read_text()}")
-        time.sleep(0.5)
-    pytest.fail(f"no {what} within {seconds:g} s:\n{log.read_text()[-4000:]}")
+        return result
+
+    return wait_until(
+        running_check, seconds, lambda: f"no {what}:\n{log.read_text()[-4000:]}", interval=0.5
+    )
 
 
 def health(port: int) -> bool:

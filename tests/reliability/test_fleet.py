@@ -16,6 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from e2e.server_process import AGENT_KEY, ServerProcess
 from peephole import protocol
+from waiting import wait_until_async
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -137,7 +138,4 @@ def test_a_fleet_survives_a_service_with_too_many_probes(
 
 
 async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        await asyncio.sleep(0.1)
+    await wait_until_async(check, timeout, f"timed out: {what}", interval=0.1)

@@ -22,7 +22,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +33,7 @@ from websockets.sync.client import connect
 
 from e2e.server_process import ADMIN_TOKEN, AGENT_KEY, ServerProcess
 from peephole.cli.main import run
+from waiting import wait_until
 
 from . import corpus
 
@@ -78,13 +78,7 @@ def line_of(marker: str) -> int:
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(check, timeout, f"timed out waiting for {what}", interval=0.1)
 
 
 class StreamRecorder:

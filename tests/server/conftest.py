@@ -22,6 +22,7 @@ from peephole import protocol
 from peephole.server.app import create_app
 from peephole.server.main import uvicorn_config
 from peephole.server.settings import ServerSettings
+from waiting import wait_until_async
 
 pytestmark = pytest.mark.server
 
@@ -32,10 +33,7 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 async def subscribed(server: LiveServer) -> None:
     """Wait until the server has registered a live-stream subscriber."""
-    deadline = time.monotonic() + 5
-    while not server.broker.hub.subscribers:
-        assert time.monotonic() < deadline, "the stream never subscribed"
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: server.broker.hub.subscribers, 5, "the stream never subscribed")
 
 
 def free_port() -> int:
@@ -298,11 +296,12 @@ class FakeAgent:
                 return message
 
     async def wait_probes(self, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while not predicate(self.probes):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"probes never matched; last: {self.probes}")
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            lambda: predicate(self.probes),
+            timeout,
+            lambda: f"probes never matched; last: {self.probes}",
+            interval=0.01,
+        )
         return self.probes
 
     async def close(self) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 
 from peephole.server.cluster import conninfo
+from waiting import wait_until_async
 
 from .conftest import FakeAgent, client_for, snapshot, subscribed, tracepoint
 
@@ -23,10 +23,11 @@ def test_conninfo_keeps_the_options() -> None:
 
 
 async def wait_listening(*servers: Any) -> None:
-    deadline = time.monotonic() + 10
-    while not all(s.broker.cluster.listening.is_set() for s in servers):
-        assert time.monotonic() < deadline, "the cluster listeners never connected"
-        await asyncio.sleep(0.05)
+    await wait_until_async(
+        lambda: all(s.broker.cluster.listening.is_set() for s in servers),
+        10,
+        "the cluster listeners never connected",
+    )
 
 
 async def test_changes_cross_server_processes(server_factory: Any, postgres_url: str) -> None:

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from e2e.server_process import ADMIN_TOKEN, AGENT_KEY, ServerProcess
+from waiting import wait_until
 
 CHROMIUM = os.environ.get("PEEPHOLE_CHROMIUM", "/usr/bin/chromium")
 HERE = Path(__file__).parent
@@ -36,14 +36,8 @@ def marker_line(path: Path, marker: str) -> int:
 
 
 def wait_for(check: Any, seconds: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy, within a bounded time."""
-    deadline = time.monotonic() + seconds
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+    """:func:`waiting.wait_until` with the browser tests' longer default."""
+    return wait_until(check, seconds, f"timed out waiting for {what}", interval=0.1)
 
 
 @dataclass
