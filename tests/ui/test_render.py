@@ -34,10 +34,6 @@ def test_each_highlighted_line_stands_alone_and_is_escaped() -> None:
     assert "&lt;img src=x&gt;" in lines[3]
 
 
-def test_control_characters_are_shown_escaped() -> None:
-    assert render.visible("a\x1b[2Jb\nc\x7f") == "a\\x1b[2Jb\\nc\\x7f"
-
-
 def test_an_expression_error_points_at_its_column() -> None:
     found = expression_error("user.id == ")
     assert found is not None and found.text == "user.id == " and found.column == 11

@@ -10,7 +10,6 @@ stable.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -31,7 +30,7 @@ from peephole.client.models import (
     Probe,
     Service,
 )
-from peephole.protocol import key_text, readable_ref, scalar_text
+from peephole.protocol import key_text, printable, readable_ref, scalar_text
 
 __all__ = [
     "CLOSE",
@@ -106,24 +105,6 @@ def _table(*columns: str) -> Table:
             min_width=10 if column in ONE_LINE else None,
         )
     return table
-
-
-# C0 and C1 control characters, DEL, and the bidirectional overrides that reorder what a
-# terminal shows: captured text (an exception message, a log line, a value, a name) may hold
-# any of them, and printed raw an ESC sequence rewrites the operator's terminal.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def printable(text: str) -> str:
-    """``text`` with every control character escaped (``\\x1b``, ``\\n``, ``\\u202e``)."""
-    return _CONTROL.sub(_escape, text) if _CONTROL.search(text) else text
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def _one_line(text: str | Text) -> Text:

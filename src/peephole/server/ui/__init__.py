@@ -23,6 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from peephole import protocol
 from peephole.server.broker import Broker
 from peephole.server.ui import render
 from peephole.server.ui.session import SignInNeeded, Viewer
@@ -52,7 +53,7 @@ environment.filters.update(
     until=render.until,
     clock=render.clock,
     one_line=render.one_line,
-    visible=render.visible,
+    printable=protocol.printable,
     cut_word=render.cut_word,
 )
 environment.globals["htmx"] = HTMX

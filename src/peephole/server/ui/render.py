@@ -18,7 +18,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 from pygments.token import STANDARD_TYPES, _TokenType
 
-from peephole.protocol import readable_ref
+from peephole.protocol import printable, readable_ref
 
 __all__ = [
     "ago",
@@ -35,12 +35,9 @@ __all__ = [
     "source_rows",
     "top_locals",
     "until",
-    "visible",
     "with_readable_refs",
 ]
 
-CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
-CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
 CUT_WORDS = {
     "depth": "depth limit",
     "items": "items omitted",
@@ -49,11 +46,6 @@ CUT_WORDS = {
     "redacted": "redacted",
     "unsupported": "not captured",
 }
-
-
-def visible(text: str) -> str:
-    """Control characters escaped: a captured string never moves the cursor or hides text."""
-    return text.translate(CONTROL)
 
 
 # --- source --------------------------------------------------------------------------------
@@ -81,7 +73,7 @@ def highlight_lines(text: str) -> tuple[Markup, ...]:
             if index:
                 lines.append([])
             if piece:
-                html = str(escape(visible(piece)))
+                html = str(escape(printable(piece)))
                 lines[-1].append(f'<span class="{css}">{html}</span>' if css else html)
     if text.endswith("\n"):
         lines.pop()
@@ -139,7 +131,7 @@ def cut_word(value: dict[str, Any]) -> Optional[str]:
 def one_line(value: Any, room: int = 120) -> str:
     """A captured value as a short line of text, its cuts named in angle quotes."""
     if not isinstance(value, dict):
-        return visible(repr(value))[:room]
+        return printable(repr(value))[:room]
     kind = str(value.get("t", "?"))
     cut = cut_word(value)
     if "ref" in value:
@@ -151,7 +143,7 @@ def one_line(value: Any, room: int = 120) -> str:
         text = repr(shown) if kind == "str" else str(shown)
         if kind == "NoneType":
             text = "None"
-        text = visible(text)
+        text = printable(text)
         if len(text) > room:
             text = text[:room] + "\u2026"
         return f"{text} \u2039{cut}, {value.get('len', '?')} chars\u203a" if cut else text
@@ -231,7 +223,7 @@ def event_summary(event: dict[str, Any]) -> dict[str, Any]:
     )
     summary = {k: event.get(k) for k in keys}
     message = event.get("message")
-    summary["message"] = visible(str(message))[:2000] if message is not None else None
+    summary["message"] = printable(str(message))[:2000] if message is not None else None
     return summary
 
 

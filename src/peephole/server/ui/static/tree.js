@@ -6,12 +6,16 @@ const CUTS = {
   depth: "depth limit", items: "items omitted", length: "truncated", budget: "budget full",
   redacted: "redacted", unsupported: "not captured",
 };
-const CONTROL = /[\u0000-\u001f\u007f]/g;
+// Mirrors protocol.CONTROL_RANGES (a test compares them): C0 and C1 controls, DEL, and the
+// bidirectional marks and overrides that reorder a line. Escaped as protocol.printable does.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e-\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 function visible(text) {
   return String(text).replace(CONTROL, (c) => {
     const named = { "\n": "\\n", "\r": "\\r", "\t": "\\t" }[c];
-    return named || "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0");
+    const code = c.charCodeAt(0);
+    return named || (code < 0x100 ? "\\x" + code.toString(16).padStart(2, "0")
+                                  : "\\u" + code.toString(16).padStart(4, "0"));
   });
 }
 
