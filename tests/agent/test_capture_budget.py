@@ -13,6 +13,7 @@ import pytest
 from targets import shop
 
 from conftest import SHOP_PATH, Collector, shop_line, tracepoint
+from coverage_pause import uncovered
 from peephole.agent.clock import Clock
 from peephole.agent.core import Agent
 from peephole.agent.safe.capture import MAX_NODES, TIME_BUDGET_NS, Capturer
@@ -90,6 +91,7 @@ def test_the_cube_is_cut_for_the_budget() -> None:
     assert any(True for _ in _stubs(shown))
 
 
+@uncovered  # its time bound would measure coverage's tracer too
 def test_large_limits_are_still_bounded_by_count_and_time() -> None:
     limits = Limits(max_items=1000, max_depth=6, max_string=10_000, max_bytes=2 * 1024 * 1024)
     tree: List[Any] = [[[[[i] for i in range(10)] for _ in range(10)] for _ in range(100)]
