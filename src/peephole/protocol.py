@@ -94,6 +94,7 @@ __all__ = [
     "ProbeSpec",
     "ProbeState",
     "ProbeStatus",
+    "Problem",
     "ProtocolError",
     "Range",
     "Shallow",
@@ -106,12 +107,14 @@ __all__ = [
     "env_kinds",
     "env_settings",
     "expression_problem",
+    "expression_problem_at",
     "key_text",
     "new_event",
     "printable",
     "readable_ref",
     "scalar_text",
     "template_problem",
+    "template_problem_at",
 ]
 
 # The version of this contract. A peer says its own (``protocol`` in ``hello`` and ``welcome``;
@@ -418,16 +421,38 @@ def _from_dict(cls: Type[_Data], data: Dict[str, Any]) -> _Data:
 # --- expression syntax, checked the same way by the API and shown the same way everywhere ---
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Why an expression or a template is refused, kept apart so that a form can place its
+    own caret: ``reason`` (one line that names the column) and the 1-based ``column`` of
+    ``text`` it points at (0: no one place, as for text nested too deeply)."""
+
+    reason: str
+    text: str
+    column: int = 0
+
+    def __str__(self) -> str:
+        """The reason, then the text with a caret under the column (the API's and CLI's
+        three lines), or the reason alone when there is no column."""
+        return _caret(self.text, self.column, self.reason) if self.column else self.reason
+
+
 def expression_problem(source: str) -> Optional[str]:
     """Why ``source`` is not a Python expression: the column, then the text with a caret
     under it (``None`` when it parses; the agent still decides what is allowed)."""
+    found = expression_problem_at(source)
+    return None if found is None else str(found)
+
+
+def expression_problem_at(source: str) -> Optional[Problem]:
+    """:func:`expression_problem` with the reason and the column apart."""
     found = _syntax_error(source)
     if found is None:
         return None
     column, reason = found
     if not column:
-        return reason
-    return _caret(source, column, f"syntax error at column {column}: {reason}")
+        return Problem(reason, source)
+    return Problem(f"syntax error at column {column}: {reason}", source, column)
 
 
 def template_problem(source: str) -> Optional[str]:
@@ -435,14 +460,20 @@ def template_problem(source: str) -> Optional[str]:
     not an expression), with the column in the template and a caret; ``None`` if it parses.
     ``{{`` and ``}}`` are literal braces; a placeholder may end in ``!r``/``!s`` and a
     ``:format`` spec, as in an f-string."""
+    found = template_problem_at(source)
+    return None if found is None else str(found)
+
+
+def template_problem_at(source: str) -> Optional[Problem]:
+    """:func:`template_problem` with the reason and the column apart."""
     index = 0
     while index < len(source):
         if source.startswith(("{{", "}}"), index):
             index += 2
         elif source[index] == "}":
             column = index + 1
-            return _caret(
-                source, column, f"single '}}' at column {column}; write '}}}}' for a brace"
+            return Problem(
+                f"single '}}' at column {column}; write '}}}}' for a brace", source, column
             )
         elif source[index] != "{":
             index += 1
@@ -450,8 +481,8 @@ def template_problem(source: str) -> Optional[str]:
             end, expression_end = _placeholder_end(source, index + 1)
             if end < 0:
                 column = index + 1
-                return _caret(
-                    source, column, f"placeholder at column {column} is not closed with '}}'"
+                return Problem(
+                    f"placeholder at column {column} is not closed with '}}'", source, column
                 )
             problem = _placeholder_problem(source, index + 1, expression_end)
             if problem:
@@ -491,18 +522,18 @@ def _placeholder_end(source: str, start: int) -> Tuple[int, int]:
     return -1, -1
 
 
-def _placeholder_problem(source: str, start: int, end: int) -> Optional[str]:
+def _placeholder_problem(source: str, start: int, end: int) -> Optional[Problem]:
     expression = source[start:end]
     if not expression.strip():
-        return _caret(source, start, f"empty placeholder at column {start}")
+        return Problem(f"empty placeholder at column {start}", source, start)
     found = _syntax_error(expression)
     if found is None:
         return None
     offset, reason = found
     if not offset:
-        return f"the placeholder at column {start} is {reason}"
+        return Problem(f"the placeholder at column {start} is {reason}", source)
     column = start + offset
-    return _caret(source, column, f"syntax error at column {column}: {reason}")
+    return Problem(f"syntax error at column {column}: {reason}", source, column)
 
 
 def _syntax_error(text: str) -> Optional[Tuple[int, str]]:
