@@ -32,6 +32,7 @@ __all__ = [
     "cancel",
     "disable_frameworks",
     "enable_frameworks",
+    "installed_version",
     "on_import",
 ]
 
