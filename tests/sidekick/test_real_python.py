@@ -20,6 +20,7 @@ from sidekick.live import (
     field_value,
     local,
     only_instance_is,
+    refused,
     registered,
     round_trip,
 )
@@ -58,7 +59,8 @@ def test_agent_registers_with_its_identity_and_a_wrong_key_is_refused(
         wrong = python_app(python38, server.port, "not-a-peephole-key")
         try:
             # the agent logs the refusal and stops trying; the app runs on without it
-            wrong.expect("Handshake failed, status code: 401")
+            refusal = "Handshake failed, status code: 401"  # may come before "agent started"
+            wait_until(lambda: refusal in wrong.log(), TIMEOUT, "the agent's refusal")
             assert wrong.hit().startswith("done 1 ")
         finally:
             wrong.stop()
@@ -119,3 +121,14 @@ def test_a_condition_filters_hits_and_the_server_keeps_the_hit_limit(
     with attached(tmp_path, functools.partial(python_app, python38)) as (_, client, app):
         connected_instance(client, "demo-python")
         condition_and_hit_limit(client, python_probes(app))
+
+
+def test_a_line_the_agent_cannot_probe_is_an_error_with_its_reason(
+    tmp_path: Path, python38: str
+) -> None:
+    with attached(tmp_path, functools.partial(python_app, python38)) as (_, client, _app):
+        connected_instance(client, "demo-python")
+        blank = 8  # between two definitions in shop.py
+        assert not (SHOP.read_text().splitlines()[blank - 1]).strip()
+        message = refused(client, "demo-python", "shop.py", blank)
+        assert message == "line 8 is not available; try 7 or 11", message

@@ -277,3 +277,21 @@ async def test_an_edit_of_a_probe_the_agent_failed_puts_it_again() -> None:
         "RemoveTracePointRequest",
         "PutTracePointRequest",
     ]
+
+
+async def test_a_success_answer_after_the_install_failure_leaves_the_error() -> None:
+    # Python's order for a line it cannot take (fixtures/python-0.1.2.jsonl, the last put):
+    # the failure event, a status list naming the probe, then a success answer to the put
+    connection, broker = session("python")
+    await ready(connection)
+    want(connection, probe("p1", "tracepoint", "shop.py", 8))
+    (put,) = [f for f in outbox(connection) if f["name"] == "PutTracePointRequest"]
+    failure = {"errorCode": 1004, "errorMessage": "Line 8 is not available in /a.py. Try lines 7"}
+    event = {"type": "Event", "name": "PutTracePointFailedEvent", "fileName": "shop.py?ref="}
+    await connection.handle({**event, "lineNo": 8, **failure})
+    await connection.handle(listing("p1"))
+    answer = {"type": "Response", "name": "PutTracePointResponse", "requestId": put["id"]}
+    await connection.handle({**answer, "erroneous": False, "errorCode": None})
+    report = broker.last("p1")
+    assert report is not None and report.state == protocol.ERROR
+    assert report.message == "line 8 is not available; try 7"

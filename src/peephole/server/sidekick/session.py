@@ -215,8 +215,12 @@ class SidekickConnection(AgentConnection):
             self._answer(name, frame)
         elif kind == "Response":
             probe_id = self._requests.pop(str(frame.get("requestId")), None)
-            if probe_id is not None:
-                await self._apply({probe_id: status.response_change(frame)})
+            change = status.response_change(frame)
+            tracked = self.tracked.get(probe_id or "")
+            # Python reports a line it cannot take before it answers the put with a success:
+            # a probe refused since its put was sent (each put is tracked anew) stays refused
+            if tracked is not None and not (tracked.refused and change.state == protocol.ACTIVE):
+                await self._apply({tracked.spec.id: change})
         elif kind == "Event":
             await self._event(name, frame)
 
