@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List
 
-__all__ = ["PRODUCTS", "Product", "UnknownProduct", "find_product"]
-
 
 @dataclass(frozen=True)
 class Product:
@@ -43,3 +41,11 @@ def find_product(product_id: str) -> Product:
         return CATALOG[product_id]
     except KeyError:
         raise UnknownProduct(f"no product {product_id!r}") from None
+
+
+__all__ = [
+    "PRODUCTS",
+    "Product",
+    "UnknownProduct",
+    "find_product",
+]  # at the end: the docs cite this module's line numbers

@@ -11,8 +11,6 @@ from peephole.demo.shop.coupons import Coupon, find_coupon
 from peephole.demo.shop.inventory import Inventory
 from peephole.demo.shop.pricing import bulk_discount_cents, shipping_cents
 
-__all__ = ["EmptyCart", "Order", "checkout", "coupon_discount_cents"]
-
 
 class EmptyCart(ValueError):
     """A checkout of a cart with nothing in it."""
@@ -64,3 +62,11 @@ def coupon_discount_cents(coupon: Coupon, lines: List[CartLine]) -> int:
         rate = coupon.rates[line.product.category]
         discount += line.total_cents * rate // 100
     return discount
+
+
+__all__ = [
+    "EmptyCart",
+    "Order",
+    "checkout",
+    "coupon_discount_cents",
+]  # at the end: the docs cite this module's line numbers

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-__all__ = ["COUPONS", "Coupon", "UnknownCoupon", "find_coupon"]
-
 
 @dataclass(frozen=True)
 class Coupon:
@@ -46,3 +44,11 @@ def find_coupon(code: Optional[str]) -> Optional[Coupon]:
         return COUPONS[code.strip().upper()]
     except KeyError:
         raise UnknownCoupon(f"no coupon {code!r}") from None
+
+
+__all__ = [
+    "COUPONS",
+    "Coupon",
+    "UnknownCoupon",
+    "find_coupon",
+]  # at the end: the docs cite this module's line numbers

@@ -10,8 +10,6 @@ from typing import Callable, Dict, Iterable, TypeVar
 from peephole.demo.shop.cart import CartLine
 from peephole.demo.shop.catalog import PRODUCTS
 
-__all__ = ["Inventory", "OutOfStock"]
-
 QUERY_SECONDS = 0.01  # one round trip to the stock database
 OPENING_STOCK = 1_000_000
 
@@ -53,3 +51,6 @@ class Inventory:
         with self._lock:
             self.queries += 1
             return operation()
+
+
+__all__ = ["Inventory", "OutOfStock"]  # at the end: the docs cite this module's line numbers

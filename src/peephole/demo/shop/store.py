@@ -10,8 +10,6 @@ from peephole.demo.shop.cart import Cart
 from peephole.demo.shop.checkout import Order, checkout
 from peephole.demo.shop.inventory import Inventory
 
-__all__ = ["Store", "UnknownCart"]
-
 MAX_CARTS = 10_000  # the oldest carts are forgotten beyond this, so memory stays bounded
 MAX_ORDERS = 10_000
 
@@ -53,3 +51,6 @@ class Store:
 def _trim(items: Dict[str, Any], limit: int) -> None:
     while len(items) > limit:
         del items[next(iter(items))]
+
+
+__all__ = ["Store", "UnknownCart"]  # at the end: the docs cite this module's line numbers
