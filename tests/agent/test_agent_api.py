@@ -89,8 +89,8 @@ def test_logpoints_write_to_logging_only_when_asked(
 
 
 def test_events_carry_the_opentelemetry_trace(agent: Agent, collector: Collector) -> None:
-    sdk = pytest.importorskip("opentelemetry.sdk.trace")
     from opentelemetry import trace
+    from opentelemetry.sdk import trace as sdk
 
     tracer = sdk.TracerProvider().get_tracer("tests")
     agent.set_probe(logpoint("log", SHOP_PATH, shop_line("method"), "p={price}", logger="t"))

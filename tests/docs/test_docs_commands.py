@@ -11,12 +11,12 @@ import shlex
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import click
 import pytest
 
-click = pytest.importorskip("click")
-pytestmark = pytest.mark.server
+from peephole.cli.main import cli
 
-from peephole.cli.main import cli  # noqa: E402
+pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
-pytestmark = pytest.mark.server
+from peephole.server.metrics import Metrics
+from peephole.server.settings import ServerSettings
 
-from peephole.server.metrics import Metrics  # noqa: E402
-from peephole.server.settings import ServerSettings  # noqa: E402
+pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]
 

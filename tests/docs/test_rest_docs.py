@@ -8,7 +8,6 @@ from types import ModuleType
 
 import pytest
 
-pytest.importorskip("fastapi")
 pytestmark = pytest.mark.server
 
 ROOT = Path(__file__).resolve().parents[2]

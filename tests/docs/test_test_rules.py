@@ -1,5 +1,5 @@
 """The suite's own rules, checked on its source (issue 14): no fixed sleep decides a result,
-and no expected failure hides a defect.
+no expected failure hides a defect, no skip hides a missing install.
 
 A sleep is allowed only inside a loop that has a deadline (it references ``monotonic`` or a
 name containing ``deadline``): a bounded poll on a condition, as :func:`waiting.wait_until`
@@ -18,6 +18,12 @@ TESTS = Path(__file__).resolve().parents[1]
 # (file under tests/, enclosing function): why this sleep is not a wait. Empty today: the
 # applications whose sleeps are the thing being probed live in strings, which are not code.
 ALLOWED_SLEEPS: dict[tuple[str, str], str] = {}
+
+# (file under tests/, enclosing function): why this test may skip when a module is missing.
+ALLOWED_SKIPS = {
+    ("cli/conftest.py", "server"): "the floors venv has no server; its CLI tests need none",
+    ("cli/test_usage.py", "test_server_flag_errors_are_usage_errors"): "runs in floors too",
+}
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _LOOPS = (ast.While, ast.For, ast.AsyncFor)
@@ -104,6 +110,30 @@ def xfails(path: Path, root: Path = TESTS) -> list[str]:
     return found
 
 
+def skips(path: Path, root: Path = TESTS) -> list[str]:
+    """``pytest.importorskip`` calls not in the allow-list: a test that skips when a package
+    is missing hides a broken install (every venv dev.py builds has what its tests need)."""
+    tree = ast.parse(path.read_text(), str(path))
+    relative = path.relative_to(root).as_posix()
+    found = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node.name
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "importorskip"
+            and (relative, function) not in ALLOWED_SKIPS
+        ):
+            found.append(f"{relative}:{node.lineno} ({function})")
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(tree, "<module>")
+    return found
+
+
 def _python_files() -> list[Path]:
     return sorted(TESTS.rglob("*.py"))
 
@@ -116,6 +146,11 @@ def test_no_sleep_decides_a_result() -> None:
 def test_no_expected_failures() -> None:
     found = [line for path in _python_files() for line in xfails(path)]
     assert not found, "fix the test or the code instead of marking it xfail:\n" + "\n".join(found)
+
+
+def test_no_skip_hides_a_missing_install() -> None:
+    found = [line for path in _python_files() for line in skips(path)]
+    assert not found, "import the package (and install it in the venv):\n" + "\n".join(found)
 
 
 def test_the_rule_sees_what_it_must(tmp_path: Path) -> None:
@@ -139,9 +174,11 @@ def test_the_rule_sees_what_it_must(tmp_path: Path) -> None:
         "def test_expects_failure():\n"
         "    import pytest\n"
         "    pytest.mark.xfail(reason='x')\n"
+        "    pytest.importorskip('flask')\n"
     )
     assert violations(sample, tmp_path) == [
         "test_sample.py:4 (test_sleeps_then_asserts): a sleep outside any loop",
         "test_sample.py:8 (test_polls_forever): a sleep in a loop without a deadline",
     ]
     assert xfails(sample, tmp_path) == ["test_sample.py:17"]
+    assert skips(sample, tmp_path) == ["test_sample.py:18 (test_expects_failure)"]

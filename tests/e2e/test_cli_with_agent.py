@@ -41,7 +41,6 @@ LINE = 6  # `return total`
 @pytest.fixture
 def app(logged_in: ServerProcess, tmp_path: Path) -> Iterator[str]:
     """The program running under the agent; yields its service name once it is connected."""
-    pytest.importorskip("peephole.agent.launch")
     service = f"tiny-{uuid.uuid4().hex[:6]}"
     (tmp_path / "tiny.py").write_text(PROGRAM)
     log = open(tmp_path / "app.log", "wb")  # noqa: SIM115 (closed below)

@@ -121,7 +121,6 @@ def test_run_command_execs_the_program_with_the_agent(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    pytest.importorskip("peephole.server.main")
     running = ServerProcess(tmp_path_factory.mktemp("server")).start()
     yield running
     running.stop()
@@ -179,7 +178,6 @@ def probe_line(source: str) -> int:
 def test_gunicorn_workers_each_register_and_get_probes(
     server: ServerProcess, api: httpx.Client, tmp_path: Path, preload: bool
 ) -> None:
-    pytest.importorskip("gunicorn")
     service = f"gshop-{'preload' if preload else 'lazy'}"
     (tmp_path / "wsgi_shop.py").write_text(WSGI_APP)
     port = free_port()
@@ -361,7 +359,6 @@ ASGI_APP = textwrap.dedent(
 def test_uvicorn_spawned_workers_each_register_and_get_probes(
     server: ServerProcess, api: httpx.Client, tmp_path: Path
 ) -> None:
-    pytest.importorskip("uvicorn")
     (tmp_path / "asgi_shop.py").write_text(ASGI_APP)
     port = free_port()
     command = peephole_run(
