@@ -179,6 +179,18 @@ def condition_and_hit_limit(client: Client, real: RealApp) -> None:
     stopped(client, real, {vip_only: 1, limited: 2})
 
 
+def disabled_then_enabled(client: Client, real: RealApp) -> None:
+    """A probe disabled through peephole leaves the agent (hits capture nothing); enabled
+    again, it is put again and captures (the app is hit until it does: the put is on its way)."""
+    tracepoint = place(client, real.service, kind="tracepoint", file=real.file, line=real.checkout)
+    assert client.disable_probe(tracepoint).state == "disabled"
+    stopped(client, real, {tracepoint: 0})
+    client.enable_probe(tracepoint)
+    wait_until(
+        lambda: real.app.hit() and events(client, tracepoint), TIMEOUT, "a snapshot once enabled"
+    )
+
+
 def across_restart(server: ServerProcess, client: Client, real: RealApp) -> None:
     """A probe placed before the server restarts keeps working after it: the agent reconnects
     by itself (no backoff), registers again and its next hit is stored."""

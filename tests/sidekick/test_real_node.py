@@ -16,6 +16,7 @@ from sidekick.live import (
     attached,
     condition_and_hit_limit,
     connected_instance,
+    disabled_then_enabled,
     field_value,
     local,
     only_instance_is,
@@ -106,3 +107,9 @@ def test_a_condition_filters_hits_and_the_server_keeps_the_hit_limit(
     with attached(tmp_path, functools.partial(node_app, node_modules)) as (_, client, app):
         connected_instance(client, "demo-node")
         condition_and_hit_limit(client, node_probes(app))
+
+
+def test_a_disabled_probe_captures_nothing_until_enabled(tmp_path: Path, node_modules: str) -> None:
+    with attached(tmp_path, functools.partial(node_app, node_modules)) as (_, client, app):
+        connected_instance(client, "demo-node")
+        disabled_then_enabled(client, node_probes(app))

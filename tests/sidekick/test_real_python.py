@@ -17,6 +17,7 @@ from sidekick.live import (
     attached,
     condition_and_hit_limit,
     connected_instance,
+    disabled_then_enabled,
     field_value,
     local,
     only_instance_is,
@@ -132,3 +133,9 @@ def test_a_line_the_agent_cannot_probe_is_an_error_with_its_reason(
         assert not (SHOP.read_text().splitlines()[blank - 1]).strip()
         message = refused(client, "demo-python", "shop.py", blank)
         assert message == "line 8 is not available; try 7 or 11", message
+
+
+def test_a_disabled_probe_captures_nothing_until_enabled(tmp_path: Path, python38: str) -> None:
+    with attached(tmp_path, functools.partial(python_app, python38)) as (_, client, app):
+        connected_instance(client, "demo-python")
+        disabled_then_enabled(client, python_probes(app))
