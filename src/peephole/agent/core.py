@@ -21,10 +21,12 @@ from peephole.agent.placement.instrument import Backend, Unavailable, new_backen
 from peephole.agent.placement.locate import locate
 from peephole.agent.placement.paths import (
     LocateError,
+    NoSuchFile,
     NotLoaded,
     normalize_path,
     path_matches,
 )
+from peephole.agent.placement.waiting import Retries, WaitedFiles, base_name
 from peephole.agent.probe import THROTTLE_QUIET_NS, ArmedProbe, Shared
 from peephole.agent.probe import after_fork as probe_after_fork
 from peephole.agent.safe.capture import Capturer
@@ -74,6 +76,8 @@ class Agent:
         self._init_runtime()
         self._backend: Optional[Backend] = None
         self._watcher = _Waiting(self)
+        self._files = WaitedFiles()  # what the import hook asks, made once per waiting set
+        self._retries = Retries(clock)  # paths that matched nothing are looked for less often
         self._probes: Dict[str, ArmedProbe] = {}
 
     def _init_runtime(self) -> None:
@@ -277,11 +281,16 @@ class Agent:
                 spec.file, spec.line, backend.instructions, backend.unwrap, finished
             )
         except NotLoaded as exc:
+            self._retries.forget(probe)
             probe.set_state(PENDING, str(exc))
             self._update_watcher()
             return
         except LocateError as exc:
             probe.heals = exc.heals  # retried by housekeeping and when its module is imported
+            if isinstance(exc, NoSuchFile):
+                self._retries.failed(probe, base_name(normalize_path(spec.file)))
+            else:
+                self._retries.forget(probe)
             probe.set_state(ERROR, str(exc))
             self._update_watcher()
             return
@@ -340,13 +349,19 @@ class Agent:
         ]
 
     def _update_watcher(self) -> None:
-        if self._waiting():
+        waiting = self._waiting()
+        self._files.update(probe.spec.file for probe in waiting)
+        if waiting:
             HOOK.watch(self._watcher)
         else:
             HOOK.unwatch(self._watcher)
 
     def _waits_for(self, filename: str) -> bool:
-        return any(path_matches(normalize_path(p.spec.file), filename) for p in self._waiting())
+        """Asked by the import hook for every import while probes wait (importing thread)."""
+        if not self._files.named(filename):
+            return False
+        self._retries.forget_named(base_name(filename))  # a file of that name: look again
+        return self._files.wants(filename)
 
     def _importing(self, filename: str, code: types.CodeType) -> types.CodeType:
         """Before a module body a waiting probe names runs (importing thread): arm its code
@@ -372,9 +387,13 @@ class Agent:
 
     def _retry_pending(self) -> None:
         """Catch modules loaded in ways the import hook does not see (runpy, exec, an import
-        under way when the probe came) and errors that heal (``sys.path`` set late)."""
-        for probe in self._waiting():
-            self._arm(probe)
+        under way when the probe came) and errors that heal (``sys.path`` set late); a path
+        that matched nothing is looked for again less and less often (:mod:`.waiting`)."""
+        waiting = self._waiting()
+        self._retries.keep_only(waiting)
+        for probe in waiting:
+            if self._retries.due(probe):
+                self._arm(probe)
 
     # --- events ---------------------------------------------------------------------------
 

@@ -73,12 +73,17 @@ def matcher(wanted: str) -> Callable[[str], bool]:
     """:func:`path_matches` for one ``wanted`` path, to test many files quickly."""
     if os.path.isabs(wanted):
         name = os.path.basename(wanted)
+        resolved: List[str] = []  # real_path(wanted), once it is needed
 
         def same_file(filename: str) -> bool:
             if os.path.normpath(filename) == wanted:
                 return True
             # Symbolic links: resolving is slow, so only for files of the same name.
-            return os.path.basename(filename) == name and real_path(filename) == real_path(wanted)
+            if os.path.basename(filename) != name:
+                return False
+            if not resolved:
+                resolved.append(real_path(wanted))
+            return real_path(filename) == resolved[0]
 
         return same_file
     suffix = "/" + wanted
