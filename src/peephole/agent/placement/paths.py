@@ -19,9 +19,11 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 __all__ = [
     "LocateError",
+    "NoSuchFile",
     "NotLoaded",
     "check_kind",
     "loaded_files",
+    "matcher",
     "modules_of",
     "normalize_path",
     "path_matches",
