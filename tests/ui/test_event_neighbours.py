@@ -4,8 +4,10 @@ the same time as this one are not skipped."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Optional, cast
@@ -46,12 +48,15 @@ def _hit(probe_id: str, at: float) -> dict[str, Any]:
     return snapshot(probe_id, time=at)
 
 
-async def _around(db: Database, event: dict[str, Any]) -> tuple[Optional[str], Optional[str]]:
+def _around(db: Database, event: dict[str, Any]) -> tuple[Optional[str], Optional[str]]:
+    """``neighbours`` on a loop of its own thread: the browser tests of this package keep
+    one running on the main thread."""
     broker = cast(Broker, SimpleNamespace(db=db, event_view=lambda e: e))
-    return await neighbours(broker, event)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, neighbours(broker, event)).result(timeout=60)
 
 
-async def test_next_and_previous_follow_time_then_seq(db: Database) -> None:
+def test_next_and_previous_follow_time_then_seq(db: Database) -> None:
     probe_id, other_probe = _probe(db), _probe(db)
     start = time.time() - 3600
     first, this, same_time_later = (_hit(probe_id, start) for _ in range(3))
@@ -59,8 +64,8 @@ async def test_next_and_previous_follow_time_then_seq(db: Database) -> None:
     _store(db, [first, this, _hit(other_probe, start), same_time_later])
     _store(db, [_hit(other_probe, start + 0.5), *newer])
 
-    assert await _around(db, this) == (first["id"], same_time_later["id"])
-    assert await _around(db, same_time_later) == (this["id"], newer[0]["id"])
-    assert await _around(db, first) == (None, this["id"])
-    assert await _around(db, newer[0]) == (same_time_later["id"], newer[1]["id"])
-    assert await _around(db, newer[-1]) == (newer[-2]["id"], None)
+    assert _around(db, this) == (first["id"], same_time_later["id"])
+    assert _around(db, same_time_later) == (this["id"], newer[0]["id"])
+    assert _around(db, first) == (None, this["id"])
+    assert _around(db, newer[0]) == (same_time_later["id"], newer[1]["id"])
+    assert _around(db, newer[-1]) == (newer[-2]["id"], None)
