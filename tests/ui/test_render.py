@@ -1,5 +1,5 @@
-"""The UI's server-side pieces without a browser: highlighting, expression errors with their
-place, values as text, two hits compared, the live stream's summaries, safe redirects."""
+"""The UI's server-side pieces without a browser: highlighting, values as text, two hits
+compared, the live stream's summaries, safe redirects."""
 
 from __future__ import annotations
 
@@ -12,13 +12,7 @@ from pydantic import ValidationError
 from peephole.server.ui import render
 from peephole.server.ui.live import sse
 from peephole.server.ui.pages import _safe_next, instances_by_service
-from peephole.server.ui.probes import (
-    ProbeForm,
-    _validation_errors,
-    expression_error,
-    placeholders,
-    template_error,
-)
+from peephole.server.ui.probes import ProbeForm, _validation_errors
 from peephole.server.ui.source import probes_on
 
 pytestmark = pytest.mark.server
@@ -32,24 +26,6 @@ def test_each_highlighted_line_stands_alone_and_is_escaped() -> None:
         assert line.count("<span") == line.count("</span>")  # no tag spans a line break
     assert "&lt;b&gt;" in lines[2] and "<b>" not in lines[2]
     assert "&lt;img src=x&gt;" in lines[3]
-
-
-def test_an_expression_error_points_at_its_column() -> None:
-    found = expression_error("user.id == ")
-    assert found is not None and found.text == "user.id == " and found.column == 11
-    assert expression_error("len(cart.items) > 2") is None
-
-
-def test_template_placeholders_and_the_first_bad_one() -> None:
-    assert placeholders("a {{b}} {c.d} {len(e):>5} {f") == [
-        (9, "c.d"),
-        (15, "len(e):>5"),
-        (27, "f"),
-    ]
-    assert template_error("total {total:.2f} of {cart!r}") is None
-    found = template_error("ok {a} bad {b +}")
-    assert found is not None and "{b +}" in found.message
-    assert found.text is not None and found.text[found.column or 0 :].startswith("}")
 
 
 def test_values_name_their_cuts() -> None:

@@ -2,13 +2,13 @@
 per-instance status, one probe's page with its hits, and enable/disable/edit/delete.
 
 Every change goes through the REST API's own handlers (``peephole.server.api.probes``), so
-the UI validates, audits and pushes exactly as the API does; expressions are also parsed
-here first so that an error can point at the place in the text.
+the UI validates, audits and pushes exactly as the API does; expressions and templates are
+checked first with the API's own checker (``protocol``) so that an error can point at its
+place in the text.
 """
 
 from __future__ import annotations
 
-import ast
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -31,64 +31,29 @@ from peephole.server.ui.events import list_events
 from peephole.server.ui.pages import _safe_next
 from peephole.server.ui.session import Viewer, check_csrf, require_role, signed_in
 
-__all__ = ["ProbeForm", "expression_error", "placeholders", "template_error"]
+__all__ = ["FieldError", "ProbeForm"]
 
 router = APIRouter()
 
 
 @dataclass
 class FieldError:
-    """A message for one form field; for expressions, the text and the column it points at."""
+    """A message for one form field; for expressions, the text as shown (escaped) and the
+    0-based column in it that the caret goes under."""
 
     message: str
     text: Optional[str] = None
     column: Optional[int] = None  # 0-based, into ``text``
 
 
-def expression_error(text: str) -> Optional[FieldError]:
-    try:
-        ast.parse(text, mode="eval")
-    except SyntaxError as exc:
-        # Python gives no offset (0) when the text ends too soon: point past its end.
-        column = exc.offset - 1 if exc.offset and (exc.lineno or 1) == 1 else len(text)
-        return FieldError(f"not a Python expression: {exc.msg}", text, min(column, len(text)))
-    return None
-
-
-def placeholders(template: str) -> list[tuple[int, str]]:
-    """``(start, text)`` of each ``{...}`` in a logpoint template (``{{`` and ``}}`` are
-    literal braces); a placeholder's format spec or conversion is left out."""
-    found: list[tuple[int, str]] = []
-    index = 0
-    while index < len(template):
-        char = template[index]
-        if template.startswith(("{{", "}}"), index):
-            index += 2
-            continue
-        if char == "{":
-            depth, end = 1, index + 1
-            while end < len(template) and depth:
-                depth += {"{": 1, "}": -1}.get(template[end], 0)
-                end += 1
-            found.append(
-                (index + 1, template[index + 1 : end - 1] if not depth else template[index + 1 :])
-            )
-            index = end
-            continue
-        index += 1
-    return found
-
-
-def template_error(template: str) -> Optional[FieldError]:
-    for start, inner in placeholders(template):
-        candidates = [inner, inner.rsplit("!", 1)[0], inner.rsplit(":", 1)[0]]
-        if any(expression_error(c) is None for c in candidates if c.strip()):
-            continue
-        found = expression_error(inner) or FieldError("empty placeholder", inner, 0)
-        return FieldError(
-            f"placeholder {{{inner}}}: {found.message}", template, start + (found.column or 0)
-        )
-    return None
+def _field_error(problem: Optional[protocol.Problem]) -> Optional[FieldError]:
+    """The API's own refusal (``protocol``), its caret moved into the escaped text."""
+    if problem is None:
+        return None
+    if not problem.column:
+        return FieldError(problem.reason)
+    before = protocol.printable(problem.text[: problem.column - 1])
+    return FieldError(problem.reason, protocol.printable(problem.text), len(before))
 
 
 def _lines(text: str) -> list[str]:
@@ -130,16 +95,16 @@ class ProbeForm:
         """Expression errors with their place (the API checks everything else)."""
         errors: dict[str, FieldError] = {}
         if self.condition.strip():
-            found = expression_error(self.condition)
+            found = _field_error(protocol.expression_problem_at(self.condition))
             if found:
                 errors["condition"] = found
         for watch in _lines(self.watches):
-            found = expression_error(watch)
+            found = _field_error(protocol.expression_problem_at(watch))
             if found:
                 errors["watches"] = found
                 break
         if self.kind == protocol.LOGPOINT:
-            found = template_error(self.template)
+            found = _field_error(protocol.template_problem_at(self.template))
             if found:
                 errors["template"] = found
         return errors
@@ -376,7 +341,7 @@ async def _edit(request: Request, viewer: Viewer, probe_id: str) -> Response:
         condition=str(data.get("condition") or ""), watches=str(data.get("watches") or "")
     )
     for name, found in form.check().items():
-        raise HTTPException(422, f"{name}: {found.message} at column {(found.column or 0) + 1}")
+        raise HTTPException(422, f"{name}: {found.message}")
     changes: dict[str, Any] = {
         "condition": form.condition.strip() or None,
         "watches": _lines(form.watches),

@@ -79,22 +79,41 @@ function openLine(anchor) {
   return true;
 }
 
-// The placeholders of a logpoint template, as the agent will read them ({{ and }} are braces).
+// The placeholders of a logpoint template, as the server and the agent will read them ({{ and
+// }} are braces), for the preview only: the server checks the template (protocol.py).
 export function placeholders(template) {
   const found = [];
   for (let i = 0; i < template.length; i++) {
     if (template.startsWith("{{", i) || template.startsWith("}}", i)) { i++; continue; }
     if (template[i] !== "{") continue;
-    let depth = 1, end = i + 1;
-    while (end < template.length && depth) {
-      if (template[end] === "{") depth++;
-      else if (template[end] === "}") depth--;
-      end++;
-    }
-    found.push({ text: template.slice(i + 1, depth ? template.length : end - 1), closed: !depth });
-    i = end - 1;
+    const end = placeholderEnd(template, i + 1);
+    found.push({ text: template.slice(i + 1, end < 0 ? template.length : end), closed: end >= 0 });
+    if (end < 0) break;
+    i = end;
   }
   return found;
+}
+
+// Where the placeholder whose text starts at `start` ends (its "}"), or -1 when it is not
+// closed: brackets and strings inside it are skipped, as protocol._placeholder_end does.
+function placeholderEnd(template, start) {
+  let depth = 0, quote = "", spec = false;
+  for (let i = start; i < template.length; i++) {
+    const c = template[i];
+    if (quote) {
+      if (c === "\\") i++;
+      else if (template.startsWith(quote, i)) { i += quote.length - 1; quote = ""; }
+    } else if (spec) {
+      if (c === "}") return i;
+    } else if (c === "'" || c === '"') {
+      quote = template.startsWith(c.repeat(3), i) ? c.repeat(3) : c;
+      i += quote.length - 1;
+    } else if ("([{".includes(c)) depth++;
+    else if (c === ")" || c === "]" || (c === "}" && depth > 0)) depth--;
+    else if (c === "}") return i;
+    else if (depth === 0 && (c === ":" || (c === "!" && template[i + 1] !== "="))) spec = true;
+  }
+  return -1;
 }
 
 function preview(input) {
