@@ -69,6 +69,7 @@ __all__ = [
     "LOGPOINT",
     "LOG_LEVELS",
     "MAX_COUNT",
+    "MAX_COUNTER",
     "MAX_HELLO_BYTES",
     "MAX_MESSAGE_BYTES",
     "MAX_PROBE_BYTES",
