@@ -41,6 +41,8 @@ from peephole.protocol import (
     ProbeStatus,
 )
 
+__all__ = ["THROTTLE_QUIET_NS", "ArmedProbe", "Shared", "after_fork"]
+
 Emit = Callable[[Dict[str, Any], Optional[Tuple[str, str]]], None]
 LIVE_STATES = (ACTIVE, THROTTLED)
 THROTTLE_QUIET_NS = 1_000_000_000  # a throttled probe is active again after this long
