@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import pytest
 from test_expressions import RAN, _nothing_ran  # noqa: F401  (the autouse fixture)
 
+from coverage_pause import uncovered
 from peephole.agent.safe.expressions import (
     MAX_FORMAT_WIDTH,
     MAX_INT_BITS,
@@ -192,6 +193,7 @@ def test_methods_and_other_builtins_are_refused_when_saved(source: str) -> None:
 
 
 @pytest.mark.timeout(20)
+@uncovered  # its time bound would measure coverage's tracer too
 def test_the_evaluation_budget_is_checked_during_evaluation() -> None:
     """Each operation is within its own bound, together they are not: the expression stops
     at the operation that goes over the budget, not after it has done everything."""
@@ -221,6 +223,7 @@ def _as_many_as_fit(term: str) -> Expression:
      "texts[:4000] == texts[:4000]", "floats == floats", "objs == objs", "any(objs)",
      "isinstance(1, classes)", "xs[1:]", "d['k']", "'5' in texts"],
 )  # fmt: skip
+@uncovered  # its time bound would measure coverage's tracer too
 def test_the_costliest_expressions_stop_within_milliseconds(term: str) -> None:
     """As many costly terms as an expression may hold: each within its own bound, together
     stopped by the budget (or refused) a few milliseconds in (generous for a loaded machine)."""
