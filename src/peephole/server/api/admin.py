@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.orm import Session
 
 import peephole
+from peephole.protocol import MAX_COUNTER
 from peephole.server import auth
 from peephole.server.api import responses
 from peephole.server.api.deps import ProbeFilter, get_broker
-from peephole.server.api.schemas import MAX_ID, AgentKeyCreate, TokenCreate
+from peephole.server.api.schemas import AgentKeyCreate, TokenCreate
 from peephole.server.broker import Broker
 from peephole.server.store import audit, credentials
 from peephole.server.store.credentials import Principal
@@ -86,7 +87,7 @@ async def list_tokens(
 
 @router.post("/tokens/{token_id}/revoke", response_model=responses.Token)
 async def revoke_token(
-    token_id: int = Path(ge=1, le=MAX_ID),
+    token_id: int = Path(ge=1, le=MAX_COUNTER),
     principal: Principal = Depends(auth.admin),
     broker: Broker = Depends(get_broker),
 ) -> dict[str, Any]:
@@ -140,7 +141,7 @@ async def list_agent_keys(
 
 @router.post("/agent-keys/{key_id}/revoke", response_model=responses.AgentKey)
 async def revoke_agent_key(
-    key_id: int = Path(ge=1, le=MAX_ID),
+    key_id: int = Path(ge=1, le=MAX_COUNTER),
     principal: Principal = Depends(auth.admin),
     broker: Broker = Depends(get_broker),
 ) -> dict[str, Any]:

@@ -22,7 +22,6 @@ __all__ = [
     "DEFAULT_TRACEPOINT_HITS",
     "MAX_CONDITION",
     "MAX_FILE",
-    "MAX_ID",
     "MAX_INSTANCES",
     "MAX_INSTANCE_ID",
     "MAX_NAME",
@@ -44,7 +43,6 @@ __all__ = [
     "TokenCreate",
 ]
 
-MAX_ID = 2**63 - 1  # the largest integer id or counter a database column takes
 MAX_NAME = 200  # services, versions, environments, token and key names, loggers
 MAX_TAGS = 20
 MAX_TAG_KEY = 100

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from peephole.server.models import AgentKeyRow, TokenRow
@@ -34,6 +34,7 @@ __all__ = [
     "revoke_agent_key",
     "revoke_token",
     "seed",
+    "why_invalid",
 ]
 
 ROLES = ("viewer", "debugger", "admin")
@@ -73,9 +74,21 @@ def new_secret(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(20)}"
 
 
-def _valid(model: Any, now: float) -> Any:
-    """The SQL condition: not revoked, not expired at ``now``."""
-    return (model.revoked_at.is_(None)) & or_(model.expires_at.is_(None), model.expires_at > now)
+def why_invalid(row: Any, now: float) -> Optional[str]:
+    """Why a credential row does not work at ``now`` (``"revoked"``, ``"expired"``), or None:
+    the one rule for finding, listing and dropping tokens and agent keys."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return None
+
+
+def _find(session: Session, model: Any, column: Any, secret: str, now: Optional[float]) -> Any:
+    """The valid row whose hash column holds ``secret``'s hash (hashes are unique), or None."""
+    row = session.scalars(select(model).where(column == hash_secret(secret))).first()
+    valid = row is not None and why_invalid(row, time.time() if now is None else now) is None
+    return row if valid else None
 
 
 def create_token(
@@ -104,10 +117,7 @@ def create_token(
 
 def find_token(session: Session, token: str, now: Optional[float] = None) -> Optional[Principal]:
     """The caller behind ``token``, if it is known, not revoked and not expired."""
-    now = time.time() if now is None else now
-    row = session.scalars(
-        select(TokenRow).where(TokenRow.token_hash == hash_secret(token), _valid(TokenRow, now))
-    ).first()
+    row = _find(session, TokenRow, TokenRow.token_hash, token, now)
     return Principal(row.name, row.role, row.id, row.expires_at) if row else None
 
 
@@ -119,7 +129,7 @@ def token_dict(row: TokenRow, now: float) -> dict[str, Any]:
         "created_at": row.created_at,
         "expires_at": row.expires_at,
         "revoked_at": row.revoked_at,
-        "active": row.revoked_at is None and (row.expires_at is None or row.expires_at > now),
+        "active": why_invalid(row, now) is None,
     }
 
 
@@ -164,12 +174,7 @@ def create_agent_key(
 
 def find_agent_key(session: Session, key: str, now: Optional[float] = None) -> Optional[AgentGrant]:
     """What ``key`` allows, if it is known, not revoked and not expired."""
-    now = time.time() if now is None else now
-    row = session.scalars(
-        select(AgentKeyRow).where(
-            AgentKeyRow.key_hash == hash_secret(key), _valid(AgentKeyRow, now)
-        )
-    ).first()
+    row = _find(session, AgentKeyRow, AgentKeyRow.key_hash, key, now)
     if row is None:
         return None
     services = tuple(row.services) if row.services is not None else None
@@ -184,7 +189,7 @@ def agent_key_dict(row: AgentKeyRow, now: float) -> dict[str, Any]:
         "expires_at": row.expires_at,
         "revoked_at": row.revoked_at,
         "services": row.services,
-        "active": row.revoked_at is None and (row.expires_at is None or row.expires_at > now),
+        "active": why_invalid(row, now) is None,
     }
 
 
@@ -216,10 +221,9 @@ def no_longer_valid(
         rows = {r.id: r for r in matching}
         for credential_id in sorted(ids):
             row = rows.get(credential_id)
-            if row is None or row.revoked_at is not None:
-                found.append((kind, credential_id, "revoked"))
-            elif row.expires_at is not None and row.expires_at <= now:
-                found.append((kind, credential_id, "expired"))
+            why = "revoked" if row is None else why_invalid(row, now)  # deleted: as revoked
+            if why is not None:
+                found.append((kind, credential_id, why))
     return found
 
 

@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 CAPTURE_TYPES = (protocol.SNAPSHOT, protocol.LOG)
-MAX_SEQ = 2**63 - 1
 ID_CHUNK = 5000  # ids per "IN (...)" query: SQLite allows 32,766 parameters a statement
 
 
@@ -273,7 +272,7 @@ def parse_cursor(cursor: str) -> tuple[float, int]:
     if not sep:
         raise ValueError("cursor must come from a previous page's next_cursor")
     at, seq = float(time_text), int(seq_text)
-    if not (math.isfinite(at) and 0 <= seq <= MAX_SEQ):  # what the columns can hold
+    if not (math.isfinite(at) and 0 <= seq <= protocol.MAX_COUNTER):  # what the columns can hold
         raise ValueError("cursor out of range")
     return at, seq
 
