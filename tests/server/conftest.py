@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from peephole import protocol
 from peephole.server.app import create_app
+from peephole.server.db import Database
 from peephole.server.main import uvicorn_config
 from peephole.server.settings import ServerSettings
 from waiting import wait_until_async
@@ -75,6 +76,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'peephole.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A migrated database (SQLite, and PostgreSQL when it runs) for store-level tests."""
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.close()
 
 
 class LiveServer:

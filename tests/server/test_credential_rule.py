@@ -3,7 +3,7 @@ it, at the exact second a credential expires too."""
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import pytest
 from sqlalchemy.orm import Session
@@ -15,14 +15,6 @@ from peephole.server.store import credentials
 pytestmark = pytest.mark.server
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.close()
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,6 @@ from peephole.server.store import probes as probe_store
 from .conftest import exception, snapshot
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.close()
 
 
 def _probe(db: Database, hit_limit: int) -> str:
