@@ -7,17 +7,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route
+from playwright.sync_api import Browser, Page
 
 from peephole import protocol
 from peephole.server.ui import render
 
+from .static_page import STATIC, static_page
+
 pytestmark = pytest.mark.server
 
-TREE_JS = Path(render.__file__).parent / "static" / "tree.js"
+TREE_JS = STATIC / "tree.js"
 HOSTILE = "paid\u202e0001 \x9b2J \u2066x\u2069 \x1b[31m"
 SHOWN = "paid\\u202e0001 \\x9b2J \\u2066x\\u2069 \\x1b[31m"
 
@@ -45,35 +46,20 @@ VALUES = {"note": {"t": "str", "v": HOSTILE}, f"k{HOSTILE}": {"t": "int", "v": 1
 @pytest.fixture
 def tree_page(browser: Browser) -> Iterator[Page]:
     """A page that draws ``VALUES`` with tree.js as the UI serves it, without a server."""
-    page = browser.new_page()
     values = json.dumps(VALUES).replace("<", "\\u003c")
-    files = {
-        "/": (
-            f'<script id="values" type="application/json">{values}</script>'
-            '<div id="tree"></div><script type="module" src="/draw.js"></script>',
-            "text/html",
-        ),
-        "/draw.js": (
-            'import { drawTree } from "./tree.js";\n'
-            'const values = JSON.parse(document.getElementById("values").textContent);\n'
-            'drawTree(document.getElementById("tree"), values);\n',
-            "text/javascript",
-        ),
-        "/tree.js": (TREE_JS.read_text(), "text/javascript"),
-    }
-
-    def serve(route: Route) -> None:
-        body, kind = files[route.request.url.removeprefix("http://ui.test")]
-        route.fulfill(body=body, content_type=kind)
-
-    page.route("http://ui.test/**", serve)
+    page = static_page(
+        browser,
+        f'<script id="values" type="application/json">{values}</script><div id="tree"></div>',
+        'import { drawTree } from "./tree.js";\n'
+        'const values = JSON.parse(document.getElementById("values").textContent);\n'
+        'drawTree(document.getElementById("tree"), values);\n',
+    )
     yield page
     page.close()
 
 
 @pytest.mark.browser
 def test_the_variable_tree_shows_a_bidi_override_escaped(tree_page: Page) -> None:
-    tree_page.goto("http://ui.test/")
     tree_page.wait_for_selector("#tree li", timeout=10_000)
     text = tree_page.inner_text("#tree")
     assert SHOWN in text

@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
 from peephole import protocol
 
 from .conftest import Env, marker_line
+from .static_page import static_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.server]
 
@@ -49,3 +50,43 @@ def test_the_form_checks_as_the_api_does(open_browser: Any, env: Env) -> None:
     probe = httpx.get(f"{env.server.url}/api/v1/probes/{probe_id}", headers=headers).json()
     assert probe["template"] == TEMPLATE and probe["condition"] == "total > 1"
     httpx.delete(f"{env.server.url}/api/v1/probes/{probe_id}", headers=headers)
+
+
+PREVIEWED = [
+    "total={total} note={note} {{braces}} {n",
+    'brace {"}"} and {d["{"]!r}',
+    "{ {'a': 1}['a'] } {x!r:>5} {a != b}",
+    "{'''}'''} {f(')')} {[1, {2}][0]:^3}",
+    "{'\\'}'} {x:>10} } {",
+]
+
+
+def _server_placeholders(template: str) -> list[dict[str, Any]]:
+    """The placeholders the server's checker reads, in the preview's shape."""
+    found: list[dict[str, Any]] = []
+    index = 0
+    while index < len(template):
+        if template.startswith(("{{", "}}"), index):
+            index += 2
+        elif template[index] != "{":
+            index += 1
+        else:
+            end, _ = protocol._placeholder_end(template, index + 1)
+            found.append(
+                {"text": template[index + 1 : end if end >= 0 else None], "closed": end >= 0}
+            )
+            if end < 0:
+                break
+            index = end + 1
+    return found
+
+
+def test_the_template_preview_finds_the_placeholders_the_server_reads(browser: Browser) -> None:
+    page = static_page(
+        browser, "", 'import { placeholders } from "./app.js"; window.placeholders = placeholders;'
+    )
+    page.wait_for_function("window.placeholders !== undefined", timeout=10_000)
+    for template in PREVIEWED:
+        shown = page.evaluate("(t) => window.placeholders(t)", template)
+        assert shown == _server_placeholders(template), template
+    page.close()
