@@ -15,14 +15,12 @@ from peephole.cli.common import (
     pass_state,
     print_json,
 )
-from peephole.protocol import LOG_LEVELS
+from peephole.protocol import LOG_LEVELS, PROBE_STATES
 
 if TYPE_CHECKING:
     from peephole.client import Probe
 
 __all__ = ["probes"]
-
-STATES = ("active", "error", "pending", "throttled", "disabled", "expired", "done")
 
 
 @click.group()
@@ -33,7 +31,7 @@ def probes() -> None:
 @probes.command("list")
 @click.option("--service", "-s", metavar="NAME", help="Only probes targeting this service.")
 @click.option(
-    "--state", "probe_state", type=click.Choice(STATES), help="Only probes in this state."
+    "--state", "probe_state", type=click.Choice(PROBE_STATES), help="Only probes in this state."
 )
 @json_option
 @pass_state

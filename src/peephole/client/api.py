@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from peephole import protocol
 from peephole.client.errors import (
     InvalidRequest,
     NotPeephole,
@@ -83,22 +84,8 @@ T = TypeVar("T")
 M = TypeVar("M", bound=Model)
 PREFIX = "/api/v1"
 STREAM_PATH = f"{PREFIX}/stream"
-PROBE_CHANGES = frozenset(
-    {
-        "condition",
-        "watches",
-        "template",
-        "level",
-        "logger",
-        "hit_limit",
-        "expire_seconds",
-        "rate",
-        "enabled",
-        "limits",
-        "file",
-        "line",
-    }
-)
+# What update_probe may send: the probe's editable fields, and a new expiry.
+PROBE_CHANGES = frozenset((*protocol.EDITABLE_FIELDS, "expire_seconds"))
 
 
 @dataclass(frozen=True)

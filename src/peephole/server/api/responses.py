@@ -18,7 +18,8 @@ from typing import Annotated, Any, Literal, Optional, Union, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from peephole.server.api.schemas import Kind, Level, Role
+from peephole.protocol import LogLevel, ProbeKind, ProbeState
+from peephole.server.api.schemas import Role
 
 __all__ = [
     "ERRORS",
@@ -44,7 +45,6 @@ __all__ = [
 
 log = logging.getLogger("peephole.server")
 
-ProbeState = Literal["pending", "active", "error", "throttled", "expired", "done", "disabled"]
 Tree = dict[str, Any]  # a captured value or frame, in the value format of ``protocol``
 
 
@@ -132,13 +132,13 @@ class ProbeInstanceStatus(Response):
 
 class Probe(Response):
     id: str
-    kind: Kind
+    kind: ProbeKind
     file: str
     line: int
     condition: Optional[str]
     watches: list[str]
     template: Optional[str]
-    level: Level
+    level: LogLevel
     logger: Optional[str]
     hit_limit: Optional[int]
     expires_at: Optional[float]

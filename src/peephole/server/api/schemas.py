@@ -34,8 +34,6 @@ __all__ = [
     "MAX_WATCH",
     "MAX_WATCHES",
     "AgentKeyCreate",
-    "Kind",
-    "Level",
     "PolicyBody",
     "ProbeCreate",
     "ProbeEdit",
@@ -82,8 +80,6 @@ DEFAULT_TRACEPOINT_HITS = 10
 DEFAULT_EXPIRY = 3600.0
 MAX_EXPIRY = 7 * 24 * 3600.0
 
-Kind = Literal["tracepoint", "logpoint"]
-Level = Literal["debug", "info", "warning", "error", "critical"]
 Role = Literal["viewer", "debugger", "admin"]
 
 
@@ -127,7 +123,7 @@ class ProbeEdit(BaseModel):
     condition: Optional[Condition] = None
     watches: list[Watch] = Field(default_factory=list, max_length=MAX_WATCHES)
     template: Optional[Template] = None
-    level: Level = "info"
+    level: protocol.LogLevel = "info"
     logger: Optional[Name] = None
     hit_limit: Optional[int] = Field(None, ge=1, le=MAX_HIT_LIMIT)
     expire_seconds: Optional[float] = Field(None, gt=0, le=MAX_EXPIRY)
@@ -156,7 +152,7 @@ class ProbeEdit(BaseModel):
 
 
 class ProbeCreate(ProbeEdit):
-    kind: Kind
+    kind: protocol.ProbeKind
     file: FilePath
     line: int = Field(ge=1, le=10_000_000)
     target: TargetBody = Field(

@@ -57,6 +57,7 @@ environment.filters.update(
     cut_word=render.cut_word,
 )
 environment.globals["htmx"] = HTMX
+environment.globals["log_levels"] = protocol.LOG_LEVELS  # the probe form's choices
 environment.globals["now"] = time.time  # pages give it to /live: events since they were made
 # Variable trees are embedded as JSON (``tojson``): unsorted and compact, 10,000 nodes fast.
 environment.policies["json.dumps_kwargs"] = {"sort_keys": False, "separators": (",", ":")}
