@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
@@ -109,6 +110,7 @@ __all__ = [
     "env_settings",
     "expression_problem",
     "expression_problem_at",
+    "is_library_path",
     "key_text",
     "new_event",
     "printable",
@@ -711,6 +713,18 @@ _ESCAPES = {
     for first, last in CONTROL_RANGES
     for code in range(first, last + 1)
 }
+
+
+# Installed packages and the standard library, as the agent reports paths (POSIX or Windows).
+_LIBRARY_PATH = re.compile(
+    r"[\\/](site-packages|dist-packages)[\\/]|[\\/]lib[\\/]python\d[\d.]*[\\/]|[\\/]Lib[\\/]"
+)
+
+
+def is_library_path(path: str) -> bool:
+    """Whether a file the agent reports is an installed package's or the standard library's:
+    the CLI and the web UI list the application's files first and fold these away."""
+    return _LIBRARY_PATH.search(path) is not None
 
 
 def printable(text: str) -> str:
