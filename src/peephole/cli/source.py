@@ -9,11 +9,11 @@ from __future__ import annotations
 import click
 
 from peephole.cli.common import State, json_option, pass_state, print_json
+from peephole.protocol import is_library_path
 
 __all__ = ["application_first", "source"]
 
 MARK = "•"
-LIBRARY_DIRS = ("site-packages", "dist-packages")
 
 
 @click.command()
@@ -67,7 +67,4 @@ def application_first(files: list[str]) -> list[str]:
     """The service's own files first (what a person places probes in), then installed
     libraries, each group sorted by path."""
 
-    def is_library(path: str) -> bool:
-        return any(part in LIBRARY_DIRS for part in path.replace("\\", "/").split("/"))
-
-    return sorted(files, key=lambda path: (is_library(path), path))
+    return sorted(files, key=lambda path: (is_library_path(path), path))

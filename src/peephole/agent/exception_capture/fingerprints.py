@@ -1,4 +1,5 @@
-"""Exception fingerprints: which failures are "the same", and which frames are the application's.
+"""Exception fingerprints: which failures are "the same" (which frames are the application's:
+:mod:`peephole.agent.code_kind`).
 
 A fingerprint is computed once per traceback *shape* (the types and code locations it passes
 through, read cheaply as ids) and cached, so a repeated failure costs a tuple and a dict look-up.
@@ -12,16 +13,13 @@ import threading
 from types import FrameType, TracebackType
 from typing import Dict, List, Optional, Set, Tuple
 
+from peephole.agent.code_kind import APP
 from peephole.agent.safe.access import type_info
 
 __all__ = [
-    "AGENT",
-    "APP",
     "Stack",
     "after_fork_in_child",
     "fingerprint_of",
-    "frame_kind",
-    "frame_kinds",
     "known_fingerprints",
     "module_name",
     "remember_fingerprint",
@@ -111,43 +109,6 @@ def fingerprint_of(
                 seen.add(where)
                 parts.append(where)
     return hashlib.sha1("\n".join(parts).encode("utf-8", "replace")).hexdigest()[:16]
-
-
-# --- which frames belong to the application ------------------------------------------------
-
-APP = "app"
-STDLIB = "stdlib"
-SITE = "site-packages"
-AGENT = "agent"
-# peephole's agent package: its frames are the agent's own, never the application's
-_AGENT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_STDLIB_DIRS = tuple(
-    {os.path.dirname(os.__file__) + os.sep, os.path.dirname(os.path.realpath(os.__file__)) + os.sep}
-)
-frame_kinds: Dict[str, str] = {}
-
-
-def frame_kind(filename: str) -> str:
-    """``app``, ``stdlib``, ``site-packages`` or ``agent`` (peephole's own frames)."""
-    kind = frame_kinds.get(filename)
-    if kind is not None:
-        return kind
-    if filename.startswith("<frozen "):
-        kind = STDLIB
-    elif filename.startswith(_AGENT_DIR):
-        kind = AGENT
-    else:
-        parts = filename.replace("\\", "/").split("/")
-        if "site-packages" in parts or "dist-packages" in parts:
-            kind = SITE
-        elif filename.startswith(_STDLIB_DIRS):
-            kind = STDLIB
-        else:
-            kind = APP
-    if len(frame_kinds) > 4096:
-        frame_kinds.clear()
-    frame_kinds[filename] = kind
-    return kind
 
 
 def after_fork_in_child() -> None:

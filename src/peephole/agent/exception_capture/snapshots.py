@@ -27,14 +27,13 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tupl
 
 from peephole import protocol
 from peephole.agent import integrations, otel
+from peephole.agent.code_kind import AGENT, APP
+from peephole.agent.code_kind import code_kind as frame_kind
+from peephole.agent.code_kind import code_kinds as frame_kinds
 from peephole.agent.exception_capture import fingerprints
 from peephole.agent.exception_capture.fingerprints import (
-    AGENT,
-    APP,
     Stack,
     fingerprint_of,
-    frame_kind,
-    frame_kinds,
     known_fingerprints,
     module_name,
     remember_fingerprint,

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import fnmatch
 import io
-import os
-import sysconfig
 import token
 import tokenize
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
+from peephole.agent.code_kind import APP, LIBRARY, code_kind
 from peephole.agent.placement.paths import (
     check_kind,
     loaded_files,
@@ -86,11 +85,6 @@ class SourcePolicy:
         return None
 
 
-def _stdlib_roots() -> List[str]:
-    paths = sysconfig.get_paths()
-    return [os.path.normpath(p) for p in {paths.get("stdlib"), paths.get("platstdlib")} if p]
-
-
 def _is_agent_module(module: str) -> bool:
     top = module.split(".", 1)[0]
     if top in AGENT_DEPENDENCIES:
@@ -100,25 +94,14 @@ def _is_agent_module(module: str) -> bool:
     return not any(module == e or module.startswith(e + ".") for e in _OWN_EXCEPTIONS)
 
 
-def _kind(filename: str, module: str, stdlib: Iterable[str]) -> Optional[str]:
-    """``"app"``, ``"library"``, or None for the standard library and the agent itself."""
-    if _is_agent_module(module):
-        return None
-    normalized = os.path.normpath(os.path.abspath(filename))
-    if os.sep + "site-packages" + os.sep in normalized or "dist-packages" in normalized:
-        return "library"
-    if any(normalized.startswith(root + os.sep) for root in stdlib):
-        return None
-    return "app"
-
-
 def _servable() -> Dict[str, Tuple[str, str]]:
-    """``{filename: (module, kind)}`` of every loaded file the view may show."""
-    stdlib = _stdlib_roots()
+    """``{filename: (module, kind)}`` of every loaded file the view may show: the
+    application's and its libraries' (:func:`code_kind`), not the agent's nor its
+    dependencies' (by module name: they are installed like the application's libraries)."""
     found: Dict[str, Tuple[str, str]] = {}
     for filename, module in loaded_files().items():
-        kind = _kind(filename, module, stdlib)
-        if kind is not None:
+        kind = code_kind(filename)
+        if kind in (APP, LIBRARY) and not _is_agent_module(module):
             found[filename] = (module, kind)
     return found
 
@@ -131,7 +114,7 @@ def list_files(policy: SourcePolicy) -> List[str]:
     libraries: List[str] = []
     for filename, (_, kind) in _servable().items():
         if policy.denied_by(filename) is None:
-            (app if kind == "app" else libraries).append(filename)
+            (app if kind == APP else libraries).append(filename)
     return sorted(app) + sorted(libraries)
 
 

@@ -7,7 +7,6 @@ whose markup is built from escaped token text only.
 
 from __future__ import annotations
 
-import re
 import time
 from functools import lru_cache
 from typing import Any, Optional
@@ -18,7 +17,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 from pygments.token import STANDARD_TYPES, _TokenType
 
-from peephole.protocol import printable, readable_ref
+from peephole.protocol import is_library_path, printable, readable_ref
 
 __all__ = [
     "ago",
@@ -295,15 +294,9 @@ def occurrences(times: list[float], now: float, buckets: int = 24, hours: int = 
     return counts
 
 
-LIBRARY = re.compile(
-    r"[\\/](site-packages|dist-packages)[\\/]|[\\/]lib[\\/]python\d[\d.]*[\\/]|"
-    r"[\\/]Lib[\\/]"
-)
-
-
 def is_library(path: str) -> bool:
     """Installed packages and the standard library (folded away in stacks and file lists)."""
-    return LIBRARY.search(path) is not None
+    return is_library_path(path)
 
 
 def with_readable_refs(event: dict[str, Any]) -> dict[str, Any]:
