@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from peephole import protocol
 from peephole.server.db import Database, normalize_url
@@ -122,9 +124,13 @@ def test_event_pages_follow_the_cursor_newest_first(db: Database) -> None:
     cursor = None
     while True:
         position = event_store.parse_cursor(cursor) if cursor else None
-        page, next_cursor = db.run(
-            lambda s, at=position: event_store.query(s, event_store.EventFilter(), 10, at)
-        )
+
+        def query(
+            s: Session, at: tuple[float, int] | None = position
+        ) -> tuple[list[dict[str, Any]], str | None]:
+            return event_store.query(s, event_store.EventFilter(), 10, at)
+
+        page, next_cursor = db.run(query)
         seen += [e["id"] for e in page]
         times = [e["time"] for e in page]
         assert times == sorted(times, reverse=True)
