@@ -100,11 +100,12 @@ cube: Callable[[int], int] = lambda x: x * x * x  # noqa: E731  @lambda
 
 
 def spin(flag: threading.Event, started: threading.Event, seen: List[int]) -> int:
+    """Loop until ``flag`` is set, keeping ``seen[0]`` at the number of turns so far."""
     started.set()
     count = 0
     while not flag.is_set():
         count += 1  # @spin
-    seen.append(count)
+        seen[0] = count
     return count
 
 
