@@ -16,7 +16,7 @@ from peephole.agent.core import Agent
 from peephole.agent.placement import paths
 from peephole.agent.placement import waiting as waiting_module
 from peephole.agent.placement.waiting import LAST_RETRY_S, WaitedFiles
-from peephole.protocol import ACTIVE, ERROR, PENDING
+from peephole.protocol import ACTIVE, ERROR, PENDING, AgentPolicy
 
 SOURCE = "def f(x):\n    return x + 1\n"
 TEN_MINUTES = 600
@@ -144,3 +144,20 @@ def test_waited_files_match_as_paths_do(tmp_path: Path) -> None:
     assert files.wants(str(tmp_path / "x.py"))
     assert not files.named(str(tmp_path / "y.py"))
     assert files.update(waited[:1]) and not files.wants("/srv/a/b.py")
+
+
+def test_a_policy_reaches_a_probe_whose_error_may_heal(idle_agent: Agent, module_dir: Path) -> None:
+    """A probe in "no such file" when the policy came must not arm later with the
+    expressions it compiled before the policy redacted a name they read."""
+    spec = tracepoint("p", "heals_under_policy.py", 2, watches=["ticket"])
+    assert idle_agent.set_probe(spec).state == ERROR
+    idle_agent.set_policy(AgentPolicy(redact_names=["ticket"]))
+    assert state_of(idle_agent, "p").startswith("error: expression refused")
+    (module_dir / "heals_under_policy.py").write_text("def f(ticket):\n    return ticket\n")
+    importlib.invalidate_caches()
+    importlib.import_module("heals_under_policy")
+    clock = idle_agent.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(LAST_RETRY_S)
+    idle_agent._tick()
+    assert state_of(idle_agent, "p").startswith("error: expression refused")

@@ -243,11 +243,14 @@ class Agent:
             self.redactor = Redactor.from_policy(self.config, policy)
             self.capturer = Capturer(self.config.limits, self.redactor, self.clock)
             for probe in list(self._probes.values()):
-                if probe.state in (ERROR, DONE, EXPIRED, DISABLED):
+                if probe.state in (DONE, EXPIRED, DISABLED) or (
+                    probe.state == ERROR and not probe.heals  # an error that heals arms later
+                ):
                     continue
                 reason = probe.prepare(self.redactor)
                 if reason is not None:
                     self._uninstall(probe)
+                    probe.heals = False
                     probe.set_state(ERROR, reason)
         self._poke()
 
