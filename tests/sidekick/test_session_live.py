@@ -207,7 +207,9 @@ async def test_failures_become_probe_statuses(agent: FakeSidekick, api: httpx.Cl
     assert translated[0]["state"] == "error" and "dotted paths only" in translated[0]["message"]
 
 
-async def test_a_reconnect_replaces_the_older_connection(server: LiveServer) -> None:
+async def test_a_reconnect_replaces_the_older_connection(
+    server: LiveServer, api: httpx.Client
+) -> None:
     sent = headers()
     url = server.ws_url + "/app"
     async with connect(url, additional_headers=sent) as first:
@@ -216,6 +218,17 @@ async def test_a_reconnect_replaces_the_older_connection(server: LiveServer) -> 
             await FakeSidekick(second, "").start()
             await asyncio.wait_for(first.wait_closed(), 10)
             assert len(server.broker.hub.agents) == 1
+
+            def instance() -> dict[str, Any]:
+                [found] = api.get("/instances", params={"include_gone": "true"}).json()
+                return dict(found)
+
+            # the older connection's cleanup has run once its reason is stored
+            replaced = wait_until(
+                lambda: "replaced" in (instance()["last_disconnect"] or ""),
+                what="the older connection's end was not recorded",
+            )
+            assert replaced and instance()["connected"]  # the newer one still is
 
 
 async def test_a_key_for_other_services_is_refused_and_revoking_a_key_ends_it(

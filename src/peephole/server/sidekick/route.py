@@ -35,6 +35,7 @@ PATH = "/app"
 MESSAGE_TOO_BIG = 1009
 CONFLICT = 409
 FRESH_SECONDS = protocol.HEARTBEAT_SECONDS  # how often an open connection counts as heard from
+REPLACE_SECONDS = 10.0  # how long a reconnect waits for the older connection's cleanup
 
 
 async def sidekick_endpoint(websocket: WebSocket) -> None:
@@ -62,6 +63,8 @@ async def sidekick_endpoint(websocket: WebSocket) -> None:
         held = broker.hub.agents.get(info.instance_id)
         if held is not None:  # a Sidekick agent of this service reconnecting (see _admit)
             held.kick("replaced by a newer connection of the same Sidekick instance")
+            if isinstance(held, SidekickConnection):  # its "disconnected" must come first
+                await asyncio.wait_for(held.ended.wait(), REPLACE_SECONDS)
         try:
             policy, _ = await broker.register(connection)
         except instance_store.InstanceHeld:  # connected to another server process
@@ -84,8 +87,11 @@ async def sidekick_endpoint(websocket: WebSocket) -> None:
         for task in tasks:
             task.cancel()
         connection.closed()
-        if registered:
-            await broker.unregister(connection)
+        try:
+            if registered:
+                await broker.unregister(connection)
+        finally:
+            connection.ended.set()
 
 
 async def _admit(broker: Broker, websocket: WebSocket) -> tuple[protocol.InstanceInfo, str, int]:

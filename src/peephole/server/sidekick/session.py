@@ -96,6 +96,7 @@ class SidekickConnection(AgentConnection):
         self._ready = False
         self._latest: Optional[dict[str, str]] = None  # the last probe list wanted
         self._tasks: set[asyncio.Task[None]] = set()
+        self.ended = asyncio.Event()  # set once unregistered: a reconnect waits for it
 
     # --- what the hub and broker send ----------------------------------------------------
 
