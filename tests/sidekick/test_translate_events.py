@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -172,3 +173,87 @@ def test_node_0_0_8_prefixed_probe_ids_and_trace_ids() -> None:
     frame = {"traceId": "abc", "spanId": "def", "time": 1000, "frames": []}
     event = events.snapshot(frame, spec(), "node", REDACTOR)
     assert event["trace_id"] == "abc" and event["span_id"] == "def" and event["time"] == 1.0
+
+
+def count_nodes(shown: Any) -> int:
+    """Value nodes in a converted value (dicts with a ``t``)."""
+    if isinstance(shown, dict):
+        own = 1 if "t" in shown else 0
+        return own + sum(count_nodes(item) for item in shown.values())
+    if isinstance(shown, list):
+        return sum(count_nodes(item) for item in shown)
+    return 0
+
+
+def test_huge_values_are_cut_to_the_capture_limits() -> None:
+    limits = protocol.Limits()
+    ints = [{"@type": "int", "@value": n} for n in range(200_000)]
+    text = {"@type": "str", "@value": "x" * 100_000}
+    wide = {f"f{n}": {"@type": "int", "@value": n} for n in range(5000)}
+    tree = {
+        "big": {"@type": "list", "@value": ints},
+        "text": text,
+        "obj": {"@type": "Thing", "@value": wide},
+        "map": {"@type": "dict", "@value": wide},
+    }
+    shown = values.variables(tree, REDACTOR)
+    big = shown["big"]
+    assert big["len"] == 200_000 and len(big["items"]) == limits.max_items
+    assert big["cut"] == "items" and big["omitted"] == 200_000 - limits.max_items
+    assert shown["text"]["cut"] == "length" and len(shown["text"]["v"]) == limits.max_string
+    assert shown["text"]["len"] == 100_000
+    assert len(shown["obj"]["fields"]) == limits.max_fields and shown["obj"]["cut"] == "items"
+    assert len(shown["map"]["entries"]) == limits.max_items and shown["map"]["cut"] == "items"
+
+
+def test_a_frame_converts_within_a_node_budget() -> None:
+    row = {"@type": "list", "@value": [{"@type": "int", "@value": 1}] * 100}
+    table = {"@type": "list", "@value": [row] * 100}
+    tree = {f"v{n}": table for n in range(20)}  # 200,000 leaves
+    shown = values.variables(tree, REDACTOR)
+    # past the budget, only the open containers' remaining items become stubs
+    assert count_nodes(shown) <= values.MAX_NODES + 2 * protocol.Limits().max_items + len(tree)
+    assert shown["v19"] == {"t": "list", "cut": "budget"}
+
+
+SECRET = "hunter2-s3cr3t-value"
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"@type": "dict", "@value": {"password=" + SECRET: {"@type": "int", "@value": 1}}},
+        {"@type": "Thing", "@value": {"token=" + SECRET: {"@type": "int", "@value": 1}}},
+        {"@type": "list", "@value": [
+            {"@type": "tuple", "@value": [
+                {"@type": "str", "@value": "X-Api-Key"}, {"@type": "str", "@value": SECRET}]},
+            {"@type": "tuple", "@value": [
+                {"@type": "str", "@value": "Accept"}, {"@type": "str", "@value": "text/html"}]},
+        ]},
+        {"@type": "tuple", "@value": [
+            {"@type": "str", "@value": "password"}, {"@type": "str", "@value": SECRET}]},
+    ],
+    ids=["map key", "field name", "header list", "secret pair"],
+)  # fmt: skip
+def test_secret_shapes_in_values_are_redacted(node: dict[str, Any]) -> None:
+    assert SECRET not in json.dumps(values.value(node, REDACTOR))
+
+
+def test_card_shaped_numbers_are_redacted() -> None:
+    shown = values.value({"@type": "int", "@value": 4111111111111111}, REDACTOR)
+    assert shown == {"t": "int", "cut": "redacted"}
+    assert values.value({"@type": "int", "@value": 10**15 + 1}, REDACTOR)["v"] == 10**15 + 1
+
+
+def test_agent_texts_of_an_error_are_masked() -> None:
+    frame = {
+        "error": {"name": "<class 'token=" + SECRET + "'>", "message": "m"},
+        "fileName": "/srv/password=" + SECRET + ".py",
+        "methodName": "f",
+        "lineNo": 3,
+        "frames": [{"fileName": "/srv/token=" + SECRET, "methodName": "token=" + SECRET}],
+        "time": 1796298366190,
+    }
+    for found in (frame["frames"], []):
+        event = events.exception({**frame, "frames": found}, "python", REDACTOR)
+        assert SECRET not in json.dumps(event)

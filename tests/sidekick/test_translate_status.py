@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from peephole import protocol
+from peephole.agent.safe.redaction import Redactor
 from peephole.server.sidekick import status
 from sidekick.fixture_frames import frames
 
@@ -97,3 +98,16 @@ def test_same_file() -> None:
 def test_error_text_without_a_message() -> None:
     expected = "the agent refused the probe (Sidekick error 1004)"
     assert status.error_text({"errorCode": 1004}) == expected
+
+
+SECRET = "password=hunter2-s3cr3t"
+
+
+def test_agent_error_messages_are_masked() -> None:
+    frame = {"errorMessage": f"cannot put, {SECRET}", "errorCode": 2050, "erroneous": True}
+    assert "hunter2" not in status.error_text(frame)
+    assert "hunter2" not in str(status.response_change(frame).message)
+    change = status.event_change("PutTracePointFailedEvent", frame)
+    assert change is not None and "hunter2" not in str(change.message)
+    policy = Redactor(patterns=["topsecret"])
+    assert "topsecret" not in status.error_text({"errorMessage": "x topsecret"}, policy)

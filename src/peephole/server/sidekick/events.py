@@ -16,7 +16,7 @@ from typing import Any, Optional
 from peephole import protocol
 from peephole.agent.safe.redaction import Redactor
 from peephole.server.sidekick.identity import NODE
-from peephole.server.sidekick.values import variables
+from peephole.server.sidekick.values import Budget, variables
 
 __all__ = ["bare_id", "exception", "frames", "log", "probe_id", "snapshot"]
 
@@ -76,12 +76,13 @@ def exception(frame: dict[str, Any], runtime: str, redactor: Redactor) -> dict[s
     named = PYTHON_CLASS.fullmatch(exc_type)  # Python's agent sends "<class 'ValueError'>"
     if named is not None:
         exc_type = named.group(1)
+    exc_type = redactor.mask(exc_type)
     message = redactor.mask(str(error.get("message") or ""))
     found = frames(frame, runtime, redactor)
     for item in found:
         item["app"] = True
     if not found:  # without capture-frame the agent sends only where it was thrown
-        found = [_frame(frame, runtime, redactor, top=True)]
+        found = [_frame(frame, runtime, redactor, Budget(), top=True)]
         found[0]["app"] = True
     where = f"{runtime}:{exc_type}:{found[0].get('file')}:{frame.get('methodName')}"
     return protocol.new_event(
@@ -98,33 +99,37 @@ def exception(frame: dict[str, Any], runtime: str, redactor: Redactor) -> dict[s
 
 
 def frames(frame: dict[str, Any], runtime: str, redactor: Redactor) -> list[dict[str, Any]]:
-    """The stack, innermost first; Node's lines made 1-based."""
+    """The stack, innermost first; Node's lines made 1-based; its values share one budget."""
     items = frame.get("frames")
     if not isinstance(items, list):
         return []
     probe_line = frame.get("lineNo")
     out = []
+    budget = Budget()
     for index, item in enumerate(items[:MAX_FRAMES]):
         if isinstance(item, dict):
             top = index == 0 and item.get("lineNo") == probe_line
-            out.append(_frame(item, runtime, redactor, top))
+            out.append(_frame(item, runtime, redactor, budget, top))
     return out
 
 
-def _frame(item: dict[str, Any], runtime: str, redactor: Redactor, top: bool) -> dict[str, Any]:
+def _frame(
+    item: dict[str, Any], runtime: str, redactor: Redactor, budget: Budget, top: bool
+) -> dict[str, Any]:
+    """One stack frame; every text the agent sent in it is masked."""
     line = item.get("lineNo")
     line = line if isinstance(line, int) and not isinstance(line, bool) else 0
     if runtime == NODE and not top:  # Node 0.0.8 put the probe's own line in the top frame
         line += 1
     file = item.get("fileName") or item.get("className") or ""
     result: dict[str, Any] = {
-        "file": str(file),
+        "file": redactor.mask(str(file)),
         "line": line,
-        "function": str(item.get("methodName") or ""),
-        "module": str(item.get("className") or file),
+        "function": redactor.mask(str(item.get("methodName") or "")),
+        "module": redactor.mask(str(item.get("className") or file)),
     }
     if isinstance(item.get("variables"), dict):
-        result["locals"] = variables(item["variables"], redactor)
+        result["locals"] = variables(item["variables"], redactor, budget)
     return result
 
 

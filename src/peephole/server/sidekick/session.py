@@ -216,7 +216,7 @@ class SidekickConnection(AgentConnection):
             self._answer(name, frame)
         elif kind == "Response":
             probe_id = self._requests.pop(str(frame.get("requestId")), None)
-            change = status.response_change(frame)
+            change = status.response_change(frame, self.redactor)
             tracked = self.tracked.get(probe_id or "")
             # Python reports a line it cannot take before it answers the put with a success:
             # a probe refused since its put was sent (each put is tracked anew) stays refused
@@ -270,9 +270,14 @@ class SidekickConnection(AgentConnection):
         elif name == "ApplicationStatusEvent":
             await self._listing(frame)
         elif name in status.EXCEPTION_NOTICES:  # about exception capture, not a probe
-            log.info("Sidekick agent %s: %s %s", self.instance_id, name, status.error_text(frame))
+            log.info(
+                "Sidekick agent %s: %s %s",
+                self.instance_id,
+                name,
+                status.error_text(frame, self.redactor),
+            )
         else:
-            change = status.event_change(name, frame)
+            change = status.event_change(name, frame, self.redactor)
             if change is not None:
                 found = self._located(status.event_kind(name), *status.where(frame))
                 await self._apply(dict.fromkeys(found, change))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from peephole import protocol
+from peephole.agent.safe.redaction import Redactor, mask_text
 from peephole.server.sidekick.events import bare_id
 
 __all__ = [
@@ -55,11 +56,12 @@ class Change:
     failed_hit: bool = False
 
 
-def error_text(frame: dict[str, Any]) -> str:
+def error_text(frame: dict[str, Any], redactor: Optional[Redactor] = None) -> str:
     """The agent's error message, said the peephole way where it is a known one:
     Python's "Line 8 is not available in /srv/shop.py for tracepoint. Try lines 7 or 12"
-    becomes "line 8 is not available; try 7 or 12"."""
-    message = str(frame.get("errorMessage") or "").strip()
+    becomes "line 8 is not available; try 7 or 12"; masked under ``redactor`` (or the
+    built-in rules), as it is shown and logged."""
+    message = mask_text(str(frame.get("errorMessage") or "").strip(), redactor)
     found = LINE_NOT_AVAILABLE.search(message)
     if found is not None:
         return f"line {found.group(1)} is not available; try {found.group(2).strip()}"
@@ -71,19 +73,21 @@ def error_text(frame: dict[str, Any]) -> str:
     return message[:MAX_MESSAGE]
 
 
-def response_change(frame: dict[str, Any]) -> Change:
+def response_change(frame: dict[str, Any], redactor: Optional[Redactor] = None) -> Change:
     """An answer to a put or update: refused (error) or taken (active)."""
     if frame.get("erroneous") and frame.get("errorCode") not in ALREADY_EXISTS:
-        return Change(protocol.ERROR, error_text(frame))
+        return Change(protocol.ERROR, error_text(frame, redactor))
     return Change(protocol.ACTIVE)
 
 
-def event_change(name: str, frame: dict[str, Any]) -> Optional[Change]:
+def event_change(
+    name: str, frame: dict[str, Any], redactor: Optional[Redactor] = None
+) -> Optional[Change]:
     """A failure or rate-limit event; None for other events."""
     if name in INSTALL_FAILED:
-        return Change(protocol.ERROR, error_text(frame))
+        return Change(protocol.ERROR, error_text(frame, redactor))
     if name in HIT_FAILED:
-        return Change(None, error_text(frame), failed_hit=True)
+        return Change(None, error_text(frame, redactor), failed_hit=True)
     if name in RATE_LIMITED:
         return Change(protocol.THROTTLED, THROTTLED_MESSAGE)
     return None
