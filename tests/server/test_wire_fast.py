@@ -39,5 +39,6 @@ def test_what_orjson_gets_wrong_takes_the_exact_path(
     text = json.dumps({"type": "events", "seq": 1, "events": [event]}, separators=separators)
     assert wire._fast(text) is None
     decoded = wire.decode(text)
-    assert decoded["events"][0]["v"] == value
-    assert json.loads(decoded.raw_events[0]) == {"id": "a", "v": value}
+    kept = "\ufffd" if value == "\ud800" else value  # storage never holds a lone surrogate
+    assert decoded["events"][0]["v"] == kept
+    assert json.loads(decoded.raw_events[0]) == {"id": "a", "v": kept}

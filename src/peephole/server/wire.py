@@ -10,6 +10,12 @@ faster, and each event's text is orjson's compact encoding of the same value. or
 integer wider than 64 bits as a float, so a text with a number of 19 digits or more takes
 the exact path, as does anything orjson refuses (lone surrogates, numbers out of range): that path
 decides what is accepted, with the error it gives.
+
+Two things are refused or repaired for every message, whichever path parsed it: values nested
+deeper than :data:`MAX_DEPTH` (the API's JSON encoder, Pydantic's, fails past ~255 levels, so one
+such event would break every page showing it), and lone UTF-16 surrogates (``"\\udcff"``, which
+the agent's stdlib fallback sends for undecodable bytes): they become U+FFFD in the values and
+in the stored text, since neither UTF-8 databases nor the API's encoder take them.
 """
 
 from __future__ import annotations
@@ -25,7 +31,13 @@ try:
 except ImportError:  # pragma: no cover - a server dependency; the exact path works alone
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["Message", "decode"]
+__all__ = ["MAX_DEPTH", "Message", "decode"]
+
+# Levels of arrays and objects a message may nest, itself included. An agent's deepest value
+# (max_depth 20, three JSON levels each) with its event and frame stays well below it.
+MAX_DEPTH = 128
+_ORJSON_DEPTH = 254  # the most levels orjson.dumps writes (tests/server/test_wire_hostile.py)
+_WRAPS = _ORJSON_DEPTH - (MAX_DEPTH - 2)
 
 
 def _no_constants(name: str) -> Any:
@@ -43,6 +55,10 @@ _NUMBER_SHAPE = bytes(
     for c in range(256)
 )
 _WIDE_NUMBER = b"S" + b"0" * 19
+# A lone surrogate, or the escape of one (an escaped backslash before "ud8.." only costs a
+# needless repair walk): pairs are joined by the parser, so any surrogate left is lone.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 class Message(dict):  # type: ignore[type-arg]
@@ -62,15 +78,64 @@ def decode(data: Union[str, bytes]) -> Message:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise protocol.ProtocolError(f"not UTF-8: {exc}") from None
+    too_deep = protocol.ProtocolError(f"values nested deeper than {MAX_DEPTH} levels")
     try:
-        message = _fast(data) or _parse(data)
+        message = _fast(data)
+        exact = message is None
+        if message is None:
+            message = _parse(data)
+    except RecursionError:
+        raise too_deep from None
     except StopIteration as exc:
         raise protocol.ProtocolError(f"not JSON: no value at {exc.value}") from None
     except (ValueError, IndexError) as exc:
         raise protocol.ProtocolError(f"not JSON: {exc}") from None
     if not isinstance(message.get("type"), str):
         raise protocol.ProtocolError("a message must be a JSON object with a string 'type'")
+    if data.count("[") + data.count("{") > MAX_DEPTH and _deeper(
+        message if exact else {k: v for k, v in message.items() if k != "events"}, MAX_DEPTH
+    ):  # the fast path measured the events while writing them (see _event_texts)
+        raise too_deep
+    if exact and _MAYBE_SURROGATE.search(data):
+        message = _without_surrogates(message)
     return message
+
+
+def _deeper(value: dict[str, Any], limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` levels: level by level, without recursion."""
+    level: list[Any] = [dict(value)]
+    for _ in range(limit):
+        level = [
+            child
+            for container in level
+            for child in (container.values() if type(container) is dict else container)
+            if type(child) in (dict, list)
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _without_surrogates(message: Message) -> Message:
+    """``message`` with lone surrogates replaced by U+FFFD, its events' texts written again."""
+    fixed = Message(_replaced(dict(message)))
+    events = fixed.get("events")
+    fixed.raw_events = (
+        [json.dumps(event, separators=(",", ":")) for event in events]
+        if isinstance(events, list) and message.raw_events
+        else []
+    )
+    return fixed
+
+
+def _replaced(value: Any) -> Any:
+    if type(value) is str:
+        return _SURROGATE.sub("\ufffd", value)
+    if type(value) is list:
+        return [_replaced(item) for item in value]
+    if type(value) is dict:
+        return {_replaced(key): _replaced(item) for key, item in value.items()}
+    return value
 
 
 def _fast(text: str) -> Optional[Message]:
@@ -91,10 +156,31 @@ def _fast(text: str) -> Optional[Message]:
         return None
     message = Message(value)
     events = value.get("events")
-    message.raw_events = (
-        [orjson.dumps(event).decode() for event in events] if isinstance(events, list) else []
-    )
+    texts = _event_texts(events) if isinstance(events, list) else []
+    if texts is None:
+        return None
+    message.raw_events = texts
     return message
+
+
+def _event_texts(events: list[Any]) -> Optional[list[str]]:
+    """Each event's text, or None when one nests deeper than a message may (the exact path
+    refuses it). The depth is measured by orjson's own limit while writing: each event is
+    written inside as many arrays as leave it ``MAX_DEPTH - 2`` levels (the message and its
+    ``events`` hold it), ten times cheaper than walking the values."""
+    slot: list[Any] = [None]
+    outer: list[Any] = slot
+    for _ in range(_WRAPS - 1):
+        outer = [outer]
+    texts = []
+    for event in events:
+        slot[0] = event
+        try:
+            text = orjson.dumps(outer)
+        except orjson.JSONEncodeError:
+            return None
+        texts.append(text[_WRAPS:-_WRAPS].decode())
+    return texts
 
 
 def _parse(text: str) -> Message:

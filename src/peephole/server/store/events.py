@@ -58,7 +58,7 @@ class Stored:
 def fingerprint_of(event: dict[str, Any]) -> str:
     given = event.get("fingerprint")
     if isinstance(given, str) and given:
-        return given[:128]
+        return _column_text(given[:128])
     return hashlib.sha256(str(event.get("exc_type", "Exception")).encode()).hexdigest()[:32]
 
 
@@ -169,10 +169,16 @@ def _insert_sql(dialect: str) -> str:
     return f"INSERT INTO {EventRow.__tablename__} ({', '.join(ROW_COLUMNS)}) VALUES ({values})"
 
 
+def _column_text(value: str) -> str:
+    """``value`` as a text column can hold it: PostgreSQL refuses NUL (the payload, JSON text,
+    holds it escaped; lone surrogates are replaced at the wire, ``peephole.server.wire``)."""
+    return value.replace("\x00", "\ufffd")
+
+
 def _row(event: dict[str, Any], payload: Optional[str]) -> dict[str, Any]:
     def text(name: str, size: int) -> Optional[str]:
         value = event.get(name)
-        return value[:size] if isinstance(value, str) else None
+        return _column_text(value[:size]) if isinstance(value, str) else None
 
     return {
         "id": event["id"],
@@ -234,8 +240,8 @@ def _group_exceptions(session: Session, origin: Origin, events: list[dict[str, A
         if snapshots or group.last_event_id is None:
             shown = snapshots[-1] if snapshots else items[-1]
             group.last_event_id = shown["id"]
-            group.exc_type = str(shown.get("exc_type") or "Exception")[:300]
-            group.message = str(shown.get("message") or "")
+            group.exc_type = _column_text(str(shown.get("exc_type") or "Exception")[:300])
+            group.message = _column_text(str(shown.get("message") or ""))
         if origin.service not in group.services:
             group.services = [*group.services, origin.service]
         if origin.version and origin.version not in group.versions:
