@@ -79,11 +79,15 @@ def test_more_ids_than_one_query_takes(db: Database, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize(("sync_events", "expected"), [(False, "off"), (True, "on")])
-def test_event_commits_wait_for_the_wal_only_when_asked(
-    postgres_url: str, sync_events: bool, expected: str
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [({}, "on"), ({"PEEPHOLE_SERVER_SYNC_EVENTS": "false"}, "off")],
+)
+def test_event_commits_wait_for_the_wal_unless_told_not_to(
+    postgres_url: str, environ: dict[str, str], expected: str
 ) -> None:
-    settings = ServerSettings(database=postgres_url, sync_events=sync_events)
+    """An ack means durable by default: speed over it is an explicit choice."""
+    settings = ServerSettings.load(environ, database=postgres_url)
     database = Database(settings.database)
     try:
         database.migrate()
