@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -14,6 +15,9 @@ import pytest
 
 from peephole import protocol
 from peephole.server import wire
+from peephole.server.api import responses
+from peephole.server.db import Database
+from peephole.server.store import events as event_store
 
 from .conftest import FakeAgent, exception, placed
 
@@ -120,3 +124,20 @@ def test_the_deepest_event_accepted_on_either_path(exact: bool) -> None:
     assert wire.decode(deepest).raw_events
     with pytest.raises(protocol.ProtocolError, match="nested deeper than 128"):
         wire.decode(message(wire.MAX_DEPTH - 1))
+
+
+def test_a_stored_payload_with_mistyped_required_fields_is_still_served(db: Database) -> None:
+    """An event stored before the gateway checked types: its columns win over its text."""
+    event = exception()
+    text = json.dumps({**event, "id": 5, "type": ["x"], "time": "now", "message": 3})
+    origin = event_store.Origin("shop", "i1", None)
+    db.run(lambda s: event_store.insert(s, origin, [dict(event)], time.time(), [text]))
+    [page] = [
+        responses.event(e)
+        for e in db.run(lambda s: event_store.query(s, event_store.EventFilter(), 10)[0])
+    ]
+    one = responses.event(db.run(lambda s: event_store.get(s, event["id"])))
+    [listed] = [responses.event(e) for e in db.run(lambda s: event_store.by_ids(s, [event["id"]]))]
+    for served in (page, one, listed):
+        assert isinstance(served, responses.ExceptionEvent)
+        assert (served.id, served.message) == (event["id"], "")

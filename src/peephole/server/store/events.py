@@ -193,9 +193,24 @@ def _row(event: dict[str, Any], payload: Optional[str]) -> dict[str, Any]:
     }
 
 
+# What reading an event selects: its text and the columns that win over it (``_loads``).
+_READ_COLUMNS = (
+    EventRow.payload,
+    EventRow.id,
+    EventRow.type,
+    EventRow.service,
+    EventRow.instance_id,
+    EventRow.time,
+    EventRow.fingerprint,
+)
+
+
 def _loads(row: Any) -> dict[str, Any]:
-    """An event read back: its JSON with the server's columns laid over it."""
+    """An event read back: its JSON with the server's columns laid over it (a payload stored
+    before the gateway checked types cannot fail the required fields of a response)."""
     event: dict[str, Any] = json.loads(row.payload)
+    event["id"] = row.id
+    event["type"] = row.type
     event["service"] = row.service
     event["instance_id"] = row.instance_id
     event["time"] = row.time
@@ -287,14 +302,7 @@ def query(
     session: Session, where: EventFilter, limit: int, cursor: Optional[tuple[float, int]] = None
 ) -> tuple[list[dict[str, Any]], Optional[str]]:
     """A page of events, newest first, and the cursor of the next page (None at the end)."""
-    stmt = select(
-        EventRow.payload,
-        EventRow.service,
-        EventRow.instance_id,
-        EventRow.time,
-        EventRow.fingerprint,
-        EventRow.seq,
-    )
+    stmt = select(*_READ_COLUMNS, EventRow.seq)
     for column, value in (
         (EventRow.type, where.type),
         (EventRow.probe_id, where.probe_id),
@@ -319,13 +327,7 @@ def query(
 
 def get(session: Session, event_id: str) -> dict[str, Any]:
     """The event with this id, or with the only id that starts with it."""
-    query = select(
-        EventRow.payload,
-        EventRow.service,
-        EventRow.instance_id,
-        EventRow.time,
-        EventRow.fingerprint,
-    )
+    query = select(*_READ_COLUMNS)
     row = session.execute(query.where(EventRow.id == event_id)).first()
     if row is None:
         full_id = by_prefix(session, EventRow.id, event_id, "event")
@@ -337,15 +339,7 @@ def get(session: Session, event_id: str) -> dict[str, Any]:
 
 def by_ids(session: Session, event_ids: list[str]) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(
-            EventRow.payload,
-            EventRow.service,
-            EventRow.instance_id,
-            EventRow.time,
-            EventRow.fingerprint,
-        )
-        .where(EventRow.id.in_(event_ids))
-        .order_by(EventRow.seq)
+        select(*_READ_COLUMNS).where(EventRow.id.in_(event_ids)).order_by(EventRow.seq)
     )
     return [_loads(r) for r in rows]
 
