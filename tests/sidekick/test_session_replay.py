@@ -295,3 +295,42 @@ async def test_a_success_answer_after_the_install_failure_leaves_the_error() -> 
     report = broker.last("p1")
     assert report is not None and report.state == protocol.ERROR
     assert report.message == "line 8 is not available; try 7"
+
+
+async def test_repeated_filter_pairs_keep_one_pending_request_per_probe() -> None:
+    connection, _ = session()
+    want(connection, probe("p1", "tracepoint", "shop.py", 13), probe("p2", "logpoint", "a.py", 3))
+    for _ in range(50):  # an agent that asks again and again, never answering the puts
+        await ready(connection)
+    assert sorted(connection._requests.values()) == ["p1", "p2"]
+
+
+async def test_an_event_of_the_other_kind_is_not_stored_on_a_probe() -> None:
+    connection, broker = session()
+    want(connection, probe("p1", "tracepoint", "shop.py", 13))
+    await ready(connection)
+    log_line = {"type": "Event", "name": "LogPointEvent", "tracePointId": "p1", "logMessage": "x"}
+    await connection.handle(log_line)
+    assert broker.stored == [] and broker.metrics.events_refused_total == 1
+
+
+async def test_pending_work_is_cancelled_on_close_and_failures_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    connection, _ = session()
+    failed = asyncio.get_running_loop().create_future()
+    waiting = asyncio.Event()
+
+    async def fails() -> None:
+        failed.set_result(None)
+        raise RuntimeError("store down")
+
+    connection._later(fails())
+    connection._later(waiting.wait())
+    [waiter] = [t for t in connection._tasks if "wait" in repr(t.get_coro())]
+    await failed
+    await asyncio.sleep(0)  # a turn of the loop: the failed task ends
+    connection.closed()
+    await asyncio.wait([waiter], timeout=10)
+    assert waiter.cancelled()
+    assert "store down" in caplog.text

@@ -39,7 +39,8 @@ READY_SECONDS = 2.0  # probes go out after the filter answers, or this long afte
 STATUS_GRACE_SECONDS = 150.0  # the agent sends its status every 60 s: two may be late
 NOT_AVAILABLE = "not available for Sidekick agents"
 MAX_PATH = 1000  # the status column
-PROBE_EVENTS = ("TracePointSnapshotEvent", "LogPointEvent")
+PROBE_EVENTS = {"TracePointSnapshotEvent": protocol.TRACEPOINT, "LogPointEvent": protocol.LOGPOINT}
+MAX_PENDING = 10_000  # requests awaiting the agent's answer
 
 
 @dataclass
@@ -138,9 +139,10 @@ class SidekickConnection(AgentConnection):
 
     def _resend(self) -> None:
         """Put every probe again (the agent has none after a filter answer); their events
-        are still taken meanwhile."""
+        are still taken meanwhile; answers to the earlier requests no longer count."""
         self.sent = {}
         self.placed.clear()
+        self._requests.clear()
         for tracked in self.tracked.values():
             tracked.listed = False  # its next list is empty until the puts arrive
         if self._wanted is None:
@@ -191,6 +193,8 @@ class SidekickConnection(AgentConnection):
                 frames.extend(self._forget(spec.id))
         self.tracked[spec.id] = Tracked(spec, frame["fileName"])
         self.placed.add(spec.id)
+        if len(self._requests) >= MAX_PENDING:  # never answered: the oldest is forgotten
+            del self._requests[next(iter(self._requests))]
         self._requests[frame["id"]] = spec.id
         return [*frames, frame]
 
@@ -202,9 +206,25 @@ class SidekickConnection(AgentConnection):
         return [requests.remove(probe_id, gone.spec.kind)]
 
     def _later(self, work: Any) -> None:
+        """Run ``work`` in the background until the connection closes; a failure is logged."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "Sidekick agent %s: background work failed",
+                self.instance_id,
+                exc_info=task.exception(),
+            )
+
+    def closed(self) -> None:
+        """Also cancel the background work still running for this connection."""
+        super().closed()
+        for task in list(self._tasks):
+            task.cancel()
 
     # --- what the agent sends ------------------------------------------------------------
 
@@ -252,7 +272,8 @@ class SidekickConnection(AgentConnection):
     async def _event(self, name: str, frame: dict[str, Any]) -> None:
         if name in PROBE_EVENTS:
             tracked = self.tracked.get(events.probe_id(frame) or "")
-            if tracked is None:  # not a probe this connection holds: never stored
+            # not a probe this connection holds, or one of the other kind: never stored
+            if tracked is None or tracked.spec.kind != PROBE_EVENTS[name]:
                 self.broker.metrics.events_refused_total += 1
                 return
             spec = tracked.spec
