@@ -146,8 +146,6 @@ class ExceptionEvent(_ExceptionBase, _EventExtras, total=False):
     """An exception seen by the agent: with locals (``snapshot``), or only counted."""
 
     fingerprint: Annotated[str, Size(0, 128)]  # the server derives one when absent
-    probe_id: Optional[ProbeId]  # names no probe; a value must still be text (the gateway
-    # filters events by the probes it sent, looking the id up)
     exc_type: str
     message: str
     origin: str  # "thread", "asyncio", "wsgi", "logging"...

@@ -205,10 +205,13 @@ def _own_probes_only(
     broker: Broker, connection: AgentConnection, events: list[dict[str, Any]], texts: list[str]
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The events of probes this connection was sent, and those that name no probe
-    (exceptions): a key holder cannot spend another service's hit limit with forged events."""
+    (exceptions): a key holder cannot spend another service's hit limit with forged events.
+    An id that is not text (an exception's is not checked) names no probe sent: refused."""
     sent = connection.ever_sent
     kept = [
-        i for i, e in enumerate(events) if e.get("probe_id") is None or e.get("probe_id") in sent
+        i
+        for i, e in enumerate(events)
+        if (probe_id := e.get("probe_id")) is None or (type(probe_id) is str and probe_id in sent)
     ]
     if len(kept) == len(events):
         return events, texts
