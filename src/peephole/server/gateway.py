@@ -146,15 +146,6 @@ def _check_version(version: Any) -> None:
         )
 
 
-def check_instance(info: protocol.InstanceInfo) -> None:
-    """Refuse (:class:`Rejected`) an instance its definition refuses (the database columns'
-    sizes); the Sidekick route checks the instance it builds from upgrade headers with this."""
-    try:
-        messages.check(protocol.InstanceInfo, info.to_dict(), "bad instance")
-    except protocol.ProtocolError as exc:
-        raise Rejected(POLICY_VIOLATION, str(exc)) from None
-
-
 def _checked(message: wire.Message) -> Optional[messages.AgentMessage]:
     """``message`` checked against its definition in :mod:`peephole.messages`."""
     try:
