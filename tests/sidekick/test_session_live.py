@@ -15,6 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from peephole import protocol
 from peephole.cli.main import run
 from server.conftest import ADMIN_TOKEN, AGENT_KEY, LiveServer, client_for, make_settings
 from sidekick.fixture_frames import frames
@@ -297,3 +298,16 @@ async def test_the_cli_lists_the_instance_and_shows_its_snapshot(
     shown = capsys.readouterr().out
     assert "checkout" in shown and "app.js:19" in shown  # the caller's line, 1-based
     assert "id = 'c1'" in shown and "vip = True" in shown
+
+
+async def test_frames_after_a_too_big_one_are_not_handled(
+    server: LiveServer, agent: FakeSidekick
+) -> None:
+    handled = server.broker.metrics.agent_messages_total
+    too_big = json.dumps({"type": "Event", "pad": "x" * protocol.MAX_MESSAGE_BYTES})
+    await agent.ws.send(too_big)
+    await agent.send({"type": "Request", "name": "GetConfigRequest", "id": "after"})
+    await asyncio.wait_for(agent.ws.wait_closed(), 10)
+    assert agent.ws.close_code == 1009
+    wait_until(lambda: not server.broker.hub.agents, what="the connection was not ended")
+    assert server.broker.metrics.agent_messages_total == handled  # "after" was not

@@ -117,7 +117,10 @@ async def _admit(broker: Broker, websocket: WebSocket) -> tuple[protocol.Instanc
 
 
 async def _serve(broker: Broker, connection: SidekickConnection) -> None:
+    """Handle the agent's frames until it leaves; once the server is closing the connection
+    (a too-big frame), what still arrives is read and dropped while the close goes out."""
     failures = 0
+    closing = False
     while True:
         message = await connection.websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -125,8 +128,11 @@ async def _serve(broker: Broker, connection: SidekickConnection) -> None:
         data = message.get("text")
         if data is None:
             data = message.get("bytes") or b""
+        if closing:
+            continue
         if len(data) > protocol.MAX_MESSAGE_BYTES:
             connection.close(MESSAGE_TOO_BIG, f"message of {len(data)} bytes is too big")
+            closing = True
             continue
         broker.metrics.agent_messages_total += 1
         connection.last_message = time.time()
