@@ -124,7 +124,7 @@ def test_a_too_deep_tree_is_cut() -> None:
     for _ in range(200):
         node = {"@type": "list", "@value": [node]}
     shown = values.value(node, REDACTOR)
-    for _ in range(values.MAX_DEPTH):
+    for _ in range(protocol.Limits().max_depth):
         shown = shown["items"][0]
     assert shown == {"t": "list", "cut": "depth"}
 

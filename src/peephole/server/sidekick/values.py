@@ -5,7 +5,7 @@ Sidekick agents do not redact, so the server does it on arrival with the agent's
 keys and field names too) and card-shaped numbers are masked, a list of header pairs and a
 ``(secret name, value)`` pair hide their text values. Nor do they bound what they send (an
 error's stack comes without any probe), so peephole's capture limits apply here, on the event
-loop: items, fields and string length per value, and a node budget per event; cuts are marked
+loop: depth, items, fields and string length per value, and a node budget per event; cuts are marked
 as peephole marks them (``items``, ``length``, ``budget``, ``depth``).
 """
 
@@ -16,12 +16,11 @@ from typing import Any, Optional
 from peephole import protocol
 from peephole.agent.safe.redaction import Redactor
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "Budget", "value", "variables"]
+__all__ = ["MAX_NODES", "Budget", "value", "variables"]
 
 STRING_TYPES = frozenset({"str", "String", "string", "unicode", "java.lang.String"})
 MAP_TYPES = frozenset({"dict", "OrderedDict", "defaultdict", "Counter", "Map"})
 DEPTH_CUT = "..."  # what Node sends in place of a value past its depth
-MAX_DEPTH = 64  # deeper trees (no agent sends them) are cut, not walked
 MAX_NODES = 5000  # value nodes one event converts (the agent's MAX_NODES containers)
 CARD_SIZED = (10**12, 10**19)  # ints with as many digits as a card number are checked
 PAIR_CHECKED = 8  # pairs of a list looked at to tell a header list
@@ -88,7 +87,7 @@ class _Convert:
         secret = name is not None and self.redactor.is_secret_name(name)
         if (secret and self.redactor.hides(str(name), raw)) or (hide_text and isinstance(raw, str)):
             return {"t": kind, "cut": "redacted"}
-        if depth >= MAX_DEPTH:
+        if depth >= self.limits.max_depth and isinstance(raw, (list, dict)):
             return {"t": kind, "cut": "depth"}
         if self.budget.left <= 0:
             return {"t": kind, "cut": "budget"}
