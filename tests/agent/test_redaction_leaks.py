@@ -97,10 +97,22 @@ def test_pem_private_key_block_is_masked_whole() -> None:
         ("card 4111  1111  1111  1111 ok", f"card {MASK} ok"),
         ("ref-4111111111111111", f"ref-{MASK}"),
         ("CARD4111111111111111", f"CARD{MASK}"),
+        # a secret key=value inside the value of another key=value
+        ("put: password=hunter2-s3cr3t", f"put: password={MASK}"),
+        ("a:password=xyz12345", f"a:password={MASK}"),
+        ("x: token=abcdef123 y=1", f"x: token={MASK} y=1"),
+        ("url: https://h/?page=2&api_key=zzzz1234", f"url: https://h/?page=2&api_key={MASK}"),
+        ('data: "password=abc123"', f'data: "password={MASK}"'),
     ],
 )
 def test_whole_values_and_card_variants(text: str, expected: str) -> None:
     assert Redactor().redact_text(text) == expected
+
+
+def test_many_plain_key_values_are_scanned_in_linear_work() -> None:
+    """Each key=value is looked at once, so a long chain of them is not quadratic."""
+    text = "a=" * 50_000 + "password=hunter2"
+    assert Redactor().redact_text(text) == "a=" * 50_000 + f"password={MASK}"
 
 
 def test_public_whole_text_api() -> None:

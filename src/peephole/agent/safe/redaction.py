@@ -166,9 +166,11 @@ def _mask_card(match: re.Match[str]) -> str:
 # "pw=x user=bob" keeps "user=bob". The key is any name (at most 64 characters, starting at
 # a name's start); whether it says secret is decided on the key alone (:data:`_SECRET_KEY`),
 # so no part of the regex can backtrack more than the key's length at each name.
-_KEY_VALUE = (
+_KEY = (
     r"(?i)(?<![a-z0-9_.-])([a-z0-9_.-]{1,64})"
     r"(\"?'?\s*[=:]\s*(?:[bru](?=[\"']))?)"
+)
+_KEY_VALUE = _KEY + (
     r"(?:(\"|')(?!\[redacted\])[^\"'\r\n]+(?=\3)"
     r"|(?![\"']|\[redacted\])[^\s&;,\"']+(?:[ \t]+(?![^\s=:&;,\"']+\s*[=:])[^\s&;,\"'=:]+)*)"
 )
@@ -180,11 +182,34 @@ _SECRET_KEY = re.compile(
 )
 
 
-def _mask_key_value(match: re.Match[str]) -> str:
-    key, separator, quote = match.group(1), match.group(2), match.group(3) or ""
-    if _SECRET_KEY.search(key) is None:
-        return match.group(0)
-    return f"{key}{separator}{quote}{MASK}"
+_KEY_RE = re.compile(_KEY)
+_KEY_VALUE_RE = re.compile(_KEY_VALUE)
+
+
+def _mask_key_values(text: str) -> str:
+    """``text`` with the value of every secret key masked. Every key is looked at, also one
+    inside another key's value ("put: password=..."), and each only once: the scan moves
+    past a plain key's separator, not past its value, so the work stays linear."""
+    parts: List[str] = []
+    position = 0
+    while True:
+        key = _KEY_RE.search(text, position)
+        if key is None:
+            break
+        whole = None
+        if _SECRET_KEY.search(key.group(1)) is not None:
+            whole = _KEY_VALUE_RE.match(text, key.start())
+        if whole is None:
+            parts.append(text[position : key.end()])
+            position = key.end()
+            continue
+        quote = whole.group(3) or ""
+        parts.append(f"{text[position : key.start()]}{whole.group(1)}{whole.group(2)}{quote}{MASK}")
+        position = whole.end()
+    if not parts:
+        return text
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 _Replacement = Union[str, Callable[["re.Match[str]"], str]]
@@ -213,12 +238,13 @@ def _builtin_patterns() -> Tuple[List[_Pattern], List[_Pattern]]:
     for name, markers, regex, keep in TOKEN_FORMATS:
         group = always if name in _SHORT_FORMATS else long_tokens
         group.append((markers, re.compile(regex), _kept(keep)))
-    key_words = ("pass", "pw", "secret", "token", "key", "credential", "session", "auth")
-    always.append((key_words, re.compile(_KEY_VALUE), _mask_key_value))
     return always, long_tokens
 
 
 _ALWAYS, _LONG_TOKENS = _builtin_patterns()
+# One of these is in every secret key (:data:`_SECRET_KEY`): a text with none has no key=value
+# to mask.
+_KEY_WORDS = ("pass", "pw", "secret", "token", "key", "credential", "session", "auth")
 _LONG_RUN = re.compile(r"[A-Za-z0-9_\-]{16}")
 _FOUR_DIGITS = re.compile(r"[0-9]{4}")
 _MIN_MATCH = 4  # no built-in pattern matches a shorter string ("pw=x")
@@ -341,6 +367,8 @@ class Redactor:
         if len(text) >= _MIN_MATCH:
             lowered = text.lower()
             masked = _apply(_ALWAYS, text, lowered, masked)
+            if any(word in lowered for word in _KEY_WORDS):
+                masked = _mask_key_values(masked)
             if _LONG_RUN.search(text) is not None:
                 masked = _apply(_LONG_TOKENS, text, lowered, masked)
         for regex in self.patterns:
