@@ -141,3 +141,16 @@ def test_a_stored_payload_with_mistyped_required_fields_is_still_served(db: Data
     for served in (page, one, listed):
         assert isinstance(served, responses.ExceptionEvent)
         assert (served.id, served.message) == (event["id"], "")
+
+
+def test_text_columns_never_hold_a_surrogate_from_any_path(db: Database) -> None:
+    """Events built by the server (Sidekick) skip the wire: the columns are safe anyway."""
+    event = {**exception("Key\udcffError", "fp\udcff"), "message": "\udcff bad"}
+    origin = event_store.Origin("shop", "i1", None)
+    db.run(lambda s: event_store.insert(s, origin, [event], time.time()))
+    [group] = db.run(lambda s: event_store.exception_groups(s, None, 10))
+    assert (group["fingerprint"], group["exc_type"], group["message"]) == (
+        "fp\ufffd",
+        "Key\ufffdError",
+        "\ufffd bad",
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Optional, cast
 
@@ -169,10 +170,15 @@ def _insert_sql(dialect: str) -> str:
     return f"INSERT INTO {EventRow.__tablename__} ({', '.join(ROW_COLUMNS)}) VALUES ({values})"
 
 
+# What a text column cannot hold: NUL (PostgreSQL) and lone surrogates (UTF-8 drivers). The
+# wire replaces surrogates already (``peephole.server.wire``); events the server builds itself
+# (Sidekick) do not pass it. The payload, JSON text, holds NUL escaped.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _column_text(value: str) -> str:
-    """``value`` as a text column can hold it: PostgreSQL refuses NUL (the payload, JSON text,
-    holds it escaped; lone surrogates are replaced at the wire, ``peephole.server.wire``)."""
-    return value.replace("\x00", "\ufffd")
+    """``value`` as a text column can hold it."""
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def _row(event: dict[str, Any], payload: Optional[str]) -> dict[str, Any]:
