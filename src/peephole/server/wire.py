@@ -31,7 +31,7 @@ try:
 except ImportError:  # pragma: no cover - a server dependency; the exact path works alone
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["MAX_DEPTH", "Message", "decode"]
+__all__ = ["MAX_DEPTH", "Message", "decode", "may_hold_surrogates", "without_lone_surrogates"]
 
 # Levels of arrays and objects a message may nest, itself included. An agent's deepest value
 # (max_depth 20, three JSON levels each) with its event and frame stays well below it.
@@ -96,7 +96,7 @@ def decode(data: Union[str, bytes]) -> Message:
         message if exact else {k: v for k, v in message.items() if k != "events"}, MAX_DEPTH
     ):  # the fast path measured the events while writing them (see _event_texts)
         raise too_deep
-    if exact and _MAYBE_SURROGATE.search(data):
+    if exact and may_hold_surrogates(data):
         message = _without_surrogates(message)
     return message
 
@@ -118,7 +118,7 @@ def _deeper(value: dict[str, Any], limit: int) -> bool:
 
 def _without_surrogates(message: Message) -> Message:
     """``message`` with lone surrogates replaced by U+FFFD, its events' texts written again."""
-    fixed = Message(_replaced(dict(message)))
+    fixed = Message(without_lone_surrogates(dict(message)))
     events = fixed.get("events")
     fixed.raw_events = (
         [json.dumps(event, separators=(",", ":")) for event in events]
@@ -128,14 +128,23 @@ def _without_surrogates(message: Message) -> Message:
     return fixed
 
 
-def _replaced(value: Any) -> Any:
+def without_lone_surrogates(value: Any) -> Any:
+    """``value`` (parsed JSON) with every lone surrogate replaced by U+FFFD: no database
+    column or response encoder takes one."""
     if type(value) is str:
         return _SURROGATE.sub("\ufffd", value)
     if type(value) is list:
-        return [_replaced(item) for item in value]
+        return [without_lone_surrogates(item) for item in value]
     if type(value) is dict:
-        return {_replaced(key): _replaced(item) for key, item in value.items()}
+        return {
+            without_lone_surrogates(key): without_lone_surrogates(v) for key, v in value.items()
+        }
     return value
+
+
+def may_hold_surrogates(text: str) -> bool:
+    """Whether JSON ``text`` may decode to a lone surrogate (a cheap search, no parse)."""
+    return _MAYBE_SURROGATE.search(text) is not None
 
 
 def _fast(text: str) -> Optional[Message]:

@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from peephole import messages, protocol
+from peephole.server import wire
 from peephole.server.broker import Broker
 from peephole.server.connection import POLICY_VIOLATION, close_reason
 from peephole.server.sidekick import identity
@@ -159,7 +160,11 @@ def _decode(data: Any) -> Optional[dict[str, Any]]:
         frame = json.loads(data)
     except (ValueError, RecursionError):
         return None
-    return frame if isinstance(frame, dict) else None
+    if not isinstance(frame, dict):
+        return None
+    if not isinstance(data, str) or wire.may_hold_surrogates(data):  # bytes: walk to be sure
+        frame = dict(wire.without_lone_surrogates(frame))
+    return frame
 
 
 async def _keep_fresh(connection: SidekickConnection) -> None:
