@@ -7,7 +7,6 @@ import time
 from typing import Any, Dict, List
 
 from conftest import Collector, wait_for
-
 from peephole.agent.delivery.buffer import MAX_BATCH_EVENTS, EventBuffer
 
 

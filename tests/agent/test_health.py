@@ -8,9 +8,9 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 from agent_gateway import Gateway
-from conftest import SHOP_PATH, Collector, shop_line, tracepoint, wait_for
 from targets import shop
 
+from conftest import SHOP_PATH, Collector, shop_line, tracepoint, wait_for
 from peephole.agent import health
 from peephole.agent.core import Agent
 from peephole.agent.launch import start_agent

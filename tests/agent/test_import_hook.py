@@ -11,8 +11,8 @@ from types import CodeType, ModuleType
 from typing import Iterator, List
 
 import pytest
-from conftest import Collector, state_of, tracepoint, wait_for
 
+from conftest import Collector, state_of, tracepoint, wait_for
 from peephole.agent import health, integrations
 from peephole.agent.core import Agent
 from peephole.agent.placement.imports import HOOK, FileWatcher

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from conftest import SHOP_PATH, Collector, logpoint, shop_line, state_of, tracepoint, wait_for
 from manual_clock import ManualClock
 from targets import shop
 
+from conftest import SHOP_PATH, Collector, logpoint, shop_line, state_of, tracepoint, wait_for
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
 from peephole.agent.ratelimit import CpuBudget, TokenBucket

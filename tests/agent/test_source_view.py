@@ -8,9 +8,9 @@ import tempfile
 from typing import Any, Callable, Dict
 
 import pytest
-from conftest import TARGETS, line_of, shop_line
 from targets import hardcoded, shop, shop_settings  # noqa: F401 - loaded, so servable
 
+from conftest import TARGETS, line_of, shop_line
 from peephole.agent.core import Agent
 from peephole.agent.placement.source import mask_source
 from peephole.agent.safe.redaction import Redactor
