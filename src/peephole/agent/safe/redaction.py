@@ -186,10 +186,21 @@ _KEY_RE = re.compile(_KEY)
 _KEY_VALUE_RE = re.compile(_KEY_VALUE)
 
 
+def _mask_key_value(match: re.Match[str]) -> str:
+    key, separator, quote = match.group(1), match.group(2), match.group(3) or ""
+    if _SECRET_KEY.search(key) is not None:
+        return f"{key}{separator}{quote}{MASK}"
+    whole = match.group(0)
+    start = match.end(2) - match.start()
+    value = whole[start:]
+    if "=" in value or ":" in value:  # "put: password=...": a key inside the value
+        return whole[:start] + _mask_key_values(value)
+    return whole
+
+
 def _mask_key_values(text: str) -> str:
-    """``text`` with the value of every secret key masked. Every key is looked at, also one
-    inside another key's value ("put: password=..."), and each only once: the scan moves
-    past a plain key's separator, not past its value, so the work stays linear."""
+    """``text`` with the value of every secret key masked, every key looked at once (the scan
+    moves past a plain key's separator, not past its value, so the work stays linear)."""
     parts: List[str] = []
     position = 0
     while True:
@@ -238,13 +249,12 @@ def _builtin_patterns() -> Tuple[List[_Pattern], List[_Pattern]]:
     for name, markers, regex, keep in TOKEN_FORMATS:
         group = always if name in _SHORT_FORMATS else long_tokens
         group.append((markers, re.compile(regex), _kept(keep)))
+    key_words = ("pass", "pw", "secret", "token", "key", "credential", "session", "auth")
+    always.append((key_words, _KEY_VALUE_RE, _mask_key_value))
     return always, long_tokens
 
 
 _ALWAYS, _LONG_TOKENS = _builtin_patterns()
-# One of these is in every secret key (:data:`_SECRET_KEY`): a text with none has no key=value
-# to mask.
-_KEY_WORDS = ("pass", "pw", "secret", "token", "key", "credential", "session", "auth")
 _LONG_RUN = re.compile(r"[A-Za-z0-9_\-]{16}")
 _FOUR_DIGITS = re.compile(r"[0-9]{4}")
 _MIN_MATCH = 4  # no built-in pattern matches a shorter string ("pw=x")
@@ -367,8 +377,6 @@ class Redactor:
         if len(text) >= _MIN_MATCH:
             lowered = text.lower()
             masked = _apply(_ALWAYS, text, lowered, masked)
-            if any(word in lowered for word in _KEY_WORDS):
-                masked = _mask_key_values(masked)
             if _LONG_RUN.search(text) is not None:
                 masked = _apply(_LONG_TOKENS, text, lowered, masked)
         for regex in self.patterns:
