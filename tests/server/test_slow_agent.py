@@ -35,7 +35,7 @@ async def test_an_agent_that_stops_reading_is_dropped(
             return config
 
         monkeypatch.setattr(conftest, "uvicorn_config", stock)
-    server = server_factory(send_timeout=1.0)
+    server = server_factory(send_timeout=3.0)
     good = await FakeAgent(server, "other").connect()
     info = FakeAgent(server, "slow").info
     # max_queue=1: the client takes one message, then lets the socket fill.
@@ -52,7 +52,7 @@ async def test_an_agent_that_stops_reading_is_dropped(
                 slowest = max(slowest, time.monotonic() - began)
                 if info.instance_id not in server.broker.hub.agents:
                     break
-            assert slowest < 1.0, slowest
+            assert slowest < 1.5, slowest  # never the 3 s send timeout
             deadline = time.monotonic() + 10
             while info.instance_id in server.broker.hub.agents:
                 assert time.monotonic() < deadline, "the stalled agent was never dropped"
