@@ -41,7 +41,7 @@ COVERED_AGENT_RUNS = {"3.11": "ctrace", "3.12": "sysmon", "3.13": "sysmon"}
 REPORTS = ROOT / ".venvs" / "reports"
 FLOORS_VENV = AGENT_VENVS / "floors"
 # The agent's and the CLI's direct dependencies, tested at their declared lowest versions.
-FLOOR_PACKAGES = ("click", "websockets", "bytecode", "httpx", "rich")
+FLOOR_PACKAGES = ("click", "websockets", "bytecode", "orjson", "httpx", "rich")
 FLOOR_TESTS = (
     "tests/cli/test_usage.py",
     "tests/cli/test_errors.py",

@@ -10,10 +10,10 @@ waits for the GIL takes it then, instead of at the next switch interval (5 ms). 
 not zero: ``sleep(0)`` frees the GIL for so short a time that the thread it wakes usually
 finds it taken again, and then waits a whole interval more.
 
-``orjson``, when installed (``pip install 'peephole[fast]'``), encodes the events 7-14 times
-faster than ``json`` on 3.9 to 3.13 (``docs/benchmarks.md``). It is optional: without it, or
-for an event it refuses (an integer over 64 bits, a lone surrogate), ``json`` encodes the event
-to the same JSON value. Both are imported on first use, by the delivery thread, so neither
+``orjson``, a dependency of the agent, encodes the events 7-14 times faster than ``json`` on
+3.9 to 3.13 (``docs/benchmarks.md``). Where it cannot be imported (a platform without its
+wheels, installed with ``--no-deps``), or for an event it refuses (an integer over 64 bits, a
+lone surrogate), ``json`` encodes the event to the same JSON value. Both are imported on first use, by the delivery thread, so neither
 adds to the application's start-up.
 """
 
