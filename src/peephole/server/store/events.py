@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, cast
 
-from sqlalchemy import CursorResult, and_, delete, func, or_, select
+from sqlalchemy import Connection, CursorResult, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from peephole import protocol
@@ -101,7 +101,7 @@ def insert_many(session: Session, batches: list[Batch], now: float) -> list[Stor
     for start in range(0, len(ids), ID_CHUNK):
         chunk = ids[start : start + ID_CHUNK]
         known.update(connection.scalars(select(EventRow.id).where(EventRow.id.in_(chunk))))
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     fresh_per_batch: list[list[dict[str, Any]]] = []
     captures: dict[str, int] = {}
     first_capture: dict[str, int] = {}  # probe id -> index of the first batch capturing it
@@ -116,7 +116,7 @@ def insert_many(session: Session, batches: list[Batch], now: float) -> list[Stor
                 captures[probe_id] = captures.get(probe_id, 0) + 1
                 first_capture.setdefault(probe_id, index)
     if rows:
-        connection.exec_driver_sql(_insert_sql(connection.dialect.name), rows)
+        _insert_rows(connection, rows)
     done = probe_store.add_captures(session, captures, now)
     stored = [Stored(fresh, []) for fresh in fresh_per_batch]
     for probe_id in done:
@@ -161,13 +161,30 @@ ROW_COLUMNS = (
 )
 
 
-def _insert_sql(dialect: str) -> str:
-    """The events INSERT for the driver's own executemany of dicts (sqlite3 or psycopg):
-    SQLAlchemy's per-row parameter handling cost a tenth of ingest, and these columns need
-    no conversion."""
-    marks = ":{}" if dialect == "sqlite" else "%({})s"
-    values = ", ".join(marks.format(name) for name in ROW_COLUMNS)
-    return f"INSERT INTO {EventRow.__tablename__} ({', '.join(ROW_COLUMNS)}) VALUES ({values})"
+_COLUMN_LIST = ", ".join(ROW_COLUMNS)
+_SQLITE_INSERT = (
+    f"INSERT INTO {EventRow.__tablename__} ({_COLUMN_LIST}) "
+    f"VALUES ({', '.join('?' for _ in ROW_COLUMNS)})"
+)
+_POSTGRES_COPY = f"COPY {EventRow.__tablename__} ({_COLUMN_LIST}) FROM STDIN"
+
+
+def _insert_rows(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (``ROW_COLUMNS`` tuples) with the driver itself: sqlite3's
+    executemany, PostgreSQL's COPY (psycopg's executemany cost the server 20 us of CPU per
+    row, COPY 8). SQLAlchemy's per-row parameter handling cost a tenth of ingest, and these
+    columns need no conversion. Like a plain INSERT, COPY fails the transaction on an id
+    stored meanwhile (by another server process): the batcher then retries each batch."""
+    if connection.dialect.name != "postgresql":
+        connection.exec_driver_sql(_SQLITE_INSERT, rows)
+        return
+    cursor = connection.connection.cursor()
+    try:
+        with cursor.copy(_POSTGRES_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
+    finally:
+        cursor.close()
 
 
 # What a text column cannot hold: NUL (PostgreSQL) and lone surrogates (UTF-8 drivers). The
@@ -181,22 +198,24 @@ def _column_text(value: str) -> str:
     return _UNSTORABLE.sub("\ufffd", value)
 
 
-def _row(event: dict[str, Any], payload: Optional[str]) -> dict[str, Any]:
+def _row(event: dict[str, Any], payload: Optional[str]) -> tuple[Any, ...]:
+    """The event's ``ROW_COLUMNS`` values."""
+
     def text(name: str, size: int) -> Optional[str]:
         value = event.get(name)
         return _column_text(value[:size]) if isinstance(value, str) else None
 
-    return {
-        "id": event["id"],
-        "type": event["type"],
-        "service": event["service"],
-        "instance_id": event["instance_id"],
-        "probe_id": text("probe_id", 32),
-        "fingerprint": text("fingerprint", 128),
-        "trace_id": text("trace_id", 64),
-        "time": float(event["time"]),
-        "payload": payload or json.dumps(event, separators=(",", ":"), default=str),
-    }
+    return (
+        event["id"],
+        event["type"],
+        event["service"],
+        event["instance_id"],
+        text("probe_id", 32),
+        text("fingerprint", 128),
+        text("trace_id", 64),
+        float(event["time"]),
+        payload or json.dumps(event, separators=(",", ":"), default=str),
+    )
 
 
 # What reading an event selects: its text and the columns that win over it (``_loads``).
