@@ -1563,9 +1563,13 @@ _CALL_NAMES = {f"_call_{name}": helper for name, (helper, _, _) in _CALL_HELPERS
 
 
 class Expression:
-    """A checked, compiled expression; :meth:`evaluate` raises only EvaluationError."""
+    """A checked, compiled expression; :meth:`evaluate` raises only EvaluationError.
 
-    __slots__ = ("_function", "python", "redactor", "source")
+    ``evaluate(f_locals, f_globals)`` is the value, or EvaluationError; a value derived from
+    a secret is an error that says only that (a yes/no answer about a secret is one too). It
+    is generated with the expression inlined, so a hit makes one Python call, not two."""
+
+    __slots__ = ("_function", "evaluate", "python", "redactor", "source")
 
     def __init__(self, source: str, redactor: Redactor) -> None:
         self.source = source
@@ -1583,32 +1587,44 @@ class Expression:
         namespace["_fmt"] = _fmt
         namespace["_set"] = _make_set
         namespace["_dict"] = _make_dict
-        code = f"def _evaluate(L, G, S):\n    return {python}\n"
+        namespace["_failure"] = _failure
+        namespace["_Exception"] = Exception  # the namespace has no builtins
+        namespace["_tainted"] = _tainted
+        namespace["_redactor"] = redactor
+        code = (
+            f"def _evaluate(L, G, S):\n    return {python}\n"
+            f"def evaluate(L, G):\n"
+            f"    S = [{MAX_WORK}, False, _redactor, {MAX_TAINT_SCANS}]\n"
+            f"    try:\n        value = {python}\n"
+            f"    except _Exception as exc:\n        raise _failure(exc, S) from None\n"
+            f"    if S[1]:\n        raise _tainted()\n"
+            f"    return value\n"
+        )
         try:
             compiled = quietly(compile, code, f"<peephole expression {source[:40]!r}>", "exec")
             exec(compiled, namespace)
         except (SyntaxError, RecursionError, MemoryError, ValueError) as exc:
             raise ExpressionError(f"the expression cannot be compiled: {exc}") from None
         self._function: Callable[[Any, Any, State], Any] = namespace["_evaluate"]
-
-    def evaluate(self, f_locals: Mapping[str, object], f_globals: Mapping[str, object]) -> object:
-        """The value, or EvaluationError; a value derived from a secret is an error that says
-        only that (a yes/no answer about a secret is one too)."""
-        S = [MAX_WORK, False, self.redactor, MAX_TAINT_SCANS]
-        try:
-            value = self._function(f_locals, f_globals, S)
-        except EvaluationError as exc:
-            if S[1]:  # _TAINTED, as a constant: this runs at every hit
-                raise EvaluationError(TAINTED) from None
-            raise exc from None
-        except Exception as exc:
-            raise EvaluationError(TAINTED if S[1] else _describe_error(exc)) from None
-        if S[1]:
-            raise EvaluationError(TAINTED)
-        return value
+        self.evaluate: Callable[[Mapping[str, object], Mapping[str, object]], object] = namespace[
+            "evaluate"
+        ]
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+def _failure(exc: Exception, S: State) -> EvaluationError:
+    """What :meth:`Expression.evaluate` raises for ``exc``: the taint hides its reason."""
+    if S[_TAINTED]:
+        return EvaluationError(TAINTED)
+    if isinstance(exc, EvaluationError):
+        return exc
+    return EvaluationError(_describe_error(exc))
+
+
+def _tainted() -> EvaluationError:
+    return EvaluationError(TAINTED)
 
 
 def _describe_error(exc: BaseException) -> str:
