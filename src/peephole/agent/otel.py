@@ -15,11 +15,12 @@ from peephole.agent.health import internal_error
 __all__ = ["add_snapshot_event", "add_span_event", "log_extra", "trace_ids"]
 
 SNAPSHOT_SPAN_EVENT = "peephole.snapshot"
+TRACE_MODULE = "opentelemetry.trace"  # not in sys.modules: trace_ids() is None
 
 
 def trace_ids() -> Optional[Tuple[str, str]]:
     """The current recording span's ``(trace_id, span_id)`` as hex, or None."""
-    trace = sys.modules.get("opentelemetry.trace")
+    trace = sys.modules.get(TRACE_MODULE)
     if trace is None:
         return None
     try:
@@ -43,7 +44,7 @@ def log_extra(ids: Optional[Tuple[str, str]]) -> Optional[Dict[str, Any]]:
 
 def add_span_event(name: str, attributes: Dict[str, Any]) -> None:
     """Add an event to the current recording span, if there is one."""
-    trace = sys.modules.get("opentelemetry.trace")
+    trace = sys.modules.get(TRACE_MODULE)
     if trace is None:
         return
     try:
@@ -57,7 +58,7 @@ def add_span_event(name: str, attributes: Dict[str, Any]) -> None:
 def add_snapshot_event(event: Dict[str, Any]) -> None:
     """Add ``peephole.snapshot`` with the id of ``event`` (a snapshot or an exception
     snapshot) to the current recording span, so the trace points to the snapshot."""
-    if "opentelemetry.trace" not in sys.modules:
+    if TRACE_MODULE not in sys.modules:
         return
     attributes = {"peephole.event_id": event.get("id"), "peephole.event_type": event.get("type")}
     for key in ("probe_id", "fingerprint"):

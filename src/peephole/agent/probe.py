@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 import threading
 import types
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
@@ -60,6 +61,7 @@ SAMPLE = 16  # a false condition is timed once in this many hits
 # own, say) does not re-enter the agent. A set of idents is cheaper than a threading.local.
 _BUSY: Set[int] = set()
 _get_ident = threading.get_ident
+_modules = sys.modules
 
 
 class Shared:
@@ -293,7 +295,7 @@ class ArmedProbe:
                 self._drop(f"over the process-wide rate of {self.process_bucket.rate:g}/s")
                 return False
             self.captures += 1
-            if self.limit_reached:
+            if self.hit_limit is not None and self.captures >= self.hit_limit:  # limit_reached
                 self.set_state(DONE, f"hit limit of {self.hit_limit} reached")
                 self.shared.changed()
             elif (
@@ -330,17 +332,19 @@ class ArmedProbe:
         captured = capturer.frames(
             stack_of(frame, limits.max_frames), range(limits.frames_with_locals), watches
         )
-        event = new_event(
-            self.clock.wall(),
-            protocol.SNAPSHOT,
-            probe_id=self.spec.id,
-            probe_version=self.spec.version,
-            file=self.path,
-            line=self.spec.line,
-            thread=threading.current_thread().name,
+        spec = self.spec
+        event = {
+            "id": f"{_id_prefix}{next(_id_counter):016x}",
+            "type": protocol.SNAPSHOT,
+            "time": self.clock.wall(),
+            "probe_id": spec.id,
+            "probe_version": spec.version,
+            "file": self.path,
+            "line": spec.line,
+            "thread": threading.current_thread()._name,  # type: ignore[attr-defined] # .name, no property call
             **captured,
-        )
-        ids = otel.trace_ids()
+        }
+        ids = otel.trace_ids() if otel.TRACE_MODULE in _modules else None  # no call without OTel
         self.shared.emit(event, ids)
         if ids is not None and self.shared.config.otel_span_events:
             otel.add_snapshot_event(event)
@@ -349,19 +353,21 @@ class ArmedProbe:
         template = self.template
         assert template is not None
         message, errors = template.render(f_locals, f_globals)
-        ids = otel.trace_ids()
-        event = new_event(
-            self.clock.wall(),
-            protocol.LOG,
-            probe_id=self.spec.id,
-            probe_version=self.spec.version,
-            file=self.path,
-            line=self.spec.line,
-            level=self.spec.level,
-            message=message,
-            errors=errors,
-            thread=threading.current_thread().name,
-        )
+        ids = otel.trace_ids() if otel.TRACE_MODULE in _modules else None  # no call without OTel
+        spec = self.spec
+        event = {  # new_event()'s keys, in one dict display: no keyword dict to copy
+            "id": f"{_id_prefix}{next(_id_counter):016x}",
+            "type": protocol.LOG,
+            "time": self.clock.wall(),
+            "probe_id": spec.id,
+            "probe_version": spec.version,
+            "file": self.path,
+            "line": spec.line,
+            "level": spec.level,
+            "message": message,
+            "errors": errors,
+            "thread": threading.current_thread()._name,  # type: ignore[attr-defined] # .name, no property call
+        }
         self.shared.emit(event, ids)
         logger = self.logger
         if logger is not None:
@@ -380,21 +386,10 @@ def after_fork() -> None:
     _id_counter = itertools.count()
 
 
+# Event ids: the 32 hex digits of protocol.new_event's uuid4().hex, without its system call
+# per event: a random per-process prefix and a counter, written in each event's dict display.
 _id_prefix = os.urandom(8).hex()
 _id_counter = itertools.count()
-
-
-def new_event(now: float, event_type: str, **payload: Any) -> Dict[str, Any]:
-    """:func:`peephole.protocol.new_event` at ``now`` (the agent's wall clock, not the
-    application's), without ``uuid4()``, which costs a system call per event: a random
-    per-process prefix and a counter make the same 32 hex digits."""
-    event: Dict[str, Any] = {
-        "id": f"{_id_prefix}{next(_id_counter):016x}",
-        "type": event_type,
-        "time": now,
-    }
-    event.update(payload)
-    return event
 
 
 def _hit_limit(spec: ProbeSpec, config: AgentConfig) -> Optional[int]:

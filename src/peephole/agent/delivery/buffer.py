@@ -66,17 +66,21 @@ class EventBuffer:
 
     def put(self, event: Event, size: int) -> None:
         """Queue one event; never blocks beyond a short lock, never raises."""
-        dropped: List[Event] = []
+        dropped: Optional[List[Event]] = None  # made only when over budget: rare
         with self._lock:
-            self._items.append((event, size))
+            items = self._items
+            items.append((event, size))
             self._bytes += size
-            while self._bytes > self.max_bytes and self._items:
-                old, old_size = self._items.popleft()
-                self._bytes -= old_size
-                dropped.append(old)
-            if len(self._items) == 1:  # the thread waits only when the buffer is empty
+            if self._bytes > self.max_bytes:
+                dropped = []
+                while self._bytes > self.max_bytes and items:
+                    old, old_size = items.popleft()
+                    self._bytes -= old_size
+                    dropped.append(old)
+            if len(items) == 1:  # the thread waits only when the buffer is empty
                 self._changed.notify()
-        self._count_drops(dropped)
+        if dropped is not None:
+            self._count_drops(dropped)
 
     def _count_drops(self, dropped: List[Event]) -> None:
         if not dropped:
