@@ -26,6 +26,9 @@ from waiting import wait_until
 
 ADMIN_TOKEN = "e2e-admin-token"
 AGENT_KEY = "e2e-agent-key"
+# Seconds a server may take to answer after it starts: a bound that only catches a hang (one
+# that exits early fails at once). At load average 12 a start took over 30 s (migrations).
+START_TIMEOUT = 180.0
 
 
 def free_port() -> int:
@@ -53,7 +56,7 @@ class ServerProcess:
         self.env = clean_env(**(env or {}))
         self.process: Optional[subprocess.Popen[bytes]] = None
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = START_TIMEOUT) -> ServerProcess:
         command = [
             sys.executable,
             "-m",
