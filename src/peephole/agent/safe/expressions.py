@@ -1658,13 +1658,14 @@ def compile_expression(source: str, redactor: Redactor) -> Expression:
 
 
 class _Field:
-    __slots__ = ("conversion", "expression", "spec", "text")
+    __slots__ = ("conversion", "expression", "plain", "spec", "text")
 
     def __init__(self, text: str, expression: Expression, conversion: Optional[str], spec: str):
         self.text = text
         self.expression = expression
         self.conversion = conversion
         self.spec = spec
+        self.plain = not spec and conversion != "r"  # a short int or a bool is its repr()
 
 
 class Template:
@@ -1693,7 +1694,13 @@ class Template:
             S[_TAINTED] = False  # taint is per placeholder
             try:
                 value = part.expression._function(f_locals, f_globals, S)
-                text = _render(value, part.conversion, part.spec, S)
+                cls = type(value)
+                if part.plain and (
+                    cls is bool or (cls is int and -_CARD_SIZED < value < _CARD_SIZED)
+                ):
+                    text = repr(value)  # what _render gives, without the call
+                else:
+                    text = _render(value, part.conversion, part.spec, S)
                 out.append(MASK if S[_TAINTED] else text)
                 continue
             except EvaluationError as exc:
@@ -1709,7 +1716,7 @@ class Template:
             line = _masked(line[: MAX_LINE + 64], redactor)[:MAX_LINE] + "..."
         else:
             line = _masked(line, redactor)
-        return line, [_masked(e, redactor) for e in errors]
+        return line, [_masked(e, redactor) for e in errors] if errors else errors
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
