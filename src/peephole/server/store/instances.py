@@ -18,6 +18,7 @@ __all__ = [
     "disconnect_all",
     "listing",
     "live",
+    "live_target_views",
     "record_health",
     "register",
     "services",
@@ -115,6 +116,30 @@ def live(session: Session, now: float, service: Optional[str] = None) -> list[In
     if service:
         query = query.where(InstanceRow.service == service)
     return list(session.scalars(query))
+
+
+def live_target_views(session: Session, now: float) -> list[dict[str, Any]]:
+    """:func:`as_target_view` of every live instance, read as plain rows (ten times cheaper
+    than ORM objects: probe views read them after every status report)."""
+    rows = session.execute(
+        select(
+            InstanceRow.instance_id,
+            InstanceRow.service,
+            InstanceRow.version,
+            InstanceRow.environment,
+            InstanceRow.tags,
+        ).where(InstanceRow.connected, InstanceRow.last_seen > now - INSTANCE_STALE_SECONDS)
+    )
+    return [
+        {
+            "instance_id": instance_id,
+            "service": service,
+            "version": version,
+            "environment": environment,
+            "tags": tags or {},
+        }
+        for instance_id, service, version, environment, tags in rows
+    ]
 
 
 def listing(

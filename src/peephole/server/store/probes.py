@@ -6,7 +6,7 @@ import uuid
 from collections import Counter
 from typing import Any, Optional
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import Row, delete, select, tuple_, update
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session
 
@@ -242,14 +242,22 @@ def record_statuses(
 # --- what a person sees --------------------------------------------------------------------
 
 
+# A status as read for a view: a plain row with ProbeStatusRow's columns as attributes.
+StatusRow = Row[Any]
+
+
 def to_dicts(session: Session, probes: list[ProbeRow], now: float) -> list[dict[str, Any]]:
-    """Probe dicts with statuses, overall state and summary (one query per kind of row)."""
+    """Probe dicts with statuses, overall state and summary (one query per kind of row).
+    Statuses and instances are read as plain rows: as ORM objects, a probe on 50 instances
+    took 3.7 ms to show, most of it building them (this runs after every status report)."""
     if not probes:
         return []
-    live_instances = [instance_store.as_target_view(r) for r in instance_store.live(session, now)]
-    statuses: dict[str, list[ProbeStatusRow]] = {}
-    rows = session.scalars(
-        select(ProbeStatusRow).where(ProbeStatusRow.probe_id.in_([p.id for p in probes]))
+    live_instances = instance_store.live_target_views(session, now)
+    statuses: dict[str, list[StatusRow]] = {}
+    rows = session.execute(
+        select(*ProbeStatusRow.__table__.columns).where(
+            ProbeStatusRow.probe_id.in_([p.id for p in probes])
+        )
     )
     for row in rows:
         statuses.setdefault(row.probe_id, []).append(row)
@@ -258,7 +266,7 @@ def to_dicts(session: Session, probes: list[ProbeRow], now: float) -> list[dict[
 
 def to_dict(
     probe: ProbeRow,
-    statuses: list[ProbeStatusRow],
+    statuses: list[StatusRow],
     live_instances: list[dict[str, Any]],
     now: float,
 ) -> dict[str, Any]:
@@ -291,7 +299,7 @@ def to_dict(
     }
 
 
-def status_dict(row: ProbeStatusRow) -> dict[str, Any]:
+def status_dict(row: StatusRow) -> dict[str, Any]:
     return {
         "instance_id": row.instance_id,
         "state": row.state,
@@ -308,7 +316,7 @@ def status_dict(row: ProbeStatusRow) -> dict[str, Any]:
 
 
 def overall_state(
-    probe: ProbeRow, statuses: list[ProbeStatusRow], targets: list[str], now: float
+    probe: ProbeRow, statuses: list[StatusRow], targets: list[str], now: float
 ) -> str:
     if probe.finished == protocol.DONE:
         return protocol.DONE
@@ -329,7 +337,7 @@ def overall_state(
     return protocol.PENDING
 
 
-def summary(probe: ProbeRow, state: str, statuses: list[ProbeStatusRow], targets: list[str]) -> str:
+def summary(probe: ProbeRow, state: str, statuses: list[StatusRow], targets: list[str]) -> str:
     """One line: "active on 3 of 4 instances; 1 error: no code at line 88"."""
     if state == protocol.DONE:
         return f"done: hit limit of {probe.hit_limit} reached ({probe.captures} captures)"
