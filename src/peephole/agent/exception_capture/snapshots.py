@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tupl
 
 from peephole import protocol
 from peephole.agent import integrations, otel
+from peephole.agent.clock import NS
 from peephole.agent.code_kind import AGENT, APP
 from peephole.agent.code_kind import code_kind as frame_kind
 from peephole.agent.code_kind import code_kinds as frame_kinds
@@ -55,13 +56,13 @@ COUNT_FLUSH_SECONDS = 60.0  # how often counts of exceptions without a snapshot 
 FIRST_SEEN_RATE = 20.0  # new fingerprints per second sent at once; more wait for the count
 
 # Read through the descriptors of BaseException so an application class cannot run code
-# from a property of the same name.
-_ARGS = BaseException.__dict__["args"]
-_CAUSE = BaseException.__dict__["__cause__"]
-_CONTEXT = BaseException.__dict__["__context__"]
-_SUPPRESS_CONTEXT = BaseException.__dict__["__suppress_context__"]
-_TRACEBACK = BaseException.__dict__["__traceback__"]
-_EXC_DICT = BaseException.__dict__["__dict__"]
+# from a property of the same name (their bound __get__: one lookup less per read).
+_ARGS = BaseException.__dict__["args"].__get__
+_CAUSE = BaseException.__dict__["__cause__"].__get__
+_CONTEXT = BaseException.__dict__["__context__"].__get__
+_SUPPRESS_CONTEXT = BaseException.__dict__["__suppress_context__"].__get__
+_TRACEBACK = BaseException.__dict__["__traceback__"].__get__
+_EXC_DICT = BaseException.__dict__["__dict__"].__get__
 
 _MARK = "__peephole_captured__"  # set in an exception's __dict__ once captured
 _SCALARS = (str, int, float, bool, type(None))
@@ -70,7 +71,10 @@ _CO_OPTIMIZED = 0x0001  # inspect.CO_OPTIMIZED
 
 
 _active: Optional[ExceptionCapture] = None
-_busy = threading.local()  # re-entry guard: capturing an exception can log or raise
+# Re-entry guard: capturing an exception can log or raise. The threads inside a capture, by
+# ident (a set is cheaper to test and change than a threading.local).
+_capturing: Set[int] = set()
+_get_ident = threading.get_ident
 
 
 def active() -> Optional[ExceptionCapture]:
@@ -140,9 +144,10 @@ class ExceptionCapture:
 
         Never raises. The same exception object is recorded once, whichever hooks see it.
         """
-        if getattr(_busy, "active", False):
+        thread = _get_ident()
+        if thread in _capturing:
             return None
-        _busy.active = True
+        _capturing.add(thread)
         try:
             if not self._switched_on():
                 return None
@@ -151,21 +156,24 @@ class ExceptionCapture:
             internal_error("capturing an exception", exc_of_agent)
             return None
         finally:
-            _busy.active = False
+            _capturing.discard(thread)
 
     def _switched_on(self) -> bool:
         """The agent's setting and the server's current policy (read live, on every call)."""
-        policy = self.agent.policy
-        return bool(self.agent.config.capture_exceptions) and (
+        agent = self.agent
+        policy = agent.policy
+        return bool(agent.config.capture_exceptions) and (
             policy is None or bool(getattr(policy, "capture_exceptions", True))
         )
 
     def _capture(
         self, exc: BaseException, origin: str, tb: Optional[TracebackType]
     ) -> Optional[str]:
-        if not isinstance(exc, BaseException) or isinstance(exc, _NOT_FAILURES):
+        # Every Exception is a failure: the ones that are not (_NOT_FAILURES, asyncio's
+        # CancelledError) derive from BaseException only.
+        if not isinstance(exc, Exception) and not _is_failure(exc):
             return None
-        if _is_cancelled(exc) or not _mark_captured(exc):
+        if not _mark_captured(exc):
             return None
         chain = _chain(exc, tb)
         stacks: Optional[List[Stack]] = None
@@ -176,8 +184,9 @@ class ExceptionCapture:
             fingerprint = fingerprint_of(chain, stacks)
             remember_fingerprint(shape, fingerprint, chain)
         config = self.agent.config
-        now = self.clock.wall()
-        mono = self.clock.monotonic()
+        clock = self.clock
+        now = clock.wall()
+        mono = clock.monotonic_ns() / NS  # clock.monotonic(), without a call of its own
         evicted: List[Tuple[str, _Group]] = []
         with self._lock:
             group = self._groups.pop(fingerprint, None)
@@ -210,14 +219,17 @@ class ExceptionCapture:
                 forgotten.last_pending,
             )
         if not snapshot and group.summary is not None:
-            self._ensure_flusher()
+            if self._flusher is None:
+                self._ensure_flusher()
             return None
         full = stacks if stacks is not None else [_stack(t) for _, t in chain]
+        exc_type = type_name(type(exc))
+        message = self._message(exc)
         if group.summary is None:
             max_frames = max(int(config.limits.max_frames), 1)
             group.summary = {
-                "exc_type": type_name(type(exc)),
-                "message": self._message(exc),
+                "exc_type": exc_type,
+                "message": message,
                 "origin": origin,
                 "frames": [_plain_frame(*entry) for entry in full[0][:max_frames]],
             }
@@ -230,8 +242,8 @@ class ExceptionCapture:
             protocol.EXCEPTION,
             time=now,
             fingerprint=fingerprint,
-            exc_type=type_name(type(exc)),
-            message=self._message(exc),
+            exc_type=exc_type,
+            message=message,
             origin=origin,
             thread=threading.current_thread().name,
             snapshot=True,
@@ -239,7 +251,7 @@ class ExceptionCapture:
             first_time=first,
             last_time=now,
         )
-        event.update(self._snapshot(chain, full))
+        event.update(self._snapshot(chain, full, message))
         event_id: str = event["id"]
         self.agent.emit(event)
         if config.otel_span_events:
@@ -247,10 +259,14 @@ class ExceptionCapture:
         return event_id
 
     def _snapshot(
-        self, chain: List[Tuple[BaseException, Optional[TracebackType]]], stacks: List[Stack]
+        self,
+        chain: List[Tuple[BaseException, Optional[TracebackType]]],
+        stacks: List[Stack],
+        message: str,
     ) -> Dict[str, Any]:
         """Frames (with locals for the app frames nearest each raise) of every exception of
-        the chain; the budget of frames with locals is shared, the raised exception first."""
+        the chain; the budget of frames with locals is shared, the raised exception (whose
+        ``message`` is already rendered) first."""
         budget = max(int(self.agent.config.exception_frames), 0)
         max_frames = max(int(self.agent.config.limits.max_frames), 1)
         captured: Set[int] = set()  # ids of frames whose locals are already in the event
@@ -286,7 +302,11 @@ class ExceptionCapture:
             size += int(result.get("size", 0))
             cut = cut or bool(result.get("cut"))
             parts.append(
-                {"exc_type": type_name(type(exc)), "message": self._message(exc), "frames": frames}
+                {
+                    "exc_type": type_name(type(exc)),
+                    "message": message if not parts else self._message(exc),
+                    "frames": frames,
+                }
             )
         snapshot: Dict[str, Any] = {"frames": parts[0]["frames"], "chain": parts[1:], "size": size}
         if cut:
@@ -414,7 +434,7 @@ def _mark_captured(exc: BaseException) -> bool:
     Exceptions take no weak references, and an id can be reused as soon as an exception
     dies, so the mark lives in the exception's own ``__dict__``.
     """
-    attrs = _EXC_DICT.__get__(exc)
+    attrs = _EXC_DICT(exc)
     if type(attrs) is not dict:
         return True
     if _MARK in attrs:
@@ -423,27 +443,30 @@ def _mark_captured(exc: BaseException) -> bool:
     return True
 
 
-def _is_cancelled(exc: BaseException) -> bool:
+def _is_failure(exc: BaseException) -> bool:
+    """Whether to capture ``exc``: not an interruption, an exit or a cancelled task."""
+    if not isinstance(exc, BaseException) or isinstance(exc, _NOT_FAILURES):
+        return False
     asyncio = sys.modules.get("asyncio")
     cancelled = getattr(asyncio, "CancelledError", None)
-    return isinstance(cancelled, type) and isinstance(exc, cancelled)
+    return not (isinstance(cancelled, type) and isinstance(exc, cancelled))
 
 
 def _chain(
     exc: BaseException, tb: Optional[TracebackType]
 ) -> List[Tuple[BaseException, Optional[TracebackType]]]:
     """``exc`` then its causes (``__cause__``, else ``__context__`` unless suppressed)."""
-    chain = [(exc, tb if tb is not None else _TRACEBACK.__get__(exc))]
-    seen = {id(exc)}
+    chain = [(exc, tb if tb is not None else _TRACEBACK(exc))]
+    seen = [id(exc)]  # few: a list is cheaper than a set
     current = exc
     while len(chain) < MAX_CHAIN:
-        following = _CAUSE.__get__(current)
-        if following is None and not _SUPPRESS_CONTEXT.__get__(current):
-            following = _CONTEXT.__get__(current)
+        following = _CAUSE(current)
+        if following is None and not _SUPPRESS_CONTEXT(current):
+            following = _CONTEXT(current)
         if not isinstance(following, BaseException) or id(following) in seen:
             break
-        seen.add(id(following))
-        chain.append((following, _TRACEBACK.__get__(following)))
+        seen.append(id(following))
+        chain.append((following, _TRACEBACK(following)))
         current = following
     return chain
 
@@ -492,7 +515,7 @@ def _message(exc: BaseException) -> str:
     ``str(exc)`` would run the application's ``__str__`` (or the ``repr`` of an argument).
     """
     try:
-        args = _ARGS.__get__(exc)
+        args = _ARGS(exc)
         if type(args) is not tuple or not args:
             return ""
         if len(args) == 1 and type(args[0]) is str and not isinstance(exc, KeyError):
@@ -671,6 +694,7 @@ def _uninstall_hooks() -> None:
 
 def _after_fork_in_child() -> None:
     fingerprints.after_fork_in_child()
+    _capturing.clear()  # the parent's other threads are gone; a new one may get their ident
     capture = _active
     if capture is not None:
         capture._after_fork()
