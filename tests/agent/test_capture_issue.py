@@ -113,3 +113,44 @@ DIGEST = {
     False: "ae285ded53af2348adba772ad5ec524b1032ea027116c8c9eea0889364931a55",
     True: "dee870c784865bb7f4ab8a7ae0d10745befeba9798ab8743dbdf0b4ba0398d7b",
 }
+
+
+class _LoudStr(str):
+    """A str whose comparison and hash are the application's code: never to be run."""
+
+    def __eq__(self, other: object) -> bool:
+        raise AssertionError("the capture compared an application's str")
+
+    def __hash__(self) -> int:
+        raise AssertionError("the capture hashed an application's str")
+
+
+def test_a_remembered_mapping_is_shown_only_for_the_same_pairs() -> None:
+    capturer = Capturer(Limits(), Redactor())
+    plain = {"a": 1, "b": "x", "c": 3}
+    for _ in range(4):  # the pairs, then the whole mapping, remembered
+        assert capturer.value(dict(plain)) == capturer.value(plain)
+    changed = capturer.value({"a": 1, "b": "y", "c": 3})
+    assert changed["entries"][1][1] == {"t": "str", "v": "y"}
+    longer = capturer.value({"a": 1, "b": "x", "c": 3, "d": 4})
+    assert longer["len"] == 4 and len(longer["entries"]) == 4
+    loud = capturer.value({"a": 1, "b": _LoudStr("x"), "c": 3})  # same text, not a str
+    assert loud["entries"][1][1]["t"] == f"{__name__}._LoudStr"
+    assert capturer.value({"a": True, "b": "x", "c": 3})["entries"][0][1] == {
+        "t": "bool",
+        "v": True,
+    }
+    again = capturer.value(dict(plain))
+    assert again == capturer.value(plain) and again["entries"] is not changed["entries"]
+
+
+def test_a_remembered_mapping_is_still_hidden_inside_a_secret_collection() -> None:
+    capturer = Capturer(Limits(), Redactor())
+    values = {"session": "abc123", "user": "ada"}
+    for _ in range(4):
+        shown = capturer.value(dict(values))
+    assert shown["entries"][1][1] == {"t": "str", "v": "ada"}
+    environ = {"HTTP_COOKIE": "x", "headers": dict(values)}
+    capturer.redactor.secret_ids = frozenset({id(environ)})  # as the process environment
+    hidden = capturer.value(environ)
+    assert hidden["entries"][1][1]["entries"][1][1] == {"t": "str", "cut": "redacted"}
