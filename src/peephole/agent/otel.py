@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from peephole.agent.health import internal_error
 
-__all__ = ["add_snapshot_event", "add_span_event", "log_extra", "trace_ids"]
+__all__ = ["TRACE_MODULE", "add_snapshot_event", "add_span_event", "log_extra", "trace_ids"]
 
 SNAPSHOT_SPAN_EVENT = "peephole.snapshot"
 TRACE_MODULE = "opentelemetry.trace"  # not in sys.modules: trace_ids() is None

@@ -7,16 +7,14 @@ the condition and two clock readings.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import sys
 import threading
 import types
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from peephole import protocol
-from peephole.agent import otel
+from peephole.agent import event_ids, otel
 from peephole.agent.clock import REAL, Clock
 from peephole.agent.config import AgentConfig
 from peephole.agent.health import internal_error
@@ -334,7 +332,7 @@ class ArmedProbe:
         )
         spec = self.spec
         event = {
-            "id": f"{_id_prefix}{next(_id_counter):016x}",
+            "id": event_ids.new_id(),
             "type": protocol.SNAPSHOT,
             "time": self.clock.wall(),
             "probe_id": spec.id,
@@ -356,7 +354,7 @@ class ArmedProbe:
         ids = otel.trace_ids() if otel.TRACE_MODULE in _modules else None  # no call without OTel
         spec = self.spec
         event = {  # new_event()'s keys, in one dict display: no keyword dict to copy
-            "id": f"{_id_prefix}{next(_id_counter):016x}",
+            "id": event_ids.new_id(),
             "type": protocol.LOG,
             "time": self.clock.wall(),
             "probe_id": spec.id,
@@ -380,16 +378,8 @@ class ArmedProbe:
 def after_fork() -> None:
     """In a forked child: only the forking thread survives, and it is not in a probe; event
     ids get a new prefix so they never repeat the parent's."""
-    global _id_prefix, _id_counter
     _BUSY.clear()
-    _id_prefix = os.urandom(8).hex()
-    _id_counter = itertools.count()
-
-
-# Event ids: the 32 hex digits of protocol.new_event's uuid4().hex, without its system call
-# per event: a random per-process prefix and a counter, written in each event's dict display.
-_id_prefix = os.urandom(8).hex()
-_id_counter = itertools.count()
+    event_ids.after_fork()
 
 
 def _hit_limit(spec: ProbeSpec, config: AgentConfig) -> Optional[int]:

@@ -26,7 +26,7 @@ from types import FrameType, ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
 from peephole import protocol
-from peephole.agent import integrations, otel
+from peephole.agent import event_ids, integrations, otel
 from peephole.agent.clock import NS
 from peephole.agent.code_kind import AGENT, APP
 from peephole.agent.code_kind import code_kind as frame_kind
@@ -238,19 +238,20 @@ class ExceptionCapture:
                 self._send_pending(fingerprint, group)
             self._ensure_flusher()
             return None
-        event = protocol.new_event(
-            protocol.EXCEPTION,
-            time=now,
-            fingerprint=fingerprint,
-            exc_type=exc_type,
-            message=message,
-            origin=origin,
-            thread=threading.current_thread().name,
-            snapshot=True,
-            count=count,
-            first_time=first,
-            last_time=now,
-        )
+        event: Dict[str, Any] = {
+            "id": event_ids.new_id(),
+            "type": protocol.EXCEPTION,
+            "time": now,
+            "fingerprint": fingerprint,
+            "exc_type": exc_type,
+            "message": message,
+            "origin": origin,
+            "thread": threading.current_thread().name,
+            "snapshot": True,
+            "count": count,
+            "first_time": first,
+            "last_time": now,
+        }
         event.update(self._snapshot(chain, full, message))
         event_id: str = event["id"]
         self.agent.emit(event)
@@ -362,17 +363,18 @@ class ExceptionCapture:
         last: Optional[float],
     ) -> None:
         """An event that only counts: type, message and frames, without locals."""
-        event = protocol.new_event(
-            protocol.EXCEPTION,
-            time=self.clock.wall(),
-            fingerprint=fingerprint,
-            snapshot=False,
-            count=count,
-            first_time=first,
-            last_time=last,
-            chain=[],
+        event: Dict[str, Any] = {
+            "id": event_ids.new_id(),
+            "type": protocol.EXCEPTION,
+            "time": self.clock.wall(),
+            "fingerprint": fingerprint,
+            "snapshot": False,
+            "count": count,
+            "first_time": first,
+            "last_time": last,
+            "chain": [],
             **(summary or {}),
-        )
+        }
         try:
             self.agent.emit(event)
         except Exception as exc:
