@@ -306,11 +306,15 @@ def test_ten_thousand_identical_exceptions_make_one_snapshot_and_count_them_all(
     assert len(snapshots(agent.events)) == 1
     assert sum(e["count"] for e in agent.events) == 10_000
     assert {e["fingerprint"] for e in agent.events} == {agent.events[0]["fingerprint"]}
-    count_event = agent.events[-1]
-    assert count_event["count"] == 9_999 and count_event["exc_type"] == "ValueError"
-    assert agent.events[0]["snapshot"] is True and count_event["snapshot"] is False
-    assert count_event["first_time"] <= count_event["last_time"]
-    assert "locals" not in count_event["frames"][0]
+    assert agent.events[0]["snapshot"] is True
+    # One count event, or more when the count thread's interval passed during the loop (a
+    # loaded machine): together they count the other 9,999.
+    count_events = agent.events[1:]
+    assert sum(e["count"] for e in count_events) == 9_999
+    for count_event in count_events:
+        assert count_event["exc_type"] == "ValueError" and count_event["snapshot"] is False
+        assert count_event["first_time"] <= count_event["last_time"]
+        assert "locals" not in count_event["frames"][0]
 
 
 def test_counts_are_sent_by_the_background_thread(monkeypatch: pytest.MonkeyPatch) -> None:
