@@ -29,9 +29,8 @@ from __future__ import annotations
 import math
 import sys
 import types
-from itertools import chain, islice
+from itertools import islice
 from json.encoder import encode_basestring_ascii
-from operator import is_
 from typing import (
     Any,
     Callable,
@@ -88,7 +87,6 @@ _MAX_CARD_SIZED = 10**19
 _STRING_CACHE_SIZE = 1024  # per Capturer (one per probe): a bounded few hundred KB
 _STRING_CACHE_MAX_LEN = 64
 _CODE_CACHE_SIZE = 2048
-_MAP_CACHE_SIZE = 64  # mappings of remembered pairs, at most max_items pairs each
 WALK_FACTOR = 2  # the walk stops expanding containers at this many times the byte budget
 MAX_NODES = 5000  # containers one capture expands
 TIME_BUDGET_NS = 5_000_000  # of the capture's clock: a capture over it stops expanding
@@ -432,13 +430,9 @@ class _Walk:
         walk = self.walk
         scalars = self.scalars
         keys = self.capturer.keys
-        known_entries = self.known_entries(pairs)
-        if known_entries is not None:
-            self.size += known_entries[1]
-            return self.mapping_node(name, length, list(known_entries[0]), len(pairs))
         entries: List[List[Dict[str, Any]]] = []
         append = entries.append
-        size = misses = 0
+        size = 0
         for pair in pairs:
             key, item = pair
             # A str key with a str or int value seen before together: its entry in one
@@ -449,7 +443,6 @@ class _Walk:
                     size += known_pair[1]
                     append(known_pair[0])
                     continue
-            misses += 1
             if type(key) is str:
                 known_key = keys.get(key)
                 if known_key is None:
@@ -483,37 +476,9 @@ class _Walk:
                     continue
             append([key_node, walk(item, child, (entries_location, len(entries)), 1)])
         self.size += size
-        if not misses and pairs and not self.hide:
-            self.capturer.remember_entries(pairs, entries, size)
-        return self.mapping_node(name, length, entries, len(pairs))
-
-    def known_entries(self, pairs: List[Tuple[Any, Any]]) -> Optional[Tuple[List[Any], int]]:
-        """The entries and size of the mapping last shown with the same first str key, when
-        its pairs are equal to ``pairs``: every key and value of the two is checked to be of
-        the same exact type (str or int, by identity, in C) before they are compared, so the
-        comparison runs no foreign code. Outside secret collections only."""
-        if not pairs or self.hide:
-            return None
-        first = pairs[0][0]
-        if type(first) is not str:
-            return None
-        known = self.capturer.maps.get(first)
-        if (
-            known is None
-            or len(known[0]) != len(pairs)
-            or not all(map(is_, map(type, chain.from_iterable(pairs)), known[1]))
-            or known[0] != pairs
-        ):
-            return None
-        return known[2], known[3]
-
-    def mapping_node(
-        self, name: str, length: int, entries: List[Any], count: int
-    ) -> Dict[str, Any]:
-        """A mapping's node: ``count`` entries shown of ``length``."""
         node: Dict[str, Any] = {"t": name, "len": length, "entries": entries}
-        if length > count:
-            node["omitted"] = length - count
+        if length > len(pairs):
+            node["omitted"] = length - len(pairs)
             node["cut"] = "items"
         return node
 
@@ -671,11 +636,6 @@ class Capturer:
         self.scalars: Dict[Any, Tuple[Any, int]] = {}
         # Str dict keys seen before: (node, JSON size, secret name?).
         self.keys: Dict[str, Tuple[Dict[str, Any], int, bool]] = {}
-        # The pairs, their types, entries and JSON size of the last mapping shown of each
-        # first str key whose pairs were all remembered in ``scalars`` (short str keys,
-        # short str or int values). The pairs list is the walk's own copy; a capture shows a
-        # copy of the entries list: the entries themselves are never changed.
-        self.maps: Dict[str, Tuple[List[Any], Tuple[type, ...], List[Any], int]] = {}
         # Names of locals and fields seen before: -1 a dunder (skipped), 0 secret, else the
         # bytes the name takes in JSON.
         self.names: Dict[str, int] = {}
@@ -691,13 +651,6 @@ class Capturer:
             self.names.clear()
         self.names[name] = info
         return info
-
-    def remember_entries(self, pairs: List[Any], entries: List[Any], size: int) -> None:
-        """Keep the entries of a mapping made only of remembered pairs, by its first key."""
-        if len(self.maps) >= _MAP_CACHE_SIZE:
-            self.maps.clear()
-        types_ = tuple(map(type, chain.from_iterable(pairs)))
-        self.maps[pairs[0][0]] = (pairs, types_, entries, size)
 
     def key_info(self, key: str) -> Tuple[Dict[str, Any], int, bool]:
         """How a str dict key is shown, its JSON size, and whether it is a secret name."""
