@@ -544,6 +544,23 @@ def test_keyboard_interrupt_and_cancellation_are_not_failures(agent: Harness) ->
     assert agent.events == []
 
 
+class _CancelledAndException(asyncio.CancelledError, Exception):
+    """A cancellation that is also an Exception: still a cancellation."""
+
+
+class _InterruptAndException(KeyboardInterrupt, Exception):
+    pass
+
+
+def test_a_cancellation_or_interrupt_that_is_also_an_exception_is_not_a_failure(
+    agent: Harness,
+) -> None:
+    for _ in range(2):  # the second time from the per-class verdict
+        for exc in (_CancelledAndException(), _InterruptAndException()):
+            agent.exceptions.capture(exc, "test")
+    assert agent.events == []
+
+
 def test_on_import_runs_after_the_module_has_run(tmp_path: Any, monkeypatch: Any) -> None:
     (tmp_path / "late_module_for_peephole.py").write_text("VALUE = 42\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -26,3 +26,9 @@ def after_fork() -> None:
     global _prefix, _counter
     _prefix = os.urandom(8).hex()
     _counter = itertools.count()
+
+
+# Its own hook, not the agent's: a child must never repeat its parent's ids, even when the
+# agent's after-fork work fails or an application built an Agent without peephole.agent.launch.
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=after_fork)

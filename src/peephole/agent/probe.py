@@ -376,10 +376,8 @@ class ArmedProbe:
 
 
 def after_fork() -> None:
-    """In a forked child: only the forking thread survives, and it is not in a probe; event
-    ids get a new prefix so they never repeat the parent's."""
+    """In a forked child: only the forking thread survives, and it is not in a probe."""
     _BUSY.clear()
-    event_ids.after_fork()
 
 
 def _hit_limit(spec: ProbeSpec, config: AgentConfig) -> Optional[int]:

@@ -13,8 +13,8 @@ finds it taken again, and then waits a whole interval more.
 ``orjson``, a dependency of the agent, encodes the events 7-14 times faster than ``json`` on
 3.9 to 3.13 (``docs/benchmarks.md``). Where it cannot be imported (a platform without its
 wheels, installed with ``--no-deps``), or for an event it refuses (an integer over 64 bits, a
-lone surrogate), ``json`` encodes the event to the same JSON value. Both are imported on first use, by the delivery thread, so neither
-adds to the application's start-up.
+lone surrogate), ``json`` encodes the event to the same JSON value. Both are imported on first
+use, by the delivery thread, so neither adds to the application's start-up.
 """
 
 from __future__ import annotations

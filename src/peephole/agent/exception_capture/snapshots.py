@@ -169,9 +169,7 @@ class ExceptionCapture:
     def _capture(
         self, exc: BaseException, origin: str, tb: Optional[TracebackType]
     ) -> Optional[str]:
-        # Every Exception is a failure: the ones that are not (_NOT_FAILURES, asyncio's
-        # CancelledError) derive from BaseException only.
-        if not isinstance(exc, Exception) and not _is_failure(exc):
+        if not _is_failure_class(type(exc), exc):
             return None
         if not _mark_captured(exc):
             return None
@@ -246,7 +244,7 @@ class ExceptionCapture:
             "exc_type": exc_type,
             "message": message,
             "origin": origin,
-            "thread": threading.current_thread().name,
+            "thread": threading.current_thread()._name,  # type: ignore[attr-defined] # .name, no property call
             "snapshot": True,
             "count": count,
             "first_time": first,
@@ -443,6 +441,24 @@ def _mark_captured(exc: BaseException) -> bool:
         return False
     attrs[_MARK] = True
     return True
+
+
+# id(class) -> (class, is a failure): one lookup per exception; keyed by id because a
+# metaclass's __hash__ would be the application's code. Cleared when full.
+_FAILURE_CLASSES: Dict[int, Tuple[type, bool]] = {}
+_FAILURE_CLASSES_MAX = 1024
+
+
+def _is_failure_class(cls: type, exc: BaseException) -> bool:
+    """:func:`_is_failure` remembered per exception class."""
+    known = _FAILURE_CLASSES.get(id(cls))
+    if known is not None and known[0] is cls:
+        return known[1]
+    verdict = _is_failure(exc)
+    if len(_FAILURE_CLASSES) >= _FAILURE_CLASSES_MAX:
+        _FAILURE_CLASSES.clear()
+    _FAILURE_CLASSES[id(cls)] = (cls, verdict)
+    return verdict
 
 
 def _is_failure(exc: BaseException) -> bool:

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 CAPTURE_TYPES = (protocol.SNAPSHOT, protocol.LOG)
-ID_CHUNK = 5000  # ids per "IN (...)" query: SQLite allows 32,766 parameters a statement
+ID_CHUNK = 900  # ids per "IN (...)" query: SQLite before 3.32 allows 999 parameters a statement
 
 
 @dataclass
@@ -181,6 +181,10 @@ _SQLITE_INSERT = (
     f"INSERT INTO {EventRow.__tablename__} ({_COLUMN_LIST}) "
     f"VALUES ({', '.join('?' for _ in ROW_COLUMNS)})"
 )
+_POSTGRES_INSERT = (
+    f"INSERT INTO {EventRow.__tablename__} ({_COLUMN_LIST}) "
+    f"VALUES ({', '.join('%s' for _ in ROW_COLUMNS)})"
+)
 _POSTGRES_COPY = f"COPY {EventRow.__tablename__} ({_COLUMN_LIST}) FROM STDIN"
 
 
@@ -192,6 +196,9 @@ def _insert_rows(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
     stored meanwhile (by another server process): the batcher then retries each batch."""
     if connection.dialect.name != "postgresql":
         connection.exec_driver_sql(_SQLITE_INSERT, rows)
+        return
+    if connection.dialect.driver != "psycopg":  # psycopg2 (a URL naming it) has no copy()
+        connection.exec_driver_sql(_POSTGRES_INSERT, rows)
         return
     cursor = connection.connection.cursor()
     try:
