@@ -259,11 +259,12 @@ def test_numbers_under_configured_names_stay_hidden() -> None:
 
 @pytest.mark.parametrize("text", ["pw_" * 1000 + "x", "a_" * 1500 + "=", "secret." * 500 + ":"])
 def test_key_value_masking_is_linear_on_adversarial_names(text: str) -> None:
-    """Nested repetition in the key pattern took 45 s on 3,000 characters; now ~1 ms (the
-    bound is loose so a loaded machine cannot fail it)."""
-    started = time.perf_counter()
+    """Nested repetition in the key pattern took 45 s on 3,000 characters; now ~1 ms. The
+    bound only catches that blow-up: it is the CPU time of this thread (a loaded machine
+    makes it wait, not work more), and 1,000 times what it takes on a quiet machine."""
+    started = time.thread_time()
     Redactor().redact_text(text)
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 def test_a_pair_shown_before_is_hidden_inside_a_header_collection(capturer: Capturer) -> None:
