@@ -11,7 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 from agent_gateway import Gateway
@@ -20,6 +20,7 @@ import peephole
 import peephole.agent.bootstrap
 from peephole import protocol
 from peephole.agent.config import ConfigError
+from peephole.agent.delivery.transport import Transport
 from peephole.agent.exception_capture import snapshots as exceptions
 from peephole.agent.launch import ManagedAgent, start_agent
 
@@ -76,13 +77,27 @@ def test_start_waits_for_the_welcome_when_asked(gateway: Gateway) -> None:
         agent.stop()
 
 
-def test_start_never_waits_for_the_server_by_default() -> None:
-    started = time.monotonic()
+def test_start_never_waits_for_the_server_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No wait for the connection (counted, not timed: a loaded machine slows the start)."""
+    waits: List[str] = []
+    for name in ("wait_ready", "wait_connected"):
+        real = getattr(Transport, name)
+        monkeypatch.setattr(Transport, name, _recorded(waits, name, real))
     agent = start_agent(server=f"http://127.0.0.1:{free_port()}", capture_exceptions=False)
     try:
-        assert time.monotonic() - started < 0.5
+        assert waits == []
     finally:
         agent.stop()
+
+
+def _recorded(calls: List[str], name: str, method: Callable[..., bool]) -> Callable[..., bool]:
+    """``method``, appending ``name`` to ``calls`` at each call."""
+
+    def record(self: Transport, timeout: float) -> bool:
+        calls.append(name)
+        return method(self, timeout)
+
+    return record
 
 
 def test_waiting_gives_up_after_wait_seconds(caplog: pytest.LogCaptureFixture) -> None:
@@ -92,7 +107,7 @@ def test_waiting_gives_up_after_wait_seconds(caplog: pytest.LogCaptureFixture) -
         server=f"http://127.0.0.1:{free_port()}", wait=0.5, capture_exceptions=False
     )
     try:
-        assert 0.45 <= time.monotonic() - started < 3
+        assert 0.45 <= time.monotonic() - started < 15  # above: only catches no giving up
         assert any("not connected" in r.getMessage() for r in caplog.records)
     finally:
         agent.stop()
