@@ -46,7 +46,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 from peephole.agent.config import AgentConfig
 from peephole.agent.core import Agent
@@ -54,6 +54,7 @@ from peephole.agent.delivery.transport import Transport
 from peephole.protocol import ProbeSpec
 
 HERE = os.path.abspath(__file__)
+T = TypeVar("T")
 UNLIMITED = 10**9
 
 
@@ -89,9 +90,10 @@ class Order:
             setattr(self, f"field{index}", index if index % 2 else f"value {index}")
 
 
-def _deep(depth: int, leaf: Callable[[], int]) -> int:
+def deep(depth: int, leaf: Callable[[], T]) -> T:
+    """``leaf()`` called ``depth`` frames below this one."""
     if depth:
-        return _deep(depth - 1, leaf)
+        return deep(depth - 1, leaf)
     return leaf()
 
 
@@ -115,7 +117,7 @@ def snapshots(n: int) -> int:
     """``n`` calls of ``_checkout`` at the bottom of a 20-frame stack."""
     total = 0
     for _ in range(n):
-        total += _deep(17, _checkout)
+        total += deep(17, _checkout)
     return total
 
 
@@ -323,11 +325,11 @@ def _issue_leaf() -> int:
 
 
 def issue_workload(n: int) -> int:
-    """``n`` runs of the probed line at the bottom of a 22-frame chain (21 ``_deep`` frames
+    """``n`` runs of the probed line at the bottom of a 22-frame chain (21 ``deep`` frames
     and the leaf, below this loop)."""
     total = 0
     for _ in range(n):
-        total += _deep(20, _issue_leaf)
+        total += deep(20, _issue_leaf)
     return total
 
 
@@ -478,7 +480,7 @@ def handle_request(size: int) -> int:
     total = sum(row["price"] for row in rows)  # @latency-log
     if total < 0:
         raise ValueError(total)
-    return _deep(20, lambda: total)  # @latency-snapshot
+    return deep(20, lambda: total)  # @latency-snapshot
 
 
 def _call_times(seconds: float, limit: int, size: int) -> List[float]:

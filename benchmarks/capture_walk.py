@@ -19,23 +19,13 @@ import timeit
 import types
 from typing import Any, Callable, List
 
+from agent_overhead import Order, deep  # the issue workload's object and call chain
+
 from peephole.agent.safe.capture import Capturer, stack_of
 from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import Limits
 
 _MEASURE: List[Callable[[types.FrameType], Any]] = []
-
-
-class Order:
-    def __init__(self) -> None:
-        for index in range(10):
-            setattr(self, f"field{index}", index if index % 2 else f"value {index}")
-
-
-def _deep(depth: int, leaf: Callable[[], Any]) -> Any:
-    if depth:
-        return _deep(depth - 1, leaf)
-    return leaf()
 
 
 def _leaf() -> Any:
@@ -79,7 +69,7 @@ def main() -> None:
         return float(min(timeit.repeat(capture, number=number, repeat=5)) / number * 1e6)
 
     _MEASURE.append(measure)
-    micros: float = _deep(20, _leaf)
+    micros: float = deep(20, _leaf)
     if not args.no_time:
         print(f"Python {sys.version.split()[0]}: Capturer.frames {micros:.2f} us per capture")
 
