@@ -11,10 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List
 
 import pytest
-
-from peephole.agent.config import AgentConfig
-from peephole.agent.core import Agent
-from peephole.agent.exception_capture import ExceptionCapture
+from test_exceptions import Harness
 
 APP_FILE = "/srv/shop/cart.py"
 LIBRARY_FILE = "/opt/venv/lib/python3/site-packages/parsing/core.py"
@@ -66,32 +63,18 @@ def run(function, *args):
 """
 
 
-class Events:
+class Events(Harness):
     """A real agent that takes a snapshot of every exception and keeps what it delivers."""
 
     def __init__(self) -> None:
-        self.delivered: List[Dict[str, Any]] = []
-        settings: Dict[str, Any] = {"exception_interval": 0.0, "exception_rate": 1e9}
-        self.agent = Agent(AgentConfig(service="test", **settings), sink=self._sink)
-        self.agent.start()
-        self.exceptions = ExceptionCapture(self.agent)
-        self.exceptions.install()
-
-    def _sink(self, batch: List[Dict[str, Any]]) -> bool:
-        self.delivered.extend(batch)
-        return True
+        super().__init__(exception_interval=0.0, exception_rate=1e9)
 
     def fingerprints(self, namespace: Dict[str, Any], name: str, *args: Any) -> List[str]:
         """The fingerprints of two failures of ``namespace[name](*args)``, caught by the
         namespace's ``run``: the first computed, the second from the cache (same code)."""
         for _ in range(2):
             self.exceptions.capture(namespace["run"](namespace[name], *args), "test")
-        assert self.agent.flush(30.0)
-        return [event["fingerprint"] for event in self.delivered[-2:]]
-
-    def close(self) -> None:
-        self.exceptions.uninstall()
-        self.agent.stop()
+        return [event["fingerprint"] for event in self.events[-2:]]
 
 
 @pytest.fixture
