@@ -4,12 +4,14 @@
     python3 dev.py demo    build what is missing, then run the server, a demo shop under the
                            agent and a little traffic; Ctrl-C stops it all
     python3 dev.py test    build what is missing, then run ruff (lint and format), mypy and
-                           every test: the agent's on each Python from 3.9 to 3.13, the agent
+                           every test: the agent's on each Python from 3.9 to 3.13 (on 3.12
+                           once more without its C speed-ups), the agent
                            and CLI on the lowest dependency versions declared, the rest on
                            this one
 
 Environments live in ``.venv`` (server, CLI, tests), ``.venvs/pyX.Y`` (one per agent
-interpreter) and ``.venvs/floors``; they are rebuilt only when ``pyproject.toml`` changes.
+interpreter) and ``.venvs/floors``; they are rebuilt only when ``pyproject.toml``,
+``setup.py`` or the agent's C speed-ups (``_speedups.c``) change.
 The real Sidekick agents the tests/sidekick tests run live in ``.venvs/sidekick-py3.8`` and
 ``.venvs/sidekick-node``, rebuilt when their pinning files in tests/sidekick change.
 The PostgreSQL tests use the server on 127.0.0.1:5432, or a throwaway one started here.
@@ -79,6 +81,9 @@ FRAMEWORK_GAPS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
 FRAMEWORKS_OLDEST_DIR = AGENT_VENVS / "frameworks-oldest"
 PG_PORT = 5432  # where tests/server/conftest.py looks
 PG_DIR = AGENT_VENVS / "postgres"
+# What an install builds from: a change to any of them reinstalls a venv (the C speed-ups
+# are compiled into the source tree at install).
+BUILD_INPUTS = (ROOT / "pyproject.toml", ROOT / "setup.py", ROOT / "src/peephole/agent/_speedups.c")
 LINTED = ("src", "tests", "benchmarks", "tools", "dev.py")
 CHROMIUM = "/usr/bin/chromium"  # the browser tests' (tests/ui)
 # The real Sidekick agents that tests/sidekick runs against peephole's server (issue 16).
@@ -141,7 +146,8 @@ def ensure_venv(path: Path, python: str, extras: str, pins: tuple[str, ...] = ()
     ``pins`` of its dependencies) if stale."""
     bin_python = path / "bin" / "python"
     stamp = path / ".peephole-stamp"
-    wanted = (ROOT / "pyproject.toml").read_bytes() + extras.encode() + " ".join(pins).encode()
+    wanted = b"".join(path.read_bytes() for path in BUILD_INPUTS) + extras.encode()
+    wanted += " ".join(pins).encode()
     digest = hashlib.sha256(wanted).hexdigest()
     if bin_python.exists() and stamp.exists() and stamp.read_text() == digest:
         return bin_python
@@ -426,6 +432,17 @@ def run_tests(fast: bool, extra: list[str]) -> int:
                         f"frameworks-oldest-{version}",
                         [*OLDEST_FRAMEWORK_TESTS, *_framework_gaps(version, "oldest")],
                     ),
+                ],
+            )
+        )
+    if "3.12" in pythons:
+        steps.append(
+            (
+                "agent tests on Python 3.12 without the C speed-ups (their pure-Python parts)",
+                [
+                    "env",
+                    "PEEPHOLE_NO_SPEEDUPS=1",
+                    *_pytest(pythons["3.12"], "agent-3.12-pure", ["tests/agent"]),
                 ],
             )
         )

@@ -236,7 +236,7 @@ class ArmedProbe:
             condition = self.condition
             if condition is not None:
                 if self.hits % SAMPLE:
-                    if not condition.evaluate(frame.f_locals, frame.f_globals):
+                    if not condition.evaluate_frame(frame):
                         return
                 elif not self._timed_condition(condition, frame):
                     return
@@ -249,7 +249,7 @@ class ArmedProbe:
         perf_ns = self.perf_ns
         start = perf_ns()
         try:
-            return bool(condition.evaluate(frame.f_locals, frame.f_globals))
+            return bool(condition.evaluate_frame(frame))
         finally:
             end = perf_ns()
             spent = (end - start) * SAMPLE

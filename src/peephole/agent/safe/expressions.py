@@ -35,6 +35,7 @@ import types
 import warnings
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Set, Tuple, Union
 
+from peephole.agent import speedups
 from peephole.agent.safe.access import (
     describe,
     module_dict,
@@ -1559,6 +1560,8 @@ def _syntax_reason(source: str, exc: SyntaxError) -> str:
     return f"syntax error: {exc.msg} (column {exc.offset})"
 
 
+# How evaluate_frame reads the frame's variables: 3.12's f_locals copies them all into a dict.
+_FRAME_LOCALS = "_frame_vars(F)" if speedups.frame_vars is not None else "F.f_locals"
 _CALL_NAMES = {f"_call_{name}": helper for name, (helper, _, _) in _CALL_HELPERS.items()}
 
 
@@ -1567,9 +1570,11 @@ class Expression:
 
     ``evaluate(f_locals, f_globals)`` is the value, or EvaluationError; a value derived from
     a secret is an error that says only that (a yes/no answer about a secret is one too). It
-    is generated with the expression inlined, so a hit makes one Python call, not two."""
+    is generated with the expression inlined, so a hit makes one Python call, not two.
+    ``evaluate_frame(frame)`` is the same for a frame's own variables and globals: a probe's
+    condition, read without copying every local where the C speed-ups allow (3.12)."""
 
-    __slots__ = ("_function", "evaluate", "python", "redactor", "source")
+    __slots__ = ("_function", "evaluate", "evaluate_frame", "python", "redactor", "source")
 
     def __init__(self, source: str, redactor: Redactor) -> None:
         self.source = source
@@ -1591,14 +1596,18 @@ class Expression:
         namespace["_Exception"] = Exception  # the namespace has no builtins
         namespace["_tainted"] = _tainted
         namespace["_redactor"] = redactor
-        code = (
-            f"def _evaluate(L, G, S):\n    return {python}\n"
-            f"def evaluate(L, G):\n"
+        namespace["_frame_vars"] = speedups.frame_vars
+        block = (
             f"    S = [{MAX_WORK}, False, _redactor, {MAX_TAINT_SCANS}]\n"
             f"    try:\n        value = {python}\n"
             f"    except _Exception as exc:\n        raise _failure(exc, S) from None\n"
             f"    if S[1]:\n        raise _tainted()\n"
             f"    return value\n"
+        )
+        code = (
+            f"def _evaluate(L, G, S):\n    return {python}\n"
+            f"def evaluate(L, G):\n{block}"
+            f"def evaluate_frame(F):\n    L = {_FRAME_LOCALS}\n    G = F.f_globals\n{block}"
         )
         try:
             compiled = quietly(compile, code, f"<peephole expression {source[:40]!r}>", "exec")
@@ -1609,6 +1618,7 @@ class Expression:
         self.evaluate: Callable[[Mapping[str, object], Mapping[str, object]], object] = namespace[
             "evaluate"
         ]
+        self.evaluate_frame: Callable[[types.FrameType], object] = namespace["evaluate_frame"]
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"

@@ -17,6 +17,7 @@ import sys
 import types
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from peephole.agent import speedups
 from peephole.agent.health import internal_error
 from peephole.agent.placement.instrument import Backend, Hook, Listings, Site, Unavailable
 from peephole.agent.placement.locate import CodeLocation
@@ -94,6 +95,32 @@ def line_of(code: CodeType, offset: int) -> Optional[int]:
     return None
 
 
+def line_callback(lines: Dict[int, Dict[int, Dict[int, Site]]], disable: Any) -> Callable[..., Any]:
+    """The LINE callback over ``lines`` (id(code) -> line -> offset -> site): ``disable`` for
+    a line without probes, else the hooks of the statement the frame is at (its ``f_lasti``).
+    ``_speedups.LineCallback`` is this, in C."""
+    getframe = sys._getframe
+
+    def on_line(code: CodeType, line: int) -> Any:
+        try:
+            table = lines.get(id(code))
+            if table is None:
+                return disable
+            sites = table.get(line)
+            if sites is None:
+                return disable
+            frame = getframe(1)
+            site = sites.get(frame.f_lasti)
+            if site is not None:
+                for hook in site.hooks:  # Site.fire, inlined: one call less per hit
+                    hook(frame)
+        except Exception as exc:  # free when nothing fails: a handler costs nothing
+            internal_error("the line callback", exc)
+        return None
+
+    return on_line
+
+
 class MonitoringBackend(Backend):
     name = "sys.monitoring"
 
@@ -133,28 +160,12 @@ class MonitoringBackend(Backend):
         raise Unavailable("every sys.monitoring tool id is taken by other tools")
 
     def _line_callback(self) -> Callable[[CodeType, int], Any]:
-        lines = self._lines
+        """The C callback where the speed-ups are built (the same steps, without a Python
+        frame of its own), else the pure-Python one."""
         disable = self._monitoring.DISABLE
-        getframe = sys._getframe
-
-        def on_line(code: CodeType, line: int) -> Any:
-            try:
-                table = lines.get(id(code))
-                if table is None:
-                    return disable
-                sites = table.get(line)
-                if sites is None:
-                    return disable
-                frame = getframe(1)
-                site = sites.get(frame.f_lasti)
-                if site is not None:
-                    for hook in site.hooks:  # Site.fire, inlined: one call less per hit
-                        hook(frame)
-            except Exception as exc:  # free when nothing fails: a handler costs nothing
-                internal_error("the line callback", exc)
-            return None
-
-        return on_line
+        if speedups.LineCallback is not None:
+            return speedups.LineCallback(self._lines, disable, internal_error)
+        return line_callback(self._lines, disable)
 
     def _start_callback(self) -> Callable[[CodeType, int], Any]:
         starts = self._starts

@@ -1,0 +1,38 @@
+"""The agent's optional C speed-ups, or ``None`` for each one this interpreter lacks.
+
+``_speedups`` is compiled from ``_speedups.c`` at install where a C compiler is found (see
+setup.py); every part of the agent that uses it has a pure-Python equivalent with the same
+behaviour, as coverage.py has its CTracer and PyTracer. Set ``PEEPHOLE_NO_SPEEDUPS=1`` to
+use the pure-Python parts even where the C ones are built (the test suite runs both).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import FrameType, ModuleType
+from typing import Any, Callable, Mapping, Optional
+
+__all__ = ["DISABLED", "LineCallback", "frame_vars"]
+
+DISABLED = os.environ.get("PEEPHOLE_NO_SPEEDUPS", "") not in ("", "0")
+
+
+def _load() -> Optional[ModuleType]:
+    if DISABLED:
+        return None
+    try:
+        return importlib.import_module("peephole.agent._speedups")
+    except ImportError:  # not compiled here: no compiler at install, or an unusual platform
+        return None
+
+
+_module = _load()
+# 3.12+: the sys.monitoring LINE callback of placement/instrument/monitoring.py, in C.
+LineCallback: Optional[Callable[..., Callable[[Any, int], Any]]] = getattr(
+    _module, "LineCallback", None
+)
+# 3.12 only: a frame's variables read one at a time (3.13's frame.f_locals already is).
+frame_vars: Optional[Callable[[FrameType], Mapping[str, Any]]] = getattr(
+    _module, "frame_vars", None
+)

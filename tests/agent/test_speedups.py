@@ -1,0 +1,240 @@
+"""The optional C speed-ups (``peephole.agent._speedups``) against their pure-Python parts.
+
+Each C part must behave exactly as the Python code it replaces, so these tests run the two
+side by side on the same inputs. The whole agent suite also runs once on 3.12 with
+``PEEPHOLE_NO_SPEEDUPS=1`` (see dev.py), so the pure-Python parts stay tested end to end.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any, Callable, Dict, Iterator, List, Tuple
+
+import pytest
+
+from peephole.agent import speedups
+from peephole.agent.safe.expressions import EvaluationError, compile_expression
+from peephole.agent.safe.redaction import Redactor
+
+MONITORING = sys.version_info >= (3, 12)
+needs_monitoring = pytest.mark.skipif(not MONITORING, reason="sys.monitoring is 3.12+")
+
+
+def _compiled() -> types.ModuleType:
+    """The C module itself, whatever PEEPHOLE_NO_SPEEDUPS says: the tests' venvs build it."""
+    return importlib.import_module("peephole.agent._speedups")
+
+
+def test_the_c_parts_are_built_and_used_where_they_exist() -> None:
+    """dev.py installs the agent with a C compiler present: a missing build is a failure
+    here, not a silent fallback that would leave the C parts untested."""
+    module = _compiled()
+    assert hasattr(module, "LineCallback") is MONITORING
+    assert hasattr(module, "frame_vars") is (sys.version_info[:2] == (3, 12))
+    if speedups.DISABLED:
+        assert speedups.LineCallback is None and speedups.frame_vars is None
+    else:
+        assert speedups.LineCallback is getattr(module, "LineCallback", None)
+        assert speedups.frame_vars is getattr(module, "frame_vars", None)
+
+
+# --- frame_vars (3.12) ----------------------------------------------------------------------
+
+
+def _frames() -> Iterator[Tuple[str, types.FrameType]]:
+    """Frames in the states a probe meets: arguments, bound and unbound locals, a deleted
+    local, cells before and after assignment, free variables, a generator, a class body."""
+    captured: List[Tuple[str, types.FrameType]] = []
+
+    def grab(label: str) -> None:
+        captured.append((label, sys._getframe(1)))
+
+    def plain(a: int, *rest: int, b: int = 2, **more: int) -> None:
+        c = a + b
+        grab("plain, c bound")
+        d = c
+        del d
+        grab("plain, d deleted")
+        e = [x for x in rest]  # 3.12 inlines it: x is a hidden local
+        grab("plain, e bound")
+        del e
+
+    def cells() -> Callable[[], int]:
+        grab("cells, unassigned")
+        shared = 5
+
+        def inner() -> int:
+            grab("inner, free variable")
+            return shared
+
+        grab("cells, assigned")
+        return inner
+
+    def generator(n: int) -> Iterator[int]:
+        total = 0
+        for step in range(n):
+            total += step
+            grab("generator")
+            yield total
+
+    plain(1, 2, 3, b=4, z=5)
+    cells()()
+    list(generator(2))
+
+    class Body:
+        attribute = 1
+        grab("class body")
+
+    return iter(captured)
+
+
+NAMES = "a b c d e x rest more shared inner n total step attribute grab len missing __name__"
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="frame_vars exists on 3.12 only")
+def test_frame_vars_sees_what_f_locals_sees() -> None:
+    frame_vars = _compiled().frame_vars
+    for label, frame in _frames():
+        view = frame_vars(frame)
+        f_locals = frame.f_locals
+        for name in NAMES.split():
+            assert (name in view) is (name in f_locals), (label, name)
+            if name in f_locals:
+                assert view[name] is f_locals[name], (label, name)
+            else:
+                with pytest.raises(KeyError):
+                    view[name]
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="frame_vars exists on 3.12 only")
+def test_frame_vars_refuses_keys_that_are_not_names() -> None:
+    frame_vars = _compiled().frame_vars
+    view = frame_vars(sys._getframe())
+    assert 1 not in view
+    assert ("a",) not in view
+    with pytest.raises(KeyError):
+        view[1]
+    with pytest.raises(TypeError):
+        frame_vars("not a frame")
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["a + b", "c", "d", "missing", "len(rest)", "shared", "total + step", "attribute", "x"],
+)
+def test_conditions_read_a_frame_as_they_read_its_locals(source: str) -> None:
+    """``evaluate_frame`` (C variables on 3.12) against ``evaluate(f_locals, f_globals)``."""
+    expression = compile_expression(source, Redactor())
+    for label, frame in _frames():
+        expected = _outcome(expression.evaluate, frame.f_locals, frame.f_globals)
+        assert _outcome(expression.evaluate_frame, frame) == expected, label
+
+
+def _outcome(evaluate: Callable[..., object], *args: Any) -> Tuple[str, object]:
+    try:
+        return "value", evaluate(*args)
+    except EvaluationError as exc:
+        return "error", str(exc)
+
+
+# --- LineCallback (3.12+) -------------------------------------------------------------------
+
+DISABLE = object()
+
+
+class _Site:
+    __slots__ = ("hooks",)
+
+    def __init__(self, *hooks: Callable[[types.FrameType], None]) -> None:
+        self.hooks = hooks
+
+
+def _callbacks(
+    errors: List[Tuple[str, BaseException]],
+) -> Iterator[Tuple[str, Any, Dict[str, Any]]]:
+    """(name, make(lines), the module global the Python callback reports through)."""
+
+    def report(where: str, exc: BaseException) -> None:
+        errors.append((where, exc))
+
+    yield "C", lambda lines: _compiled().LineCallback(lines, DISABLE, report), {}
+    if sys.version_info >= (3, 12):  # spelled so type checkers see the module exists there only
+        from peephole.agent.placement.instrument.monitoring import line_callback
+
+        yield "Python", lambda lines: line_callback(lines, DISABLE), {"internal_error": report}
+
+
+def _every_offset(code: types.CodeType, site: _Site) -> Dict[int, _Site]:
+    return {offset: site for offset in range(0, len(code.co_code), 2)}
+
+
+def _call_from_here(callback: Any, code: types.CodeType, line: int) -> Tuple[Any, types.FrameType]:
+    return callback(code, line), sys._getframe()
+
+
+HERE = _call_from_here.__code__
+
+
+@needs_monitoring
+@pytest.mark.parametrize("implementation", ["C", "Python"])
+def test_line_callbacks_agree(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from peephole.agent.placement.instrument import monitoring
+
+    errors: List[Tuple[str, BaseException]] = []
+    make, patches = next((m, p) for name, m, p in _callbacks(errors) if name == implementation)
+    for name, value in patches.items():
+        monkeypatch.setattr(monitoring, name, value)
+    seen: List[types.FrameType] = []
+    order: List[str] = []
+    failure = ValueError("a hook failed")
+
+    def first(frame: types.FrameType) -> None:
+        seen.append(frame)
+        order.append("first")
+
+    def second(frame: types.FrameType) -> None:
+        order.append("second")
+
+    def failing(frame: types.FrameType) -> None:
+        raise failure
+
+    lines: Dict[int, Dict[int, Dict[int, Any]]] = {
+        id(HERE): {10: _every_offset(HERE, _Site(first, second))}
+    }
+    callback = make(lines)
+
+    assert _call_from_here(callback, test_line_callbacks_agree.__code__, 10)[0] is DISABLE
+    assert _call_from_here(callback, HERE, 11)[0] is DISABLE
+    result, frame = _call_from_here(callback, HERE, 10)
+    assert result is None
+    assert order == ["first", "second"] and seen == [frame]
+
+    lines[id(HERE)][12] = {-7: _Site(first)}  # not the offset the frame is at
+    assert _call_from_here(callback, HERE, 12)[0] is None
+    assert order == ["first", "second"]
+
+    lines[id(HERE)][13] = _every_offset(HERE, _Site(failing, second))
+    assert _call_from_here(callback, HERE, 13)[0] is None
+    assert errors == [("the line callback", failure)]
+    assert order == ["first", "second"]  # a failing hook ends the hit, as in Python
+
+    def interrupting(frame: types.FrameType) -> None:
+        raise KeyboardInterrupt
+
+    lines[id(HERE)][14] = _every_offset(HERE, _Site(interrupting))
+    with pytest.raises(KeyboardInterrupt):
+        _call_from_here(callback, HERE, 14)
+    assert len(errors) == 1
+
+
+@needs_monitoring
+def test_the_c_line_callback_takes_code_and_line_only() -> None:
+    callback = _compiled().LineCallback({}, DISABLE, print)
+    with pytest.raises(TypeError):
+        callback(HERE)
+    with pytest.raises(TypeError):
+        callback(HERE, 1, line=2)
+    with pytest.raises(TypeError):
+        _compiled().LineCallback([], DISABLE, print)
