@@ -369,6 +369,31 @@ async def test_stream_delivers_events_and_probe_changes(
         assert message["probe"]["summary"] == "active on 1 of 1 instance"
 
 
+async def test_stream_shows_an_event_whole_as_the_api_does(
+    server: LiveServer, api: httpx.Client, agents: Any
+) -> None:
+    """The server keeps only an event's top-level fields while it stores it; the live
+    stream still shows its frames and locals, exactly as reading it back does."""
+    agent = await agents("shop")
+    probe_id = await placed(api, agent)
+    frame = {
+        "file": "shop/cart.py",
+        "line": 42,
+        "function": "total",
+        "locals": {"cart": {"t": "dict", "len": 1, "items": [[{"t": "str", "v": "sku"}, 2]]}},
+    }
+    watch = {"expr": "n", "value": {"t": "int", "v": 3}}
+    event = {**snapshot(probe_id, watches=[watch]), "frames": [frame]}
+    url = f"{server.ws_url}/api/v1/stream?token=test-admin-token&service=shop&type=snapshot"
+    async with connect(url) as stream:
+        await subscribed(server)
+        await agent.send_events([event])
+        message = json.loads(await asyncio.wait_for(stream.recv(), 5))
+    assert message["type"] == "event"
+    assert message["event"]["frames"] == [frame] and message["event"]["watches"] == [watch]
+    assert message["event"] == api.get(f"/events/{event['id']}").json()
+
+
 async def test_stream_refuses_a_bad_token(server: LiveServer) -> None:
     async with connect(f"{server.ws_url}/api/v1/stream?token=nope") as stream:
         assert json.loads(await stream.recv()) == {"type": "error", "reason": "invalid token"}

@@ -5,6 +5,7 @@ is reported once, exceptions are grouped per sender."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -61,6 +62,33 @@ def test_batches_of_several_senders_in_one_transaction(db: Database) -> None:
     group = db.run(lambda s: event_store.exception_group(s, "fp", 10))
     assert (group["count"], group["services"], group["versions"]) == (2, ["shop"], ["1.0", "2.0"])
     assert {e["instance_id"] for e in group["events"]} == {"i1", "i2"}
+
+
+def test_light_events_with_their_texts_store_and_read_back_whole(db: Database) -> None:
+    """A batch may hold only its events' top-level fields (the gateway's, with the texts as
+    received): the texts are stored, exceptions are grouped from the fields, and the stored
+    events come back whole, as reading them gives them."""
+    probe_id = _probe(db, hit_limit=10)
+    frames = [{"file": "a.py", "line": 3, "function": "f", "locals": {"n": {"t": "int", "v": 1}}}]
+    events = [
+        {**snapshot(probe_id), "frames": frames},
+        {**exception("KeyError", "fp"), "frames": frames, "count": 3},
+    ]
+    texts = [json.dumps(e) for e in events]
+    light = [event_store.light(e) for e in events]
+    assert all("frames" not in e for e in light)
+    origin = event_store.Origin("shop", "i1", "1.0")
+
+    [stored] = db.run(
+        lambda s: event_store.insert_many(s, [event_store.Batch(origin, light, texts)], time.time())
+    )
+
+    ids = [e["id"] for e in events]
+    read = db.run(lambda s: [event_store.get(s, i) for i in ids])
+    assert stored.whole() == read
+    assert [e["frames"] for e in read] == [frames, frames]
+    group = db.run(lambda s: event_store.exception_group(s, "fp", 10))
+    assert (group["count"], group["exc_type"]) == (3, "KeyError")
 
 
 def test_more_ids_than_one_query_takes(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -201,7 +201,7 @@ class Broker:
         self.metrics.events_stored_total += len(stored.events)
         self.metrics.events_dropped_by_agents_total += dropped
         if self.hub.subscribers:
-            self.hub.publish_events(self.event_view(e) for e in stored.events)
+            self.hub.publish_events(self.event_view(e) for e in stored.whole())
         if stored.events and self.cluster is not None:
             self.cluster.announce("events", ids=[e["id"] for e in stored.events])
         if stored.done_probes:

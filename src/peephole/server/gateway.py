@@ -19,6 +19,7 @@ from peephole.server import wire
 from peephole.server.broker import Broker
 from peephole.server.connection import POLICY_VIOLATION, AgentConnection, close_reason
 from peephole.server.store import credentials
+from peephole.server.store import events as event_store
 from peephole.server.store import instances as instance_store
 from peephole.server.wsprotocol import EXTENSION, SocketControl
 
@@ -163,10 +164,12 @@ async def _serve(broker: Broker, connection: AgentConnection) -> None:
         if checked is None:  # a newer agent's message: ignored, not an error
             log.debug("ignoring agent message of type %r", message["type"])
         elif checked["type"] == "events":
+            seq, dropped = checked["seq"], checked.get("dropped", 0)
             events: list[dict[str, Any]] = cast(Any, checked["events"])
-            events, texts = _own_probes_only(broker, connection, events, message.raw_events)
-            await broker.ingest(connection, events, checked.get("dropped", 0), texts)
-            connection.send(messages.Ack(type="ack", seq=checked["seq"]))
+            events, texts = _to_store(broker, connection, events, message.raw_events)
+            del message, checked  # the parsed bodies go now, not after the commit (_to_store)
+            await broker.ingest(connection, events, dropped, texts)
+            connection.send(messages.Ack(type="ack", seq=seq))
         elif checked["type"] == "status":
             statuses = [protocol.ProbeStatus.from_dict(s) for s in checked["probes"]]
             await broker.statuses(connection, statuses)
@@ -192,23 +195,28 @@ async def _receive(websocket: WebSocket, limit: int = protocol.MAX_MESSAGE_BYTES
         raise Rejected(POLICY_VIOLATION, str(exc)) from None
 
 
-def _own_probes_only(
-    broker: Broker, connection: AgentConnection, events: list[dict[str, Any]], texts: list[str]
+def _to_store(
+    broker: Broker,
+    connection: AgentConnection,
+    events: list[dict[str, Any]],
+    texts: list[str],
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The events of probes this connection was sent, and those that name no probe
-    (exceptions): a key holder cannot spend another service's hit limit with forged events.
-    An id that is not text (an exception's is not checked) names no probe sent: refused."""
+    """What to store of an ``events`` message, and the events' texts: the events of probes
+    this connection was sent, and those that name no probe (exceptions), so a key holder
+    cannot spend another service's hit limit with forged events (an id that is not text, an
+    exception's is not checked, names no probe sent: refused). With their texts, only the
+    events' top-level fields are kept (``event_store.light``): the batch waits for its
+    transaction without the parsed bodies."""
     sent = connection.ever_sent
     kept = [
         i
         for i, e in enumerate(events)
         if (probe_id := e.get("probe_id")) is None or (type(probe_id) is str and probe_id in sent)
     ]
-    if len(kept) == len(events):
-        return events, texts
     broker.metrics.events_refused_total += len(events) - len(kept)
-    same = len(texts) == len(events)
-    return [events[i] for i in kept], [texts[i] for i in kept] if same else []
+    if len(texts) != len(events):
+        return [events[i] for i in kept], []
+    return [event_store.light(events[i]) for i in kept], [texts[i] for i in kept]
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
