@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -109,14 +109,21 @@ class EventRow(Base):
         Index("ix_events_time_seq", "time", "seq"),
         Index("ix_events_service_time", "service", "time"),
         Index("ix_events_probe_time", "probe_id", "time"),
-        Index("ix_events_fingerprint_time", "fingerprint", "time"),
+        # Only exceptions have a fingerprint: snapshots and log lines stay out of its index.
+        Index(
+            "ix_events_fingerprint_time",
+            "fingerprint",
+            "time",
+            postgresql_where=text("fingerprint IS NOT NULL"),
+            sqlite_where=text("fingerprint IS NOT NULL"),
+        ),
     )
 
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     id: Mapped[str] = mapped_column(String(64), unique=True)
-    type: Mapped[str] = mapped_column(String(20), index=True)
+    type: Mapped[str] = mapped_column(String(20))  # not indexed: a handful of values
     service: Mapped[str] = mapped_column(String(200))
     instance_id: Mapped[str] = mapped_column(String(64), index=True)
     probe_id: Mapped[Optional[str]] = mapped_column(String(32))
