@@ -71,6 +71,8 @@ from peephole.protocol import Limits
 __all__ = ["Capturer", "safe_type_name", "stack_of"]
 
 _Node = TypeVar("_Node")
+# A str dict key: node, JSON size, secret name?, the last value under it, its entry, size.
+_KeyInfo = Tuple[Dict[str, Any], int, bool, Any, Any, int]
 
 
 def _frame_locals_type() -> type:
@@ -78,6 +80,11 @@ def _frame_locals_type() -> type:
 
 
 _FRAME_LOCALS_PROXY = _frame_locals_type()
+_UNKNOWN = (None, 0)  # a scalar node not in the cache
+# A dict key's "last value" before it has one (no value is this object), and that of a key
+# too long to keep (none is kept for it).
+_NO_VALUE = object()
+_LONG_KEY = object()
 _PAIR_PARTS = frozenset({id(str), id(bytes), id(tuple), id(list)})  # first items of pairs
 _BIG_INT = 1 << 256  # ints this large are shown by size: str() of a huge int is slow or fails
 _MINUS_BIG_INT = -_BIG_INT
@@ -186,8 +193,8 @@ class _Walk:
         return {"t": "int", "v": value}
 
     def remember(self, node: _Node, value: Any, size: int) -> _Node:
-        """Keep the node of a short str or an int (or the entry of a ``(str, str or int)``
-        mapping pair) for the next captures of the same value."""
+        """Keep the node of a short str or of an int long enough to be checked for a card
+        number, for the next captures of the same value."""
         scalars = self.scalars
         if len(scalars) >= _STRING_CACHE_SIZE:
             scalars.clear()
@@ -227,11 +234,11 @@ class _Walk:
             return known[0]  # type: ignore[no-any-return]
         if cls is int:
             self.size += 36
+            if _MINUS_CARD_SIZED < value < _CARD_SIZED:
+                return {"t": "int", "v": value}  # cheaper to make than to look up
             known = self.scalars.get(value)
             if known is not None:
                 return known[0]  # type: ignore[no-any-return]
-            if _MINUS_CARD_SIZED < value < _CARD_SIZED:
-                return self.remember({"t": "int", "v": value}, value, 36)
             if _MINUS_BIG_INT < value < _BIG_INT:
                 return self.remember(self.long_int(value), value, 36)
             return {"t": "int", "bits": value.bit_length(), "cut": "length"}
@@ -392,12 +399,16 @@ class _Walk:
         for item in shown:
             # The common scalar values inline: a call per item is most of the cost.
             cls = type(item)
-            if cls is str or cls is int:
+            if cls is str:
                 known = scalars.get(item)
                 if known is not None:
                     size += known[1]
                     append(known[0])
                     continue
+            elif cls is int and _MINUS_CARD_SIZED < item < _CARD_SIZED:
+                size += 36
+                append({"t": "int", "v": item})
+                continue
             append(walk(item, child, items_location, len(items)))
         self.size += size
         return items
@@ -430,49 +441,59 @@ class _Walk:
         walk = self.walk
         scalars = self.scalars
         keys = self.capturer.keys
-        entries: List[List[Dict[str, Any]]] = []
+        key_info = self.capturer.key_info
+        redactor = self.redactor
+        entries: List[List[Any]] = []
         append = entries.append
         size = 0
-        for pair in pairs:
-            key, item = pair
-            # A str key with a str or int value seen before together: its entry in one
-            # lookup (hashing the pair runs no foreign code: both types are exact).
-            if type(key) is str and (type(item) is int or type(item) is str):
-                known_pair = scalars.get(pair)
-                if known_pair is not None:
-                    size += known_pair[1]
-                    append(known_pair[0])
-                    continue
+        show = not self.hide  # a key's last entry holds shown text: not for a secret collection
+        known_key = keys.get
+        for key, item in pairs:
             if type(key) is str:
-                known_key = keys.get(key)
-                if known_key is None:
-                    known_key = self.capturer.key_info(key)
-                key_node, key_size, key_secret = known_key
+                key_node, key_size, key_secret, last, entry, entry_size = known_key(
+                    key
+                ) or key_info(key)
+                # The value shown under the key last time (the same object, or, both exact
+                # ints or strs, an equal one: comparing them runs no foreign code): the entry
+                # made then, from one lookup.
+                if last is item and show:
+                    size += entry_size
+                    append(entry)
+                    continue
+                cls = type(item)
+                value_node = None
+                if cls is int or cls is str:
+                    if last == item and show:
+                        size += entry_size
+                        append(entry)
+                        continue
+                    if cls is str:
+                        value_node, value_size = scalars.get(item, _UNKNOWN)
+                    elif _MINUS_CARD_SIZED < item < _CARD_SIZED:
+                        # A short int's node is made, not looked up: it cannot be secret.
+                        value_node, value_size = {"t": "int", "v": item}, 36
+                if value_node is not None and not key_secret:
+                    entry = [key_node, value_node]
+                    entry_size = key_size + value_size
+                    size += entry_size
+                    append(entry)
+                    if show and last is not _LONG_KEY:
+                        keys[key] = (key_node, key_size, False, item, entry, entry_size)
+                    continue
                 size += key_size
-                if key_secret and self.redactor.hides(key, item):
+                if key_secret and redactor.hides(key, item):
                     size += 40
-                    append([key_node, {"t": type_info(type(item)).name, "cut": "redacted"}])
+                    append([key_node, {"t": type_info(cls).name, "cut": "redacted"}])
                     continue
             else:
                 key_node = self.key(key, child)
                 if (
                     type(key) is bytes
-                    and self.redactor.is_secret_name(key)
-                    and self.redactor.hides(key, item)
+                    and redactor.is_secret_name(key)
+                    and redactor.hides(key, item)
                 ):
                     size += 40
                     append([key_node, {"t": type_info(type(item)).name, "cut": "redacted"}])
-                    continue
-            # The common scalar values inline: a call per item is most of the cost.
-            cls = type(item)
-            if cls is str or cls is int:
-                known = scalars.get(item)
-                if known is not None:
-                    size += known[1]
-                    entry = [key_node, known[0]]
-                    append(entry)
-                    if type(key) is str and len(key) <= _STRING_CACHE_MAX_LEN:
-                        self.remember(entry, pair, key_size + known[1])
                     continue
             append([key_node, walk(item, child, (entries_location, len(entries)), 1)])
         self.size += size
@@ -547,7 +568,7 @@ class _Walk:
     ) -> Tuple[int, int]:
         """Fill ``out`` with up to ``limit`` named values (fields or locals), redacting secret
         names and skipping dunders; return how many were shown and how many skipped."""
-        names = self.capturer.names
+        known_name = self.capturer.names.get
         scalars = self.scalars
         walk = self.walk
         shown = skipped = size = 0
@@ -555,30 +576,43 @@ class _Walk:
             if type(name) is not str:
                 skipped += 1
                 continue
-            known = names.get(name)
+            known = known_name(name)
             if known is None:
                 known = self.capturer.name_info(name)
-            if known < 0:
+            if known > 0:  # the common case first: a name shown as it is
+                if shown >= limit:
+                    break
+                shown += 1
+                size += known
+            elif known < 0:
                 skipped += 1  # a dunder
                 continue
-            if shown >= limit:
-                break
-            shown += 1
-            if known == 0:
+            else:
+                if shown >= limit:
+                    break
+                shown += 1
                 if self.redactor.hides(name, item):
                     size += len(name) + 44
                     out[name] = {"t": type_info(type(item)).name, "cut": "redacted"}
                     continue
-                known = len(name) + 4  # a bool, None or a number: nothing secret in it
-            size += known
+                size += len(name) + 4  # a bool, None or a number: nothing secret in it
             # The common scalar values inline: a call per value is most of the cost.
             cls = type(item)
-            if cls is str or cls is int:
+            if cls is str:
                 known_scalar = scalars.get(item)
                 if known_scalar is not None:
                     size += known_scalar[1]
                     out[name] = known_scalar[0]
                     continue
+            elif cls is int:
+                if _MINUS_CARD_SIZED < item < _CARD_SIZED:
+                    size += 36
+                    out[name] = {"t": "int", "v": item}
+                    continue
+            elif cls is bool:
+                size += 24
+                out[name] = {"t": "bool", "v": item}
+                continue
             out[name] = walk(item, depth, location, name)
         self.size += size
         return shown, skipped
@@ -627,15 +661,19 @@ class Capturer:
         # which an application may patch; not ``perf_ns``, whose readings the CPU budget
         # counts per hit); bound once, as it is read during every capture.
         self.clock = clock.monotonic_ns
-        # Short strs and ints seen before (exact types only: a str never equals an int), and
-        # mapping entries of a str key and such a value, by their (key, value) pair: (node
-        # or entry, JSON size). A plain dict whose single operations are atomic, shared by
-        # the threads capturing with this Capturer. The nodes are shared by every capture
-        # that shows the value: nothing changes a scalar node or an entry once made (pruning
-        # replaces only containers), and a capture's result is only serialised.
+        # Short strs and card-sized ints seen before (exact types only: a str never equals an
+        # int): (node, JSON size); a shorter int's node is cheaper to make than to look up.
+        # A plain dict whose single operations are atomic, shared by the threads capturing
+        # with this Capturer. The nodes are shared by every capture that shows the value:
+        # nothing changes a scalar node or an entry once made (pruning replaces only
+        # containers), and a capture's result is only serialised.
         self.scalars: Dict[Any, Tuple[Any, int]] = {}
-        # Str dict keys seen before: (node, JSON size, secret name?).
-        self.keys: Dict[str, Tuple[Dict[str, Any], int, bool]] = {}
+        # Str dict keys seen before: (node, JSON size, secret name?, and the value last shown
+        # under the key in a plain mapping with its entry and the entry's size). The value is
+        # a short str or int, held until another replaces it: a dict of prices shows each
+        # entry from one lookup while its values stay, and costs one replacement per pair
+        # when they change (a cache of (key, value) pairs grew and was cleared every few hits).
+        self.keys: Dict[str, _KeyInfo] = {}
         # Names of locals and fields seen before: -1 a dunder (skipped), 0 secret, else the
         # bytes the name takes in JSON.
         self.names: Dict[str, int] = {}
@@ -652,15 +690,18 @@ class Capturer:
         self.names[name] = info
         return info
 
-    def key_info(self, key: str) -> Tuple[Dict[str, Any], int, bool]:
-        """How a str dict key is shown, its JSON size, and whether it is a secret name."""
+    def key_info(self, key: str) -> _KeyInfo:
+        """How a str dict key is shown, its JSON size, whether it is a secret name, and no
+        last entry yet (never one for a key too long to be kept)."""
         walk = _Walk(self)
         node = walk.string(key)
-        info = (node, walk.size, self.redactor.is_secret_name(key))
-        if len(key) <= _STRING_CACHE_MAX_LEN:
-            if len(self.keys) >= _STRING_CACHE_SIZE:
-                self.keys.clear()
-            self.keys[key] = info
+        secret = self.redactor.is_secret_name(key)
+        if len(key) > _STRING_CACHE_MAX_LEN:
+            return node, walk.size, secret, _LONG_KEY, None, 0
+        info = (node, walk.size, secret, _NO_VALUE, None, 0)
+        if len(self.keys) >= _STRING_CACHE_SIZE:
+            self.keys.clear()
+        self.keys[key] = info
         return info
 
     def value(self, value: object) -> Dict[str, Any]:
@@ -702,12 +743,12 @@ class Capturer:
         size = 0
         for frame, line in frames:
             code = frame.f_code
-            known = codes.get(id(code))
-            if known is None or known[0] is not code or known[3] is not frame.f_globals:
-                known = _code_info(code, frame.f_globals)
-            node = known[1].copy()  # a copy of the code's record: that one is never changed
+            known_code, record, record_size, known_globals = codes.get(id(code), _NO_CODE)
+            if known_code is not code or known_globals is not frame.f_globals:
+                _, record, record_size, _ = _code_info(code, frame.f_globals)
+            node = record.copy()  # a copy of the code's record: that one is never changed
             node["line"] = line
-            size += known[2]
+            size += record_size
             append(node)
         frames_root = (None, "frames")
         max_locals = self.limits.max_items
@@ -755,8 +796,9 @@ class Capturer:
         return out
 
 
-_CodeInfo = Tuple[types.CodeType, Dict[str, Any], int, Any]
+_CodeInfo = Tuple[Optional[types.CodeType], Dict[str, Any], int, Any]
 _codes: Dict[int, _CodeInfo] = {}
+_NO_CODE: _CodeInfo = (None, {}, 0, None)  # what a code not seen yet finds
 
 
 def _code_info(code: types.CodeType, globals_: Any) -> _CodeInfo:
