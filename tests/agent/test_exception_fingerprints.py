@@ -8,7 +8,7 @@ it comes from the cache of traceback shapes.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 from test_exceptions import Harness
@@ -129,3 +129,53 @@ def test_library_frames_are_left_out_when_the_application_has_frames(events: Eve
 
 def test_library_frames_alone_give_module_and_function_without_lines(events: Events) -> None:
     assert events.fingerprints(library(), "parse", "bad") == ["0ad6927a1ee61d9b"] * 2
+
+
+ORDERS_SOURCE = """\
+def run(function, *args):
+    try:
+        function(*args)
+    except Exception as exc:
+        return exc
+
+
+def total(depth):
+    if depth:
+        return total(depth - 1)
+    raise KeyError("sku")
+
+
+def refund():
+    raise KeyError("order")
+"""
+
+
+def test_failures_of_one_class_alternating_between_tracebacks_keep_their_own_fingerprints(
+    events: Events,
+) -> None:
+    # A repeat of its class's last traceback is recognised without the cache of shapes: a
+    # different, a longer and a shorter traceback of the same class must each miss it.
+    orders = load(ORDERS_SOURCE, "/srv/shop/orders.py", "shop.orders")
+    calls: List[Tuple[str, Tuple[int, ...]]] = [
+        ("total", (2,)),
+        ("total", (2,)),
+        ("refund", ()),
+        ("total", (2,)),
+        ("total", (3,)),  # longer
+        ("total", (1,)),  # shorter
+        ("refund", ()),
+        ("refund", ()),
+    ]
+    for name, args in calls:
+        events.exceptions.capture(orders["run"](orders[name], *args), "test")
+    total, refund = "d991a4cf9dcbc387", "34f932d1501614d0"
+    assert [event["fingerprint"] for event in events.events] == [
+        total,
+        total,
+        refund,
+        total,
+        total,
+        total,
+        refund,
+        refund,
+    ]

@@ -2,7 +2,8 @@
 :mod:`peephole.agent.code_kind`).
 
 A fingerprint is computed once per traceback *shape* (the types and code locations it passes
-through, read cheaply as ids) and cached, so a repeated failure costs a tuple and a dict look-up.
+through, read cheaply as ids) and cached, so a new failure of a known shape costs a tuple and a
+dict look-up; a failure that repeats its class's last shape costs one walk of its traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ __all__ = [
     "known_fingerprints",
     "module_name",
     "remember_fingerprint",
+    "remember_shape",
+    "repeated_fingerprint",
     "shape_of",
     "type_name",
 ]
@@ -44,44 +47,86 @@ def module_name(frame: FrameType) -> str:
 # --- fingerprints --------------------------------------------------------------------------
 
 
-def shape_of(chain: List[Tuple[BaseException, Optional[TracebackType]]]) -> Tuple[int, ...]:
+def shape_of(
+    chain: List[Tuple[BaseException, Optional[TracebackType]]],
+) -> Tuple[Tuple[int, ...], List[object], List[int]]:
     """What the fingerprint depends on, cheap to read: the exceptions' types and, for each
-    traceback entry, its code object and instruction (ids; the cache keeps them alive)."""
-    shape: List[int] = []
+    traceback entry, its code object and instruction. Returns the cache key (the types' and
+    code objects' ids, then the instructions, -1 for a type), those objects (which the cache
+    keeps alive so their ids cannot be reused) and the instructions."""
+    owners: List[object] = []
+    lastis: List[int] = []
+    add_owner = owners.append
+    add_lasti = lastis.append
     for exc, tb in chain:
-        shape.append(id(type(exc)))
+        add_owner(type(exc))
+        add_lasti(-1)
         while tb is not None:
-            shape.append(id(tb.tb_frame.f_code))
-            shape.append(tb.tb_lasti)
+            add_owner(tb.tb_frame.f_code)
+            add_lasti(tb.tb_lasti)
             tb = tb.tb_next
-        shape.append(-1)
-    return tuple(shape)
+    return (*map(id, owners), *lastis), owners, lastis
 
 
 # shape -> fingerprint. The types and code objects of each shape are held in _shape_owners so
 # that their ids cannot be reused by other objects while the shape is cached.
 known_fingerprints: Dict[Tuple[int, ...], str] = {}
-_shape_owners: Dict[Tuple[int, ...], Tuple[object, ...]] = {}
+_shape_owners: Dict[Tuple[int, ...], List[object]] = {}
 MAX_SHAPES = 1024
 _shapes_lock = threading.Lock()
 
+# id(exception class) -> (the class, ((code, instruction), ...) of the last traceback of an
+# exception of that class without a cause or context, its fingerprint). A failure that
+# repeats is recognised by comparing its traceback with these as it is walked: no key to build
+# and hash. Held strongly, like _shape_owners; replaced by the class's next other shape.
+_last_shapes: Dict[int, Tuple[type, Tuple[Tuple[object, int], ...], str]] = {}
 
-def remember_fingerprint(
-    shape: Tuple[int, ...],
-    fingerprint: str,
+
+def repeated_fingerprint(
     chain: List[Tuple[BaseException, Optional[TracebackType]]],
+) -> Optional[str]:
+    """The fingerprint of ``chain`` if it is one exception whose traceback is the last one
+    remembered for its class (:func:`remember_shape`), else None."""
+    if len(chain) != 1:
+        return None
+    exc, tb = chain[0]
+    cls = type(exc)
+    last = _last_shapes.get(id(cls))
+    if last is None or last[0] is not cls:
+        return None
+    try:
+        for code, lasti in last[1]:
+            if tb.tb_frame.f_code is not code or tb.tb_lasti != lasti:  # type: ignore[union-attr]
+                return None
+            tb = tb.tb_next  # type: ignore[union-attr]
+    except AttributeError:  # tb is None: this traceback is shorter (no test per entry)
+        return None
+    return last[2] if tb is None else None
+
+
+def remember_shape(
+    chain: List[Tuple[BaseException, Optional[TracebackType]]],
+    owners: List[object],
+    lastis: List[int],
+    fingerprint: str,
 ) -> None:
-    owners: List[object] = []
-    for exc, tb in chain:
-        owners.append(type(exc))
-        while tb is not None:
-            owners.append(tb.tb_frame.f_code)
-            tb = tb.tb_next
+    """Remember the shape of a single exception's traceback (``owners`` and ``lastis`` from
+    :func:`shape_of`) as its class's last, for :func:`repeated_fingerprint`."""
+    if len(chain) != 1:
+        return
+    cls = type(chain[0][0])
+    entries = tuple(zip(owners[1:], lastis[1:]))
+    if len(_last_shapes) >= MAX_SHAPES:
+        _last_shapes.clear()
+    _last_shapes[id(cls)] = (cls, entries, fingerprint)
+
+
+def remember_fingerprint(shape: Tuple[int, ...], fingerprint: str, owners: List[object]) -> None:
     with _shapes_lock:
         if len(known_fingerprints) >= MAX_SHAPES:
             known_fingerprints.clear()
             _shape_owners.clear()
-        _shape_owners[shape] = tuple(owners)
+        _shape_owners[shape] = owners
         known_fingerprints[shape] = fingerprint
 
 

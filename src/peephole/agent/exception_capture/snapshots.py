@@ -23,12 +23,12 @@ import os
 import sys
 import threading
 from types import FrameType, ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from peephole import protocol
 from peephole.agent import event_ids, integrations, otel
 from peephole.agent.clock import NS
-from peephole.agent.code_kind import AGENT, APP
+from peephole.agent.code_kind import AGENT, APP, LIBRARY, STDLIB
 from peephole.agent.code_kind import code_kind as frame_kind
 from peephole.agent.code_kind import code_kinds as frame_kinds
 from peephole.agent.exception_capture import fingerprints
@@ -38,6 +38,8 @@ from peephole.agent.exception_capture.fingerprints import (
     known_fingerprints,
     module_name,
     remember_fingerprint,
+    remember_shape,
+    repeated_fingerprint,
     shape_of,
     type_name,
 )
@@ -68,6 +70,14 @@ _MARK = "__peephole_captured__"  # set in an exception's __dict__ once captured
 _SCALARS = (str, int, float, bool, type(None))
 _NOT_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
 _CO_OPTIMIZED = 0x0001  # inspect.CO_OPTIMIZED
+_LOCALS_ARE_PROXIES = sys.version_info >= (3, 13)  # frame.f_locals: PEP 667, no dict to drop
+_getrefcount = sys.getrefcount
+# What each kind of frame adds to its record in an event, in this order (an update per frame)
+_FRAME_FLAGS: Dict[str, Dict[str, Any]] = {
+    APP: {"app": True},
+    LIBRARY: {"app": False, "library": LIBRARY},
+    STDLIB: {"app": False, "library": STDLIB},
+}
 
 
 _active: Optional[ExceptionCapture] = None
@@ -169,33 +179,37 @@ class ExceptionCapture:
     def _capture(
         self, exc: BaseException, origin: str, tb: Optional[TracebackType]
     ) -> Optional[str]:
-        if not _is_failure_class(type(exc), exc):
+        cls = type(exc)
+        known = _FAILURE_CLASSES.get(id(cls))  # _is_failure_class, without its call when known
+        if known is None or known[0] is not cls:
+            known = _is_failure_class(cls, exc)
+        if not known[1]:
             return None
         if not _mark_captured(exc):
             return None
         chain = _chain(exc, tb)
         stacks: Optional[List[Stack]] = None
-        shape = shape_of(chain)
-        fingerprint = known_fingerprints.get(shape)
+        fingerprint = repeated_fingerprint(chain)
         if fingerprint is None:
-            stacks = [_stack(traceback) for _, traceback in chain]
-            fingerprint = fingerprint_of(chain, stacks)
-            remember_fingerprint(shape, fingerprint, chain)
+            shape, owners, lastis = shape_of(chain)
+            fingerprint = known_fingerprints.get(shape)
+            if fingerprint is None:
+                stacks = [_stack(traceback) for _, traceback in chain]
+                fingerprint = fingerprint_of(chain, stacks)
+                remember_fingerprint(shape, fingerprint, owners)
+            remember_shape(chain, owners, lastis, fingerprint)
         config = self.agent.config
         clock = self.clock
         now = clock.wall()
         mono = clock.monotonic_ns() / NS  # clock.monotonic(), without a call of its own
-        evicted: List[Tuple[str, _Group]] = []
+        evicted: Sequence[Tuple[str, _Group]] = ()  # a list only when groups are forgotten
         with self._lock:
             group = self._groups.pop(fingerprint, None)
             first_seen = group is None
             if group is None:
                 group = _Group()
-                while len(self._groups) >= MAX_GROUPS:  # forget the least recently seen
-                    oldest = next(iter(self._groups))
-                    forgotten = self._groups.pop(oldest)
-                    if forgotten.pending:
-                        evicted.append((oldest, forgotten))
+                if len(self._groups) >= MAX_GROUPS:
+                    evicted = self._forget_oldest()
             self._groups[fingerprint] = group  # most recently seen last
             snapshot = (
                 group.snapshot_at is None or mono - group.snapshot_at >= config.exception_interval
@@ -250,59 +264,71 @@ class ExceptionCapture:
             "first_time": first,
             "last_time": now,
         }
-        event.update(self._snapshot(chain, full, message))
+        event.update(self._snapshot(chain, full, exc_type, message))
         event_id: str = event["id"]
         self.agent.emit(event)
         if config.otel_span_events:
             otel.add_snapshot_event(event)
         return event_id
 
+    def _forget_oldest(self) -> List[Tuple[str, _Group]]:
+        """Forget the least recently seen groups until there is room for one (under the lock);
+        return those with counts not sent yet."""
+        evicted = []
+        while len(self._groups) >= MAX_GROUPS:
+            oldest = next(iter(self._groups))
+            forgotten = self._groups.pop(oldest)
+            if forgotten.pending:
+                evicted.append((oldest, forgotten))
+        return evicted
+
     def _snapshot(
         self,
         chain: List[Tuple[BaseException, Optional[TracebackType]]],
         stacks: List[Stack],
+        exc_type: str,
         message: str,
     ) -> Dict[str, Any]:
         """Frames (with locals for the app frames nearest each raise) of every exception of
         the chain; the budget of frames with locals is shared, the raised exception (whose
-        ``message`` is already rendered) first."""
+        ``exc_type`` and ``message`` are already rendered) first."""
         budget = max(int(self.agent.config.exception_frames), 0)
         max_frames = max(int(self.agent.config.limits.max_frames), 1)
-        captured: Set[int] = set()  # ids of frames whose locals are already in the event
+        captured: List[FrameType] = []  # frames whose locals are already in the event (few)
         parts: List[Dict[str, Any]] = []
         size = 0
         cut = False
         for (exc, _), stack in zip(chain, stacks):
             stack = stack[:max_frames]
-            locals_at = []
-            for index, (frame, _, kind) in enumerate(stack):
-                if budget <= 0:
-                    break
+            frames_and_lines: List[Tuple[FrameType, int]] = []
+            add_frame = frames_and_lines.append
+            locals_at: List[int] = []
+            first_captured = len(captured)
+            for frame, line, kind in stack:
                 # Functions only (and the frame that raised): the locals of a module's
                 # top-level code are its globals, everything it imported and defined.
                 if (
-                    kind == APP
-                    and (index == 0 or frame.f_code.co_flags & _CO_OPTIMIZED)
-                    and id(frame) not in captured
+                    budget > 0
+                    and kind == APP
+                    and (not frames_and_lines or frame.f_code.co_flags & _CO_OPTIMIZED)
+                    and frame not in captured  # frames compare by identity
                 ):
-                    captured.add(id(frame))
-                    locals_at.append(index)
+                    captured.append(frame)
+                    locals_at.append(len(frames_and_lines))
                     budget -= 1
-            frames_and_lines = [(frame, line) for frame, line, _ in stack]
+                add_frame((frame, line))
             try:
                 result = self.agent.capturer.frames(frames_and_lines, locals_at)
             finally:
-                _drop_locals_snapshots(stack, locals_at)
+                _drop_locals_snapshots(captured[first_captured:])
             frames = result.get("frames", [])
-            for frame_dict, (_, _, kind) in zip(frames, stack):
-                frame_dict["app"] = kind == APP
-                if kind != APP:
-                    frame_dict["library"] = kind
+            for frame_dict, entry in zip(frames, stack):
+                frame_dict.update(_FRAME_FLAGS[entry[2]])
             size += int(result.get("size", 0))
             cut = cut or bool(result.get("cut"))
             parts.append(
                 {
-                    "exc_type": type_name(type(exc)),
+                    "exc_type": exc_type if not parts else type_name(type(exc)),
                     "message": message if not parts else self._message(exc),
                     "frames": frames,
                 }
@@ -449,16 +475,16 @@ _FAILURE_CLASSES: Dict[int, Tuple[type, bool]] = {}
 _FAILURE_CLASSES_MAX = 1024
 
 
-def _is_failure_class(cls: type, exc: BaseException) -> bool:
-    """:func:`_is_failure` remembered per exception class."""
+def _is_failure_class(cls: type, exc: BaseException) -> Tuple[type, bool]:
+    """``(cls, verdict of _is_failure)``, remembered per exception class."""
     known = _FAILURE_CLASSES.get(id(cls))
     if known is not None and known[0] is cls:
-        return known[1]
-    verdict = _is_failure(exc)
+        return known
+    known = (cls, _is_failure(exc))
     if len(_FAILURE_CLASSES) >= _FAILURE_CLASSES_MAX:
         _FAILURE_CLASSES.clear()
-    _FAILURE_CLASSES[id(cls)] = (cls, verdict)
-    return verdict
+    _FAILURE_CLASSES[id(cls)] = known
+    return known
 
 
 def _is_failure(exc: BaseException) -> bool:
@@ -475,6 +501,8 @@ def _chain(
 ) -> List[Tuple[BaseException, Optional[TracebackType]]]:
     """``exc`` then its causes (``__cause__``, else ``__context__`` unless suppressed)."""
     chain = [(exc, tb if tb is not None else _TRACEBACK(exc))]
+    if _CAUSE(exc) is None and (_SUPPRESS_CONTEXT(exc) or _CONTEXT(exc) is None):
+        return chain  # the common case, without the loop's bookkeeping
     seen = [id(exc)]  # few: a list is cheaper than a set
     current = exc
     while len(chain) < MAX_CHAIN:
@@ -493,35 +521,35 @@ def _stack(tb: Optional[TracebackType]) -> Stack:
     """The traceback's frames and what kind of code each runs, innermost first, without the
     agent's own frames."""
     stack: Stack = []
+    add = stack.append
     kinds = frame_kinds
     while tb is not None:
         frame = tb.tb_frame
         filename = frame.f_code.co_filename
         kind = kinds.get(filename) or frame_kind(filename)
         if kind != AGENT:
-            line = tb.tb_lineno
-            stack.append((frame, line if type(line) is int else frame.f_lineno or 0, kind))
+            line = tb.tb_lineno  # an int, or None (3.11+) for an instruction without a line
+            add((frame, (frame.f_lineno or 0) if line is None else line, kind))
         tb = tb.tb_next
     stack.reverse()
     return stack
 
 
-def _drop_locals_snapshots(stack: Stack, indexes: List[int]) -> None:
+def _drop_locals_snapshots(frames: List[FrameType]) -> None:
     """Before 3.13, reading ``frame.f_locals`` of a function leaves a dict on the frame with
     the values of that moment; in a frame that keeps running (the one that caught and
     logged the exception) it would keep them alive after the code deleted them. Every
     reader refreshes that dict from the frame first, so emptying it loses nothing, unless
     the application holds it (``ctx = locals()``): then it is left alone."""
-    if sys.version_info >= (3, 13):
+    if _LOCALS_ARE_PROXIES:
         return
-    for index in indexes:
-        frame = stack[index][0]
+    for frame in frames:
         if not frame.f_code.co_flags & _CO_OPTIMIZED:  # module or class: the real namespace
             continue
         try:
             snapshot = frame.f_locals
             # References: the frame, `snapshot` and getrefcount's argument.
-            if sys.getrefcount(snapshot) <= 3:
+            if _getrefcount(snapshot) <= 3:
                 snapshot.clear()
         except Exception as exc:
             internal_error("releasing a frame's locals", exc)
