@@ -66,8 +66,25 @@ def postgres_url() -> Iterator[str]:
     try:
         yield f"{PG_URL}?options=-csearch_path%3D{schema}"
     finally:
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        _drop_schema(schema)
+
+
+def _drop_schema(schema: str, attempts: int = 5) -> None:
+    """Drop a test's schema. A thread of the stopped server can still be finishing a
+    statement on it: PostgreSQL then reports a deadlock and aborts the DROP (seen once in a
+    CI run), the statement ends, and the DROP runs again."""
+    import psycopg
+
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(
+                "host=127.0.0.1 user=postgres dbname=test", autocommit=True
+            ) as conn:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            return
+        except psycopg.errors.DeadlockDetected:
+            if attempt == attempts - 1:
+                raise
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
