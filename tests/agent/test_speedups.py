@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
+import subprocess
 import sys
 import tracemalloc
 import types
@@ -286,3 +288,81 @@ def test_the_c_parts_give_back_every_reference() -> None:
 
 def _raising(frame: types.FrameType) -> None:
     raise ValueError("a hook failed")
+
+
+# Run in a child with PYTHONMALLOC=debug, which fills freed memory: a callback used after
+# sys.monitoring dropped the last reference to it crashes there instead of reading stale data.
+_UNREGISTERED_WHILE_RUNNING = """
+import dis, sys
+from peephole.agent._speedups import LineCallback
+
+monitoring = sys.monitoring
+tool = next(t for t in range(6) if monitoring.get_tool(t) is None)
+monitoring.use_tool_id(tool, "test")
+reported = []
+
+class Site:
+    __slots__ = ("hooks",)
+
+def target():
+    a = 1
+    return a
+
+def hook(frame):
+    monitoring.register_callback(tool, monitoring.events.LINE, None)  # the last reference
+    [object() for _ in range(1000)]  # reuse the freed memory
+    raise ValueError("a hook failed")
+
+site = Site()
+site.hooks = (hook,)
+code = target.__code__
+lines = {id(code): {}}
+for ins in dis.get_instructions(code):
+    if ins.opname != "RESUME" and ins.positions.lineno:
+        lines[id(code)].setdefault(ins.positions.lineno, {})[ins.offset] = site
+callback = LineCallback(lines, monitoring.DISABLE, lambda where, exc: reported.append(where))
+monitoring.register_callback(tool, monitoring.events.LINE, callback)
+del callback
+monitoring.set_local_events(tool, code, monitoring.events.LINE)
+print(target(), reported)
+"""
+
+
+@needs_monitoring
+def test_the_c_callback_outlives_its_unregistration_by_a_hook() -> None:
+    """``Agent.stop()`` unregisters the callback, from any thread, possibly while a hook runs:
+    the callback must hold itself for the call, as a Python function's frame does."""
+    child = subprocess.run(
+        [sys.executable, "-c", _UNREGISTERED_WHILE_RUNNING],
+        env={**os.environ, "PYTHONMALLOC": "debug"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (child.returncode, child.stdout) == (0, "1 ['the line callback']\n"), child.stderr
+
+
+@needs_monitoring
+def test_the_c_callback_lets_an_interrupt_in_its_error_report_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A KeyboardInterrupt raised while a hook's failure is reported goes on into the program
+    in both callbacks (only Exceptions are kept from the application)."""
+    errors: List[Tuple[str, BaseException]] = []
+    failing = _Site(_raising)
+    lines: Dict[int, Dict[int, Dict[int, Any]]] = {id(HERE): {10: _every_offset(HERE, failing)}}
+
+    def interrupted(where: str, exc: BaseException) -> None:
+        raise KeyboardInterrupt
+
+    from peephole.agent.placement.instrument import monitoring
+
+    monkeypatch.setattr(monitoring, "internal_error", interrupted)
+    for name, make, _ in _callbacks(errors):
+        callback = (
+            make(lines)
+            if name == "Python"
+            else _compiled().LineCallback(lines, DISABLE, interrupted)
+        )
+        with pytest.raises(KeyboardInterrupt):
+            _call_from_here(callback, HERE, 10)

@@ -50,11 +50,17 @@ line_callback_failed(LineCallback *self)
     PyObject *result = PyObject_CallFunctionObjArgs(self->on_error, where_text, exc, NULL);
     Py_DECREF(exc);
     if (result == NULL) {
-        PyErr_Clear(); /* internal_error never raises; if it did, nothing more can be done */
+        /* internal_error does not fail; an interrupt while it runs goes on, as in Python */
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL;
+        }
+        PyErr_Clear();
     }
     Py_XDECREF(result);
     Py_RETURN_NONE;
 }
+
+static PyObject *line_callback_hit(LineCallback *self, PyObject *const *args);
 
 static PyObject *
 line_callback_vectorcall(LineCallback *self, PyObject *const *args, size_t nargsf,
@@ -64,6 +70,17 @@ line_callback_vectorcall(LineCallback *self, PyObject *const *args, size_t nargs
         PyErr_SetString(PyExc_TypeError, "LineCallback takes (code, line)");
         return NULL;
     }
+    /* sys.monitoring calls its callbacks through a borrowed reference: a hook (Agent.stop()
+       on any thread) can unregister this callback while it runs, so it holds itself. */
+    Py_INCREF(self);
+    PyObject *result = line_callback_hit(self, args);
+    Py_DECREF(self);
+    return result;
+}
+
+static PyObject *
+line_callback_hit(LineCallback *self, PyObject *const *args)
+{
     PyObject *key = PyLong_FromVoidPtr(args[0]); /* id(code) */
     if (key == NULL) {
         return line_callback_failed(self);
