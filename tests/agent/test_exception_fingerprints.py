@@ -16,7 +16,8 @@ from test_exceptions import Harness
 APP_FILE = "/srv/shop/cart.py"
 LIBRARY_FILE = "/opt/venv/lib/python3/site-packages/parsing/core.py"
 
-APP_SOURCE = """\
+# What both application modules start with: the fingerprints pinned below name these lines.
+RUN_AND_TOTAL = """\
 def run(function, *args):
     try:
         function(*args)
@@ -28,7 +29,11 @@ def total(depth):
     if depth:
         return total(depth - 1)
     raise KeyError("sku")
+"""
 
+APP_SOURCE = (
+    RUN_AND_TOTAL
+    + """
 
 def wrapped():
     try:
@@ -47,6 +52,7 @@ def during_handling():
 def through_library(parse):
     return parse("text", lambda: total(1))
 """
+)
 
 LIBRARY_SOURCE = """\
 def parse(text, callback=None):
@@ -131,23 +137,14 @@ def test_library_frames_alone_give_module_and_function_without_lines(events: Eve
     assert events.fingerprints(library(), "parse", "bad") == ["0ad6927a1ee61d9b"] * 2
 
 
-ORDERS_SOURCE = """\
-def run(function, *args):
-    try:
-        function(*args)
-    except Exception as exc:
-        return exc
-
-
-def total(depth):
-    if depth:
-        return total(depth - 1)
-    raise KeyError("sku")
-
+ORDERS_SOURCE = (
+    RUN_AND_TOTAL
+    + """
 
 def refund():
     raise KeyError("order")
 """
+)
 
 
 def test_failures_of_one_class_alternating_between_tracebacks_keep_their_own_fingerprints(
