@@ -84,7 +84,7 @@ PG_DIR = AGENT_VENVS / "postgres"
 # What an install builds from: a change to any of them reinstalls a venv (the C speed-ups
 # are compiled into the source tree at install).
 BUILD_INPUTS = (ROOT / "pyproject.toml", ROOT / "setup.py", ROOT / "src/peephole/agent/_speedups.c")
-LINTED = ("src", "tests", "benchmarks", "tools", "dev.py")
+LINTED = ("src", "tests", "benchmarks", "tools", "dev.py", "setup.py")
 CHROMIUM = "/usr/bin/chromium"  # the browser tests' (tests/ui)
 # The real Sidekick agents that tests/sidekick runs against peephole's server (issue 16).
 SIDEKICK_TESTS = ROOT / "tests" / "sidekick"
