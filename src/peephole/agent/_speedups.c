@@ -1,9 +1,13 @@
-/* The two steps of a sys.monitoring hit that cost the most in Python, in C (3.12+ only).
+/* The steps of a probe's hit that cost the most in Python, in C.
  *
  * Optional, as coverage.py's CTracer is: the agent works the same without it (see
  * peephole/agent/speedups.py, which picks this module or the pure-Python equivalents), and
  * setup.py builds it only where a C compiler is found.
  *
+ * mapping_entries, named_values, item_nodes (every version): the inner loops of a capture,
+ *     step for step those of safe/capture_loops.py (read it for what each does). They make
+ *     the common nodes themselves (a str key or name seen before, a short str, a small int,
+ *     a bool) and call the capture's Python code for every other value.
  * LineCallback: the LINE event callback of placement/instrument/monitoring.py, step for
  *     step: look the code object and line up in the backend's tables (DISABLE when there is
  *     no probe there), then call the hooks of the statement the frame is at. As a C callable
@@ -15,13 +19,430 @@
  *     condition's cost; 3.13's f_locals is already such a view (PEP 667), and this module
  *     offers none there.
  *
- * Neither runs code of the application: dict lookups use int and str keys only, and the
- * hooks called are the agent's own.
+ * None runs code of the application: dict lookups use int and str keys only, the values
+ * compared are exact ints and strs, and the functions called are the agent's own.
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+
+
+/* --- the capture's inner loops (safe/capture_loops.py) ---------------------------------- */
+
+static PyObject *t_text, *v_text, *int_text, *bool_text; /* "t", "v", "int", "bool" */
+
+#define INT_NODE_SIZE 36  /* the JSON bytes of {"t": "int", "v": ...}, as capture_loops */
+#define BOOL_NODE_SIZE 24
+#define CARD_SIZED 1000000000000LL /* 10**12: shorter ints cannot be card numbers */
+
+/* 1 if ``value`` (an exact int) is shown without a card-number check: -10**12 < v < 10**12. */
+static int
+is_short_int(PyObject *value)
+{
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    return !overflow && -CARD_SIZED < number && number < CARD_SIZED;
+}
+
+/* A new {"t": kind, "v": value} node. */
+static PyObject *
+scalar_node(PyObject *kind, PyObject *value)
+{
+    PyObject *node = PyDict_New();
+    if (node == NULL) {
+        return NULL;
+    }
+    if (PyDict_SetItem(node, t_text, kind) < 0 || PyDict_SetItem(node, v_text, value) < 0) {
+        Py_DECREF(node);
+        return NULL;
+    }
+    return node;
+}
+
+/* The (node, size) a scalars cache holds for ``value``: 1 found (node borrowed), 0 not
+   found, -1 an error. */
+static int
+known_scalar(PyObject *scalars, PyObject *value, PyObject **node, Py_ssize_t *size)
+{
+    PyObject *known = PyDict_GetItemWithError(scalars, value);
+    if (known == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2) {
+        PyErr_SetString(PyExc_TypeError, "a scalars cache entry is not (node, size)");
+        return -1;
+    }
+    *size = PyLong_AsSsize_t(PyTuple_GET_ITEM(known, 1));
+    if (*size == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *node = PyTuple_GET_ITEM(known, 0);
+    return 1;
+}
+
+/* The (a, b) pair at ``index`` of a list of pairs, borrowed (the list is the capture's own
+   copy), or NULL with an error. */
+static PyObject *
+pair_at(PyObject *pairs, Py_ssize_t index)
+{
+    PyObject *pair = PyList_GET_ITEM(pairs, index);
+    if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "expected (name, value) pairs");
+        return NULL;
+    }
+    return pair;
+}
+
+/* A call's result that must be (object, int): the object (new reference) and the int. */
+static PyObject *
+object_and_size(PyObject *result, Py_ssize_t *size)
+{
+    if (result == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(result) || PyTuple_GET_SIZE(result) != 2) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_TypeError, "expected (node, size)");
+        return NULL;
+    }
+    *size = PyLong_AsSsize_t(PyTuple_GET_ITEM(result, 1));
+    if (*size == -1 && PyErr_Occurred()) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    PyObject *object = PyTuple_GET_ITEM(result, 0);
+    Py_INCREF(object);
+    Py_DECREF(result);
+    return object;
+}
+
+/* The entry a known str key makes for ``item`` without calling back (a new reference, with
+   its size), or NULL with no error when it needs the capture's Python code, or NULL with an
+   error. ``known`` is the key's (node, size, secret?, last value, last entry, entry size). */
+static PyObject *
+known_key_entry(PyObject *keys, PyObject *key, PyObject *known, PyObject *item,
+                PyObject *scalars, int show, Py_ssize_t *added)
+{
+    if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 6) {
+        PyErr_SetString(PyExc_TypeError, "a keys cache entry is not a 6-tuple");
+        return NULL;
+    }
+    PyObject *key_node = PyTuple_GET_ITEM(known, 0);
+    PyObject *last = PyTuple_GET_ITEM(known, 3);
+    PyTypeObject *cls = Py_TYPE(item);
+    if (show) {
+        int same = last == item;
+        if (!same && (cls == &PyUnicode_Type || cls == &PyLong_Type) && Py_TYPE(last) == cls) {
+            same = PyObject_RichCompareBool(last, item, Py_EQ); /* exact ints or strs */
+            if (same < 0) {
+                return NULL;
+            }
+        }
+        if (same) {
+            *added = PyLong_AsSsize_t(PyTuple_GET_ITEM(known, 5));
+            if (*added == -1 && PyErr_Occurred()) {
+                return NULL;
+            }
+            PyObject *entry = PyTuple_GET_ITEM(known, 4);
+            Py_INCREF(entry);
+            return entry;
+        }
+    }
+    int secret = PyObject_IsTrue(PyTuple_GET_ITEM(known, 2));
+    if (secret != 0) {
+        return NULL; /* a secret name (or an error): the capture decides */
+    }
+    PyObject *value_node = NULL;
+    Py_ssize_t value_size;
+    if (cls == &PyUnicode_Type) {
+        int found = known_scalar(scalars, item, &value_node, &value_size);
+        if (found <= 0) {
+            return NULL;
+        }
+        Py_INCREF(value_node);
+    }
+    else if (cls == &PyLong_Type && is_short_int(item)) {
+        value_node = scalar_node(int_text, item);
+        if (value_node == NULL) {
+            return NULL;
+        }
+        value_size = INT_NODE_SIZE;
+    }
+    else {
+        return NULL;
+    }
+    Py_ssize_t key_size = PyLong_AsSsize_t(PyTuple_GET_ITEM(known, 1));
+    if (key_size == -1 && PyErr_Occurred()) {
+        Py_DECREF(value_node);
+        return NULL;
+    }
+    PyObject *entry = PyList_New(2);
+    if (entry == NULL) {
+        Py_DECREF(value_node);
+        return NULL;
+    }
+    Py_INCREF(key_node);
+    PyList_SET_ITEM(entry, 0, key_node);
+    PyList_SET_ITEM(entry, 1, value_node);
+    *added = key_size + value_size;
+    if (show) { /* (a key too long to be kept is never in ``keys``) */
+        PyObject *info = Py_BuildValue("(OnOOOn)", key_node, key_size, Py_False, item, entry,
+                                       *added);
+        if (info == NULL || PyDict_SetItem(keys, key, info) < 0) {
+            Py_XDECREF(info);
+            Py_DECREF(entry);
+            return NULL;
+        }
+        Py_DECREF(info);
+    }
+    return entry;
+}
+
+/* mapping_entries(pairs, keys, scalars, show, entry_of, depth, location) */
+static PyObject *
+mapping_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
+        !PyDict_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "mapping_entries(pairs: list, keys: dict, "
+                                         "scalars: dict, show, entry_of, depth, location)");
+        return NULL;
+    }
+    PyObject *pairs = args[0], *keys = args[1], *scalars = args[2];
+    PyObject *show_arg = args[3], *entry_of = args[4], *depth = args[5], *location = args[6];
+    int show = PyObject_IsTrue(show_arg);
+    if (show < 0) {
+        return NULL;
+    }
+    PyObject *entries = PyList_New(0);
+    if (entries == NULL) {
+        return NULL;
+    }
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++) {
+        PyObject *pair = pair_at(pairs, i);
+        if (pair == NULL) {
+            goto error;
+        }
+        Py_INCREF(pair);
+        PyObject *key = PyTuple_GET_ITEM(pair, 0), *item = PyTuple_GET_ITEM(pair, 1);
+        PyObject *entry = NULL;
+        Py_ssize_t added = 0;
+        if (PyUnicode_CheckExact(key)) {
+            PyObject *known = PyDict_GetItemWithError(keys, key);
+            if (known != NULL) {
+                Py_INCREF(known); /* another thread may replace it meanwhile */
+                entry = known_key_entry(keys, key, known, item, scalars, show, &added);
+                Py_DECREF(known);
+            }
+            if (entry == NULL && PyErr_Occurred()) {
+                Py_DECREF(pair);
+                goto error;
+            }
+        }
+        if (entry == NULL) {
+            PyObject *where = Py_BuildValue("(On)", location, PyList_GET_SIZE(entries));
+            if (where == NULL) {
+                Py_DECREF(pair);
+                goto error;
+            }
+            PyObject *call[5] = {key, item, depth, where, show_arg};
+            entry = object_and_size(PyObject_Vectorcall(entry_of, call, 5, NULL), &added);
+            Py_DECREF(where);
+        }
+        Py_DECREF(pair);
+        if (entry == NULL) {
+            goto error;
+        }
+        int failed = PyList_Append(entries, entry);
+        Py_DECREF(entry);
+        if (failed) {
+            goto error;
+        }
+        size += added;
+    }
+    return Py_BuildValue("(Nn)", entries, size);
+error:
+    Py_DECREF(entries);
+    return NULL;
+}
+
+/* named_values(pairs, out, limit, names, name_info, scalars, walk, depth, location, secret) */
+static PyObject *
+named_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
+        !PyDict_CheckExact(args[3]) || !PyDict_CheckExact(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "named_values(pairs: list, out: dict, limit, names: dict, name_info, "
+                        "scalars: dict, walk, depth, location, secret)");
+        return NULL;
+    }
+    PyObject *pairs = args[0], *out = args[1], *names = args[3], *name_info = args[4];
+    PyObject *scalars = args[5], *walk = args[6], *depth = args[7], *location = args[8];
+    PyObject *secret = args[9];
+    Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t shown = 0, skipped = 0, size = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++) {
+        PyObject *pair = pair_at(pairs, i);
+        if (pair == NULL) {
+            return NULL;
+        }
+        PyObject *name = PyTuple_GET_ITEM(pair, 0), *item = PyTuple_GET_ITEM(pair, 1);
+        if (!PyUnicode_CheckExact(name)) {
+            skipped++;
+            continue;
+        }
+        Py_INCREF(pair);
+        PyObject *known_obj = PyDict_GetItemWithError(names, name);
+        if (known_obj != NULL) {
+            Py_INCREF(known_obj);
+        }
+        else if (!PyErr_Occurred()) {
+            known_obj = PyObject_CallOneArg(name_info, name);
+        }
+        if (known_obj == NULL) {
+            Py_DECREF(pair);
+            return NULL;
+        }
+        Py_ssize_t known = PyLong_AsSsize_t(known_obj);
+        Py_DECREF(known_obj);
+        if (known == -1 && PyErr_Occurred()) {
+            Py_DECREF(pair);
+            return NULL;
+        }
+        if (known < 0) { /* a dunder */
+            Py_DECREF(pair);
+            skipped++;
+            continue;
+        }
+        if (shown >= limit) {
+            Py_DECREF(pair);
+            break;
+        }
+        shown++;
+        PyObject *node = NULL;
+        Py_ssize_t added = 0;
+        PyTypeObject *cls = Py_TYPE(item);
+        if (known == 0) { /* a secret name */
+            PyObject *call[4] = {name, item, depth, location};
+            node = object_and_size(PyObject_Vectorcall(secret, call, 4, NULL), &added);
+        }
+        else {
+            added = known;
+            Py_ssize_t value_size = 0;
+            int failed = 0;
+            if (cls == &PyUnicode_Type) {
+                failed = known_scalar(scalars, item, &node, &value_size) < 0;
+                Py_XINCREF(node);
+            }
+            else if (cls == &PyLong_Type && is_short_int(item)) {
+                node = scalar_node(int_text, item);
+                failed = node == NULL;
+                value_size = INT_NODE_SIZE;
+            }
+            else if (cls == &PyBool_Type) {
+                node = scalar_node(bool_text, item);
+                failed = node == NULL;
+                value_size = BOOL_NODE_SIZE;
+            }
+            if (failed) {
+                Py_DECREF(pair);
+                return NULL;
+            }
+            if (node != NULL) {
+                added += value_size;
+            }
+            else {
+                PyObject *call[4] = {item, depth, location, name};
+                node = PyObject_Vectorcall(walk, call, 4, NULL);
+            }
+        }
+        if (node == NULL) {
+            Py_DECREF(pair);
+            return NULL;
+        }
+        int failed = PyDict_SetItem(out, name, node);
+        Py_DECREF(node);
+        Py_DECREF(pair);
+        if (failed) {
+            return NULL;
+        }
+        size += added;
+    }
+    return Py_BuildValue("(nnn)", shown, skipped, size);
+}
+
+/* item_nodes(shown, scalars, walk, depth, location) */
+static PyObject *
+item_nodes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !(PyList_CheckExact(args[0]) || PyTuple_CheckExact(args[0])) ||
+        !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "item_nodes(shown: list or tuple, scalars: dict, "
+                                         "walk, depth, location)");
+        return NULL;
+    }
+    PyObject *shown = args[0], *scalars = args[1], *walk = args[2], *depth = args[3];
+    PyObject *location = args[4];
+    PyObject *items = PyList_New(0);
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(shown); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(shown, i);
+        Py_INCREF(item);
+        PyTypeObject *cls = Py_TYPE(item);
+        PyObject *node = NULL;
+        Py_ssize_t value_size = 0;
+        if (cls == &PyUnicode_Type) {
+            int found = known_scalar(scalars, item, &node, &value_size);
+            if (found < 0) {
+                Py_DECREF(item);
+                goto error;
+            }
+            Py_XINCREF(node);
+        }
+        else if (cls == &PyLong_Type && is_short_int(item)) {
+            node = scalar_node(int_text, item);
+            if (node == NULL) {
+                Py_DECREF(item);
+                goto error;
+            }
+            value_size = INT_NODE_SIZE;
+        }
+        if (node == NULL) {
+            PyObject *index = PyLong_FromSsize_t(PyList_GET_SIZE(items));
+            if (index == NULL) {
+                Py_DECREF(item);
+                goto error;
+            }
+            PyObject *call[4] = {item, depth, location, index};
+            node = PyObject_Vectorcall(walk, call, 4, NULL);
+            Py_DECREF(index);
+            value_size = 0; /* the walk counts its own bytes */
+        }
+        Py_DECREF(item);
+        if (node == NULL) {
+            goto error;
+        }
+        int failed = PyList_Append(items, node);
+        Py_DECREF(node);
+        if (failed) {
+            goto error;
+        }
+        size += value_size;
+    }
+    return Py_BuildValue("(Nn)", items, size);
+error:
+    Py_DECREF(items);
+    return NULL;
+}
 
 #if PY_VERSION_HEX >= 0x030C0000
 
@@ -311,6 +732,13 @@ frame_vars(PyObject *module, PyObject *frame)
 /* --- the module ------------------------------------------------------------------------ */
 
 static PyMethodDef speedups_methods[] = {
+    {"mapping_entries", (PyCFunction)(void (*)(void))mapping_entries, METH_FASTCALL,
+     "mapping_entries(pairs, keys, scalars, show, entry_of, depth, location)"},
+    {"named_values", (PyCFunction)(void (*)(void))named_values, METH_FASTCALL,
+     "named_values(pairs, out, limit, names, name_info, scalars, walk, depth, location, "
+     "secret)"},
+    {"item_nodes", (PyCFunction)(void (*)(void))item_nodes, METH_FASTCALL,
+     "item_nodes(shown, scalars, walk, depth, location)"},
 #if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
     {"frame_vars", (PyCFunction)frame_vars, METH_O,
      "frame_vars(frame): the frame's variables as a mapping read on demand."},
@@ -321,6 +749,13 @@ static PyMethodDef speedups_methods[] = {
 static int
 speedups_exec(PyObject *module)
 {
+    t_text = PyUnicode_InternFromString("t");
+    v_text = PyUnicode_InternFromString("v");
+    int_text = PyUnicode_InternFromString("int");
+    bool_text = PyUnicode_InternFromString("bool");
+    if (t_text == NULL || v_text == NULL || int_text == NULL || bool_text == NULL) {
+        return -1;
+    }
 #if PY_VERSION_HEX >= 0x030C0000
     hooks_name = PyUnicode_InternFromString("hooks");
     where_text = PyUnicode_FromString("the line callback");

@@ -11,9 +11,16 @@ from __future__ import annotations
 import importlib
 import os
 from types import FrameType, ModuleType
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-__all__ = ["DISABLED", "LineCallback", "frame_vars"]
+__all__ = [
+    "DISABLED",
+    "LineCallback",
+    "frame_vars",
+    "item_nodes",
+    "mapping_entries",
+    "named_values",
+]
 
 DISABLED = os.environ.get("PEEPHOLE_NO_SPEEDUPS", "") not in ("", "0")
 
@@ -35,4 +42,12 @@ LineCallback: Optional[Callable[..., Callable[[Any, int], Any]]] = getattr(
 # 3.12 only: a frame's variables read one at a time (3.13's frame.f_locals already is).
 frame_vars: Optional[Callable[[FrameType], Mapping[str, Any]]] = getattr(
     _module, "frame_vars", None
+)
+# Every version: the inner loops of a capture (safe/capture_loops.py is their Python).
+mapping_entries: Optional[Callable[..., Tuple[List[List[Any]], int]]] = getattr(
+    _module, "mapping_entries", None
+)
+named_values: Optional[Callable[..., Tuple[int, int, int]]] = getattr(_module, "named_values", None)
+item_nodes: Optional[Callable[..., Tuple[List[Dict[str, Any]], int]]] = getattr(
+    _module, "item_nodes", None
 )

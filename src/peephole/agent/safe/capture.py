@@ -44,7 +44,9 @@ from typing import (
     TypeVar,
 )
 
+from peephole.agent import speedups
 from peephole.agent.clock import REAL, Clock
+from peephole.agent.safe import capture_loops
 from peephole.agent.safe.access import (
     COPY,
     DESCRIBED,
@@ -65,14 +67,13 @@ from peephole.agent.safe.access import (
     type_cache,
     type_info,
 )
+from peephole.agent.safe.capture_loops import KeyInfo
 from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import Limits
 
 __all__ = ["Capturer", "safe_type_name", "stack_of"]
 
 _Node = TypeVar("_Node")
-# A str dict key: node, JSON size, secret name?, the last value under it, its entry, size.
-_KeyInfo = Tuple[Dict[str, Any], int, bool, Any, Any, int]
 
 
 def _frame_locals_type() -> type:
@@ -80,7 +81,6 @@ def _frame_locals_type() -> type:
 
 
 _FRAME_LOCALS_PROXY = _frame_locals_type()
-_UNKNOWN = (None, 0)  # a scalar node not in the cache
 # A dict key's "last value" before it has one (no value is this object), and that of a key
 # too long to keep (none is kept for it).
 _NO_VALUE = object()
@@ -94,6 +94,10 @@ _MAX_CARD_SIZED = 10**19
 _STRING_CACHE_SIZE = 1024  # per Capturer (one per probe): a bounded few hundred KB
 _STRING_CACHE_MAX_LEN = 64
 _CODE_CACHE_SIZE = 2048
+# The inner loops (a mapping's entries, named values, a sequence's items): in C where built.
+mapping_entries = speedups.mapping_entries or capture_loops.mapping_entries
+named_values = speedups.named_values or capture_loops.named_values
+item_nodes = speedups.item_nodes or capture_loops.item_nodes
 WALK_FACTOR = 2  # the walk stops expanding containers at this many times the byte budget
 MAX_NODES = 5000  # containers one capture expands
 TIME_BUDGET_NS = 5_000_000  # of the capture's clock: a capture over it stops expanding
@@ -389,27 +393,7 @@ class _Walk:
         return node
 
     def items(self, shown: Any, depth: int, location: Any) -> List[Dict[str, Any]]:
-        items_location = (location, "items")
-        walk = self.walk
-        scalars = self.scalars
-        child = depth + 1
-        items: List[Dict[str, Any]] = []
-        append = items.append
-        size = 0
-        for item in shown:
-            # The common scalar values inline: a call per item is most of the cost.
-            cls = type(item)
-            if cls is str:
-                known = scalars.get(item)
-                if known is not None:
-                    size += known[1]
-                    append(known[0])
-                    continue
-            elif cls is int and _MINUS_CARD_SIZED < item < _CARD_SIZED:
-                size += 36
-                append({"t": "int", "v": item})
-                continue
-            append(walk(item, child, items_location, len(items)))
+        items, size = item_nodes(shown, self.scalars, self.walk, depth + 1, (location, "items"))
         self.size += size
         return items
 
@@ -436,72 +420,55 @@ class _Walk:
     ) -> Dict[str, Any]:
         length = DICT_LEN(value)
         pairs = _read_items(value, DICT_ITEMS[cls_id], self.max_items)
-        entries_location = (location, "entries")
-        child = depth + 1
-        walk = self.walk
-        scalars = self.scalars
-        keys = self.capturer.keys
-        key_info = self.capturer.key_info
-        redactor = self.redactor
-        entries: List[List[Any]] = []
-        append = entries.append
-        size = 0
-        show = not self.hide  # a key's last entry holds shown text: not for a secret collection
-        known_key = keys.get
-        for key, item in pairs:
-            if type(key) is str:
-                key_node, key_size, key_secret, last, entry, entry_size = known_key(
-                    key
-                ) or key_info(key)
-                # The value shown under the key last time (the same object, or, both exact
-                # ints or strs, an equal one: comparing them runs no foreign code): the entry
-                # made then, from one lookup.
-                if last is item and show:
-                    size += entry_size
-                    append(entry)
-                    continue
-                cls = type(item)
-                value_node = None
-                if cls is int or cls is str:
-                    if last == item and show:
-                        size += entry_size
-                        append(entry)
-                        continue
-                    if cls is str:
-                        value_node, value_size = scalars.get(item, _UNKNOWN)
-                    elif _MINUS_CARD_SIZED < item < _CARD_SIZED:
-                        # A short int's node is made, not looked up: it cannot be secret.
-                        value_node, value_size = {"t": "int", "v": item}, 36
-                if value_node is not None and not key_secret:
-                    entry = [key_node, value_node]
-                    entry_size = key_size + value_size
-                    size += entry_size
-                    append(entry)
-                    if show and last is not _LONG_KEY:
-                        keys[key] = (key_node, key_size, False, item, entry, entry_size)
-                    continue
-                size += key_size
-                if key_secret and redactor.hides(key, item):
-                    size += 40
-                    append([key_node, {"t": type_info(cls).name, "cut": "redacted"}])
-                    continue
-            else:
-                key_node = self.key(key, child)
-                if (
-                    type(key) is bytes
-                    and redactor.is_secret_name(key)
-                    and redactor.hides(key, item)
-                ):
-                    size += 40
-                    append([key_node, {"t": type_info(type(item)).name, "cut": "redacted"}])
-                    continue
-            append([key_node, walk(item, child, (entries_location, len(entries)), 1)])
+        entries, size = mapping_entries(
+            pairs,
+            self.capturer.keys,
+            self.scalars,
+            not self.hide,  # a key's last entry holds shown text: not in a secret collection
+            self.entry,
+            depth + 1,
+            (location, "entries"),
+        )
         self.size += size
         node: Dict[str, Any] = {"t": name, "len": length, "entries": entries}
         if length > len(pairs):
             node["omitted"] = length - len(pairs)
             node["cut"] = "items"
         return node
+
+    def entry(
+        self, key: Any, item: Any, depth: int, location: Any, show: bool
+    ) -> Tuple[List[Any], int]:
+        """A mapping's entry that ``mapping_entries`` does not make itself, and the bytes it
+        adds besides those its value's walk counts."""
+        redactor = self.redactor
+        if type(key) is str:
+            capturer = self.capturer
+            key_node, key_size, key_secret, last, _, _ = capturer.keys.get(
+                key
+            ) or capturer.key_info(key)
+            if not key_secret:
+                cls = type(item)
+                value = None
+                if cls is str:
+                    value = self.scalars.get(item)
+                elif cls is int and _MINUS_CARD_SIZED < item < _CARD_SIZED:
+                    value = {"t": "int", "v": item}, 36
+                if value is not None:  # a key seen for the first time, with a short value
+                    entry = [key_node, value[0]]
+                    entry_size = key_size + value[1]
+                    if show and last is not _LONG_KEY:
+                        capturer.keys[key] = (key_node, key_size, False, item, entry, entry_size)
+                    return entry, entry_size
+            elif redactor.hides(key, item):
+                return [key_node, {"t": type_info(type(item)).name, "cut": "redacted"}], (
+                    key_size + 40
+                )
+            return [key_node, self.walk(item, depth, location, 1)], key_size
+        key_node = self.key(key, depth)
+        if type(key) is bytes and redactor.is_secret_name(key) and redactor.hides(key, item):
+            return [key_node, {"t": type_info(type(item)).name, "cut": "redacted"}], 40
+        return [key_node, self.walk(item, depth, location, 1)], 0
 
     def key(self, key: Any, depth: int) -> Dict[str, Any]:
         """Scalar keys as values; a tuple of scalars too; anything else by its type."""
@@ -568,54 +535,28 @@ class _Walk:
     ) -> Tuple[int, int]:
         """Fill ``out`` with up to ``limit`` named values (fields or locals), redacting secret
         names and skipping dunders; return how many were shown and how many skipped."""
-        known_name = self.capturer.names.get
-        scalars = self.scalars
-        walk = self.walk
-        shown = skipped = size = 0
-        for name, item in pairs:
-            if type(name) is not str:
-                skipped += 1
-                continue
-            known = known_name(name)
-            if known is None:
-                known = self.capturer.name_info(name)
-            if known > 0:  # the common case first: a name shown as it is
-                if shown >= limit:
-                    break
-                shown += 1
-                size += known
-            elif known < 0:
-                skipped += 1  # a dunder
-                continue
-            else:
-                if shown >= limit:
-                    break
-                shown += 1
-                if self.redactor.hides(name, item):
-                    size += len(name) + 44
-                    out[name] = {"t": type_info(type(item)).name, "cut": "redacted"}
-                    continue
-                size += len(name) + 4  # a bool, None or a number: nothing secret in it
-            # The common scalar values inline: a call per value is most of the cost.
-            cls = type(item)
-            if cls is str:
-                known_scalar = scalars.get(item)
-                if known_scalar is not None:
-                    size += known_scalar[1]
-                    out[name] = known_scalar[0]
-                    continue
-            elif cls is int:
-                if _MINUS_CARD_SIZED < item < _CARD_SIZED:
-                    size += 36
-                    out[name] = {"t": "int", "v": item}
-                    continue
-            elif cls is bool:
-                size += 24
-                out[name] = {"t": "bool", "v": item}
-                continue
-            out[name] = walk(item, depth, location, name)
+        capturer = self.capturer
+        shown, skipped, size = named_values(
+            pairs,
+            out,
+            limit,
+            capturer.names,
+            capturer.name_info,
+            self.scalars,
+            self.walk,
+            depth,
+            location,
+            self.secret,
+        )
         self.size += size
         return shown, skipped
+
+    def secret(self, name: str, item: Any, depth: int, location: Any) -> Tuple[Dict[str, Any], int]:
+        """The node of a local or field with a secret name, redacted unless it is a bool,
+        None or a number (nothing secret in it), and the bytes it adds with its name."""
+        if self.redactor.hides(name, item):
+            return {"t": type_info(type(item)).name, "cut": "redacted"}, len(name) + 44
+        return self.walk(item, depth, location, name), len(name) + 4
 
     def described(self, value: Any, info: TypeInfo) -> Dict[str, Any]:
         """Functions, methods, modules, classes, enum members and a few stdlib value types
@@ -673,7 +614,7 @@ class Capturer:
         # a short str or int, held until another replaces it: a dict of prices shows each
         # entry from one lookup while its values stay, and costs one replacement per pair
         # when they change (a cache of (key, value) pairs grew and was cleared every few hits).
-        self.keys: Dict[str, _KeyInfo] = {}
+        self.keys: Dict[str, KeyInfo] = {}
         # Names of locals and fields seen before: -1 a dunder (skipped), 0 secret, else the
         # bytes the name takes in JSON.
         self.names: Dict[str, int] = {}
@@ -690,7 +631,7 @@ class Capturer:
         self.names[name] = info
         return info
 
-    def key_info(self, key: str) -> _KeyInfo:
+    def key_info(self, key: str) -> KeyInfo:
         """How a str dict key is shown, its JSON size, whether it is a secret name, and no
         last entry yet (never one for a key too long to be kept)."""
         walk = _Walk(self)

@@ -1,0 +1,218 @@
+"""The capture's inner loops in C (``_speedups``) against their Python (``capture_loops``).
+
+A capture must come out byte for byte the same whichever loops run, from a Capturer that has
+seen nothing and from one whose caches hold earlier values: the same values are captured in
+turns, changed between turns, by two Capturers, one per implementation.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import sys
+import types
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from peephole.agent.safe import capture, capture_loops
+from peephole.agent.safe.capture import Capturer
+from peephole.agent.safe.redaction import Redactor
+from peephole.protocol import Limits
+
+LOOPS = ("mapping_entries", "named_values", "item_nodes")
+_C = importlib.import_module("peephole.agent._speedups")
+
+
+@pytest.fixture
+def python_loops(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make the capture use the Python loops whatever is built (dev.py builds the C ones)."""
+    for name in LOOPS:
+        monkeypatch.setattr(capture, name, getattr(capture_loops, name))
+    yield
+
+
+def _c_loops() -> Dict[str, Any]:
+    return {name: getattr(_C, name) for name in LOOPS}
+
+
+def _captures(values: List[Any], loops: Dict[str, Any], limits: Limits) -> List[str]:
+    """JSON of each value captured in turn by one Capturer using ``loops``, twice over, with
+    the bytes the capture counted."""
+    saved = {name: getattr(capture, name) for name in LOOPS}
+    for name, loop in loops.items():
+        setattr(capture, name, loop)
+    try:
+        capturer = Capturer(limits, Redactor())
+        # As a watch's value: the result says the size the capture counted, too.
+        return [json.dumps(capturer.frames([], (), [("v", value)])) for value in values + values]
+    finally:
+        for name, loop in saved.items():
+            setattr(capture, name, loop)
+
+
+def _python() -> Dict[str, Any]:
+    return {name: getattr(capture_loops, name) for name in LOOPS}
+
+
+class Order:
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+class Slotted:
+    __slots__ = ("token", "total", "unset")
+
+    def __init__(self) -> None:
+        self.token = "ghp_" + "b" * 36
+        self.total = 5
+
+
+TOKEN = "ghp_" + "a" * 36
+CARD = 4111111111111111
+LONG_KEY = "k" * 80  # longer than a key the Capturer keeps
+
+
+def _examples() -> List[Any]:
+    prices = {f"sku-{index}": index * 10 for index in range(50)}
+    changed = {**prices, "sku-3": 31, "sku-4": "four", "sku-5": 2.5, "sku-6": None}
+    return [
+        prices,
+        changed,
+        prices,
+        {"password": "hunter2", "api_key": 5, "token": TOKEN, "note": TOKEN, "card": CARD},
+        {"password": None, "secret": True, "pin": 1234, "n": 10**30, "m": -(10**12)},
+        {LONG_KEY: 1, LONG_KEY + "x": "a", 1: 2, (1, "a"): 3, b"password": b"x", b"k": 1},
+        {"nested": {"a": [1, "a", TOKEN, (1, 2)], "b": {"c": {"d": {"e": {"f": 1}}}}}},
+        [1, 2, 3, "a", "b", TOKEN, 10**13, True, None, 1.5, b"x", [1], ("a", "b")],
+        ("Authorization", "Bearer abc.def"),
+        [("Authorization", "Bearer abc"), ("Content-Type", "text/plain")],
+        Order(user_id=1, password="x", name="checkout", __hidden__=1, total=1.5, paid=True),
+        Order(**{f"field{index}": index for index in range(30)}),
+        Slotted(),
+        {"shared": prices, "again": prices},
+        [prices, prices],
+        {"a": "x", "b": "x", "c": "y" * 300},
+    ]
+
+
+@pytest.mark.parametrize("max_bytes", [65536, 2000, 300])
+def test_the_loops_capture_as_their_python_does(max_bytes: int) -> None:
+    limits = Limits(max_bytes=max_bytes)
+    values = _examples()
+    assert _captures(values, _c_loops(), limits) == _captures(values, _python(), limits)
+
+
+_keys = st.one_of(
+    st.sampled_from(["a", "b", "price", "password", "token", "__dunder__", LONG_KEY]),
+    st.integers(-3, 3),
+    st.binary(max_size=3),
+)
+_scalars = st.one_of(
+    st.integers(-5, 5),
+    st.sampled_from([10**12, -(10**12), CARD, 10**40, True, False, None, 1.5, TOKEN]),
+    st.sampled_from(["", "a", "b", "password=hunter2", "x" * 70]),
+    st.binary(max_size=4),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=6),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(_keys, inner, max_size=6),
+        st.dictionaries(st.sampled_from(["x", "password", "__d__", "y"]), inner, max_size=4).map(
+            lambda fields: Order(**fields)
+        ),
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_values, min_size=1, max_size=4))
+def test_any_values_are_captured_as_the_python_loops_capture_them(values: List[Any]) -> None:
+    limits = Limits(max_items=4, max_bytes=1500)
+    assert _captures(values, _c_loops(), limits) == _captures(values, _python(), limits)
+
+
+def _frame() -> types.FrameType:
+    user_id = 1042  # noqa: F841 - the locals are read through the frame
+    password = "hunter2"  # noqa: F841
+    prices = {f"sku-{index}": index for index in range(5)}  # noqa: F841
+    order = Order(total=1.5)  # noqa: F841
+    __secret__ = 1  # noqa: F841
+    return sys._getframe()
+
+
+def test_locals_are_captured_as_their_python_captures_them(python_loops: None) -> None:
+    frame = _frame()
+    stack = [(frame, frame.f_lineno)]
+    expected = Capturer(Limits(), Redactor()).frames(stack, [0])
+    for name, loop in _c_loops().items():
+        setattr(capture, name, loop)  # python_loops puts them back
+    assert Capturer(Limits(), Redactor()).frames(stack, [0]) == expected
+
+
+def test_the_loops_refuse_arguments_they_cannot_read() -> None:
+    walk = Capturer(Limits(), Redactor()).value
+    with pytest.raises(TypeError):
+        _C.mapping_entries((("a", 1),), {}, {}, True, walk, 1, None)  # a tuple of pairs
+    with pytest.raises(TypeError):
+        _C.mapping_entries([("a", 1, 2)], {}, {}, True, walk, 1, None)  # not a pair
+    with pytest.raises(TypeError):
+        _C.named_values([("a", 1)], {}, 5, {}, len, {}, walk, 0, None)  # an argument short
+    with pytest.raises(TypeError):
+        _C.item_nodes(iter([1]), {}, walk, 0, None)  # not a list or tuple
+    with pytest.raises(TypeError):  # a cache entry of the wrong shape
+        _C.mapping_entries([("a", 1)], {"a": (1, 2)}, {}, True, walk, 1, None)
+
+
+def test_an_error_in_the_capture_code_goes_through_the_loops() -> None:
+    def failing(*args: Any) -> Any:
+        raise LookupError("walk failed")
+
+    with pytest.raises(LookupError):
+        _C.item_nodes([1.5], {}, failing, 0, None)
+    with pytest.raises(LookupError):
+        _C.mapping_entries([(1, 2)], {}, {}, True, failing, 1, None)
+    with pytest.raises(LookupError):
+        _C.named_values([("a", 1.5)], {}, 5, {"a": 5}, len, {}, failing, 0, None, failing)
+    with pytest.raises(LookupError):
+        _C.named_values([("a", 1)], {}, 5, {}, failing, {}, failing, 0, None, failing)
+
+
+def test_the_loops_give_back_every_reference() -> None:
+    """Every reference the loops take is given back, on success and on failure."""
+    capturer = Capturer(Limits(), Redactor())
+    key, text, other = "price-key", "a short text", object()
+    values: List[Any] = [
+        {key: 5, "b": text, "c": other, 1: 2, "password": text},
+        Order(price=5, note=text, other=other, password=text),
+        [text, 5, other, (text, other)],
+    ]
+    watched: Tuple[Any, ...] = (key, text, other)
+
+    def failing(*args: Any) -> Any:
+        raise LookupError("walk failed")
+
+    def run(count: int) -> None:
+        for index in range(count):
+            values[0][key] = index % 3  # the key's entry replaced, then reused
+            for value in values:
+                capturer.value(value)
+            with pytest.raises(LookupError):
+                _C.item_nodes([text, other], {}, failing, 0, None)
+            with pytest.raises(LookupError):
+                _C.mapping_entries([(key, other)], {}, {}, True, failing, 1, None)
+            with pytest.raises(LookupError):
+                _C.named_values([(key, other)], {}, 5, {}, len, {}, failing, 0, None, 0)
+
+    run(100)
+    gc.collect()
+    before = [sys.getrefcount(item) for item in watched]
+    run(5_000)
+    gc.collect()
+    assert [sys.getrefcount(item) for item in watched] == before
