@@ -11,6 +11,7 @@ import gc
 import importlib
 import json
 import sys
+import threading
 import types
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -23,7 +24,7 @@ from peephole.agent.safe.capture import Capturer
 from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import Limits
 
-LOOPS = ("mapping_entries", "named_values", "item_nodes")
+LOOPS = ("mapping_entries", "named_values", "item_nodes", "stack_of", "frame_records")
 _C = importlib.import_module("peephole.agent._speedups")
 
 
@@ -147,13 +148,52 @@ def _frame() -> types.FrameType:
     return sys._getframe()
 
 
-def test_locals_are_captured_as_their_python_captures_them(python_loops: None) -> None:
-    frame = _frame()
-    stack = [(frame, frame.f_lineno)]
-    expected = Capturer(Limits(), Redactor()).frames(stack, [0])
+def _nested(depth: int) -> types.FrameType:
+    return _frame() if depth == 0 else _nested(depth - 1)
+
+
+def _generated_frame() -> types.FrameType:
+    """A suspended generator's frame."""
+
+    def generator() -> Iterator[types.FrameType]:
+        yield sys._getframe()
+
+    return next(generator())
+
+
+def _thread_frame() -> types.FrameType:
+    """A frame of a thread that has ended: its stack ends (f_back None) below the test's."""
+    frames: List[types.FrameType] = []
+    thread = threading.Thread(target=lambda: frames.append(_nested(1)))
+    thread.start()
+    thread.join()
+    return frames[0]
+
+
+def test_stacks_and_locals_are_captured_as_their_python_captures_them(
+    python_loops: None,
+) -> None:
+    frame = _nested(5)
+    exec_frame: types.FrameType = eval("sys._getframe()", {"sys": sys}, {"x": 1})
+    module_frame: types.FrameType = eval("sys._getframe()", {"sys": sys, "__name__": 5})
+    # (none of them reaching the test's frame, whose line is not the same the second time)
+    cases = [(frame, 3), (frame, 7), (frame, 0), (None, 5), (_generated_frame(), 1)]
+    cases += [(exec_frame, 1), (module_frame, 1), (_thread_frame(), 50)]
+
+    def capture_all() -> List[Any]:
+        capturer = Capturer(Limits(), Redactor())
+        captured: List[Any] = []
+        for start, count in cases + cases:  # the second time from the code records kept
+            stack = capture.stack_of(start, count)
+            captured.append([(id(f), line) for f, line in stack])
+            captured.append(capturer.frames(stack, [0, 2]))
+        return captured
+
+    expected = capture_all()
     for name, loop in _c_loops().items():
         setattr(capture, name, loop)  # python_loops puts them back
-    assert Capturer(Limits(), Redactor()).frames(stack, [0]) == expected
+    capture._codes.clear()
+    assert capture_all() == expected
 
 
 def test_the_loops_refuse_arguments_they_cannot_read() -> None:
@@ -168,6 +208,12 @@ def test_the_loops_refuse_arguments_they_cannot_read() -> None:
         _C.item_nodes(iter([1]), {}, walk, 0, None)  # not a list or tuple
     with pytest.raises(TypeError):  # a cache entry of the wrong shape
         _C.mapping_entries([("a", 1)], {"a": (1, 2)}, {}, True, walk, 1, None)
+    with pytest.raises(TypeError):
+        _C.stack_of("a frame", 5)
+    with pytest.raises(TypeError):
+        _C.frame_records([(1, 2)], {}, capture._code_info)
+    with pytest.raises(TypeError):
+        _C.frame_records([(sys._getframe(), 2)], {}, lambda code, globals_: None)
 
 
 def test_an_error_in_the_capture_code_goes_through_the_loops() -> None:
@@ -210,8 +256,14 @@ def test_the_loops_give_back_every_reference() -> None:
             with pytest.raises(LookupError):
                 _C.named_values([(key, other)], {}, 5, {}, len, {}, failing, 0, None, 0)
 
+            stack = capture.stack_of(sys._getframe(), 10)
+            capture.frame_records(stack, capture._codes, capture._code_info)
+            with pytest.raises(LookupError):
+                capture.frame_records(stack, {}, failing)
+
     run(100)
     gc.collect()
+    watched += (sys._getframe(), sys._getframe().f_code)
     before = [sys.getrefcount(item) for item in watched]
     run(5_000)
     gc.collect()

@@ -37,11 +37,13 @@ def test_the_c_parts_are_built_and_used_where_they_exist() -> None:
     module = _compiled()
     assert hasattr(module, "LineCallback") is MONITORING
     assert hasattr(module, "frame_vars") is (sys.version_info[:2] == (3, 12))
-    if speedups.DISABLED:
-        assert speedups.LineCallback is None and speedups.frame_vars is None
-    else:
-        assert speedups.LineCallback is getattr(module, "LineCallback", None)
-        assert speedups.frame_vars is getattr(module, "frame_vars", None)
+    for name in speedups.__all__:
+        if name == "DISABLED":
+            continue
+        expected = None if speedups.DISABLED else getattr(module, name, None)
+        assert getattr(speedups, name) is expected, name
+        if name not in ("LineCallback", "frame_vars"):  # every version has the others
+            assert hasattr(module, name), name
 
 
 # --- frame_vars (3.12) ----------------------------------------------------------------------
@@ -366,3 +368,54 @@ def test_the_c_callback_lets_an_interrupt_in_its_error_report_through(
         )
         with pytest.raises(KeyboardInterrupt):
             _call_from_here(callback, HERE, 10)
+
+
+# --- same_traceback (every version) ---------------------------------------------------------
+
+
+def _traceback_of(depth: int, where: int) -> types.TracebackType:
+    """The traceback of a failure ``depth`` calls down, raised at one of two places."""
+
+    def fail(remaining: int) -> None:
+        if remaining:
+            fail(remaining - 1)
+        elif where:
+            raise ValueError("here")
+        raise KeyError("there")
+
+    try:
+        fail(depth)
+    except Exception as exc:
+        assert exc.__traceback__ is not None
+        return exc.__traceback__
+    raise AssertionError("fail() did not fail")
+
+
+def _entries(tb: Any) -> Tuple[Tuple[object, int], ...]:
+    entries = []
+    while tb is not None:
+        entries.append((tb.tb_frame.f_code, tb.tb_lasti))
+        tb = tb.tb_next
+    return tuple(entries)
+
+
+def test_same_traceback_agrees_with_its_python() -> None:
+    from peephole.agent.exception_capture import fingerprints
+
+    tracebacks = [_traceback_of(depth, where) for depth in (0, 1, 3) for where in (0, 1)]
+    tracebacks += [_traceback_of(3, 1), None]  # an equal one, another object; no traceback
+    shapes = [_entries(tb) for tb in tracebacks] + [(), ((HERE, 0),)]
+    c_part = _compiled().same_traceback
+    results = []
+    for tb in tracebacks:
+        for entries in shapes:
+            expected = fingerprints._same_traceback(tb, entries)
+            assert c_part(tb, entries) is expected, (tb, entries)
+            results.append(expected)
+    # Each traceback matches its own shape (8), the equal pair each other's (2), and no
+    # traceback the empty shape given twice (1).
+    assert results.count(True) == 11
+    with pytest.raises(TypeError):
+        c_part(tracebacks[0], [_entries(tracebacks[0])])  # a list, not a tuple
+    with pytest.raises(TypeError):
+        c_part(tracebacks[0], ("code",))  # not a pair

@@ -4,10 +4,13 @@
  * peephole/agent/speedups.py, which picks this module or the pure-Python equivalents), and
  * setup.py builds it only where a C compiler is found.
  *
- * mapping_entries, named_values, item_nodes (every version): the inner loops of a capture,
- *     step for step those of safe/capture_loops.py (read it for what each does). They make
- *     the common nodes themselves (a str key or name seen before, a short str, a small int,
- *     a bool) and call the capture's Python code for every other value.
+ * same_traceback (every version): whether a traceback passes through the code objects and
+ *     instructions an earlier one did, as exception_capture/fingerprints.py's Python.
+ * mapping_entries, named_values, item_nodes, stack_of, frame_records (every version): the
+ *     inner loops of a capture, step for step those of safe/capture_loops.py (read it for
+ *     what each does). They make the common nodes themselves (a str key or name seen
+ *     before, a short str, a small int, a bool, a frame of a known code object) and call the
+ *     capture's Python code for every other value.
  * LineCallback: the LINE event callback of placement/instrument/monitoring.py, step for
  *     step: look the code object and line up in the backend's tables (DISABLE when there is
  *     no probe there), then call the hooks of the statement the frame is at. As a C callable
@@ -25,12 +28,14 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <frameobject.h>
 #include <stddef.h>
 
 
 /* --- the capture's inner loops (safe/capture_loops.py) ---------------------------------- */
 
 static PyObject *t_text, *v_text, *int_text, *bool_text; /* "t", "v", "int", "bool" */
+static PyObject *line_text;                               /* "line" */
 
 #define INT_NODE_SIZE 36  /* the JSON bytes of {"t": "int", "v": ...}, as capture_loops */
 #define BOOL_NODE_SIZE 24
@@ -444,6 +449,179 @@ error:
     return NULL;
 }
 
+
+/* stack_of(frame, max_frames): [(frame, line), ...], innermost first. */
+static PyObject *
+stack_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || (args[0] != Py_None && !PyFrame_Check(args[0]))) {
+        PyErr_SetString(PyExc_TypeError, "stack_of(frame or None, max_frames)");
+        return NULL;
+    }
+    Py_ssize_t max_frames = PyLong_AsSsize_t(args[1]);
+    if (max_frames == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *stack = PyList_New(0);
+    if (stack == NULL) {
+        return NULL;
+    }
+    PyFrameObject *frame = args[0] == Py_None ? NULL : (PyFrameObject *)args[0];
+    Py_XINCREF(frame);
+    for (Py_ssize_t i = 0; i < max_frames && frame != NULL; i++) {
+        int line = PyFrame_GetLineNumber(frame); /* frame.f_lineno, None (-1) read as 0 */
+        PyObject *entry = Py_BuildValue("(Oi)", frame, line < 0 ? 0 : line);
+        if (entry == NULL || PyList_Append(stack, entry) < 0) {
+            Py_XDECREF(entry);
+            Py_DECREF(frame);
+            Py_DECREF(stack);
+            return NULL;
+        }
+        Py_DECREF(entry);
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    Py_XDECREF(frame);
+    return stack;
+}
+
+/* A new reference to frame.f_globals. */
+static PyObject *
+frame_globals(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyFrame_GetGlobals(frame);
+#else
+    Py_INCREF(frame->f_globals);
+    return frame->f_globals;
+#endif
+}
+
+/* The (code, record, size, globals) the capture keeps for a frame's code object (a new
+   reference): ``codes``'s, or ``code_info``'s when it has none for this code and globals. */
+static PyObject *
+code_record(PyObject *codes, PyObject *code_info, PyFrameObject *frame)
+{
+    PyObject *code = (PyObject *)PyFrame_GetCode(frame);
+    PyObject *globals = frame_globals(frame);
+    PyObject *key = PyLong_FromVoidPtr(code);
+    PyObject *info = NULL;
+    if (key != NULL) {
+        info = PyDict_GetItemWithError(codes, key);
+        Py_DECREF(key);
+        if (info != NULL && PyTuple_CheckExact(info) && PyTuple_GET_SIZE(info) == 4 &&
+            PyTuple_GET_ITEM(info, 0) == code && PyTuple_GET_ITEM(info, 3) == globals) {
+            Py_INCREF(info);
+        }
+        else if (PyErr_Occurred()) {
+            info = NULL;
+        }
+        else {
+            info = PyObject_CallFunctionObjArgs(code_info, code, globals, NULL);
+            if (info != NULL && (!PyTuple_CheckExact(info) || PyTuple_GET_SIZE(info) != 4 ||
+                                 !PyDict_CheckExact(PyTuple_GET_ITEM(info, 1)))) {
+                Py_DECREF(info);
+                PyErr_SetString(PyExc_TypeError, "code_info did not give a code's record");
+                info = NULL;
+            }
+        }
+    }
+    Py_DECREF(code);
+    Py_DECREF(globals);
+    return info;
+}
+
+/* frame_records(frames, codes, code_info): each frame's record, and the bytes they take. */
+static PyObject *
+frame_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "frame_records(frames: list, codes: dict, code_info)");
+        return NULL;
+    }
+    PyObject *frames = args[0], *codes = args[1], *code_info = args[2];
+    PyObject *nodes = PyList_New(0);
+    if (nodes == NULL) {
+        return NULL;
+    }
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(frames); i++) {
+        PyObject *pair = pair_at(frames, i);
+        if (pair == NULL) {
+            goto error;
+        }
+        if (!PyFrame_Check(PyTuple_GET_ITEM(pair, 0))) {
+            PyErr_SetString(PyExc_TypeError, "expected (frame, line) pairs");
+            goto error;
+        }
+        Py_INCREF(pair);
+        PyObject *info = code_record(codes, code_info, (PyFrameObject *)PyTuple_GET_ITEM(pair, 0));
+        PyObject *node = NULL;
+        Py_ssize_t record_size = -1;
+        if (info != NULL) {
+            record_size = PyLong_AsSsize_t(PyTuple_GET_ITEM(info, 2));
+            if (!(record_size == -1 && PyErr_Occurred())) {
+                node = PyDict_Copy(PyTuple_GET_ITEM(info, 1));
+            }
+            Py_DECREF(info);
+        }
+        int failed = node == NULL || PyDict_SetItem(node, line_text, PyTuple_GET_ITEM(pair, 1)) < 0 ||
+                     PyList_Append(nodes, node) < 0;
+        Py_XDECREF(node);
+        Py_DECREF(pair);
+        if (failed) {
+            goto error;
+        }
+        size += record_size;
+    }
+    return Py_BuildValue("(Nn)", nodes, size);
+error:
+    Py_DECREF(nodes);
+    return NULL;
+}
+
+
+/* --- same_traceback (exception_capture/fingerprints.py) ------------------------------- */
+
+/* same_traceback(tb, entries): whether the traceback ``tb`` has exactly one entry per item of
+   ``entries`` (a tuple of (code, instruction) pairs), each in that code at that instruction. */
+static PyObject *
+same_traceback(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyTuple_CheckExact(args[1]) ||
+        (args[0] != Py_None && !PyTraceBack_Check(args[0]))) {
+        PyErr_SetString(PyExc_TypeError, "same_traceback(traceback or None, entries: tuple)");
+        return NULL;
+    }
+    PyTracebackObject *tb = args[0] == Py_None ? NULL : (PyTracebackObject *)args[0];
+    PyObject *entries = args[1];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(entries); i++) {
+        if (tb == NULL) {
+            Py_RETURN_FALSE; /* this traceback is shorter */
+        }
+        PyObject *entry = PyTuple_GET_ITEM(entries, i);
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) {
+            PyErr_SetString(PyExc_TypeError, "expected (code, instruction) pairs");
+            return NULL;
+        }
+        PyCodeObject *code = PyFrame_GetCode(tb->tb_frame);
+        Py_DECREF(code); /* only its identity is compared; the frame holds it */
+        if ((PyObject *)code != PyTuple_GET_ITEM(entry, 0)) {
+            Py_RETURN_FALSE;
+        }
+        long lasti = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+        if (lasti == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (lasti != tb->tb_lasti) {
+            Py_RETURN_FALSE;
+        }
+        tb = tb->tb_next;
+    }
+    return PyBool_FromLong(tb == NULL);
+}
+
 #if PY_VERSION_HEX >= 0x030C0000
 
 /* --- LineCallback --------------------------------------------------------------------- */
@@ -739,6 +917,12 @@ static PyMethodDef speedups_methods[] = {
      "secret)"},
     {"item_nodes", (PyCFunction)(void (*)(void))item_nodes, METH_FASTCALL,
      "item_nodes(shown, scalars, walk, depth, location)"},
+    {"same_traceback", (PyCFunction)(void (*)(void))same_traceback, METH_FASTCALL,
+     "same_traceback(tb, entries)"},
+    {"stack_of", (PyCFunction)(void (*)(void))stack_of, METH_FASTCALL,
+     "stack_of(frame, max_frames)"},
+    {"frame_records", (PyCFunction)(void (*)(void))frame_records, METH_FASTCALL,
+     "frame_records(frames, codes, code_info)"},
 #if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
     {"frame_vars", (PyCFunction)frame_vars, METH_O,
      "frame_vars(frame): the frame's variables as a mapping read on demand."},
@@ -753,7 +937,9 @@ speedups_exec(PyObject *module)
     v_text = PyUnicode_InternFromString("v");
     int_text = PyUnicode_InternFromString("int");
     bool_text = PyUnicode_InternFromString("bool");
-    if (t_text == NULL || v_text == NULL || int_text == NULL || bool_text == NULL) {
+    line_text = PyUnicode_InternFromString("line");
+    if (t_text == NULL || v_text == NULL || int_text == NULL || bool_text == NULL ||
+        line_text == NULL) {
         return -1;
     }
 #if PY_VERSION_HEX >= 0x030C0000

@@ -16,10 +16,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 __all__ = [
     "DISABLED",
     "LineCallback",
+    "frame_records",
     "frame_vars",
     "item_nodes",
     "mapping_entries",
     "named_values",
+    "same_traceback",
+    "stack_of",
 ]
 
 DISABLED = os.environ.get("PEEPHOLE_NO_SPEEDUPS", "") not in ("", "0")
@@ -50,4 +53,13 @@ mapping_entries: Optional[Callable[..., Tuple[List[List[Any]], int]]] = getattr(
 named_values: Optional[Callable[..., Tuple[int, int, int]]] = getattr(_module, "named_values", None)
 item_nodes: Optional[Callable[..., Tuple[List[Dict[str, Any]], int]]] = getattr(
     _module, "item_nodes", None
+)
+stack_of: Optional[Callable[[Optional[FrameType], int], List[Tuple[FrameType, int]]]] = getattr(
+    _module, "stack_of", None
+)
+frame_records: Optional[Callable[..., Tuple[List[Dict[str, Any]], int]]] = getattr(
+    _module, "frame_records", None
+)
+same_traceback: Optional[Callable[[Any, Tuple[Tuple[object, int], ...]], bool]] = getattr(
+    _module, "same_traceback", None
 )

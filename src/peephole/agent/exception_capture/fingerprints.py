@@ -14,6 +14,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Dict, List, Optional, Set, Tuple
 
+from peephole.agent import speedups
 from peephole.agent.code_kind import APP
 from peephole.agent.safe.access import type_info
 
@@ -94,14 +95,23 @@ def repeated_fingerprint(
     last = _last_shapes.get(id(cls))
     if last is None or last[0] is not cls:
         return None
+    return last[2] if same_traceback(tb, last[1]) else None
+
+
+def _same_traceback(tb: Optional[TracebackType], entries: Tuple[Tuple[object, int], ...]) -> bool:
+    """Whether ``tb`` has one entry per item of ``entries``, each in that code object at that
+    instruction (``_speedups.same_traceback`` is this, in C)."""
     try:
-        for code, lasti in last[1]:
+        for code, lasti in entries:
             if tb.tb_frame.f_code is not code or tb.tb_lasti != lasti:  # type: ignore[union-attr]
-                return None
+                return False
             tb = tb.tb_next  # type: ignore[union-attr]
     except AttributeError:  # tb is None: this traceback is shorter (no test per entry)
-        return None
-    return last[2] if tb is None else None
+        return False
+    return tb is None
+
+
+same_traceback = speedups.same_traceback or _same_traceback
 
 
 def remember_shape(

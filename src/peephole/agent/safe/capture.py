@@ -67,7 +67,7 @@ from peephole.agent.safe.access import (
     type_cache,
     type_info,
 )
-from peephole.agent.safe.capture_loops import KeyInfo
+from peephole.agent.safe.capture_loops import CodeInfo, KeyInfo
 from peephole.agent.safe.redaction import Redactor
 from peephole.protocol import Limits
 
@@ -98,6 +98,8 @@ _CODE_CACHE_SIZE = 2048
 mapping_entries = speedups.mapping_entries or capture_loops.mapping_entries
 named_values = speedups.named_values or capture_loops.named_values
 item_nodes = speedups.item_nodes or capture_loops.item_nodes
+stack_of = speedups.stack_of or capture_loops.stack_of
+frame_records = speedups.frame_records or capture_loops.frame_records
 WALK_FACTOR = 2  # the walk stops expanding containers at this many times the byte budget
 MAX_NODES = 5000  # containers one capture expands
 TIME_BUDGET_NS = 5_000_000  # of the capture's clock: a capture over it stops expanding
@@ -678,19 +680,7 @@ class Capturer:
                 watch_nodes.append(
                     {"expr": source, "value": walk.walk(watched, 0, (root, index), "value")}
                 )
-        frame_nodes: List[Dict[str, Any]] = []
-        append = frame_nodes.append
-        codes = _codes
-        size = 0
-        for frame, line in frames:
-            code = frame.f_code
-            known_code, record, record_size, known_globals = codes.get(id(code), _NO_CODE)
-            if known_code is not code or known_globals is not frame.f_globals:
-                _, record, record_size, _ = _code_info(code, frame.f_globals)
-            node = record.copy()  # a copy of the code's record: that one is never changed
-            node["line"] = line
-            size += record_size
-            append(node)
+        frame_nodes, size = frame_records(frames, _codes, _code_info)
         frames_root = (None, "frames")
         max_locals = self.limits.max_items
         for index in sorted(set(locals_at)):  # in stack order, once each
@@ -737,12 +727,10 @@ class Capturer:
         return out
 
 
-_CodeInfo = Tuple[Optional[types.CodeType], Dict[str, Any], int, Any]
-_codes: Dict[int, _CodeInfo] = {}
-_NO_CODE: _CodeInfo = (None, {}, 0, None)  # what a code not seen yet finds
+_codes: Dict[int, CodeInfo] = {}
 
 
-def _code_info(code: types.CodeType, globals_: Any) -> _CodeInfo:
+def _code_info(code: types.CodeType, globals_: Any) -> CodeInfo:
     """(code, the record of its frames with line 0, its JSON size, globals), kept per code
     object: a frame record then costs one lookup and a copy. The module name is read from
     a plain dict only (a subclass's ``get`` would be the application's code)."""
@@ -816,17 +804,3 @@ def _drop_locals(walk: _Walk, frames: List[Dict[str, Any]], budget: int) -> None
         walk.size -= sum(len(name) + 30 for name in local_values)
         node["locals"] = {}
         node["locals_omitted"] = node.get("locals_omitted", 0) + len(local_values)
-
-
-def stack_of(
-    frame: Optional[types.FrameType], max_frames: int
-) -> List[Tuple[types.FrameType, int]]:
-    """``frame`` and its callers, innermost first, with the line each is at."""
-    stack: List[Tuple[types.FrameType, int]] = []
-    append = stack.append
-    for _ in range(max_frames):
-        if frame is None:
-            break
-        append((frame, frame.f_lineno or 0))
-        frame = frame.f_back
-    return stack

@@ -1,4 +1,5 @@
-"""The inner loops of a capture, in Python: a mapping's entries, named values, a sequence's items.
+"""The inner loops of a capture, in Python: a mapping's entries, named values, a sequence's
+items, a stack and its frames' records.
 
 Each loop does the common case itself (a str key or name seen before, a short str or a small
 int or a bool value) and hands every other value to the capture's own code for it (``walk``,
@@ -12,15 +13,27 @@ keyed by exact strs, and the values compared are exact ints and strs.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from types import FrameType
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["item_nodes", "mapping_entries", "named_values"]
+__all__ = [
+    "CodeInfo",
+    "KeyInfo",
+    "frame_records",
+    "item_nodes",
+    "mapping_entries",
+    "named_values",
+    "stack_of",
+]
 
 _CARD_SIZED = 10**12  # ints shorter than this cannot be card numbers: shown without a check
 _MINUS_CARD_SIZED = -_CARD_SIZED
 
 # A str dict key: its node, JSON size, secret name?, the last value under it, its entry, size.
 KeyInfo = Tuple[Dict[str, Any], int, bool, Any, Any, int]
+# A code object's record for its frames: the code, the record, its JSON size, the globals.
+CodeInfo = Tuple[Optional[Any], Dict[str, Any], int, Any]
+_NO_CODE: CodeInfo = (None, {}, 0, None)  # what a code not seen yet finds
 
 
 def mapping_entries(
@@ -173,3 +186,38 @@ def item_nodes(
             continue
         append(walk(item, depth, location, len(items)))
     return items, size
+
+
+def stack_of(frame: Optional[FrameType], max_frames: int) -> List[Tuple[FrameType, int]]:
+    """``frame`` and its callers, innermost first, with the line each is at."""
+    stack: List[Tuple[FrameType, int]] = []
+    append = stack.append
+    for _ in range(max_frames):
+        if frame is None:
+            break
+        append((frame, frame.f_lineno or 0))
+        frame = frame.f_back
+    return stack
+
+
+def frame_records(
+    frames: Sequence[Tuple[FrameType, int]],
+    codes: Dict[int, CodeInfo],
+    code_info: Callable[[Any, Any], CodeInfo],
+) -> Tuple[List[Dict[str, Any]], int]:
+    """A record (file, line, function, module) of each of ``frames`` and the bytes they take:
+    a copy of the record ``codes`` keeps for the frame's code object and globals, which
+    ``code_info(code, globals)`` makes the first time."""
+    nodes: List[Dict[str, Any]] = []
+    append = nodes.append
+    size = 0
+    for frame, line in frames:
+        code = frame.f_code
+        known_code, record, record_size, known_globals = codes.get(id(code), _NO_CODE)
+        if known_code is not code or known_globals is not frame.f_globals:
+            _, record, record_size, _ = code_info(code, frame.f_globals)
+        node = record.copy()  # the code's record is never changed
+        node["line"] = line
+        size += record_size
+        append(node)
+    return nodes, size
