@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tracemalloc
 import types
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -42,8 +42,9 @@ def test_the_c_parts_are_built_and_used_where_they_exist() -> None:
             continue
         expected = None if speedups.DISABLED else getattr(module, name, None)
         assert getattr(speedups, name) is expected, name
-        if name not in ("LineCallback", "frame_vars"):  # every version has the others
+        if name not in ("InjectedCall", "LineCallback", "frame_vars"):  # on every version
             assert hasattr(module, name), name
+    assert hasattr(module, "InjectedCall") is not MONITORING
 
 
 # --- frame_vars (3.12) ----------------------------------------------------------------------
@@ -402,7 +403,9 @@ def _entries(tb: Any) -> Tuple[Tuple[object, int], ...]:
 def test_same_traceback_agrees_with_its_python() -> None:
     from peephole.agent.exception_capture import fingerprints
 
-    tracebacks = [_traceback_of(depth, where) for depth in (0, 1, 3) for where in (0, 1)]
+    tracebacks: List[Optional[types.TracebackType]] = [
+        _traceback_of(depth, where) for depth in (0, 1, 3) for where in (0, 1)
+    ]
     tracebacks += [_traceback_of(3, 1), None]  # an equal one, another object; no traceback
     shapes = [_entries(tb) for tb in tracebacks] + [(), ((HERE, 0),)]
     c_part = _compiled().same_traceback
@@ -419,3 +422,67 @@ def test_same_traceback_agrees_with_its_python() -> None:
         c_part(tracebacks[0], [_entries(tracebacks[0])])  # a list, not a tuple
     with pytest.raises(TypeError):
         c_part(tracebacks[0], ("code",))  # not a pair
+
+
+# --- InjectedCall (3.9-3.11) ----------------------------------------------------------------
+
+needs_injection = pytest.mark.skipif(MONITORING, reason="bytecode injection is 3.9-3.11")
+
+
+@needs_injection
+@pytest.mark.parametrize("implementation", ["python", "c"])
+def test_injected_calls_agree(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both call every hook with the caller's frame, report a failing hook and go on to the
+    next, call nothing when the site has no hooks, and let an interrupt through."""
+    import peephole.agent.placement.instrument as instrument
+
+    seen: List[Any] = []
+    reported: List[Tuple[str, str]] = []
+
+    def on_error(where: str, exc: BaseException) -> None:
+        reported.append((where, type(exc).__name__))
+
+    monkeypatch.setattr(instrument, "internal_error", on_error)  # Site.call's reporter
+    site = instrument.Site()
+    site.hooks = (
+        lambda frame: seen.append(frame.f_code.co_name),
+        _raising,
+        lambda frame: seen.append(frame.f_lineno > 0),
+    )
+    call = site.call if implementation == "python" else _compiled().InjectedCall(site, on_error)
+
+    def probed() -> Any:
+        return call()
+
+    assert probed() is None
+    site.hooks = ()
+    assert probed() is None
+    site.hooks = (_interrupting,)
+    with pytest.raises(KeyboardInterrupt):
+        probed()
+    assert (seen, reported) == (["probed", True], [("a probe hook", "ValueError")])
+    with pytest.raises(TypeError):
+        _compiled().InjectedCall(site, on_error)(1)
+
+
+def _interrupting(frame: types.FrameType) -> None:
+    raise KeyboardInterrupt
+
+
+@needs_injection
+def test_the_injected_call_gives_back_every_reference() -> None:
+    value = object()
+    site = _Site(lambda frame: None if frame is value else None, _raising)
+    call = _compiled().InjectedCall(site, lambda where, exc: None)
+    watched = (site.hooks, value, site)
+
+    def run(count: int) -> None:
+        for _ in range(count):
+            call()
+
+    run(100)
+    gc.collect()
+    before = [sys.getrefcount(item) for item in watched]
+    run(10_000)
+    gc.collect()
+    assert [sys.getrefcount(item) for item in watched] == before

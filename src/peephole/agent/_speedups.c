@@ -11,6 +11,10 @@
  *     what each does). They make the common nodes themselves (a str key or name seen
  *     before, a short str, a small int, a bool, a frame of a known code object) and call the
  *     capture's Python code for every other value.
+ * InjectedCall (3.9-3.11): what the code a probe's statement was given calls (Site.call of
+ *     placement/instrument/__init__.py): the hooks of the statement's probes, with the caller's
+ *     frame. As a C callable it has no Python frame of its own, so the running frame is the
+ *     probed one, without sys._getframe(1).
  * LineCallback: the LINE event callback of placement/instrument/monitoring.py, step for
  *     step: look the code object and line up in the backend's tables (DISABLE when there is
  *     no probe there), then call the hooks of the statement the frame is at. As a C callable
@@ -622,6 +626,154 @@ same_traceback(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyBool_FromLong(tb == NULL);
 }
 
+
+/* --- InjectedCall (3.9-3.11, placement/instrument/inject.py) -------------------------- */
+
+#if PY_VERSION_HEX < 0x030C0000
+
+static PyObject *hooks_name; /* "hooks", interned */
+static PyObject *where_hook; /* "a probe hook" */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *site;     /* the Site: its hooks are read on each call, as they change */
+    PyObject *on_error; /* internal_error(where, exc) */
+    vectorcallfunc vectorcall;
+} InjectedCall;
+
+/* As Python's ``except Exception as exc: internal_error(where, exc)``: 0 once reported, -1
+   with the error still set when it is a BaseException (KeyboardInterrupt, SystemExit). */
+static int
+report_failure(PyObject *on_error, PyObject *where)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    PyObject *result =
+        PyObject_CallFunctionObjArgs(on_error, where, value != NULL ? value : Py_None, NULL);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (result == NULL) {
+        /* internal_error does not fail; an interrupt while it runs goes on, as in Python */
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    Py_XDECREF(result);
+    return 0;
+}
+
+static PyObject *
+injected_call_vectorcall(InjectedCall *self, PyObject *const *args, size_t nargsf,
+                         PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "InjectedCall takes no arguments");
+        return NULL;
+    }
+    PyObject *hooks = PyObject_GetAttr(self->site, hooks_name);
+    if (hooks != NULL && !PyTuple_CheckExact(hooks)) {
+        Py_DECREF(hooks);
+        PyErr_SetString(PyExc_TypeError, "Site.hooks is not a tuple");
+        hooks = NULL;
+    }
+    if (hooks == NULL) {
+        if (report_failure(self->on_error, where_hook) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyFrameObject *frame = PyEval_GetFrame(); /* borrowed: the frame of the probed code */
+    if (PyTuple_GET_SIZE(hooks) == 0 || frame == NULL) {
+        Py_DECREF(hooks);
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(frame);
+    PyObject *frame_arg[2] = {NULL, (PyObject *)frame};
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hooks); i++) {
+        PyObject *result = PyObject_Vectorcall(PyTuple_GET_ITEM(hooks, i), frame_arg + 1,
+                                               1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (result == NULL && report_failure(self->on_error, where_hook) < 0) {
+            Py_DECREF(frame);
+            Py_DECREF(hooks);
+            return NULL;
+        }
+        Py_XDECREF(result);
+    }
+    Py_DECREF(frame);
+    Py_DECREF(hooks);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+injected_call_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *site, *on_error;
+    static char *names[] = {"site", "on_error", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:InjectedCall", names, &site,
+                                     &on_error)) {
+        return NULL;
+    }
+    InjectedCall *self = (InjectedCall *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(site);
+    Py_INCREF(on_error);
+    self->site = site;
+    self->on_error = on_error;
+    self->vectorcall = (vectorcallfunc)injected_call_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+injected_call_traverse(InjectedCall *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->site);
+    Py_VISIT(self->on_error);
+    return 0;
+}
+
+static int
+injected_call_clear(InjectedCall *self)
+{
+    Py_CLEAR(self->site);
+    Py_CLEAR(self->on_error);
+    return 0;
+}
+
+static void
+injected_call_dealloc(InjectedCall *self)
+{
+    PyObject_GC_UnTrack(self);
+    injected_call_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject InjectedCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "peephole.agent._speedups.InjectedCall",
+    .tp_doc = "InjectedCall(site, on_error): calls the site's hooks with the caller's frame.",
+    .tp_basicsize = sizeof(InjectedCall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = injected_call_new,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(InjectedCall, vectorcall),
+    .tp_traverse = (traverseproc)injected_call_traverse,
+    .tp_clear = (inquiry)injected_call_clear,
+    .tp_dealloc = (destructor)injected_call_dealloc,
+};
+
+#endif /* < 3.12 */
+
 #if PY_VERSION_HEX >= 0x030C0000
 
 /* --- LineCallback --------------------------------------------------------------------- */
@@ -942,6 +1094,18 @@ speedups_exec(PyObject *module)
         line_text == NULL) {
         return -1;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    hooks_name = PyUnicode_InternFromString("hooks");
+    where_hook = PyUnicode_FromString("a probe hook");
+    if (hooks_name == NULL || where_hook == NULL || PyType_Ready(&InjectedCallType) < 0) {
+        return -1;
+    }
+    Py_INCREF(&InjectedCallType);
+    if (PyModule_AddObject(module, "InjectedCall", (PyObject *)&InjectedCallType) < 0) {
+        Py_DECREF(&InjectedCallType);
+        return -1;
+    }
+#endif
 #if PY_VERSION_HEX >= 0x030C0000
     hooks_name = PyUnicode_InternFromString("hooks");
     where_text = PyUnicode_FromString("the line callback");

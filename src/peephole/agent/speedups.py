@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 __all__ = [
     "DISABLED",
+    "InjectedCall",
     "LineCallback",
     "frame_records",
     "frame_vars",
@@ -38,6 +39,10 @@ def _load() -> Optional[ModuleType]:
 
 
 _module = _load()
+# 3.9-3.11: what injected code calls (Site.call of placement/instrument/__init__.py), in C.
+InjectedCall: Optional[
+    Callable[[Any, Callable[[str, BaseException], None]], Callable[[], None]]
+] = getattr(_module, "InjectedCall", None)
 # 3.12+: the sys.monitoring LINE callback of placement/instrument/monitoring.py, in C.
 LineCallback: Optional[Callable[..., Callable[[Any, int], Any]]] = getattr(
     _module, "LineCallback", None

@@ -37,7 +37,8 @@ class Site:
                 internal_error("a probe hook", exc)
 
     def call(self) -> None:
-        """What injected code calls: no arguments, the caller's frame is the one hit."""
+        """What injected code calls: no arguments, the caller's frame is the one hit
+        (``_speedups.InjectedCall`` is this, in C)."""
         hooks = self.hooks
         if hooks:
             try:

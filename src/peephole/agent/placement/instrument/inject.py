@@ -22,6 +22,8 @@ import types
 import weakref
 from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
+from peephole.agent import speedups
+from peephole.agent.health import internal_error
 from peephole.agent.placement.instrument import Backend, Hook, Listings, Site, Unavailable
 from peephole.agent.placement.locate import CodeLocation
 from peephole.agent.placement.paths import spellings
@@ -99,13 +101,17 @@ def _listing(items: Sequence[object]) -> List[Ins]:
 
 
 def _call(site: Site, before: Instr) -> List[Instr]:
-    """``site.call()`` with its result discarded, on the line of ``before``."""
+    """``site.call()`` (``_speedups.InjectedCall``, its C twin, where built) with its result
+    discarded, on the line of ``before``."""
     line = before.lineno if isinstance(before.lineno, int) else None
+    call = (
+        site.call if speedups.InjectedCall is None else speedups.InjectedCall(site, internal_error)
+    )
     names: List[Tuple[str, Any]]
     if sys.version_info >= (3, 11):
-        names = [("PUSH_NULL", None), ("LOAD_CONST", site.call), ("PRECALL", 0), ("CALL", 0)]
+        names = [("PUSH_NULL", None), ("LOAD_CONST", call), ("PRECALL", 0), ("CALL", 0)]
     else:
-        names = [("LOAD_CONST", site.call), ("CALL_FUNCTION", 0)]
+        names = [("LOAD_CONST", call), ("CALL_FUNCTION", 0)]
     names.append(("POP_TOP", None))
     return [
         Instr(name, lineno=line) if arg is None else Instr(name, arg, lineno=line)
