@@ -19,12 +19,12 @@
  *     step: look the code object and line up in the backend's tables (DISABLE when there is
  *     no probe there), then call the hooks of the statement the frame is at. As a C callable
  *     it has no Python frame of its own: the running frame is the probed one.
- * frame_vars(frame): a mapping of a function frame's variables that reads each one when
- *     asked (PyFrame_GetVar), for evaluating a probe's condition; for any other frame (a
- *     module or class body, exec) its f_locals, the mapping its variables live in. On 3.12
- *     frame.f_locals copies every local into a new dict on each hit, a third of a false
- *     condition's cost; 3.13's f_locals is already such a view (PEP 667), and this module
- *     offers none there.
+ * frame_vars(frame) (3.9, 3.10, 3.12): a mapping of a function frame's variables that reads
+ *     each one when asked (PyFrame_GetVar on 3.12, the frame's slots on 3.9 and 3.10), for
+ *     evaluating a probe's condition; for any other frame (a module or class body, exec) its
+ *     f_locals, the mapping its variables live in. Before 3.13 frame.f_locals copies every
+ *     local into a dict on each hit, a third of a false condition's cost; 3.13's f_locals is
+ *     already such a view (PEP 667), and 3.11 has no public way to read one variable.
  *
  * None runs code of the application: dict lookups use int and str keys only, the values
  * compared are exact ints and strs, and the functions called are the agent's own.
@@ -627,6 +627,188 @@ same_traceback(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 
+#if PY_VERSION_HEX < 0x030B0000 || (PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000)
+
+/* --- frame_vars ------------------------------------------------------------------------ */
+
+
+typedef struct {
+    PyObject_HEAD
+    PyFrameObject *frame;
+} FrameVars;
+
+#if PY_VERSION_HEX < 0x030B0000
+/* The index of ``name`` among the first ``count`` of ``names`` (a code object's), or -1: by
+   identity first (names in code are interned, and so are those a condition spells), then
+   by value. */
+static Py_ssize_t
+name_index(PyObject *names, Py_ssize_t count, PyObject *name)
+{
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (PyTuple_GET_ITEM(names, i) == name) {
+            return i;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *other = PyTuple_GET_ITEM(names, i);
+        if (PyUnicode_CheckExact(other) && PyUnicode_Compare(other, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* The content of the cell in a frame's slot, new reference, or NULL (no error) when empty. */
+static PyObject *
+cell_content(PyObject *cell)
+{
+    PyObject *value = cell != NULL && PyCell_Check(cell) ? PyCell_GET(cell) : NULL;
+    Py_XINCREF(value);
+    return value;
+}
+
+/* 3.9, 3.10: what frame.f_locals would hold under ``name`` (a new reference), or NULL with no
+   error when it would hold nothing, read from the frame's slots as PyFrame_FastToLocals
+   copies them: the free variables, then the cells, then the plain locals, the first of these
+   that names it deciding (a cell that is also an argument holds the argument's value). */
+static PyObject *
+frame_var(PyFrameObject *frame, PyObject *name)
+{
+    PyCodeObject *code = frame->f_code;
+    PyObject **slots = frame->f_localsplus;
+    Py_ssize_t locals = code->co_nlocals;
+    Py_ssize_t cells = PyTuple_GET_SIZE(code->co_cellvars);
+    Py_ssize_t index = name_index(code->co_freevars, PyTuple_GET_SIZE(code->co_freevars), name);
+    if (index >= 0) {
+        return cell_content(slots[locals + cells + index]);
+    }
+    index = name_index(code->co_cellvars, cells, name);
+    if (index >= 0) {
+        return cell_content(slots[locals + index]);
+    }
+    Py_ssize_t plain = PyTuple_GET_SIZE(code->co_varnames);
+    index = name_index(code->co_varnames, plain < locals ? plain : locals, name);
+    if (index >= 0 && slots[index] != NULL) {
+        Py_INCREF(slots[index]);
+        return slots[index];
+    }
+    return NULL;
+}
+#endif
+
+/* A new reference to the variable's value, or NULL with no error set when the frame has no
+   bound variable of that name (PyFrame_GetVar's NameError is cleared), or NULL with an
+   error. Only exact str keys are looked up: nothing else can name a variable. */
+static PyObject *
+frame_vars_lookup(FrameVars *self, PyObject *name)
+{
+    if (!PyUnicode_CheckExact(name)) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *value = PyFrame_GetVar(self->frame, name);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_NameError)) {
+        PyErr_Clear();
+    }
+    return value;
+#else
+    return frame_var(self->frame, name);
+#endif
+}
+
+static PyObject *
+frame_vars_getitem(FrameVars *self, PyObject *name)
+{
+    PyObject *value = frame_vars_lookup(self, name);
+    if (value == NULL && !PyErr_Occurred()) {
+        PyErr_SetObject(PyExc_KeyError, name);
+    }
+    return value;
+}
+
+static int
+frame_vars_contains(FrameVars *self, PyObject *name)
+{
+    PyObject *value = frame_vars_lookup(self, name);
+    if (value == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_DECREF(value);
+    return 1;
+}
+
+static int
+frame_vars_traverse(FrameVars *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->frame);
+    return 0;
+}
+
+static int
+frame_vars_clear(FrameVars *self)
+{
+    Py_CLEAR(self->frame);
+    return 0;
+}
+
+static void
+frame_vars_dealloc(FrameVars *self)
+{
+    PyObject_GC_UnTrack(self);
+    frame_vars_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMappingMethods frame_vars_mapping = {
+    .mp_subscript = (binaryfunc)frame_vars_getitem,
+};
+
+static PySequenceMethods frame_vars_sequence = {
+    .sq_contains = (objobjproc)frame_vars_contains,
+};
+
+static PyTypeObject FrameVarsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "peephole.agent._speedups.FrameVars",
+    .tp_doc = "The variables of one frame, read one at a time (``in`` and ``[]`` only).",
+    .tp_basicsize = sizeof(FrameVars),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_as_mapping = &frame_vars_mapping,
+    .tp_as_sequence = &frame_vars_sequence,
+    .tp_traverse = (traverseproc)frame_vars_traverse,
+    .tp_clear = (inquiry)frame_vars_clear,
+    .tp_dealloc = (destructor)frame_vars_dealloc,
+};
+
+static PyObject *
+frame_vars(PyObject *module, PyObject *frame)
+{
+    if (!PyFrame_Check(frame)) {
+        PyErr_SetString(PyExc_TypeError, "frame_vars() takes a frame");
+        return NULL;
+    }
+    PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+    int optimized = code->co_flags & CO_OPTIMIZED;
+    Py_DECREF(code);
+    if (!optimized) { /* a module or class body, exec(): its variables are in a mapping */
+#if PY_VERSION_HEX >= 0x030C0000
+        return PyFrame_GetLocals((PyFrameObject *)frame);
+#else
+        return PyObject_GetAttrString(frame, "f_locals");
+#endif
+    }
+    FrameVars *self = PyObject_GC_New(FrameVars, &FrameVarsType);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(frame);
+    self->frame = (PyFrameObject *)frame;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+#endif /* 3.9, 3.10, 3.12 */
+
 /* --- InjectedCall (3.9-3.11, placement/instrument/inject.py) -------------------------- */
 
 #if PY_VERSION_HEX < 0x030C0000
@@ -945,118 +1127,6 @@ static PyTypeObject LineCallbackType = {
     .tp_dealloc = (destructor)line_callback_dealloc,
 };
 
-/* --- frame_vars ------------------------------------------------------------------------ */
-
-#if PY_VERSION_HEX < 0x030D0000
-
-typedef struct {
-    PyObject_HEAD
-    PyFrameObject *frame;
-} FrameVars;
-
-/* A new reference to the variable's value, or NULL with no error set when the frame has no
-   bound variable of that name (PyFrame_GetVar's NameError is cleared), or NULL with an
-   error. Only exact str keys are looked up: nothing else can name a variable. */
-static PyObject *
-frame_vars_lookup(FrameVars *self, PyObject *name)
-{
-    if (!PyUnicode_CheckExact(name)) {
-        return NULL;
-    }
-    PyObject *value = PyFrame_GetVar(self->frame, name);
-    if (value == NULL && PyErr_ExceptionMatches(PyExc_NameError)) {
-        PyErr_Clear();
-    }
-    return value;
-}
-
-static PyObject *
-frame_vars_getitem(FrameVars *self, PyObject *name)
-{
-    PyObject *value = frame_vars_lookup(self, name);
-    if (value == NULL && !PyErr_Occurred()) {
-        PyErr_SetObject(PyExc_KeyError, name);
-    }
-    return value;
-}
-
-static int
-frame_vars_contains(FrameVars *self, PyObject *name)
-{
-    PyObject *value = frame_vars_lookup(self, name);
-    if (value == NULL) {
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    Py_DECREF(value);
-    return 1;
-}
-
-static int
-frame_vars_traverse(FrameVars *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->frame);
-    return 0;
-}
-
-static int
-frame_vars_clear(FrameVars *self)
-{
-    Py_CLEAR(self->frame);
-    return 0;
-}
-
-static void
-frame_vars_dealloc(FrameVars *self)
-{
-    PyObject_GC_UnTrack(self);
-    frame_vars_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyMappingMethods frame_vars_mapping = {
-    .mp_subscript = (binaryfunc)frame_vars_getitem,
-};
-
-static PySequenceMethods frame_vars_sequence = {
-    .sq_contains = (objobjproc)frame_vars_contains,
-};
-
-static PyTypeObject FrameVarsType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "peephole.agent._speedups.FrameVars",
-    .tp_doc = "The variables of one frame, read one at a time (``in`` and ``[]`` only).",
-    .tp_basicsize = sizeof(FrameVars),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_as_mapping = &frame_vars_mapping,
-    .tp_as_sequence = &frame_vars_sequence,
-    .tp_traverse = (traverseproc)frame_vars_traverse,
-    .tp_clear = (inquiry)frame_vars_clear,
-    .tp_dealloc = (destructor)frame_vars_dealloc,
-};
-
-static PyObject *
-frame_vars(PyObject *module, PyObject *frame)
-{
-    if (!PyFrame_Check(frame)) {
-        PyErr_SetString(PyExc_TypeError, "frame_vars() takes a frame");
-        return NULL;
-    }
-    PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
-    int optimized = code->co_flags & CO_OPTIMIZED;
-    Py_DECREF(code);
-    if (!optimized) { /* a module or class body, exec(): its variables are in a mapping */
-        return PyFrame_GetLocals((PyFrameObject *)frame);
-    }
-    FrameVars *self = PyObject_GC_New(FrameVars, &FrameVarsType);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->frame = (PyFrameObject *)Py_NewRef(frame);
-    PyObject_GC_Track(self);
-    return (PyObject *)self;
-}
-
-#endif /* < 3.13 */
 #endif /* >= 3.12 */
 
 /* --- the module ------------------------------------------------------------------------ */
@@ -1075,7 +1145,7 @@ static PyMethodDef speedups_methods[] = {
      "stack_of(frame, max_frames)"},
     {"frame_records", (PyCFunction)(void (*)(void))frame_records, METH_FASTCALL,
      "frame_records(frames, codes, code_info)"},
-#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+#if PY_VERSION_HEX < 0x030B0000 || (PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000)
     {"frame_vars", (PyCFunction)frame_vars, METH_O,
      "frame_vars(frame): the frame's variables as a mapping read on demand."},
 #endif
@@ -1118,11 +1188,11 @@ speedups_exec(PyObject *module)
     if (PyModule_AddObjectRef(module, "LineCallback", (PyObject *)&LineCallbackType) < 0) {
         return -1;
     }
-#if PY_VERSION_HEX < 0x030D0000
+#endif
+#if PY_VERSION_HEX < 0x030B0000 || (PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000)
     if (PyType_Ready(&FrameVarsType) < 0) {
         return -1;
     }
-#endif
 #endif
     return 0;
 }

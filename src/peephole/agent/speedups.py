@@ -47,7 +47,8 @@ InjectedCall: Optional[
 LineCallback: Optional[Callable[..., Callable[[Any, int], Any]]] = getattr(
     _module, "LineCallback", None
 )
-# 3.12 only: a frame's variables read one at a time (3.13's frame.f_locals already is).
+# 3.9, 3.10, 3.12: a frame's variables read one at a time, not all copied to f_locals
+# (3.11 has no public way to; 3.13's frame.f_locals already is a view).
 frame_vars: Optional[Callable[[FrameType], Mapping[str, Any]]] = getattr(
     _module, "frame_vars", None
 )

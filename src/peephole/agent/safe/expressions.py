@@ -1560,7 +1560,8 @@ def _syntax_reason(source: str, exc: SyntaxError) -> str:
     return f"syntax error: {exc.msg} (column {exc.offset})"
 
 
-# How evaluate_frame reads the frame's variables: 3.12's f_locals copies them all into a dict.
+# How evaluate_frame reads the frame's variables: f_locals copies them all into a dict before
+# 3.13; the C speed-ups read one at a time on 3.9, 3.10 and 3.12.
 _FRAME_LOCALS = "_frame_vars(F)" if speedups.frame_vars is not None else "F.f_locals"
 _CALL_NAMES = {f"_call_{name}": helper for name, (helper, _, _) in _CALL_HELPERS.items()}
 
@@ -1572,7 +1573,8 @@ class Expression:
     a secret is an error that says only that (a yes/no answer about a secret is one too). It
     is generated with the expression inlined, so a hit makes one Python call, not two.
     ``evaluate_frame(frame)`` is the same for a frame's own variables and globals: a probe's
-    condition, read without copying every local where the C speed-ups allow (3.12)."""
+    condition, read without copying every local where the C speed-ups allow (3.9, 3.10,
+    3.12)."""
 
     __slots__ = ("_function", "evaluate", "evaluate_frame", "python", "redactor", "source")
 
