@@ -308,12 +308,12 @@ class Agent:
         armed = []
         try:
             for target in resolution.targets:
-                backend.arm(target, resolution.index, probe.hit)
+                backend.arm(target, resolution.index, probe.hook_for(target.code))
                 armed.append(target)
         except Exception as exc:
             for target in armed:
                 try:
-                    backend.disarm(target, probe.hit)
+                    backend.disarm(target, probe.hook_for(target.code))
                 except Exception as disarm_exc:
                     health.internal_error("disarming after a failed arm", disarm_exc)
             probe.heals = False
@@ -331,7 +331,7 @@ class Agent:
             if backend is None:
                 break
             try:
-                backend.disarm(target, probe.hit)
+                backend.disarm(target, probe.hook_for(target.code))
             except Exception as exc:
                 health.internal_error("disarming a probe", exc)
         probe.targets = []

@@ -20,6 +20,7 @@ from peephole.agent.config import AgentConfig
 from peephole.agent.health import internal_error
 from peephole.agent.placement.locate import CodeLocation
 from peephole.agent.ratelimit import CpuBudget, TokenBucket
+from peephole.agent.safe.access import readable_locals
 from peephole.agent.safe.capture import Capturer, stack_of
 from peephole.agent.safe.expressions import (
     Expression,
@@ -55,6 +56,12 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 SAMPLE = 16  # a false condition is timed once in this many hits
+CO_OPTIMIZED = 0x0001  # inspect.CO_OPTIMIZED: a function's code
+NAMESPACE_REFUSED = (
+    "not run here: this code's variables are in a mapping of the application's own (a class "
+    "body's namespace from a metaclass, or exec() with its own locals), and reading it would "
+    "run the application's code"
+)
 # Threads inside a probe's capture: code it reaches (a logging handler with a probe of its
 # own, say) does not re-enter the agent. A set of idents is cheaper than a threading.local.
 _BUSY: Set[int] = set()
@@ -245,6 +252,27 @@ class ArmedProbe:
             return
         self._fire(frame)
 
+    def hit_in_namespace(self, frame: types.FrameType) -> None:
+        """:meth:`hit` for a module or class body or exec()'d code, whose variables live in a
+        mapping: its condition, watches and template read them only where that mapping is
+        a plain dict that reading cannot change (``readable_locals``); elsewhere the probe
+        captures the stack without them, or, when it needs them, says why it cannot run.
+        Functions' code is armed with :meth:`hit` itself: this check costs them nothing."""
+        if (self.condition is None and not self.watches and not self.is_log) or readable_locals(
+            frame
+        ) is not None:
+            self.hit(frame)
+            return
+        self.hits += 1
+        if self.live and self.message != NAMESPACE_REFUSED:
+            self.message = NAMESPACE_REFUSED
+            self.shared.changed()
+
+    def hook_for(self, code: types.CodeType) -> Callable[[types.FrameType], None]:
+        """The hook to arm in ``code``: :meth:`hit` for a function's, else
+        :meth:`hit_in_namespace`."""
+        return self.hit if code.co_flags & CO_OPTIMIZED else self.hit_in_namespace
+
     def _timed_condition(self, condition: Expression, frame: types.FrameType) -> bool:
         perf_ns = self.perf_ns
         start = perf_ns()
@@ -268,11 +296,10 @@ class ArmedProbe:
         try:
             if not self._admit():
                 return
-            f_locals = frame.f_locals
             if self.is_log:
-                self._log(frame, f_locals, frame.f_globals)
+                self._log(frame, frame.f_locals, frame.f_globals)
             else:
-                self._snapshot(frame, f_locals, frame.f_globals)
+                self._snapshot(frame)
         except Exception as exc:
             internal_error("probe hit", exc)
         finally:
@@ -317,14 +344,16 @@ class ArmedProbe:
             self.message = f"the condition failed (counted as false): {exc}"
             self.shared.changed()
 
-    def _snapshot(self, frame: types.FrameType, f_locals: Any, f_globals: Dict[str, Any]) -> None:
+    def _snapshot(self, frame: types.FrameType) -> None:
         limits = self.limits
         watches: List[Tuple[str, object]] = []
-        for watch in self.watches:
-            try:
-                watches.append((watch.source, watch.evaluate(f_locals, f_globals)))
-            except Exception as exc:
-                watches.append((watch.source, exc))
+        if self.watches:  # (f_locals copies every local before 3.13: only when needed)
+            f_locals, f_globals = frame.f_locals, frame.f_globals
+            for watch in self.watches:
+                try:
+                    watches.append((watch.source, watch.evaluate(f_locals, f_globals)))
+                except Exception as exc:
+                    watches.append((watch.source, exc))
         capturer = self.capturer
         assert capturer is not None
         captured = capturer.frames(

@@ -32,6 +32,7 @@ __all__ = [
     "exception_args",
     "module_dict",
     "ordered_items",
+    "readable_locals",
     "safe_type_name",
     "type_cache",
     "type_dict",
@@ -281,3 +282,27 @@ def describe(value: Any, info: TypeInfo) -> Optional[str]:
     except Exception:
         return None
     return text if type(text) is str else None
+
+
+_CO_OPTIMIZED = 0x0001  # inspect.CO_OPTIMIZED: a function's code, its variables in the frame
+# 3.13+ (PEP 667): f_locals of a module or class body is its namespace, read without writing.
+_LOCALS_WRITE_CELLS = sys.version_info < (3, 13)
+
+
+def readable_locals(frame: types.FrameType) -> Optional[Any]:
+    """``frame.f_locals`` if reading it runs no code of the application and the agent may read
+    what it gives, else None.
+
+    A function's are (a new dict before 3.13, a view over the frame from 3.13). A module or
+    class body or exec()'d code keeps its variables in a mapping, which may be the
+    application's own (a metaclass's ``__prepare__``, ``exec(code, globals, mapping)``): only
+    an exact dict is read. Before 3.13, reading ``f_locals`` of such code that has cells (a
+    class body whose methods use ``super()``) writes the cells into that mapping, so it is not
+    read at all there."""
+    code = frame.f_code
+    if code.co_flags & _CO_OPTIMIZED:
+        return frame.f_locals
+    if _LOCALS_WRITE_CELLS and code.co_cellvars:
+        return None
+    f_locals = frame.f_locals
+    return f_locals if type(f_locals) is dict else None

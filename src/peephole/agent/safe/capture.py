@@ -63,6 +63,7 @@ from peephole.agent.safe.access import (
     TypeInfo,
     describe,
     exception_args,
+    readable_locals,
     safe_type_name,
     type_cache,
     type_info,
@@ -709,14 +710,14 @@ class Capturer:
         max_locals: int,
         frame_node: Dict[str, Any],
     ) -> Dict[str, Any]:
-        f_locals = frame.f_locals
+        f_locals = readable_locals(frame)
         if type(f_locals) is dict:
             pairs = _read_items(f_locals, dict.items, max_locals + 16)
             total = DICT_LEN(f_locals)
         elif type(f_locals) is _FRAME_LOCALS_PROXY:  # 3.13: a C mapping over the frame
-            pairs = list(islice(f_locals.items(), max_locals + 16))
-            total = len(f_locals)
-        else:  # exec() with a mapping of the application's own: reading it would run it
+            pairs = list(islice(f_locals.items(), max_locals + 16))  # type: ignore[attr-defined]
+            total = len(f_locals)  # type: ignore[arg-type]
+        else:  # a mapping of the application's own: reading it would run its code
             frame_node["locals_cut"] = "unsupported"
             return {}
         out: Dict[str, Any] = {}
