@@ -214,6 +214,10 @@ def test_the_loops_refuse_arguments_they_cannot_read() -> None:
         _C.frame_records([(1, 2)], {}, capture._code_info)
     with pytest.raises(TypeError):
         _C.frame_records([(sys._getframe(), 2)], {}, lambda code, globals_: None)
+    frame = sys._getframe()  # a kept record that is not a dict is made again, not copied
+    spoiled = {id(frame.f_code): (frame.f_code, "not a record", 10, frame.f_globals)}
+    records, _ = _C.frame_records([(frame, 2)], spoiled, capture._code_info)
+    assert records[0]["line"] == 2 and records[0]["function"].endswith("cannot_read")
 
 
 def test_an_error_in_the_capture_code_goes_through_the_loops() -> None:

@@ -136,6 +136,19 @@ def test_frame_vars_sees_what_f_locals_sees() -> None:
                     view[name]
 
 
+@pytest.mark.skipif(not FRAME_VARS or MONITORING, reason="frame_vars reads slots on 3.9, 3.10")
+def test_frame_vars_sees_names_written_into_f_locals() -> None:
+    """A name that is no variable of the code but was written into f_locals (a debugger's
+    ``frame.f_locals["x"] = 1``) stays there, and frame_vars finds it there too. (3.12's
+    PyFrame_GetVar does not: a difference left as it is.)"""
+    frame_vars = _compiled().frame_vars
+    bound = 1
+    frame = sys._getframe()
+    frame.f_locals["written"] = 2
+    view = frame_vars(frame)
+    assert view["written"] == 2 and view["bound"] == bound and "absent" not in view
+
+
 @needs_frame_vars
 def test_frame_vars_refuses_keys_that_are_not_names() -> None:
     frame_vars = _compiled().frame_vars
@@ -436,6 +449,18 @@ def _traceback_of(depth: int, where: int) -> types.TracebackType:
     raise AssertionError("fail() did not fail")
 
 
+class _Hostile:
+    """An object whose conversion to an int is code of its own."""
+
+    ran = False
+
+    def __index__(self) -> int:
+        self.ran = True
+        return 0
+
+    __int__ = __index__
+
+
 def _entries(tb: Any) -> Tuple[Tuple[object, int], ...]:
     entries = []
     while tb is not None:
@@ -462,6 +487,10 @@ def test_same_traceback_agrees_with_its_python() -> None:
     # Each traceback matches its own shape (8), the equal pair each other's (2), and no
     # traceback the empty shape given twice (1).
     assert results.count(True) == 11
+    instruction_of_its_own = _Hostile()
+    code = _entries(tracebacks[0])[0][0]
+    assert c_part(tracebacks[0], ((code, instruction_of_its_own),)) is False
+    assert not instruction_of_its_own.ran  # not converted: its __index__ is not run
     with pytest.raises(TypeError):
         c_part(tracebacks[0], [_entries(tracebacks[0])])  # a list, not a tuple
     with pytest.raises(TypeError):

@@ -484,6 +484,10 @@ stack_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(entry);
         PyFrameObject *back = PyFrame_GetBack(frame);
         Py_DECREF(frame);
+        if (back == NULL && PyErr_Occurred()) { /* 3.11+: no memory for the caller's frame */
+            Py_DECREF(stack);
+            return NULL;
+        }
         frame = back;
     }
     Py_XDECREF(frame);
@@ -515,7 +519,8 @@ code_record(PyObject *codes, PyObject *code_info, PyFrameObject *frame)
         info = PyDict_GetItemWithError(codes, key);
         Py_DECREF(key);
         if (info != NULL && PyTuple_CheckExact(info) && PyTuple_GET_SIZE(info) == 4 &&
-            PyTuple_GET_ITEM(info, 0) == code && PyTuple_GET_ITEM(info, 3) == globals) {
+            PyTuple_GET_ITEM(info, 0) == code && PyTuple_GET_ITEM(info, 3) == globals &&
+            PyDict_CheckExact(PyTuple_GET_ITEM(info, 1))) {
             Py_INCREF(info);
         }
         else if (PyErr_Occurred()) {
@@ -614,11 +619,13 @@ same_traceback(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if ((PyObject *)code != PyTuple_GET_ITEM(entry, 0)) {
             Py_RETURN_FALSE;
         }
-        long lasti = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
-        if (lasti == -1 && PyErr_Occurred()) {
-            return NULL;
+        PyObject *instruction = PyTuple_GET_ITEM(entry, 1);
+        if (!PyLong_CheckExact(instruction)) { /* converting another type would run its code */
+            Py_RETURN_FALSE;
         }
-        if (lasti != tb->tb_lasti) {
+        int overflow;
+        long lasti = PyLong_AsLongAndOverflow(instruction, &overflow);
+        if (overflow || lasti != tb->tb_lasti) {
             Py_RETURN_FALSE;
         }
         tb = tb->tb_next;
@@ -667,10 +674,11 @@ cell_content(PyObject *cell)
     return value;
 }
 
-/* 3.9, 3.10: what frame.f_locals would hold under ``name`` (a new reference), or NULL with no
-   error when it would hold nothing, read from the frame's slots as PyFrame_FastToLocals
-   copies them: the free variables, then the cells, then the plain locals, the first of these
-   that names it deciding (a cell that is also an argument holds the argument's value). */
+/* 3.9, 3.10: what frame.f_locals would hold under ``name`` (a new reference), or NULL (with
+   an error only when one occurred) when it would hold nothing, read from the frame's slots as
+   PyFrame_FastToLocals copies them: the free variables, then the cells, then the plain
+   locals, the first of these that names it deciding (a cell that is also an argument holds
+   the argument's value); a name the code does not define, from the frame's own dict. */
 static PyObject *
 frame_var(PyFrameObject *frame, PyObject *name)
 {
@@ -688,11 +696,19 @@ frame_var(PyFrameObject *frame, PyObject *name)
     }
     Py_ssize_t plain = PyTuple_GET_SIZE(code->co_varnames);
     index = name_index(code->co_varnames, plain < locals ? plain : locals, name);
-    if (index >= 0 && slots[index] != NULL) {
-        Py_INCREF(slots[index]);
+    if (index >= 0) {
+        Py_XINCREF(slots[index]);
         return slots[index];
     }
-    return NULL;
+    /* Not a variable of the code: f_locals still holds what was written into it (a debugger's
+       frame.f_locals["x"] = 1), in the frame's own dict, which FastToLocals only updates. */
+    PyObject *written = frame->f_locals;
+    if (written == NULL || !PyDict_CheckExact(written)) {
+        return NULL;
+    }
+    PyObject *value = PyDict_GetItemWithError(written, name); /* an exact str key */
+    Py_XINCREF(value);
+    return value;
 }
 #endif
 
