@@ -198,16 +198,17 @@ def test_stacks_and_locals_are_captured_as_their_python_captures_them(
 
 def test_the_loops_refuse_arguments_they_cannot_read() -> None:
     walk = Capturer(Limits(), Redactor()).value
+    key_info = Capturer(Limits(), Redactor()).key_info
     with pytest.raises(TypeError):
-        _C.mapping_entries((("a", 1),), {}, {}, True, walk, 1, None)  # a tuple of pairs
+        _C.mapping_entries((("a", 1),), {}, key_info, {}, True, walk, 1, None)  # a tuple of pairs
     with pytest.raises(TypeError):
-        _C.mapping_entries([("a", 1, 2)], {}, {}, True, walk, 1, None)  # not a pair
+        _C.mapping_entries([("a", 1, 2)], {}, key_info, {}, True, walk, 1, None)  # not a pair
     with pytest.raises(TypeError):
         _C.named_values([("a", 1)], {}, 5, {}, len, {}, walk, 0, None)  # an argument short
     with pytest.raises(TypeError):
         _C.item_nodes(iter([1]), {}, walk, 0, None)  # not a list or tuple
     with pytest.raises(TypeError):  # a cache entry of the wrong shape
-        _C.mapping_entries([("a", 1)], {"a": (1, 2)}, {}, True, walk, 1, None)
+        _C.mapping_entries([("a", 1)], {"a": (1, 2)}, key_info, {}, True, walk, 1, None)
     with pytest.raises(TypeError):
         _C.stack_of("a frame", 5)
     with pytest.raises(TypeError):
@@ -227,7 +228,9 @@ def test_an_error_in_the_capture_code_goes_through_the_loops() -> None:
     with pytest.raises(LookupError):
         _C.item_nodes([1.5], {}, failing, 0, None)
     with pytest.raises(LookupError):
-        _C.mapping_entries([(1, 2)], {}, {}, True, failing, 1, None)
+        _C.mapping_entries([(1, 2)], {}, failing, {}, True, failing, 1, None)
+    with pytest.raises(LookupError):  # a new key's info
+        _C.mapping_entries([("new", 2)], {}, failing, {}, True, failing, 1, None)
     with pytest.raises(LookupError):
         _C.named_values([("a", 1.5)], {}, 5, {"a": 5}, len, {}, failing, 0, None, failing)
     with pytest.raises(LookupError):
@@ -237,6 +240,7 @@ def test_an_error_in_the_capture_code_goes_through_the_loops() -> None:
 def test_the_loops_give_back_every_reference() -> None:
     """Every reference the loops take is given back, on success and on failure."""
     capturer = Capturer(Limits(), Redactor())
+    key_info = capturer.key_info
     key, text, other = "price-key", "a short text", object()
     values: List[Any] = [
         {key: 5, "b": text, "c": other, 1: 2, "password": text},
@@ -256,7 +260,7 @@ def test_the_loops_give_back_every_reference() -> None:
             with pytest.raises(LookupError):
                 _C.item_nodes([text, other], {}, failing, 0, None)
             with pytest.raises(LookupError):
-                _C.mapping_entries([(key, other)], {}, {}, True, failing, 1, None)
+                _C.mapping_entries([(key, other)], {}, key_info, {}, True, failing, 1, None)
             with pytest.raises(LookupError):
                 _C.named_values([(key, other)], {}, 5, {}, len, {}, failing, 0, None, 0)
 

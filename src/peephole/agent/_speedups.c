@@ -36,6 +36,43 @@
 #include <stddef.h>
 
 
+static PyObject *hooks_name; /* "hooks", interned: a Site's hooks */
+
+/* As Python's ``except Exception as exc: internal_error(where, exc)``, for the hooks' callers
+   (InjectedCall, LineCallback): 0 once reported, -1 with the error still set when it is a
+   BaseException (KeyboardInterrupt, SystemExit), which goes on into the application. */
+static int
+report_failure(PyObject *on_error, PyObject *where)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *value = PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+#endif
+    PyObject *result =
+        PyObject_CallFunctionObjArgs(on_error, where, value != NULL ? value : Py_None, NULL);
+    Py_XDECREF(value);
+    if (result == NULL) {
+        /* internal_error does not fail; an interrupt while it runs goes on, as in Python */
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    Py_XDECREF(result);
+    return 0;
+}
+
 /* --- the capture's inner loops (safe/capture_loops.py) ---------------------------------- */
 
 static PyObject *t_text, *v_text, *int_text, *bool_text; /* "t", "v", "int", "bool" */
@@ -128,10 +165,11 @@ object_and_size(PyObject *result, Py_ssize_t *size)
 
 /* The entry a known str key makes for ``item`` without calling back (a new reference, with
    its size), or NULL with no error when it needs the capture's Python code, or NULL with an
-   error. ``known`` is the key's (node, size, secret?, last value, last entry, entry size). */
+   error. ``known`` is the key's (node, size, secret?, last value, last entry, entry size);
+   ``keep``: the entry made replaces the key's in ``keys``. */
 static PyObject *
 known_key_entry(PyObject *keys, PyObject *key, PyObject *known, PyObject *item,
-                PyObject *scalars, int show, Py_ssize_t *added)
+                PyObject *scalars, int show, int keep, Py_ssize_t *added)
 {
     if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 6) {
         PyErr_SetString(PyExc_TypeError, "a keys cache entry is not a 6-tuple");
@@ -195,7 +233,7 @@ known_key_entry(PyObject *keys, PyObject *key, PyObject *known, PyObject *item,
     PyList_SET_ITEM(entry, 0, key_node);
     PyList_SET_ITEM(entry, 1, value_node);
     *added = key_size + value_size;
-    if (show) { /* (a key too long to be kept is never in ``keys``) */
+    if (keep) {
         PyObject *info = Py_BuildValue("(OnOOOn)", key_node, key_size, Py_False, item, entry,
                                        *added);
         if (info == NULL || PyDict_SetItem(keys, key, info) < 0) {
@@ -208,19 +246,44 @@ known_key_entry(PyObject *keys, PyObject *key, PyObject *known, PyObject *item,
     return entry;
 }
 
-/* mapping_entries(pairs, keys, scalars, show, entry_of, depth, location) */
+/* The KeyInfo of a str key (a new reference): ``keys``'s, else ``key_info(key)``'s, with
+   whether an entry made under it may be kept in ``keys`` (``key_info`` keeps a key unless
+   it is too long to). NULL with an error on failure. */
+static PyObject *
+key_info_of(PyObject *keys, PyObject *key_info, PyObject *key, int show, int *keep)
+{
+    PyObject *info = PyDict_GetItemWithError(keys, key);
+    if (info != NULL) {
+        Py_INCREF(info); /* another thread may replace it meanwhile */
+        *keep = show;
+        return info;
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    info = PyObject_CallOneArg(key_info, key);
+    int kept = info == NULL ? 0 : PyDict_Contains(keys, key);
+    if (kept < 0) {
+        Py_CLEAR(info);
+    }
+    *keep = show && kept;
+    return info;
+}
+
+/* mapping_entries(pairs, keys, key_info, scalars, show, entry_of, depth, location) */
 static PyObject *
 mapping_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
-        !PyDict_CheckExact(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "mapping_entries(pairs: list, keys: dict, "
-                                         "scalars: dict, show, entry_of, depth, location)");
+    if (nargs != 8 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
+        !PyDict_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "mapping_entries(pairs: list, keys: dict, key_info, scalars: dict, "
+                        "show, entry_of, depth, location)");
         return NULL;
     }
-    PyObject *pairs = args[0], *keys = args[1], *scalars = args[2];
-    PyObject *show_arg = args[3], *entry_of = args[4], *depth = args[5], *location = args[6];
-    int show = PyObject_IsTrue(show_arg);
+    PyObject *pairs = args[0], *keys = args[1], *key_info = args[2], *scalars = args[3];
+    PyObject *entry_of = args[5], *depth = args[6], *location = args[7];
+    int show = PyObject_IsTrue(args[4]);
     if (show < 0) {
         return NULL;
     }
@@ -236,30 +299,29 @@ mapping_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_INCREF(pair);
         PyObject *key = PyTuple_GET_ITEM(pair, 0), *item = PyTuple_GET_ITEM(pair, 1);
-        PyObject *entry = NULL;
+        PyObject *entry = NULL, *info = NULL;
         Py_ssize_t added = 0;
         if (PyUnicode_CheckExact(key)) {
-            PyObject *known = PyDict_GetItemWithError(keys, key);
-            if (known != NULL) {
-                Py_INCREF(known); /* another thread may replace it meanwhile */
-                entry = known_key_entry(keys, key, known, item, scalars, show, &added);
-                Py_DECREF(known);
+            int keep;
+            info = key_info_of(keys, key_info, key, show, &keep);
+            if (info != NULL) {
+                entry = known_key_entry(keys, key, info, item, scalars, show, keep, &added);
             }
             if (entry == NULL && PyErr_Occurred()) {
+                Py_XDECREF(info);
                 Py_DECREF(pair);
                 goto error;
             }
         }
         if (entry == NULL) {
             PyObject *where = Py_BuildValue("(On)", location, PyList_GET_SIZE(entries));
-            if (where == NULL) {
-                Py_DECREF(pair);
-                goto error;
+            if (where != NULL) {
+                PyObject *call[5] = {key, info != NULL ? info : Py_None, item, depth, where};
+                entry = object_and_size(PyObject_Vectorcall(entry_of, call, 5, NULL), &added);
+                Py_DECREF(where);
             }
-            PyObject *call[5] = {key, item, depth, where, show_arg};
-            entry = object_and_size(PyObject_Vectorcall(entry_of, call, 5, NULL), &added);
-            Py_DECREF(where);
         }
+        Py_XDECREF(info);
         Py_DECREF(pair);
         if (entry == NULL) {
             goto error;
@@ -829,7 +891,6 @@ frame_vars(PyObject *module, PyObject *frame)
 
 #if PY_VERSION_HEX < 0x030C0000
 
-static PyObject *hooks_name; /* "hooks", interned */
 static PyObject *where_hook; /* "a probe hook" */
 
 typedef struct {
@@ -838,36 +899,6 @@ typedef struct {
     PyObject *on_error; /* internal_error(where, exc) */
     vectorcallfunc vectorcall;
 } InjectedCall;
-
-/* As Python's ``except Exception as exc: internal_error(where, exc)``: 0 once reported, -1
-   with the error still set when it is a BaseException (KeyboardInterrupt, SystemExit). */
-static int
-report_failure(PyObject *on_error, PyObject *where)
-{
-    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-        return -1;
-    }
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value != NULL && tb != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    PyObject *result =
-        PyObject_CallFunctionObjArgs(on_error, where, value != NULL ? value : Py_None, NULL);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
-    if (result == NULL) {
-        /* internal_error does not fail; an interrupt while it runs goes on, as in Python */
-        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-            return -1;
-        }
-        PyErr_Clear();
-    }
-    Py_XDECREF(result);
-    return 0;
-}
 
 static PyObject *
 injected_call_vectorcall(InjectedCall *self, PyObject *const *args, size_t nargsf,
@@ -984,7 +1015,6 @@ typedef struct {
     vectorcallfunc vectorcall;
 } LineCallback;
 
-static PyObject *hooks_name; /* "hooks", interned */
 static PyObject *where_text; /* "the line callback" */
 
 static PyObject *
@@ -992,20 +1022,9 @@ line_callback_failed(LineCallback *self)
 {
     /* As the Python callback's ``except Exception``: reported, never raised into the
        application; a BaseException (KeyboardInterrupt, SystemExit) goes on. */
-    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+    if (report_failure(self->on_error, where_text) < 0) {
         return NULL;
     }
-    PyObject *exc = PyErr_GetRaisedException();
-    PyObject *result = PyObject_CallFunctionObjArgs(self->on_error, where_text, exc, NULL);
-    Py_DECREF(exc);
-    if (result == NULL) {
-        /* internal_error does not fail; an interrupt while it runs goes on, as in Python */
-        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-            return NULL;
-        }
-        PyErr_Clear();
-    }
-    Py_XDECREF(result);
     Py_RETURN_NONE;
 }
 
@@ -1149,7 +1168,7 @@ static PyTypeObject LineCallbackType = {
 
 static PyMethodDef speedups_methods[] = {
     {"mapping_entries", (PyCFunction)(void (*)(void))mapping_entries, METH_FASTCALL,
-     "mapping_entries(pairs, keys, scalars, show, entry_of, depth, location)"},
+     "mapping_entries(pairs, keys, key_info, scalars, show, entry_of, depth, location)"},
     {"named_values", (PyCFunction)(void (*)(void))named_values, METH_FASTCALL,
      "named_values(pairs, out, limit, names, name_info, scalars, walk, depth, location, "
      "secret)"},
@@ -1171,19 +1190,19 @@ static PyMethodDef speedups_methods[] = {
 static int
 speedups_exec(PyObject *module)
 {
+    hooks_name = PyUnicode_InternFromString("hooks");
     t_text = PyUnicode_InternFromString("t");
     v_text = PyUnicode_InternFromString("v");
     int_text = PyUnicode_InternFromString("int");
     bool_text = PyUnicode_InternFromString("bool");
     line_text = PyUnicode_InternFromString("line");
-    if (t_text == NULL || v_text == NULL || int_text == NULL || bool_text == NULL ||
-        line_text == NULL) {
+    if (hooks_name == NULL || t_text == NULL || v_text == NULL || int_text == NULL ||
+        bool_text == NULL || line_text == NULL) {
         return -1;
     }
 #if PY_VERSION_HEX < 0x030C0000
-    hooks_name = PyUnicode_InternFromString("hooks");
     where_hook = PyUnicode_FromString("a probe hook");
-    if (hooks_name == NULL || where_hook == NULL || PyType_Ready(&InjectedCallType) < 0) {
+    if (where_hook == NULL || PyType_Ready(&InjectedCallType) < 0) {
         return -1;
     }
     Py_INCREF(&InjectedCallType);
@@ -1193,9 +1212,8 @@ speedups_exec(PyObject *module)
     }
 #endif
 #if PY_VERSION_HEX >= 0x030C0000
-    hooks_name = PyUnicode_InternFromString("hooks");
     where_text = PyUnicode_FromString("the line callback");
-    if (hooks_name == NULL || where_text == NULL) {
+    if (where_text == NULL) {
         return -1;
     }
     if (PyType_Ready(&LineCallbackType) < 0) {

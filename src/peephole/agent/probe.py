@@ -20,7 +20,7 @@ from peephole.agent.config import AgentConfig
 from peephole.agent.health import internal_error
 from peephole.agent.placement.locate import CodeLocation
 from peephole.agent.ratelimit import CpuBudget, TokenBucket
-from peephole.agent.safe.access import readable_locals
+from peephole.agent.safe.access import CO_OPTIMIZED, readable_locals
 from peephole.agent.safe.capture import Capturer, stack_of
 from peephole.agent.safe.expressions import (
     Expression,
@@ -56,7 +56,6 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 SAMPLE = 16  # a false condition is timed once in this many hits
-CO_OPTIMIZED = 0x0001  # inspect.CO_OPTIMIZED: a function's code
 NAMESPACE_REFUSED = (
     "not run here: this code's variables are in a mapping of the application's own (a class "
     "body's namespace from a metaclass, or exec() with its own locals), and reading it would "

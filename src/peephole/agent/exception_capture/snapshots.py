@@ -45,6 +45,7 @@ from peephole.agent.exception_capture.fingerprints import (
 )
 from peephole.agent.health import internal_error
 from peephole.agent.ratelimit import TokenBucket
+from peephole.agent.safe.access import CO_OPTIMIZED
 
 if TYPE_CHECKING:
     from peephole.agent.core import Agent
@@ -69,7 +70,6 @@ _EXC_DICT = BaseException.__dict__["__dict__"].__get__
 _MARK = "__peephole_captured__"  # set in an exception's __dict__ once captured
 _SCALARS = (str, int, float, bool, type(None))
 _NOT_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
-_CO_OPTIMIZED = 0x0001  # inspect.CO_OPTIMIZED
 _LOCALS_ARE_PROXIES = sys.version_info >= (3, 13)  # frame.f_locals: PEP 667, no dict to drop
 _getrefcount = sys.getrefcount
 # What each kind of frame adds to its record in an event, in this order (an update per frame)
@@ -310,7 +310,7 @@ class ExceptionCapture:
                 if (
                     budget > 0
                     and kind == APP
-                    and (not frames_and_lines or frame.f_code.co_flags & _CO_OPTIMIZED)
+                    and (not frames_and_lines or frame.f_code.co_flags & CO_OPTIMIZED)
                     and frame not in captured  # frames compare by identity
                 ):
                     captured.append(frame)
@@ -544,7 +544,7 @@ def _drop_locals_snapshots(frames: List[FrameType]) -> None:
     if _LOCALS_ARE_PROXIES:
         return
     for frame in frames:
-        if not frame.f_code.co_flags & _CO_OPTIMIZED:  # module or class: the real namespace
+        if not frame.f_code.co_flags & CO_OPTIMIZED:  # module or class: the real namespace
             continue
         try:
             snapshot = frame.f_locals

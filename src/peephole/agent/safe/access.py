@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 __all__ = [
     "COPY",
+    "CO_OPTIMIZED",
     "DESCRIBED",
     "DICT_ITEMS",
     "DICT_LEN",
@@ -284,7 +285,7 @@ def describe(value: Any, info: TypeInfo) -> Optional[str]:
     return text if type(text) is str else None
 
 
-_CO_OPTIMIZED = 0x0001  # inspect.CO_OPTIMIZED: a function's code, its variables in the frame
+CO_OPTIMIZED = 0x0001  # inspect.CO_OPTIMIZED (no import of inspect): a function's code
 # 3.13+ (PEP 667): f_locals of a module or class body is its namespace, read without writing.
 _LOCALS_WRITE_CELLS = sys.version_info < (3, 13)
 
@@ -300,7 +301,7 @@ def readable_locals(frame: types.FrameType) -> Optional[Any]:
     class body whose methods use ``super()``) writes the cells into that mapping, so it is not
     read at all there."""
     code = frame.f_code
-    if code.co_flags & _CO_OPTIMIZED:
+    if code.co_flags & CO_OPTIMIZED:
         return frame.f_locals
     if _LOCALS_WRITE_CELLS and code.co_cellvars:
         return None

@@ -82,10 +82,8 @@ def _frame_locals_type() -> type:
 
 
 _FRAME_LOCALS_PROXY = _frame_locals_type()
-# A dict key's "last value" before it has one (no value is this object), and that of a key
-# too long to keep (none is kept for it).
+# A dict key's "last value" before it has one (no value is this object).
 _NO_VALUE = object()
-_LONG_KEY = object()
 _PAIR_PARTS = frozenset({id(str), id(bytes), id(tuple), id(list)})  # first items of pairs
 _BIG_INT = 1 << 256  # ints this large are shown by size: str() of a huge int is slow or fails
 _MINUS_BIG_INT = -_BIG_INT
@@ -423,9 +421,11 @@ class _Walk:
     ) -> Dict[str, Any]:
         length = DICT_LEN(value)
         pairs = _read_items(value, DICT_ITEMS[cls_id], self.max_items)
+        capturer = self.capturer
         entries, size = mapping_entries(
             pairs,
-            self.capturer.keys,
+            capturer.keys,
+            capturer.key_info,
             self.scalars,
             not self.hide,  # a key's last entry holds shown text: not in a secret collection
             self.entry,
@@ -440,33 +440,17 @@ class _Walk:
         return node
 
     def entry(
-        self, key: Any, item: Any, depth: int, location: Any, show: bool
+        self, key: Any, info: Optional[KeyInfo], item: Any, depth: int, location: Any
     ) -> Tuple[List[Any], int]:
-        """A mapping's entry that ``mapping_entries`` does not make itself, and the bytes it
+        """A mapping's entry that ``mapping_entries`` does not make itself (a secret key, a
+        value to walk, a key that is not a str, whose ``info`` is None), and the bytes it
         adds besides those its value's walk counts."""
         redactor = self.redactor
-        if type(key) is str:
-            capturer = self.capturer
-            key_node, key_size, key_secret, last, _, _ = capturer.keys.get(
-                key
-            ) or capturer.key_info(key)
-            if not key_secret:
-                cls = type(item)
-                value = None
-                if cls is str:
-                    value = self.scalars.get(item)
-                elif cls is int and _MINUS_CARD_SIZED < item < _CARD_SIZED:
-                    value = {"t": "int", "v": item}, 36
-                if value is not None:  # a key seen for the first time, with a short value
-                    entry = [key_node, value[0]]
-                    entry_size = key_size + value[1]
-                    if show and last is not _LONG_KEY:
-                        capturer.keys[key] = (key_node, key_size, False, item, entry, entry_size)
-                    return entry, entry_size
-            elif redactor.hides(key, item):
-                return [key_node, {"t": type_info(type(item)).name, "cut": "redacted"}], (
-                    key_size + 40
-                )
+        if info is not None:
+            key_node, key_size, key_secret = info[0], info[1], info[2]
+            if key_secret and redactor.hides(key, item):
+                redacted = {"t": type_info(type(item)).name, "cut": "redacted"}
+                return [key_node, redacted], key_size + 40
             return [key_node, self.walk(item, depth, location, 1)], key_size
         key_node = self.key(key, depth)
         if type(key) is bytes and redactor.is_secret_name(key) and redactor.hides(key, item):
@@ -636,13 +620,12 @@ class Capturer:
 
     def key_info(self, key: str) -> KeyInfo:
         """How a str dict key is shown, its JSON size, whether it is a secret name, and no
-        last entry yet (never one for a key too long to be kept)."""
+        last entry yet; kept in ``keys`` unless the key is too long to keep."""
         walk = _Walk(self)
         node = walk.string(key)
-        secret = self.redactor.is_secret_name(key)
+        info = (node, walk.size, self.redactor.is_secret_name(key), _NO_VALUE, None, 0)
         if len(key) > _STRING_CACHE_MAX_LEN:
-            return node, walk.size, secret, _LONG_KEY, None, 0
-        info = (node, walk.size, secret, _NO_VALUE, None, 0)
+            return info  # not kept
         if len(self.keys) >= _STRING_CACHE_SIZE:
             self.keys.clear()
         self.keys[key] = info

@@ -39,28 +39,37 @@ _NO_CODE: CodeInfo = (None, {}, 0, None)  # what a code not seen yet finds
 def mapping_entries(
     pairs: Sequence[Tuple[Any, Any]],
     keys: Dict[str, KeyInfo],
+    key_info: Callable[[str], KeyInfo],
     scalars: Dict[Any, Tuple[Any, int]],
     show: bool,
-    entry_of: Callable[[Any, Any, int, Any, bool], Tuple[List[Any], int]],
+    entry_of: Callable[[Any, Any, Any, int, Any], Tuple[List[Any], int]],
     depth: int,
     location: Any,
 ) -> Tuple[List[List[Any]], int]:
     """The ``[key node, value node]`` entries of ``pairs`` and the bytes they add.
 
     ``keys`` holds what a str key looks like (see ``Capturer.keys``) and the entry last made
-    under it; with ``show`` (not inside a secret collection) an unchanged value reuses that
-    entry, and a new short value's entry replaces it. ``entry_of(key, item, depth, (location,
-    index), show)`` makes any other entry (an unknown or secret key, a value to walk) and
-    returns it with the bytes it adds besides its value's walk."""
+    under it; ``key_info(key)`` works out a key seen for the first time and keeps it there
+    (unless it is too long to keep). With ``show`` (not inside a secret collection) an
+    unchanged value reuses the key's entry, and a new short value's entry replaces it.
+    ``entry_of(key, info, item, depth, (location, index))`` makes any other entry (a secret
+    key, a value to walk, a key that is not a str, whose ``info`` is None) and returns it
+    with the bytes it adds besides its value's walk."""
     entries: List[List[Any]] = []
     append = entries.append
     size = 0
     known_key = keys.get
     known_scalar = scalars.get
     for key, item in pairs:
-        known = known_key(key) if type(key) is str else None
-        if known is not None:
-            key_node, key_size, key_secret, last, entry, entry_size = known
+        info = None
+        if type(key) is str:
+            info = known_key(key)
+            if info is None:
+                info = key_info(key)
+                keep = show and key in keys
+            else:
+                keep = show
+            key_node, key_size, key_secret, last, entry, entry_size = info
             # The value shown under the key last time (the same object, or, both exact ints
             # or strs, an equal one: comparing them runs no foreign code): its entry again.
             if last is item and show:
@@ -88,10 +97,10 @@ def mapping_entries(
                 entry_size = key_size + value[1]
                 size += entry_size
                 append(entry)
-                if show:  # (a key too long to be kept is never in ``keys``)
+                if keep:
                     keys[key] = (key_node, key_size, False, item, entry, entry_size)
                 continue
-        entry, added = entry_of(key, item, depth, (location, len(entries)), show)
+        entry, added = entry_of(key, info, item, depth, (location, len(entries)))
         size += added
         append(entry)
     return entries, size
