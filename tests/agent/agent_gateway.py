@@ -56,6 +56,9 @@ class Gateway:
         self.events: List[Dict[str, Any]] = []
         self.dropped = 0
         self._lock = threading.Lock()
+        # Held from a session's welcome to its first probes, and by push_probes: a push can
+        # never overtake the first list it replaces.
+        self._probes_lock = threading.Lock()
         self._server: Server = serve(
             self._handle, "127.0.0.1", port, compression=None, max_size=protocol.MAX_MESSAGE_BYTES
         )
@@ -78,9 +81,10 @@ class Gateway:
             session.ws.close(1001, "going away")
 
     def push_probes(self, probes: List[Dict[str, Any]]) -> None:
-        self.probes = list(probes)
-        for session in self.live():
-            session.send({"type": "probes", "probes": self.probes})
+        with self._probes_lock:
+            self.probes = list(probes)
+            for session in self.live():
+                session.send({"type": "probes", "probes": self.probes})
 
     def live(self) -> List[Session]:
         return [s for s in list(self.sessions) if not s.closed.is_set()]
@@ -116,19 +120,20 @@ class Gateway:
             ws.close(1008, "unknown agent key")
             return
         session = Session(ws, hello)
-        with self._lock:
-            self.sessions.append(session)
         try:
-            session.send(
-                {
-                    "type": "welcome",
-                    "instance_id": session.instance.get("instance_id"),
-                    "config": self.policy,
-                }
-            )
-            if self.probes_delay:
-                session.closed.wait(self.probes_delay)
-            session.send({"type": "probes", "probes": self.probes})
+            with self._probes_lock:
+                with self._lock:
+                    self.sessions.append(session)
+                session.send(
+                    {
+                        "type": "welcome",
+                        "instance_id": session.instance.get("instance_id"),
+                        "config": self.policy,
+                    }
+                )
+                if self.probes_delay:
+                    session.closed.wait(self.probes_delay)
+                session.send({"type": "probes", "probes": self.probes})
             for text in ws:
                 message = protocol.decode(text)
                 session.messages.append(message)
