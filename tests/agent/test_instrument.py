@@ -7,6 +7,8 @@ how often a statement fires, and that removal restores the code exactly.
 from __future__ import annotations
 
 import asyncio
+import dis
+import opcode
 import sys
 import threading
 import types
@@ -216,6 +218,30 @@ def test_a_line_disabled_earlier_fires_once_armed(backend: Backend) -> None:
     assert len(body.hits) == 2
     disarm(backend, first, body)
     disarm(backend, second, ret)
+
+
+@pytest.mark.skipif(not MONITORING, reason="sys.monitoring is 3.12+")
+def test_only_the_probed_statement_stays_instrumented_after_a_run(backend: Backend) -> None:
+    """A function with a probe runs at full speed everywhere but the probed statement once
+    each path ran. With LINE events the loop of a comprehension (a line start reached again
+    from its own line, which never calls the callback) stayed instrumented for good."""
+    hook = Recorder()
+    resolution = arm(backend, "after-comprehension", hook)
+    shop.catalogue(5)
+    shop.catalogue(5)
+    code = shop.catalogue.__code__
+    live = code._co_code_adaptive  # type: ignore[attr-defined]  # 3.12+: with instrumentation
+    instrumented = {
+        offset
+        for offset in range(0, len(live), 2)
+        if opcode.opname[live[offset]].startswith("INSTRUMENTED_")
+    }
+    loops = {ins.offset for ins in dis.get_instructions(code) if ins.opname == "FOR_ITER"}
+    (target,) = resolution.targets
+    assert loops and not loops & instrumented
+    assert set(target.keys) <= instrumented
+    assert len(hook.hits) == 2
+    disarm(backend, resolution, hook)
 
 
 @pytest.mark.skipif(not MONITORING, reason="sys.monitoring is 3.12+")

@@ -38,14 +38,14 @@ def test_the_c_parts_are_built_and_used_where_they_exist() -> None:
     """dev.py installs the agent with a C compiler present: a missing build is a failure
     here, not a silent fallback that would leave the C parts untested."""
     module = _compiled()
-    assert hasattr(module, "LineCallback") is MONITORING
+    assert hasattr(module, "InstructionCallback") is MONITORING
     assert hasattr(module, "frame_vars") is FRAME_VARS
     for name in speedups.__all__:
         if name == "DISABLED":
             continue
         expected = None if speedups.DISABLED else getattr(module, name, None)
         assert getattr(speedups, name) is expected, name
-        if name not in ("InjectedCall", "LineCallback", "frame_vars"):  # on every version
+        if name not in ("InjectedCall", "InstructionCallback", "frame_vars"):  # on every version
             assert hasattr(module, name), name
     assert hasattr(module, "InjectedCall") is not MONITORING
 
@@ -203,7 +203,7 @@ def _outcome(evaluate: Callable[..., object], *args: Any) -> Tuple[str, object]:
         return "error", str(exc)
 
 
-# --- LineCallback (3.12+) -------------------------------------------------------------------
+# --- InstructionCallback (3.12+) ------------------------------------------------------------
 
 DISABLE = object()
 
@@ -218,24 +218,26 @@ class _Site:
 def _callbacks(
     errors: List[Tuple[str, BaseException]],
 ) -> Iterator[Tuple[str, Any, Dict[str, Any]]]:
-    """(name, make(lines), the module global the Python callback reports through)."""
+    """(name, make(sites), the module global the Python callback reports through)."""
 
     def report(where: str, exc: BaseException) -> None:
         errors.append((where, exc))
 
-    yield "C", lambda lines: _compiled().LineCallback(lines, DISABLE, report), {}
+    yield "C", lambda sites: _compiled().InstructionCallback(sites, DISABLE, report), {}
     if sys.version_info >= (3, 12):  # spelled so type checkers see the module exists there only
-        from peephole.agent.placement.instrument.monitoring import line_callback
+        from peephole.agent.placement.instrument.monitoring import instruction_callback
 
-        yield "Python", lambda lines: line_callback(lines, DISABLE), {"internal_error": report}
+        yield (
+            "Python",
+            lambda sites: instruction_callback(sites, DISABLE),
+            {"internal_error": report},
+        )
 
 
-def _every_offset(code: types.CodeType, site: _Site) -> Dict[int, _Site]:
-    return {offset: site for offset in range(0, len(code.co_code), 2)}
-
-
-def _call_from_here(callback: Any, code: types.CodeType, line: int) -> Tuple[Any, types.FrameType]:
-    return callback(code, line), sys._getframe()
+def _call_from_here(
+    callback: Any, code: types.CodeType, offset: int
+) -> Tuple[Any, types.FrameType]:
+    return callback(code, offset), sys._getframe()
 
 
 HERE = _call_from_here.__code__
@@ -243,7 +245,7 @@ HERE = _call_from_here.__code__
 
 @needs_monitoring
 @pytest.mark.parametrize("implementation", ["C", "Python"])
-def test_line_callbacks_agree(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instruction_callbacks_agree(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from peephole.agent.placement.instrument import monitoring
 
     errors: List[Tuple[str, BaseException]] = []
@@ -264,44 +266,38 @@ def test_line_callbacks_agree(implementation: str, monkeypatch: pytest.MonkeyPat
     def failing(frame: types.FrameType) -> None:
         raise failure
 
-    lines: Dict[int, Dict[int, Dict[int, Any]]] = {
-        id(HERE): {10: _every_offset(HERE, _Site(first, second))}
-    }
-    callback = make(lines)
+    sites: Dict[int, Dict[int, Any]] = {id(HERE): {10: _Site(first, second)}}
+    callback = make(sites)
 
-    assert _call_from_here(callback, test_line_callbacks_agree.__code__, 10)[0] is DISABLE
-    assert _call_from_here(callback, HERE, 11)[0] is DISABLE
+    assert _call_from_here(callback, test_instruction_callbacks_agree.__code__, 10)[0] is DISABLE
+    assert _call_from_here(callback, HERE, 12)[0] is DISABLE
     result, frame = _call_from_here(callback, HERE, 10)
     assert result is None
     assert order == ["first", "second"] and seen == [frame]
 
-    lines[id(HERE)][12] = {-7: _Site(first)}  # not the offset the frame is at
-    assert _call_from_here(callback, HERE, 12)[0] is None
-    assert order == ["first", "second"]
-
-    lines[id(HERE)][13] = _every_offset(HERE, _Site(failing, second))
-    assert _call_from_here(callback, HERE, 13)[0] is None
-    assert errors == [("the line callback", failure)]
+    sites[id(HERE)][14] = _Site(failing, second)
+    assert _call_from_here(callback, HERE, 14)[0] is None
+    assert errors == [("the instruction callback", failure)]
     assert order == ["first", "second"]  # a failing hook ends the hit, as in Python
 
     def interrupting(frame: types.FrameType) -> None:
         raise KeyboardInterrupt
 
-    lines[id(HERE)][14] = _every_offset(HERE, _Site(interrupting))
+    sites[id(HERE)][16] = _Site(interrupting)
     with pytest.raises(KeyboardInterrupt):
-        _call_from_here(callback, HERE, 14)
+        _call_from_here(callback, HERE, 16)
     assert len(errors) == 1
 
 
 @needs_monitoring
-def test_the_c_line_callback_takes_code_and_line_only() -> None:
-    callback = _compiled().LineCallback({}, DISABLE, print)
+def test_the_c_instruction_callback_takes_code_and_offset_only() -> None:
+    callback = _compiled().InstructionCallback({}, DISABLE, print)
     with pytest.raises(TypeError):
         callback(HERE)
     with pytest.raises(TypeError):
-        callback(HERE, 1, line=2)
+        callback(HERE, 1, offset=2)
     with pytest.raises(TypeError):
-        _compiled().LineCallback([], DISABLE, print)
+        _compiled().InstructionCallback([], DISABLE, print)
 
 
 @needs_monitoring
@@ -312,10 +308,8 @@ def test_the_c_parts_give_back_every_reference() -> None:
     module = _compiled()
     hooks = _Site(lambda frame: None)
     failing = _Site(_raising)
-    lines: Dict[int, Dict[int, Dict[int, Any]]] = {
-        id(HERE): {10: _every_offset(HERE, hooks), 11: _every_offset(HERE, failing)},
-    }
-    callback = module.LineCallback(lines, DISABLE, lambda where, exc: None)
+    sites: Dict[int, Dict[int, Any]] = {id(HERE): {10: hooks, 12: failing}}
+    callback = module.InstructionCallback(sites, DISABLE, lambda where, exc: None)
     frame_vars = getattr(module, "frame_vars", None)
     value = object()
     watched = (hooks.hooks, failing.hooks, value, DISABLE)
@@ -323,8 +317,8 @@ def test_the_c_parts_give_back_every_reference() -> None:
     def run(count: int) -> None:
         held = value
         for _ in range(count):
-            for line in (10, 11, 12):
-                _call_from_here(callback, HERE, line)
+            for offset in (10, 12, 14):
+                _call_from_here(callback, HERE, offset)
             _call_from_here(callback, test_the_c_parts_give_back_every_reference.__code__, 10)
             if frame_vars is not None:
                 view = frame_vars(sys._getframe())
@@ -354,7 +348,7 @@ def _raising(frame: types.FrameType) -> None:
 # sys.monitoring dropped the last reference to it crashes there instead of reading stale data.
 _UNREGISTERED_WHILE_RUNNING = """
 import dis, sys
-from peephole.agent._speedups import LineCallback
+from peephole.agent._speedups import InstructionCallback
 
 monitoring = sys.monitoring
 tool = next(t for t in range(6) if monitoring.get_tool(t) is None)
@@ -369,21 +363,19 @@ def target():
     return a
 
 def hook(frame):
-    monitoring.register_callback(tool, monitoring.events.LINE, None)  # the last reference
+    monitoring.register_callback(tool, monitoring.events.INSTRUCTION, None)  # the last reference
     [object() for _ in range(1000)]  # reuse the freed memory
     raise ValueError("a hook failed")
 
 site = Site()
 site.hooks = (hook,)
 code = target.__code__
-lines = {id(code): {}}
-for ins in dis.get_instructions(code):
-    if ins.opname != "RESUME" and ins.positions.lineno:
-        lines[id(code)].setdefault(ins.positions.lineno, {})[ins.offset] = site
-callback = LineCallback(lines, monitoring.DISABLE, lambda where, exc: reported.append(where))
-monitoring.register_callback(tool, monitoring.events.LINE, callback)
+first = next(ins for ins in dis.get_instructions(code) if ins.opname != "RESUME")
+sites = {id(code): {first.offset: site}}
+callback = InstructionCallback(sites, monitoring.DISABLE, lambda where, exc: reported.append(where))
+monitoring.register_callback(tool, monitoring.events.INSTRUCTION, callback)
 del callback
-monitoring.set_local_events(tool, code, monitoring.events.LINE)
+monitoring.set_local_events(tool, code, monitoring.events.INSTRUCTION)
 print(target(), reported)
 """
 
@@ -399,7 +391,7 @@ def test_the_c_callback_outlives_its_unregistration_by_a_hook() -> None:
         text=True,
         timeout=60,
     )
-    assert (child.returncode, child.stdout) == (0, "1 ['the line callback']\n"), child.stderr
+    assert (child.returncode, child.stdout) == (0, "1 ['the instruction callback']\n"), child.stderr
 
 
 @needs_monitoring
@@ -410,7 +402,7 @@ def test_the_c_callback_lets_an_interrupt_in_its_error_report_through(
     in both callbacks (only Exceptions are kept from the application)."""
     errors: List[Tuple[str, BaseException]] = []
     failing = _Site(_raising)
-    lines: Dict[int, Dict[int, Dict[int, Any]]] = {id(HERE): {10: _every_offset(HERE, failing)}}
+    sites: Dict[int, Dict[int, Any]] = {id(HERE): {10: failing}}
 
     def interrupted(where: str, exc: BaseException) -> None:
         raise KeyboardInterrupt
@@ -420,9 +412,9 @@ def test_the_c_callback_lets_an_interrupt_in_its_error_report_through(
     monkeypatch.setattr(monitoring, "internal_error", interrupted)
     for name, make, _ in _callbacks(errors):
         callback = (
-            make(lines)
+            make(sites)
             if name == "Python"
-            else _compiled().LineCallback(lines, DISABLE, interrupted)
+            else _compiled().InstructionCallback(sites, DISABLE, interrupted)
         )
         with pytest.raises(KeyboardInterrupt):
             _call_from_here(callback, HERE, 10)

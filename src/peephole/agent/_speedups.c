@@ -15,10 +15,11 @@
  *     placement/instrument/__init__.py): the hooks of the statement's probes, with the caller's
  *     frame. As a C callable it has no Python frame of its own, so the running frame is the
  *     probed one, without sys._getframe(1).
- * LineCallback: the LINE event callback of placement/instrument/monitoring.py, step for
- *     step: look the code object and line up in the backend's tables (DISABLE when there is
- *     no probe there), then call the hooks of the statement the frame is at. As a C callable
- *     it has no Python frame of its own: the running frame is the probed one.
+ * InstructionCallback (3.12+): the INSTRUCTION event callback of
+ *     placement/instrument/monitoring.py, step for step: look the code object and offset up
+ *     in the backend's table (DISABLE where there is no probe), then call the hooks of the
+ *     statement that starts there. As a C callable it has no Python frame of its own: the
+ *     running frame is the probed one.
  * frame_vars(frame) (3.9, 3.10, 3.12): a mapping of a function frame's variables that reads
  *     each one when asked (PyFrame_GetVar on 3.12, the frame's slots on 3.9 and 3.10), for
  *     evaluating a probe's condition; for any other frame (a module or class body, exec) its
@@ -39,7 +40,7 @@
 static PyObject *hooks_name; /* "hooks", interned: a Site's hooks */
 
 /* As Python's ``except Exception as exc: internal_error(where, exc)``, for the hooks' callers
-   (InjectedCall, LineCallback): 0 once reported, -1 with the error still set when it is a
+   (InjectedCall, InstructionCallback): 0 once reported, -1 with the error still set when it is a
    BaseException (KeyboardInterrupt, SystemExit), which goes on into the application. */
 static int
 report_failure(PyObject *on_error, PyObject *where)
@@ -1005,20 +1006,20 @@ static PyTypeObject InjectedCallType = {
 
 #if PY_VERSION_HEX >= 0x030C0000
 
-/* --- LineCallback --------------------------------------------------------------------- */
+/* --- InstructionCallback ---------------------------------------------------------------- */
 
 typedef struct {
     PyObject_HEAD
-    PyObject *lines;    /* id(code) -> line -> offset -> Site (the backend's own dicts) */
+    PyObject *sites;    /* id(code) -> offset -> Site (the backend's own dicts) */
     PyObject *disable;  /* sys.monitoring.DISABLE */
     PyObject *on_error; /* internal_error(where, exc) */
     vectorcallfunc vectorcall;
-} LineCallback;
+} InstructionCallback;
 
-static PyObject *where_text; /* "the line callback" */
+static PyObject *where_text; /* "the instruction callback" */
 
 static PyObject *
-line_callback_failed(LineCallback *self)
+instruction_callback_failed(InstructionCallback *self)
 {
     /* As the Python callback's ``except Exception``: reported, never raised into the
        application; a BaseException (KeyboardInterrupt, SystemExit) goes on. */
@@ -1028,61 +1029,52 @@ line_callback_failed(LineCallback *self)
     Py_RETURN_NONE;
 }
 
-static PyObject *line_callback_hit(LineCallback *self, PyObject *const *args);
+static PyObject *instruction_callback_hit(InstructionCallback *self, PyObject *const *args);
 
 static PyObject *
-line_callback_vectorcall(LineCallback *self, PyObject *const *args, size_t nargsf,
-                         PyObject *kwnames)
+instruction_callback_vectorcall(InstructionCallback *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames)
 {
     if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError, "LineCallback takes (code, line)");
+        PyErr_SetString(PyExc_TypeError, "InstructionCallback takes (code, offset)");
         return NULL;
     }
     /* sys.monitoring calls its callbacks through a borrowed reference: a hook (Agent.stop()
        on any thread) can unregister this callback while it runs, so it holds itself. */
     Py_INCREF(self);
-    PyObject *result = line_callback_hit(self, args);
+    PyObject *result = instruction_callback_hit(self, args);
     Py_DECREF(self);
     return result;
 }
 
 static PyObject *
-line_callback_hit(LineCallback *self, PyObject *const *args)
+instruction_callback_hit(InstructionCallback *self, PyObject *const *args)
 {
     PyObject *key = PyLong_FromVoidPtr(args[0]); /* id(code) */
     if (key == NULL) {
-        return line_callback_failed(self);
+        return instruction_callback_failed(self);
     }
-    PyObject *table = PyDict_GetItemWithError(self->lines, key);
+    PyObject *table = PyDict_GetItemWithError(self->sites, key);
     Py_DECREF(key);
     if (table == NULL) {
-        return PyErr_Occurred() ? line_callback_failed(self) : Py_NewRef(self->disable);
+        return PyErr_Occurred() ? instruction_callback_failed(self) : Py_NewRef(self->disable);
     }
-    PyObject *sites = PyDict_GetItemWithError(table, args[1]);
-    if (sites == NULL) {
-        return PyErr_Occurred() ? line_callback_failed(self) : Py_NewRef(self->disable);
+    PyObject *site = PyDict_GetItemWithError(table, args[1]);
+    if (site == NULL) {
+        return PyErr_Occurred() ? instruction_callback_failed(self) : Py_NewRef(self->disable);
     }
     PyFrameObject *frame = PyEval_GetFrame(); /* borrowed: the frame the event is for */
     if (frame == NULL) {
         Py_RETURN_NONE;
     }
-    PyObject *offset = PyLong_FromLong(PyFrame_GetLasti(frame));
-    if (offset == NULL) {
-        return line_callback_failed(self);
-    }
-    PyObject *site = PyDict_GetItemWithError(sites, offset);
-    Py_DECREF(offset);
-    if (site == NULL) {
-        return PyErr_Occurred() ? line_callback_failed(self) : Py_NewRef(Py_None);
-    }
     PyObject *hooks = PyObject_GetAttr(site, hooks_name);
     if (hooks == NULL) {
-        return line_callback_failed(self);
+        return instruction_callback_failed(self);
     }
     if (!PyTuple_CheckExact(hooks)) {
         Py_DECREF(hooks);
         PyErr_SetString(PyExc_TypeError, "Site.hooks is not a tuple");
-        return line_callback_failed(self);
+        return instruction_callback_failed(self);
     }
     PyObject *frame_arg[2] = {NULL, (PyObject *)frame};
     Py_INCREF(frame);
@@ -1093,7 +1085,7 @@ line_callback_hit(LineCallback *self, PyObject *const *args)
         if (result == NULL) {
             Py_DECREF(frame);
             Py_DECREF(hooks);
-            return line_callback_failed(self);
+            return instruction_callback_failed(self);
         }
         Py_DECREF(result);
     }
@@ -1103,63 +1095,64 @@ line_callback_hit(LineCallback *self, PyObject *const *args)
 }
 
 static PyObject *
-line_callback_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+instruction_callback_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *lines, *disable, *on_error;
-    static char *names[] = {"lines", "disable", "on_error", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO:LineCallback", names, &PyDict_Type,
-                                     &lines, &disable, &on_error)) {
+    PyObject *sites, *disable, *on_error;
+    static char *names[] = {"sites", "disable", "on_error", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO:InstructionCallback", names,
+                                     &PyDict_Type, &sites, &disable, &on_error)) {
         return NULL;
     }
-    LineCallback *self = (LineCallback *)type->tp_alloc(type, 0);
+    InstructionCallback *self = (InstructionCallback *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
-    self->lines = Py_NewRef(lines);
+    self->sites = Py_NewRef(sites);
     self->disable = Py_NewRef(disable);
     self->on_error = Py_NewRef(on_error);
-    self->vectorcall = (vectorcallfunc)line_callback_vectorcall;
+    self->vectorcall = (vectorcallfunc)instruction_callback_vectorcall;
     return (PyObject *)self;
 }
 
 static int
-line_callback_traverse(LineCallback *self, visitproc visit, void *arg)
+instruction_callback_traverse(InstructionCallback *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->lines);
+    Py_VISIT(self->sites);
     Py_VISIT(self->disable);
     Py_VISIT(self->on_error);
     return 0;
 }
 
 static int
-line_callback_clear(LineCallback *self)
+instruction_callback_clear(InstructionCallback *self)
 {
-    Py_CLEAR(self->lines);
+    Py_CLEAR(self->sites);
     Py_CLEAR(self->disable);
     Py_CLEAR(self->on_error);
     return 0;
 }
 
 static void
-line_callback_dealloc(LineCallback *self)
+instruction_callback_dealloc(InstructionCallback *self)
 {
     PyObject_GC_UnTrack(self);
-    line_callback_clear(self);
+    instruction_callback_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyTypeObject LineCallbackType = {
+static PyTypeObject InstructionCallbackType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "peephole.agent._speedups.LineCallback",
-    .tp_doc = "LineCallback(lines, disable, on_error): a sys.monitoring LINE callback.",
-    .tp_basicsize = sizeof(LineCallback),
+    .tp_name = "peephole.agent._speedups.InstructionCallback",
+    .tp_doc = "InstructionCallback(sites, disable, on_error): a sys.monitoring INSTRUCTION "
+              "callback.",
+    .tp_basicsize = sizeof(InstructionCallback),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_new = line_callback_new,
+    .tp_new = instruction_callback_new,
     .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(LineCallback, vectorcall),
-    .tp_traverse = (traverseproc)line_callback_traverse,
-    .tp_clear = (inquiry)line_callback_clear,
-    .tp_dealloc = (destructor)line_callback_dealloc,
+    .tp_vectorcall_offset = offsetof(InstructionCallback, vectorcall),
+    .tp_traverse = (traverseproc)instruction_callback_traverse,
+    .tp_clear = (inquiry)instruction_callback_clear,
+    .tp_dealloc = (destructor)instruction_callback_dealloc,
 };
 
 #endif /* >= 3.12 */
@@ -1212,14 +1205,15 @@ speedups_exec(PyObject *module)
     }
 #endif
 #if PY_VERSION_HEX >= 0x030C0000
-    where_text = PyUnicode_FromString("the line callback");
+    where_text = PyUnicode_FromString("the instruction callback");
     if (where_text == NULL) {
         return -1;
     }
-    if (PyType_Ready(&LineCallbackType) < 0) {
+    if (PyType_Ready(&InstructionCallbackType) < 0) {
         return -1;
     }
-    if (PyModule_AddObjectRef(module, "LineCallback", (PyObject *)&LineCallbackType) < 0) {
+    if (PyModule_AddObjectRef(module, "InstructionCallback",
+                              (PyObject *)&InstructionCallbackType) < 0) {
         return -1;
     }
 #endif

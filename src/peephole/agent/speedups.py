@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 __all__ = [
     "DISABLED",
     "InjectedCall",
-    "LineCallback",
+    "InstructionCallback",
     "frame_records",
     "frame_vars",
     "item_nodes",
@@ -43,9 +43,9 @@ _module = _load()
 InjectedCall: Optional[
     Callable[[Any, Callable[[str, BaseException], None]], Callable[[], None]]
 ] = getattr(_module, "InjectedCall", None)
-# 3.12+: the sys.monitoring LINE callback of placement/instrument/monitoring.py, in C.
-LineCallback: Optional[Callable[..., Callable[[Any, int], Any]]] = getattr(
-    _module, "LineCallback", None
+# 3.12+: the sys.monitoring INSTRUCTION callback of placement/instrument/monitoring.py, in C.
+InstructionCallback: Optional[Callable[..., Callable[[Any, int], Any]]] = getattr(
+    _module, "InstructionCallback", None
 )
 # 3.9, 3.10, 3.12: a frame's variables read one at a time, not all copied to f_locals
 # (3.11 has no public way to; 3.13's frame.f_locals already is a view).

@@ -122,3 +122,8 @@ def hot(n: int) -> int:
     for i in range(n):
         acc += i  # @hot
     return acc
+
+
+def catalogue(count: int) -> Dict[str, int]:
+    prices = {f"sku-{index}": index * 10 for index in range(count)}
+    return prices  # @after-comprehension

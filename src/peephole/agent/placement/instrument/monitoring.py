@@ -1,10 +1,15 @@
-"""Python 3.12+: ``sys.monitoring`` (PEP 669) LINE events on probed code objects only.
+"""Python 3.12+: ``sys.monitoring`` (PEP 669) INSTRUCTION events on probed code objects only.
 
 Events are enabled per code object (``set_local_events``), never globally, so code without
-probes runs at full speed. A LINE event on a line without a probe returns ``DISABLE``,
-which switches that one location off; ``restart_events()`` is never called because it
-would re-enable every tool's disabled locations in the whole process. Arming a new line in
-a code object switches its events off and on again, which re-arms its disabled locations.
+probes runs at full speed. The event at an instruction where no probed statement starts
+returns ``DISABLE``, which switches that one instruction off for good, so after one run of
+each path only the probed instructions still call out. ``INSTRUCTION`` rather than ``LINE``
+because CPython cannot switch a line event off where it never calls the callback: a line
+reached again from the same line (the loop of a comprehension) stays instrumented and costs
+every iteration, about 300 ns per call of a function with a 50-item comprehension
+(docs/benchmarks.md). ``restart_events()`` is never called because it would re-enable every
+tool's disabled locations in the whole process. Arming a new statement in a code object
+switches its events off and on again, which re-arms its disabled instructions.
 
 Frames that are already running see a newly armed line (checked on 3.12 and 3.13,
 generators and coroutines included).
@@ -49,9 +54,6 @@ TERMINATORS = frozenset(
     }
 )
 JUMPS = frozenset(getattr(dis, "hasjump", ())) | frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
-# 3.13.0 fires no LINE event for a body on the ``def`` line (or a lambda) unless PY_START
-# is enabled too; there the probe is fired from PY_START instead.
-ONE_LINERS_NEED_PY_START = sys.version_info[:2] == (3, 13)
 
 
 def instructions(code: CodeType) -> List[Ins]:
@@ -88,37 +90,28 @@ def _handlers(code: CodeType) -> Dict[int, Tuple[int, ...]]:
     return handlers
 
 
-def line_of(code: CodeType, offset: int) -> Optional[int]:
-    for start, end, line in code.co_lines():
-        if start <= offset < end:
-            return line
-    return None
-
-
-def line_callback(lines: Dict[int, Dict[int, Dict[int, Site]]], disable: Any) -> Callable[..., Any]:
-    """The LINE callback over ``lines`` (id(code) -> line -> offset -> site): ``disable`` for
-    a line without probes, else the hooks of the statement the frame is at (its ``f_lasti``).
-    ``_speedups.LineCallback`` is this, in C."""
+def instruction_callback(sites: Dict[int, Dict[int, Site]], disable: Any) -> Callable[..., Any]:
+    """The INSTRUCTION callback over ``sites`` (id(code) -> offset -> site): ``disable`` where
+    no probed statement starts, else the hooks of the statement that starts there.
+    ``_speedups.InstructionCallback`` is this, in C."""
     getframe = sys._getframe
 
-    def on_line(code: CodeType, line: int) -> Any:
+    def on_instruction(code: CodeType, offset: int) -> Any:
         try:
-            table = lines.get(id(code))
+            table = sites.get(id(code))
             if table is None:
                 return disable
-            sites = table.get(line)
-            if sites is None:
+            site = table.get(offset)
+            if site is None:
                 return disable
             frame = getframe(1)
-            site = sites.get(frame.f_lasti)
-            if site is not None:
-                for hook in site.hooks:  # Site.fire, inlined: one call less per hit
-                    hook(frame)
+            for hook in site.hooks:  # Site.fire, inlined: one call less per hit
+                hook(frame)
         except Exception as exc:  # free when nothing fails: a handler costs nothing
-            internal_error("the line callback", exc)
+            internal_error("the instruction callback", exc)
         return None
 
-    return on_line
+    return on_instruction
 
 
 class MonitoringBackend(Backend):
@@ -127,10 +120,9 @@ class MonitoringBackend(Backend):
     def __init__(self) -> None:
         self._monitoring: Any = sys.monitoring
         self._tool: Optional[int] = None
-        # id(code) -> line -> offset -> site. Keyed by id: hashing a code object hashes
-        # its whole content, too slow for a per-event lookup; _codes keeps them alive.
-        self._lines: Dict[int, Dict[int, Dict[int, Site]]] = {}
-        self._starts: Dict[int, Site] = {}
+        # id(code) -> offset -> site. Keyed by id: hashing a code object hashes its whole
+        # content, too slow for a per-event lookup; _codes keeps them alive.
+        self._sites: Dict[int, Dict[int, Site]] = {}
         self._codes: Dict[int, CodeType] = {}
         self._listings = Listings(instructions)
 
@@ -152,45 +144,20 @@ class MonitoringBackend(Backend):
                 monitoring.use_tool_id(tool, TOOL_NAME)
             except ValueError:
                 continue
-            events = monitoring.events
-            monitoring.register_callback(tool, events.LINE, self._line_callback())
-            monitoring.register_callback(tool, events.PY_START, self._start_callback())
+            monitoring.register_callback(
+                tool, monitoring.events.INSTRUCTION, self._instruction_callback()
+            )
             self._tool = tool
             return tool
         raise Unavailable("every sys.monitoring tool id is taken by other tools")
 
-    def _line_callback(self) -> Callable[[CodeType, int], Any]:
+    def _instruction_callback(self) -> Callable[[CodeType, int], Any]:
         """The C callback where the speed-ups are built (the same steps, without a Python
         frame of its own), else the pure-Python one."""
         disable = self._monitoring.DISABLE
-        if speedups.LineCallback is not None:
-            return speedups.LineCallback(self._lines, disable, internal_error)
-        return line_callback(self._lines, disable)
-
-    def _start_callback(self) -> Callable[[CodeType, int], Any]:
-        starts = self._starts
-        getframe = sys._getframe
-
-        def on_start(code: CodeType, offset: int) -> Any:
-            try:
-                site = starts.get(id(code))
-                if site is not None:
-                    site.fire(getframe(1))
-            except Exception as exc:
-                internal_error("the function-start callback", exc)
-            return None
-
-        return on_start
-
-    def _needs_start(self, code: CodeType, offset: int) -> bool:
-        if not ONE_LINERS_NEED_PY_START:
-            return False
-        listing = self._listings(code)
-        body = [ins for ins in listing if not ins.prologue]
-        if not body or body[0].key != offset:
-            return False
-        prologue_lines = {ins.line for ins in listing if ins.prologue}
-        return body[0].line in prologue_lines
+        if speedups.InstructionCallback is not None:
+            return speedups.InstructionCallback(self._sites, disable, internal_error)
+        return instruction_callback(self._sites, disable)
 
     def arm(self, target: CodeLocation, index: CodeIndex, hook: Hook) -> None:
         self._claim()
@@ -198,55 +165,31 @@ class MonitoringBackend(Backend):
         key = id(code)
         for offset in target.keys:
             assert isinstance(offset, int)
-            if self._needs_start(code, offset):
-                site = self._starts.setdefault(key, Site())
-            else:
-                line = line_of(code, offset)
-                if line is None:
-                    continue
-                site = (
-                    self._lines.setdefault(key, {}).setdefault(line, {}).setdefault(offset, Site())
-                )
-            site.add(hook)
+            self._sites.setdefault(key, {}).setdefault(offset, Site()).add(hook)
         self._codes[key] = code
         self._apply(code)
 
     def disarm(self, target: CodeLocation, hook: Hook) -> None:
         code = target.code
         key = id(code)
-        start = self._starts.get(key)
-        if start is not None:
-            start.discard(hook)
-            if not start.hooks:
-                del self._starts[key]
-        table = self._lines.get(key, {})
-        for line in list(table):
-            sites = table[line]
-            for offset in list(sites):
-                sites[offset].discard(hook)
-                if not sites[offset].hooks:
-                    del sites[offset]
-            if not sites:
-                del table[line]
+        table = self._sites.get(key, {})
+        for offset in list(table):
+            table[offset].discard(hook)
+            if not table[offset].hooks:
+                del table[offset]
         if not table:
-            self._lines.pop(key, None)
+            self._sites.pop(key, None)
         self._apply(code)
-        if key not in self._lines and key not in self._starts:
+        if key not in self._sites:
             self._codes.pop(key, None)
 
     def _apply(self, code: CodeType) -> None:
         if self._tool is None:
             return
-        events = self._monitoring.events
-        wanted = 0
-        if id(code) in self._lines:
-            wanted |= events.LINE
-        if id(code) in self._starts:
-            wanted |= events.PY_START
-        # Off, then on: re-arms locations an earlier callback returned DISABLE for.
+        # Off, then on: re-arms instructions an earlier callback returned DISABLE for.
         self._monitoring.set_local_events(self._tool, code, 0)
-        if wanted:
-            self._monitoring.set_local_events(self._tool, code, wanted)
+        if id(code) in self._sites:
+            self._monitoring.set_local_events(self._tool, code, self._monitoring.events.INSTRUCTION)
 
     def armed_codes(self) -> List[CodeType]:
         return list(self._codes.values())
@@ -267,14 +210,11 @@ class MonitoringBackend(Backend):
                 monitoring.set_local_events(tool, code, 0)
             except Exception as exc:
                 internal_error("disarming sys.monitoring events", exc)
-        self._lines.clear()
-        self._starts.clear()
+        self._sites.clear()
         self._codes.clear()
         self._listings.clear()
-        events = monitoring.events
         try:
-            monitoring.register_callback(tool, events.LINE, None)
-            monitoring.register_callback(tool, events.PY_START, None)
+            monitoring.register_callback(tool, monitoring.events.INSTRUCTION, None)
             monitoring.free_tool_id(tool)
         except Exception as exc:
             internal_error("freeing the sys.monitoring tool id", exc)
