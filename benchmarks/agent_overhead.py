@@ -46,6 +46,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 from peephole.agent.config import AgentConfig
@@ -324,13 +325,25 @@ def _issue_leaf() -> int:
     return count + retries  # @issue-hot
 
 
-def issue_workload(n: int) -> int:
+# The leaf's code under another file name, where no probe is ever placed: the baseline that
+# _per_hit times in turns with the probed leaf (the same bytecode, so the same work).
+_unprobed_leaf = types.FunctionType(
+    _issue_leaf.__code__.replace(co_filename="<unprobed copy>"), globals()
+)
+
+
+def issue_workload(n: int, leaf: Callable[[], int] = _issue_leaf) -> int:
     """``n`` runs of the probed line at the bottom of a 22-frame chain (21 ``deep`` frames
     and the leaf, below this loop)."""
     total = 0
     for _ in range(n):
-        total += deep(20, _issue_leaf)
+        total += deep(20, leaf)
     return total
+
+
+def unprobed_workload(n: int) -> int:
+    """:func:`issue_workload` with the leaf's unprobed copy."""
+    return issue_workload(n, _unprobed_leaf)
 
 
 ISSUE_CONDITION = "count < 0"
@@ -387,17 +400,27 @@ def sending_transport() -> Iterator[Transport]:
             transport.stop()
 
 
-def _per_hit(work: Callable[[int], int], n: int, repeat: int, probe: Optional[ProbeSpec]) -> float:
-    """Seconds added per hit by ``probe``: the fastest of many short runs with it, against the
-    fastest of as many without it, taken in the same process just before (see ``_best``)."""
-    work(n)  # warm up
-    base = _best(work, n, repeat)
+def _per_hit(n: int, repeat: int, probe: Optional[ProbeSpec]) -> float:
+    """Seconds added per hit by ``probe`` to the issue's workload: short runs of it in turns
+    with as many of its unprobed copy, the fastest of each, so a machine that slows down or
+    speeds up while it measures moves both alike (timing one before the other, a change of
+    pace in between read as the probe's cost, or as a negative one)."""
     agent = _agent()
     try:
         if probe is not None:
             _set(agent, probe)
-        work(n // CHUNKS)  # arm a sys.monitoring line on its first run
-        return (_best(work, n, repeat) - base) / n
+        chunk = max(n // CHUNKS, 1)
+        issue_workload(chunk)  # warm up, and arm a sys.monitoring statement on its first run
+        unprobed_workload(chunk)
+        best_work = best_copy = float("inf")
+        for _ in range(repeat * CHUNKS):
+            started = time.perf_counter()
+            unprobed_workload(chunk)
+            middle = time.perf_counter()
+            issue_workload(chunk)
+            best_copy = min(best_copy, middle - started)
+            best_work = min(best_work, time.perf_counter() - middle)
+        return (best_work - best_copy) / chunk
     finally:
         agent.stop()
 
@@ -450,9 +473,9 @@ def measure_issue(repeat: int, scale: float) -> List[Tuple[str, float, str]]:
     condition = _probe("tracepoint", "issue-hot", condition=ISSUE_CONDITION)
     logpoint = _probe("logpoint", "issue-hot", template=ISSUE_TEMPLATE)
     snapshot = _probe("tracepoint", "issue-hot")
-    false_us = _per_hit(issue_workload, n * 10, repeat, condition) * 1e6
-    log_us = _per_hit(issue_workload, n, repeat, logpoint) * 1e6
-    snap_us = _per_hit(issue_workload, n, repeat, snapshot) * 1e6
+    false_us = _per_hit(n * 10, repeat, condition) * 1e6
+    log_us = _per_hit(n, repeat, logpoint) * 1e6
+    snap_us = _per_hit(n, repeat, snapshot) * 1e6
     events = _captured_snapshots(120)
     size = sum(len(json.dumps(event, separators=(",", ":"))) for event in events) / len(events)
     send_us = _delivery_cpu(events, repeat, 120) * 1e6
