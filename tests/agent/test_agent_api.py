@@ -180,3 +180,23 @@ def test_a_forked_child_keeps_the_probes_with_its_own_threads(
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert delivered is True and instances == ["child"]
+
+
+def test_a_template_and_a_watch_read_free_variables_arguments_and_unbound_locals(
+    agent: Agent, collector: Collector
+) -> None:
+    """Where the C speed-ups read a frame's variables one at a time (3.9, 3.10, 3.12) a
+    template and a watch see what ``f_locals`` shows: a closure's free variable, an argument,
+    and a local not assigned yet as no variable (then a global, then an error)."""
+    line = shop_line("closure")
+    agent.set_probe(logpoint("log", SHOP_PATH, line, "rate={rate} amount={amount} r={reduced}"))
+    agent.set_probe(tracepoint("snap", SHOP_PATH, line, watches=["rate * amount", "reduced"]))
+    shop.make_discount(0.25)(8.0)
+    assert collector.wait(1, probe_id="log") and collector.wait(1, probe_id="snap")
+    (log,) = [e for e in collector.events if e["probe_id"] == "log"]
+    assert log["message"] == "rate=0.25 amount=8.0 r={!error: name 'reduced' is not defined}"
+    (snap,) = [e for e in collector.events if e["probe_id"] == "snap"]
+    assert snap["watches"] == [
+        {"expr": "rate * amount", "value": {"t": "float", "v": 2.0}},
+        {"expr": "reduced", "error": "name 'reduced' is not defined"},
+    ]

@@ -8,13 +8,14 @@ the condition and two clock readings.
 from __future__ import annotations
 
 import logging
+import operator
 import sys
 import threading
 import types
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from peephole import protocol
-from peephole.agent import event_ids, otel
+from peephole.agent import event_ids, otel, speedups
 from peephole.agent.clock import REAL, Clock
 from peephole.agent.config import AgentConfig
 from peephole.agent.health import internal_error
@@ -66,6 +67,11 @@ NAMESPACE_REFUSED = (
 _BUSY: Set[int] = set()
 _get_ident = threading.get_ident
 _modules = sys.modules
+# What a template and watches read a frame's variables from: one at a time where the C
+# speed-ups can (3.9, 3.10, 3.12), instead of f_locals, which copies every local before 3.13.
+_variables: Callable[[types.FrameType], Any] = speedups.frame_vars or operator.attrgetter(
+    "f_locals"
+)
 
 
 class Shared:
@@ -296,7 +302,7 @@ class ArmedProbe:
             if not self._admit():
                 return
             if self.is_log:
-                self._log(frame, frame.f_locals, frame.f_globals)
+                self._log(frame, _variables(frame), frame.f_globals)
             else:
                 self._snapshot(frame)
         except Exception as exc:
@@ -347,7 +353,7 @@ class ArmedProbe:
         limits = self.limits
         watches: List[Tuple[str, object]] = []
         if self.watches:  # (f_locals copies every local before 3.13: only when needed)
-            f_locals, f_globals = frame.f_locals, frame.f_globals
+            f_locals, f_globals = _variables(frame), frame.f_globals
             for watch in self.watches:
                 try:
                     watches.append((watch.source, watch.evaluate(f_locals, f_globals)))
