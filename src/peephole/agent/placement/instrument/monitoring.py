@@ -11,7 +11,7 @@ every iteration, about 300 ns per call of a function with a 50-item comprehensio
 tool's disabled locations in the whole process. Arming a new statement in a code object
 switches its events off and on again, which re-arms its disabled instructions.
 
-Frames that are already running see a newly armed line (checked on 3.12 and 3.13,
+Frames that are already running see a newly armed statement (checked on 3.12 and 3.13,
 generators and coroutines included).
 """
 
