@@ -18,6 +18,7 @@ waits for that import so a forked child never inherits a half-imported module.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import platform
@@ -159,6 +160,7 @@ class Transport:
         self._closing = False  # the last words were sent: no event may follow them
         self._told_disconnect: Optional[str] = None  # the server's last reason, said once
         self._conn: Optional[ClientConnection] = None
+        self._bytes_as_text = False  # websockets 14+ sends bytes as a text frame (send(text=))
         self._thread: Optional[threading.Thread] = None
         self._seq = 0
         self._pending: Dict[int, _Ack] = {}
@@ -304,10 +306,10 @@ class Transport:
             self._seq += 1
             seq = self._seq
             self._pending[seq] = ack
-        text = events_message(seq, events, dropped)
+        message = events_message(seq, events, dropped)
         try:
             with self._send_lock:
-                if self._closing or not self._send_text(conn, text):
+                if self._closing or not self._send_utf8(conn, message):
                     return False
             ack.done.wait(self.ack_timeout)
             if ack.ok:
@@ -385,6 +387,7 @@ class Transport:
             if status in (401, 403):
                 raise Rejected(f"HTTP {status}") from None
             raise
+        self._bytes_as_text = "text" in inspect.signature(conn.send).parameters
         with conn:  # the form websockets 13 to 17 all accept without a warning
             with self._lock:
                 self._conn = conn
@@ -537,6 +540,18 @@ class Transport:
     def _send_text(self, conn: ClientConnection, text: str) -> bool:
         try:
             conn.send(text)
+            return True
+        except Exception as exc:
+            logger.debug("peephole: send failed: %s", exc)
+            return False
+
+    def _send_utf8(self, conn: ClientConnection, message: bytes) -> bool:
+        """``message`` (UTF-8 JSON) in a text frame: as it is where websockets takes bytes for
+        text (14 and later), else decoded for it first (13)."""
+        if not self._bytes_as_text:
+            return self._send_text(conn, message.decode())
+        try:
+            conn.send(message, text=True)  # type: ignore[call-arg,unused-ignore]  # 14+
             return True
         except Exception as exc:
             logger.debug("peephole: send failed: %s", exc)
